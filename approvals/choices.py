@@ -1,0 +1,34 @@
+from django.db import models
+
+
+class Audience(models.TextChoices):
+    INTERNAL = "internal", "Internal (my team)"
+    ORGANIZATION = "organization", "Organization (all signed-in users)"
+    EXTERNAL = "external", "External (outside the organization)"
+
+
+class RequestStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    IN_REVIEW = "in_review", "In review"
+    CHANGES_REQUESTED = "changes_requested", "Changes requested"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    GENERATING = "generating", "Generating"
+    VALIDATING = "validating", "Validating"
+    PUBLISHED = "published", "Published"
+    GATE_FAILED = "gate_failed", "Failed the release gate"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class DecisionKind(models.TextChoices):
+    APPROVE = "approve", "Approve"
+    REJECT = "reject", "Reject"
+    REQUEST_CHANGES = "request_changes", "Request changes"
+
+
+class TierLevel(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+    PROHIBITED = "prohibited", "Prohibited"

@@ -1,0 +1,49 @@
+"""The request state machine: which actions are allowed from which status.
+
+Repeating an action that already produced the current status is a no-op; any other action not
+listed raises Conflict (HTTP 409) and changes nothing.
+"""
+
+from __future__ import annotations
+
+from approvals.choices import RequestStatus as S
+from core.errors import Conflict
+
+TRANSITIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "submit": {S.DRAFT: (S.IN_REVIEW, S.REJECTED), S.CHANGES_REQUESTED: (S.IN_REVIEW, S.REJECTED)},
+    "decide": {S.IN_REVIEW: (S.IN_REVIEW, S.APPROVED, S.REJECTED, S.CHANGES_REQUESTED)},
+    "cancel": {S.DRAFT: (S.CANCELLED,), S.IN_REVIEW: (S.CANCELLED,), S.CHANGES_REQUESTED: (S.CANCELLED,)},
+    "start": {S.APPROVED: (S.GENERATING,)},
+    "validate": {S.GENERATING: (S.VALIDATING,), S.APPROVED: (S.VALIDATING,)},
+    "publish": {S.VALIDATING: (S.PUBLISHED,)},
+    "gate_fail": {S.VALIDATING: (S.GATE_FAILED,)},
+    "fail": {S.APPROVED: (S.FAILED,), S.GENERATING: (S.FAILED,), S.VALIDATING: (S.FAILED,)},
+}
+
+# The status an action leaves behind when repeated (so the repeat is a no-op, not a 409).
+_IDEMPOTENT_RESULT = {
+    "submit": (S.IN_REVIEW,),
+    "cancel": (S.CANCELLED,),
+    "start": (S.GENERATING,),
+    "validate": (S.VALIDATING,),
+    "publish": (S.PUBLISHED,),
+    "gate_fail": (S.GATE_FAILED,),
+    "fail": (S.FAILED,),
+}
+
+
+def check_transition(action: str, current: str) -> bool:
+    """True when the action may proceed; False when it is a repeat (no-op); else Conflict."""
+    if current in TRANSITIONS[action]:
+        return True
+    if current in _IDEMPOTENT_RESULT.get(action, ()):
+        return False
+    label = S(current).label.lower()
+    raise Conflict(f"This request is {label}; it cannot be {action_label(action)} now.",
+                   code="invalid_transition")
+
+
+def action_label(action: str) -> str:
+    return {"submit": "submitted", "decide": "decided", "cancel": "withdrawn", "start": "started",
+            "validate": "validated", "publish": "published", "gate_fail": "failed at the gate",
+            "fail": "failed"}[action]

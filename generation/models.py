@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+
+from generation.choices import Classification, ColumnKind, DatasetStatus, JobState
+
+MICRO = 1_000_000
+
+
+def micro_to_epsilon(micro: int | None) -> Decimal | None:
+    return None if micro is None else Decimal(micro) / MICRO
+
+
+class SourceDataset(models.Model):
+    """A registered source table that may hold PHI.
+
+    The file lives under SYNTHGATE_STORAGE_DIR (never a served path); only workers and the
+    intake service read it. Budgets are integer micro-epsilon so arithmetic is exact, and the
+    database refuses any state where more was spent than the cap allows.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    version = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=16, choices=DatasetStatus.choices, default=DatasetStatus.READY)
+    rows = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    size_bytes = models.PositiveBigIntegerField()
+    storage_path = models.CharField(max_length=255)
+    epsilon_cap_micro = models.PositiveBigIntegerField()
+    epsilon_spent_micro = models.PositiveBigIntegerField(default=0)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "-version"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(epsilon_spent_micro__lte=models.F("epsilon_cap_micro")),
+                name="dataset_budget_never_overspent",
+            ),
+            models.CheckConstraint(condition=models.Q(epsilon_cap_micro__gt=0), name="dataset_cap_positive"),
+            models.UniqueConstraint(fields=["name", "version"], name="dataset_name_version_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+    @property
+    def epsilon_cap(self) -> Decimal:
+        return Decimal(self.epsilon_cap_micro) / MICRO
+
+    @property
+    def epsilon_spent(self) -> Decimal:
+        return Decimal(self.epsilon_spent_micro) / MICRO
+
+    @property
+    def epsilon_remaining(self) -> Decimal:
+        return Decimal(self.epsilon_cap_micro - self.epsilon_spent_micro) / MICRO
+
+
+class DatasetColumn(models.Model):
+    """One column's profile and classification. Stats are aggregates, never row values."""
+
+    dataset = models.ForeignKey(SourceDataset, on_delete=models.CASCADE, related_name="columns")
+    position = models.PositiveIntegerField()
+    name = models.CharField(max_length=255)
+    kind = models.CharField(max_length=16, choices=ColumnKind.choices)
+    classification = models.CharField(max_length=24, choices=Classification.choices)
+    missing_rate = models.FloatField()
+    distinct = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["dataset", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "name"], name="column_name_unique_per_dataset"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SynthesisJob(models.Model):
+    """One attempt to synthesize and validate a release for an approved request.
+
+    The row, not the broker, is the truth: a worker claims it with a conditional UPDATE and a
+    lease, and only a job not yet final may be finalized.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    dataset = models.ForeignKey(SourceDataset, on_delete=models.PROTECT, related_name="jobs")
+    columns = models.JSONField()
+    synthesizer = models.CharField(max_length=40)
+    rows = models.PositiveIntegerField()
+    epsilon_micro = models.PositiveBigIntegerField(null=True, blank=True)
+    seed = models.PositiveIntegerField()
+    state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.QUEUED)
+    progress = models.FloatField(default=0.0)
+    stage = models.CharField(max_length=80, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=120, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    data_accessed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.CharField(max_length=500, blank=True)
+    output_path = models.CharField(max_length=255, blank=True)
+    output_sha256 = models.CharField(max_length=64, blank=True)
+    receipt = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(progress__gte=0.0) & models.Q(progress__lte=1.0),
+                name="job_progress_in_unit_interval",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"job {self.id} ({self.state})"
+
+    @property
+    def epsilon(self) -> Decimal | None:
+        return micro_to_epsilon(self.epsilon_micro)

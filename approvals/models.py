@@ -18,15 +18,12 @@ class GenerationRequest(models.Model):
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    dataset = models.ForeignKey(
-        "generation.SourceDataset", on_delete=models.PROTECT, related_name="requests"
-    )
+    dataset = models.ForeignKey("generation.SourceDataset", on_delete=models.PROTECT, related_name="requests")
     requester = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="generation_requests"
     )
     # The requester's team when the request was filed: it decides who sees an internal release.
-    team = models.ForeignKey("portal.Team", null=True, blank=True, on_delete=models.PROTECT,
-                             related_name="+")
+    team = models.ForeignKey("portal.Team", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     title = models.CharField(max_length=200)
     purpose = models.TextField()
     intended_use = models.TextField()
@@ -42,8 +39,9 @@ class GenerationRequest(models.Model):
     required_approvals = models.PositiveSmallIntegerField(default=0)
     tier_controls = models.JSONField(default=dict, blank=True)
     policy_version = models.CharField(max_length=40, blank=True)
-    job = models.OneToOneField("generation.SynthesisJob", null=True, blank=True,
-                               on_delete=models.PROTECT, related_name="request")
+    job = models.OneToOneField(
+        "generation.SynthesisJob", null=True, blank=True, on_delete=models.PROTECT, related_name="request"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
@@ -64,8 +62,9 @@ class Decision(models.Model):
     """A reviewer's decision in one review round. The reviewer's name outlives the account."""
 
     request = models.ForeignKey(GenerationRequest, on_delete=models.CASCADE, related_name="decisions")
-    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
-                                 related_name="+")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     reviewer_name = models.CharField(max_length=150)
     review_round = models.PositiveIntegerField()
     decision = models.CharField(max_length=20, choices=DecisionKind.choices)
@@ -75,6 +74,10 @@ class Decision(models.Model):
     class Meta:
         ordering = ["at"]
         constraints = [
-            models.UniqueConstraint(fields=["request", "reviewer", "review_round"],
-                                    name="one_decision_per_reviewer_per_round"),
+            models.UniqueConstraint(
+                fields=["request", "reviewer", "review_round"], name="one_decision_per_reviewer_per_round"
+            ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.reviewer_name}: {self.decision}"

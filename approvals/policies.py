@@ -16,12 +16,21 @@ POLICY_VERSION = "foundation-1"
 _ORDER = [TierLevel.LOW, TierLevel.MEDIUM, TierLevel.HIGH, TierLevel.PROHIBITED]
 
 CONTROLS: dict[str, dict[str, Any]] = {
-    TierLevel.LOW: {"required_approvals": 1, "gate": {"column_shape_min": 0.70, "exact_copy_rate_max": 0.02},
-                    "expiry_days": 365},
-    TierLevel.MEDIUM: {"required_approvals": 1, "gate": {"column_shape_min": 0.75, "exact_copy_rate_max": 0.01},
-                       "expiry_days": 180},
-    TierLevel.HIGH: {"required_approvals": 2, "gate": {"column_shape_min": 0.80, "exact_copy_rate_max": 0.005},
-                     "expiry_days": 90},
+    TierLevel.LOW: {
+        "required_approvals": 1,
+        "gate": {"column_shape_min": 0.70, "exact_copy_rate_max": 0.02},
+        "expiry_days": 365,
+    },
+    TierLevel.MEDIUM: {
+        "required_approvals": 1,
+        "gate": {"column_shape_min": 0.75, "exact_copy_rate_max": 0.01},
+        "expiry_days": 180,
+    },
+    TierLevel.HIGH: {
+        "required_approvals": 2,
+        "gate": {"column_shape_min": 0.80, "exact_copy_rate_max": 0.005},
+        "expiry_days": 90,
+    },
     TierLevel.PROHIBITED: {"required_approvals": 0, "gate": {}, "expiry_days": 0},
 }
 
@@ -58,23 +67,28 @@ def assess(facts: RequestFacts) -> Tier:
     tier = Tier()
     direct = _names(facts, Classification.DIRECT_IDENTIFIER)
     if direct:
-        tier.raise_to(TierLevel.PROHIBITED,
-                      f"Direct identifiers requested ({', '.join(direct)}): never synthesized.")
+        tier.raise_to(
+            TierLevel.PROHIBITED, f"Direct identifiers requested ({', '.join(direct)}): never synthesized."
+        )
     if facts.audience == Audience.EXTERNAL and not facts.is_dp:
-        tier.raise_to(TierLevel.HIGH,
-                      "External audience without differential privacy: two approvals required.")
+        tier.raise_to(
+            TierLevel.HIGH, "External audience without differential privacy: two approvals required."
+        )
     elif facts.audience == Audience.ORGANIZATION:
         tier.raise_to(TierLevel.MEDIUM, "Shared with the whole organization, not one team.")
     quasi = _names(facts, Classification.QUASI_IDENTIFIER)
     if len(quasi) >= 3:
-        level = TierLevel.HIGH if facts.audience != Audience.INTERNAL and len(quasi) >= 5 else TierLevel.MEDIUM
+        level = (
+            TierLevel.HIGH if facts.audience != Audience.INTERNAL and len(quasi) >= 5 else TierLevel.MEDIUM
+        )
         tier.raise_to(level, f"{len(quasi)} quasi-identifiers requested together ({', '.join(quasi)}).")
     sensitive = _names(facts, Classification.SENSITIVE)
     if sensitive:
         tier.raise_to(TierLevel.MEDIUM, f"Sensitive columns requested ({', '.join(sensitive)}).")
     if facts.source_rows and facts.rows > 5 * facts.source_rows:
-        tier.raise_to(TierLevel.MEDIUM,
-                      f"{facts.rows} rows requested from a {facts.source_rows}-row source (over 5x).")
+        tier.raise_to(
+            TierLevel.MEDIUM, f"{facts.rows} rows requested from a {facts.source_rows}-row source (over 5x)."
+        )
     if not tier.reasons:
         tier.reasons.append("Internal audience, no quasi-identifier or sensitive columns: low risk.")
     return tier

@@ -19,7 +19,9 @@ def requests_visible_to(*, user: Any) -> QuerySet[GenerationRequest]:
     if has_role(user, *_OVERSIGHT):
         return base.filter(Q(requester=user) | ~Q(status=RequestStatus.DRAFT))
     if has_role(user, Role.DATA_SCIENTIST):
-        team_filed = Q(team_id=user.team_id) & ~Q(status=RequestStatus.DRAFT) if user.team_id else Q(pk__in=[])
+        team_filed = (
+            Q(team_id=user.team_id) & ~Q(status=RequestStatus.DRAFT) if user.team_id else Q(pk__in=[])
+        )
         return base.filter(Q(requester=user) | team_filed)
     return base.none()
 

@@ -39,11 +39,19 @@ def check_transition(action: str, current: str) -> bool:
     if current in _IDEMPOTENT_RESULT.get(action, ()):
         return False
     label = S(current).label.lower()
-    raise Conflict(f"This request is {label}; it cannot be {action_label(action)} now.",
-                   code="invalid_transition")
+    raise Conflict(
+        f"This request is {label}; it cannot be {action_label(action)} now.", code="invalid_transition"
+    )
 
 
 def action_label(action: str) -> str:
-    return {"submit": "submitted", "decide": "decided", "cancel": "withdrawn", "start": "started",
-            "validate": "validated", "publish": "published", "gate_fail": "failed at the gate",
-            "fail": "failed"}[action]
+    return {
+        "submit": "submitted",
+        "decide": "decided",
+        "cancel": "withdrawn",
+        "start": "started",
+        "validate": "validated",
+        "publish": "published",
+        "gate_fail": "failed at the gate",
+        "fail": "failed",
+    }[action]

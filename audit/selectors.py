@@ -62,17 +62,47 @@ def audit_verify() -> ChainVerdict:
     """
     expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
     rows = AuditEvent.objects.order_by("seq").values_list(
-        "seq", "at", "actor_id", "actor_name", "action", "target_type", "target_id",
-        "outcome", "details", "request_id", "prev_hash", "hash",
+        "seq",
+        "at",
+        "actor_id",
+        "actor_name",
+        "action",
+        "target_type",
+        "target_id",
+        "outcome",
+        "details",
+        "request_id",
+        "prev_hash",
+        "hash",
     )
     for row in rows.iterator(chunk_size=2000):
-        (seq, at, actor_id, actor_name, action, target_type, target_id,
-         outcome, details, request_id, stored_prev, stored_hash) = row
+        (
+            seq,
+            at,
+            actor_id,
+            actor_name,
+            action,
+            target_type,
+            target_id,
+            outcome,
+            details,
+            request_id,
+            stored_prev,
+            stored_hash,
+        ) = row
         count += 1
         recomputed = event_hash(
-            seq=seq, at=at, actor_id=actor_id, actor_name=actor_name, action=action,
-            target_type=target_type, target_id=target_id, outcome=outcome, details=details,
-            request_id=request_id, prev_hash=prev_hash,
+            seq=seq,
+            at=at,
+            actor_id=actor_id,
+            actor_name=actor_name,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            outcome=outcome,
+            details=details,
+            request_id=request_id,
+            prev_hash=prev_hash,
         )
         if seq != expected_seq or stored_prev != prev_hash or stored_hash != recomputed:
             return ChainVerdict(ok=False, events=count, first_bad_seq=min(seq, expected_seq))

@@ -52,9 +52,7 @@ def audit_record(
     return event
 
 
-def audit_denied(
-    *, actor: Any, action: str, target_type: str, target_id: object, reason: str
-) -> None:
+def audit_denied(*, actor: Any, action: str, target_type: str, target_id: object, reason: str) -> None:
     """Record a refused attempt in its own committed transaction.
 
     Called before raising, so the refusal is evidenced even though the action rolls back.

@@ -16,8 +16,9 @@ class Release(models.Model):
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    request = models.OneToOneField("approvals.GenerationRequest", on_delete=models.PROTECT,
-                                   related_name="release")
+    request = models.OneToOneField(
+        "approvals.GenerationRequest", on_delete=models.PROTECT, related_name="release"
+    )
     job = models.OneToOneField("generation.SynthesisJob", on_delete=models.PROTECT, related_name="release")
     dataset = models.ForeignKey("generation.SourceDataset", on_delete=models.PROTECT, related_name="releases")
     team = models.ForeignKey("portal.Team", null=True, blank=True, on_delete=models.PROTECT, related_name="+")

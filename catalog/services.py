@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import uuid
 from datetime import timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -24,6 +23,7 @@ from audit.services import audit_record
 from catalog.models import Release
 from catalog.selectors import releases_visible_to
 from core.errors import NotFound
+from core.ids import parse_uuid
 from generation.choices import JobState
 from generation.models import SynthesisJob
 from generation.services import (
@@ -65,8 +65,12 @@ def _code_version() -> str:
 
 def build_receipt(job: SynthesisJob) -> dict[str, Any]:
     """What it takes to reproduce a release: seed, config, source hash, versions."""
-    config = {"synthesizer": job.synthesizer, "columns": job.columns, "rows": job.rows,
-              "epsilon_micro": job.epsilon_micro}
+    config = {
+        "synthesizer": job.synthesizer,
+        "columns": job.columns,
+        "rows": job.rows,
+        "epsilon_micro": job.epsilon_micro,
+    }
     return {
         "seed": job.seed,
         "synthesizer_config": config,
@@ -78,35 +82,52 @@ def build_receipt(job: SynthesisJob) -> dict[str, Any]:
     }
 
 
-def release_publish(*, job: SynthesisJob, request: GenerationRequest, gate: dict[str, Any],
-                    metrics: dict[str, Any], receipt: dict[str, Any]) -> Release | None:
+def release_publish(
+    *,
+    job: SynthesisJob,
+    request: GenerationRequest,
+    gate: dict[str, Any],
+    metrics: dict[str, Any],
+    receipt: dict[str, Any],
+) -> Release | None:
     """Create the request's release; None when one already exists (at most one per request)."""
     expiry_days = int((request.tier_controls or {}).get("expiry_days") or 0)
     is_dp = bool(REGISTRY[job.synthesizer].is_dp)
     try:
         with transaction.atomic():
             release = Release.objects.create(
-                request=request, job=job, dataset=job.dataset, team=request.team,
-                audience=request.audience, title=request.title, rows=job.rows, columns=job.columns,
-                synthesizer=job.synthesizer, is_dp=is_dp,
+                request=request,
+                job=job,
+                dataset=job.dataset,
+                team=request.team,
+                audience=request.audience,
+                title=request.title,
+                rows=job.rows,
+                columns=job.columns,
+                synthesizer=job.synthesizer,
+                is_dp=is_dp,
                 epsilon_micro=job.epsilon_micro if is_dp else None,
-                storage_path=job.output_path, sha256=job.output_sha256, gate=gate, metrics=metrics,
+                storage_path=job.output_path,
+                sha256=job.output_sha256,
+                gate=gate,
+                metrics=metrics,
                 receipt=receipt,
                 expires_at=timezone.now() + timedelta(days=expiry_days) if expiry_days else None,
             )
-            audit_record(actor=None, action="release.publish", target_type="release",
-                         target_id=release.pk, details={"request": str(request.pk), "job": str(job.pk)})
+            audit_record(
+                actor=None,
+                action="release.publish",
+                target_type="release",
+                target_id=release.pk,
+                details={"request": str(request.pk), "job": str(job.pk)},
+            )
     except IntegrityError:
         return None
     return release
 
 
 def release_get_for(*, actor: Any, release_id: Any) -> Release:
-    try:
-        key = uuid.UUID(str(release_id))
-    except ValueError:
-        raise NotFound("No such release.") from None
-    release = releases_visible_to(user=actor).filter(pk=key).first()
+    release = releases_visible_to(user=actor).filter(pk=parse_uuid(release_id)).first()
     if release is None:
         raise NotFound("No such release.")
     return release
@@ -116,8 +137,13 @@ def release_open_download(*, actor: Any, release_id: Any) -> tuple[Release, Path
     """Authorize and audit a download; the audit row commits before any byte is sent."""
     release = release_get_for(actor=actor, release_id=release_id)
     with transaction.atomic():
-        audit_record(actor=actor, action="release.download", target_type="release",
-                     target_id=release.pk, details={"sha256": release.sha256})
+        audit_record(
+            actor=actor,
+            action="release.download",
+            target_type="release",
+            target_id=release.pk,
+            details={"sha256": release.sha256},
+        )
     return release, absolute_path(release.storage_path)
 
 
@@ -135,9 +161,13 @@ def pipeline_run(*, job_id: Any) -> str:
     except Exception as exc:
         # Type only: exception messages from pandas/SDV can quote source values.
         logger.exception("job %s failed with %s", job.pk, type(exc).__name__)
-        job_finalize(job=job, state=JobState.FAILED, error_code=type(exc).__name__,
-                     error_message="Synthesis failed inside the worker; an operator can see the "
-                                   "worker log for this job id. Ask for a new request.")
+        job_finalize(
+            job=job,
+            state=JobState.FAILED,
+            error_code=type(exc).__name__,
+            error_message="Synthesis failed inside the worker; an operator can see the "
+            "worker log for this job id. Ask for a new request.",
+        )
         request_follow_job(job=job)
         return "failed"
 
@@ -151,19 +181,22 @@ def _pipeline_steps(job: SynthesisJob) -> str:
     request_follow_job(job=job)
     job_report_progress(job=job, progress=0.8, stage="validating")
     thresholds = (request.tier_controls or {}).get("gate")
-    report = validation_run(job=job, training=output.training, synthetic=output.frame,
-                            thresholds=thresholds)
+    report = validation_run(job=job, training=output.training, synthetic=output.frame, thresholds=thresholds)
     gate = {"passed": report.passed, "checks": report.checks}
     receipt = build_receipt(job)
     if not report.passed:
-        job_finalize(job=job, state=JobState.GATE_FAILED, error_code="gate_failed",
-                     error_message="The release gate failed; see the validation checks.", receipt=receipt)
+        job_finalize(
+            job=job,
+            state=JobState.GATE_FAILED,
+            error_code="gate_failed",
+            error_message="The release gate failed; see the validation checks.",
+            receipt=receipt,
+        )
         request_follow_job(job=job)
         return "gate_failed"
     # One transaction: a job is never final-and-succeeded without its release, or vice versa.
     with transaction.atomic():
         if job_finalize(job=job, state=JobState.SUCCEEDED, receipt=receipt):
-            release_publish(job=job, request=request, gate=gate, metrics=report.metrics,
-                            receipt=receipt)
+            release_publish(job=job, request=request, gate=gate, metrics=report.metrics, receipt=receipt)
             request_follow_job(job=job)
     return "published"

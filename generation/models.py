@@ -34,9 +34,7 @@ class SourceDataset(models.Model):
     storage_path = models.CharField(max_length=255)
     epsilon_cap_micro = models.PositiveBigIntegerField()
     epsilon_spent_micro = models.PositiveBigIntegerField(default=0)
-    uploaded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
-    )
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -34,8 +34,9 @@ def read_table(path: Path) -> pd.DataFrame:
             code="unreadable_file",
         ) from None
     if frame.shape[0] == 0 or frame.shape[1] == 0:
-        raise ValidationFailed("The file has no data rows; upload a table with a header and rows.",
-                               code="empty_file")
+        raise ValidationFailed(
+            "The file has no data rows; upload a table with a header and rows.", code="empty_file"
+        )
     return frame
 
 

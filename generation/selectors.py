@@ -32,6 +32,4 @@ def dataset_columns(*, dataset: SourceDataset) -> QuerySet[DatasetColumn]:
 
 
 def synthesizable_columns(*, dataset: SourceDataset) -> QuerySet[DatasetColumn]:
-    return dataset_columns(dataset=dataset).exclude(
-        classification=Classification.DIRECT_IDENTIFIER
-    )
+    return dataset_columns(dataset=dataset).exclude(classification=Classification.DIRECT_IDENTIFIER)

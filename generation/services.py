@@ -72,8 +72,13 @@ def dataset_register(
     A rejected upload leaves nothing stored. A name already registered becomes a new version.
     """
     if not has_role(actor, Role.DATA_STEWARD, Role.ADMIN):
-        audit_denied(actor=actor, action="dataset.register", target_type="dataset",
-                     target_id="-", reason="data steward role required")
+        audit_denied(
+            actor=actor,
+            action="dataset.register",
+            target_type="dataset",
+            target_id="-",
+            reason="data steward role required",
+        )
         raise PermissionDenied("Only data stewards can register source datasets.")
     name = (name or "").strip()
     if not name or len(name) > 120:
@@ -81,28 +86,53 @@ def dataset_register(
     cap_micro = epsilon_to_micro(epsilon_cap, field="epsilon_cap")
     if uploaded_file is None:
         raise ValidationFailed("Attach a CSV file.", fields={"file": "required"})
-    stored = store_stream(_chunks_of(uploaded_file), folder="sources", suffix=".csv",
-                          max_bytes=settings.SYNTHGATE_MAX_UPLOAD_BYTES)
+    stored = store_stream(
+        _chunks_of(uploaded_file),
+        folder="sources",
+        suffix=".csv",
+        max_bytes=settings.SYNTHGATE_MAX_UPLOAD_BYTES,
+    )
     try:
         frame = read_table(absolute_path(stored.relative_path))
         profiles = profile_frame(frame)
         with transaction.atomic():
             version = (SourceDataset.objects.filter(name=name).aggregate(v=Max("version"))["v"] or 0) + 1
             dataset = SourceDataset.objects.create(
-                name=name, description=description or "", version=version, rows=len(frame),
-                sha256=stored.sha256, size_bytes=stored.size_bytes,
-                storage_path=stored.relative_path, epsilon_cap_micro=cap_micro, uploaded_by=actor,
+                name=name,
+                description=description or "",
+                version=version,
+                rows=len(frame),
+                sha256=stored.sha256,
+                size_bytes=stored.size_bytes,
+                storage_path=stored.relative_path,
+                epsilon_cap_micro=cap_micro,
+                uploaded_by=actor,
             )
             DatasetColumn.objects.bulk_create(
-                DatasetColumn(dataset=dataset, position=i, name=p.name, kind=p.kind,
-                              classification=suggest_classification(name=p.name, kind=p.kind),
-                              missing_rate=p.missing_rate, distinct=p.distinct)
+                DatasetColumn(
+                    dataset=dataset,
+                    position=i,
+                    name=p.name,
+                    kind=p.kind,
+                    classification=suggest_classification(name=p.name, kind=p.kind),
+                    missing_rate=p.missing_rate,
+                    distinct=p.distinct,
+                )
                 for i, p in enumerate(profiles)
             )
-            audit_record(actor=actor, action="dataset.register", target_type="dataset",
-                         target_id=dataset.pk,
-                         details={"name": name, "version": version, "rows": len(frame),
-                                  "columns": [p.name for p in profiles], "sha256": stored.sha256})
+            audit_record(
+                actor=actor,
+                action="dataset.register",
+                target_type="dataset",
+                target_id=dataset.pk,
+                details={
+                    "name": name,
+                    "version": version,
+                    "rows": len(frame),
+                    "columns": [p.name for p in profiles],
+                    "sha256": stored.sha256,
+                },
+            )
     except BaseException:
         delete_stored(stored.relative_path)
         raise
@@ -113,16 +143,30 @@ def dataset_register(
 
 
 def job_create(
-    *, dataset: SourceDataset, columns: list[str], synthesizer: str, rows: int,
-    epsilon_micro: int | None, actor: Any,
+    *,
+    dataset: SourceDataset,
+    columns: list[str],
+    synthesizer: str,
+    rows: int,
+    epsilon_micro: int | None,
+    actor: Any,
 ) -> SynthesisJob:
     """Create a queued job and enqueue the pipeline once the caller's transaction commits."""
     job = SynthesisJob.objects.create(
-        dataset=dataset, columns=list(columns), synthesizer=synthesizer, rows=rows,
-        epsilon_micro=epsilon_micro, seed=secrets.randbelow(2**31 - 1),
+        dataset=dataset,
+        columns=list(columns),
+        synthesizer=synthesizer,
+        rows=rows,
+        epsilon_micro=epsilon_micro,
+        seed=secrets.randbelow(2**31 - 1),
     )
-    audit_record(actor=actor, action="job.queue", target_type="job", target_id=job.pk,
-                 details={"dataset": str(dataset.pk), "synthesizer": synthesizer, "rows": rows})
+    audit_record(
+        actor=actor,
+        action="job.queue",
+        target_type="job",
+        target_id=job.pk,
+        details={"dataset": str(dataset.pk), "synthesizer": synthesizer, "rows": rows},
+    )
     job_enqueue(job_id=job.pk)
     return job
 
@@ -145,8 +189,13 @@ def job_claim(*, job_id: Any) -> SynthesisJob | None:
         state__in=[JobState.RUNNING, JobState.VALIDATING], lease_expires_at__lt=now
     )
     updated = SynthesisJob.objects.filter(claimable, pk=job_id).update(
-        state=JobState.RUNNING, worker=worker, lease_expires_at=now + JOB_LEASE,
-        attempts=F("attempts") + 1, started_at=now, stage="claimed", progress=0.02,
+        state=JobState.RUNNING,
+        worker=worker,
+        lease_expires_at=now + JOB_LEASE,
+        attempts=F("attempts") + 1,
+        started_at=now,
+        stage="claimed",
+        progress=0.02,
     )
     if updated != 1:
         return None
@@ -156,9 +205,9 @@ def job_claim(*, job_id: Any) -> SynthesisJob | None:
 def job_report_progress(*, job: SynthesisJob, progress: float, stage: str) -> None:
     """Record progress and extend the lease, unless the job was cancelled or finalized meanwhile."""
     now = timezone.now()
-    SynthesisJob.objects.filter(pk=job.pk, worker=job.worker).exclude(
-        state__in=FINAL_JOB_STATES
-    ).update(progress=max(0.0, min(1.0, progress)), stage=stage[:80], lease_expires_at=now + JOB_LEASE)
+    SynthesisJob.objects.filter(pk=job.pk, worker=job.worker).exclude(state__in=FINAL_JOB_STATES).update(
+        progress=max(0.0, min(1.0, progress)), stage=stage[:80], lease_expires_at=now + JOB_LEASE
+    )
 
 
 def job_set_state(*, job: SynthesisJob, state: str, stage: str = "") -> bool:
@@ -171,14 +220,21 @@ def job_set_state(*, job: SynthesisJob, state: str, stage: str = "") -> bool:
 
 
 def job_finalize(
-    *, job: SynthesisJob, state: str, error_code: str = "", error_message: str = "",
+    *,
+    job: SynthesisJob,
+    state: str,
+    error_code: str = "",
+    error_message: str = "",
     receipt: dict[str, Any] | None = None,
 ) -> bool:
     """Finalize exactly once: True for the caller that won, False when already final."""
     assert state in FINAL_JOB_STATES
     values: dict[str, Any] = {
-        "state": state, "finished_at": timezone.now(), "error_code": error_code[:64],
-        "error_message": error_message[:500], "lease_expires_at": None,
+        "state": state,
+        "finished_at": timezone.now(),
+        "error_code": error_code[:64],
+        "error_message": error_message[:500],
+        "lease_expires_at": None,
         "stage": JobState(state).label,
     }
     if state == JobState.SUCCEEDED:
@@ -188,9 +244,14 @@ def job_finalize(
     with transaction.atomic():
         won = SynthesisJob.objects.filter(pk=job.pk).exclude(state__in=FINAL_JOB_STATES).update(**values)
         if won:
-            audit_record(actor=None, action=f"job.{state}", target_type="job", target_id=job.pk,
-                         outcome="success" if state == JobState.SUCCEEDED else "failure",
-                         details={"error_code": error_code} if error_code else {})
+            audit_record(
+                actor=None,
+                action=f"job.{state}",
+                target_type="job",
+                target_id=job.pk,
+                outcome="success" if state == JobState.SUCCEEDED else "failure",
+                details={"error_code": error_code} if error_code else {},
+            )
     return bool(won)
 
 
@@ -203,8 +264,10 @@ class SynthesisOutput:
 def job_synthesize(*, job: SynthesisJob) -> SynthesisOutput:
     """Read the source (stamping data_accessed_at first) and run the job's synthesizer."""
     dataset = job.dataset
-    specs = [ColumnSpec(name=c.name, kind=c.kind)
-             for c in dataset.columns.filter(name__in=job.columns).order_by("position")]
+    specs = [
+        ColumnSpec(name=c.name, kind=c.kind)
+        for c in dataset.columns.filter(name__in=job.columns).order_by("position")
+    ]
     synthesizer = synthesizer_for(job.synthesizer)
     # Stamped before the first read: from here on, a failure can no longer be refunded.
     SynthesisJob.objects.filter(pk=job.pk, data_accessed_at__isnull=True).update(
@@ -216,8 +279,7 @@ def job_synthesize(*, job: SynthesisJob) -> SynthesisOutput:
     def progress(fraction: float, stage: str) -> None:
         job_report_progress(job=job, progress=0.1 + 0.6 * fraction, stage=stage)
 
-    synthetic = synthesizer.fit_sample(frame, columns=specs, rows=job.rows, seed=job.seed,
-                                       progress=progress)
+    synthetic = synthesizer.fit_sample(frame, columns=specs, rows=job.rows, seed=job.seed, progress=progress)
     logger.info("job %s synthesized %d rows x %d columns", job.pk, len(synthetic), len(specs))
     return SynthesisOutput(frame=synthetic, training=frame)
 

@@ -23,9 +23,7 @@ class User(AbstractUser):
     """A portal user. One role decides what they may do; the team decides what they may see."""
 
     role = models.CharField(max_length=32, choices=Role.choices, default=Role.DATA_SCIENTIST)
-    team = models.ForeignKey(
-        Team, null=True, blank=True, on_delete=models.PROTECT, related_name="members"
-    )
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.PROTECT, related_name="members")
 
     class Meta:
         ordering = ["username"]

@@ -46,9 +46,7 @@ def env_int(name: str, default: int) -> int:
 
 ENVIRONMENT = env_str("SYNTHGATE_ENV", "development")
 if ENVIRONMENT not in {"development", "test", "production"}:
-    raise ImproperlyConfigured(
-        f"SYNTHGATE_ENV={ENVIRONMENT!r}; use development, test or production."
-    )
+    raise ImproperlyConfigured(f"SYNTHGATE_ENV={ENVIRONMENT!r}; use development, test or production.")
 IS_PRODUCTION = ENVIRONMENT == "production"
 
 # Everything the embedded install writes (SQLite, broker folders, stored files) lives here.
@@ -119,6 +117,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "portal.middleware.PortalLoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -150,24 +149,24 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------------
 # No DATABASE_URL: SQLite under var/. IMMEDIATE transactions make SQLite take its write lock
 # when a transaction starts, so concurrent writers queue instead of failing on lock upgrade.
+_SQLITE_OPTIONS = {
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 30,
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+}
 _database_url = os.environ.get("DATABASE_URL", "")
 if _database_url:
     DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "synthgate.sqlite3",
-            "OPTIONS": {
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 30,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
-            # A file, not :memory:, so a worker subprocess can share the test database.
-            "TEST": {"NAME": str(VAR_DIR / "test_synthgate.sqlite3")},
-        }
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "synthgate.sqlite3"}
     }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = dict(_SQLITE_OPTIONS)
+    # A file, not :memory:, so a worker subprocess can share the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_synthgate.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -270,12 +269,13 @@ SPECTACULAR_SETTINGS = {
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 _broker_dir = Path(env_str("SYNTHGATE_BROKER_DIR", str(VAR_DIR / "broker")))
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 else:
@@ -312,7 +312,15 @@ LOGGING = {
     # Third-party libraries log at INFO with table details; keep them to warnings.
     "loggers": {
         name: {"level": "WARNING"}
-        for name in ("django.db.backends", "sdv", "rdt", "copulas", "SingleTableSynthesizer",
-                     "MultiTableSynthesizer", "sdmetrics", "numba")
+        for name in (
+            "django.db.backends",
+            "sdv",
+            "rdt",
+            "copulas",
+            "SingleTableSynthesizer",
+            "MultiTableSynthesizer",
+            "sdmetrics",
+            "numba",
+        )
     },
 }

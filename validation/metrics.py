@@ -37,9 +37,7 @@ def _as_datetime_numbers(series: pd.Series) -> pd.Series:
     return parsed.astype("int64").where(parsed.notna())
 
 
-def column_shapes(
-    real: pd.DataFrame, synthetic: pd.DataFrame, kinds: dict[str, str]
-) -> dict[str, float]:
+def column_shapes(real: pd.DataFrame, synthetic: pd.DataFrame, kinds: dict[str, str]) -> dict[str, float]:
     scores: dict[str, float] = {}
     for name, kind in kinds.items():
         if kind == ColumnKind.NUMERIC:

@@ -9,9 +9,7 @@ class ValidationReport(models.Model):
     `metrics` holds aggregates only (scores, counts, rates), never rows of either table.
     """
 
-    job = models.OneToOneField(
-        "generation.SynthesisJob", on_delete=models.CASCADE, related_name="validation"
-    )
+    job = models.OneToOneField("generation.SynthesisJob", on_delete=models.CASCADE, related_name="validation")
     metrics = models.JSONField(default=dict)
     checks = models.JSONField(default=list)
     passed = models.BooleanField()

@@ -28,7 +28,10 @@ def _guarded(name: str, compute: Any) -> tuple[Any, str]:
 
 
 def validation_run(
-    *, job: SynthesisJob, training: pd.DataFrame, synthetic: pd.DataFrame,
+    *,
+    job: SynthesisJob,
+    training: pd.DataFrame,
+    synthetic: pd.DataFrame,
     thresholds: dict[str, Any] | None = None,
 ) -> ValidationReport:
     limits = thresholds_with_defaults(thresholds)
@@ -56,7 +59,12 @@ def validation_run(
             job=job,
             defaults={"metrics": metrics, "checks": [c.as_dict() for c in checks], "passed": passed},
         )
-        audit_record(actor=None, action="validation.complete", target_type="job", target_id=job.pk,
-                     outcome="success" if passed else "failure",
-                     details={"passed": passed, "checks": {c.name: c.passed for c in checks}})
+        audit_record(
+            actor=None,
+            action="validation.complete",
+            target_type="job",
+            target_id=job.pk,
+            outcome="success" if passed else "failure",
+            details={"passed": passed, "checks": {c.name: c.passed for c in checks}},
+        )
     return report

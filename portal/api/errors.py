@@ -13,7 +13,9 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from core.errors import DomainError
 
 
-def error_response(code: str, message: str, http_status: int, fields: dict[str, Any] | None = None) -> Response:
+def error_response(
+    code: str, message: str, http_status: int, fields: dict[str, Any] | None = None
+) -> Response:
     body: dict[str, Any] = {"code": code, "message": message}
     if fields:
         body["fields"] = fields
@@ -22,7 +24,9 @@ def error_response(code: str, message: str, http_status: int, fields: dict[str, 
 
 def _flatten(detail: Any) -> dict[str, str]:
     if isinstance(detail, dict):
-        return {str(k): " ".join(str(m) for m in (v if isinstance(v, list) else [v])) for k, v in detail.items()}
+        return {
+            str(k): " ".join(str(m) for m in (v if isinstance(v, list) else [v])) for k, v in detail.items()
+        }
     return {}
 
 

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from approvals.api import views
+
+urlpatterns = [
+    path("", views.RequestListCreateApi.as_view(), name="api-request-list"),
+    path("<str:request_id>/", views.RequestDetailApi.as_view(), name="api-request-detail"),
+    path("<str:request_id>/submit/", views.RequestSubmitApi.as_view(), name="api-request-submit"),
+    path("<str:request_id>/cancel/", views.RequestCancelApi.as_view(), name="api-request-cancel"),
+    path("<str:request_id>/decisions/", views.RequestDecisionApi.as_view(), name="api-request-decisions"),
+]

@@ -1,0 +1,15 @@
+from django.urls import path
+
+from approvals import views
+
+app_name = "approvals"
+urlpatterns = [
+    path("", views.request_list, name="request-list"),
+    path("new/", views.request_new, name="request-new"),
+    path("review/", views.review_queue_view, name="review-queue"),
+    path("<str:request_id>/", views.request_detail, name="request-detail"),
+    path("<str:request_id>/job/", views.request_job, name="request-job"),
+    path("<str:request_id>/submit/", views.request_submit_view, name="request-submit"),
+    path("<str:request_id>/cancel/", views.request_cancel_view, name="request-cancel"),
+    path("<str:request_id>/decide/", views.request_decide_view, name="request-decide"),
+]

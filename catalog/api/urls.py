@@ -1,0 +1,9 @@
+from django.urls import path
+
+from catalog.api import views
+
+urlpatterns = [
+    path("", views.ReleaseListApi.as_view(), name="api-release-list"),
+    path("<str:release_id>/", views.ReleaseDetailApi.as_view(), name="api-release-detail"),
+    path("<str:release_id>/download/", views.ReleaseDownloadApi.as_view(), name="api-release-download"),
+]

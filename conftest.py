@@ -1,0 +1,161 @@
+"""Shared fixtures: personas (healthchecks-style) and factories for the spine's objects.
+
+Personas:
+  alice   data scientist, team Cardiology  (files requests)
+  bob     data scientist, team Cardiology  (alice's teammate)
+  charlie data scientist, team Oncology    (another team: sees none of Cardiology's work)
+  olivia  privacy officer, team Privacy    (reviews)
+  oscar   privacy officer, team Cardiology (a second reviewer, on alice's team)
+  sam     data steward                     (registers datasets)
+  ada     admin
+  audrey  auditor
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.test import APIClient
+
+os.environ.setdefault("XDG_DATA_HOME", str(Path(__file__).parent / "var" / "xdg"))
+
+SHARED_DATA = Path(__file__).resolve().parent.parent / "shared" / "data"
+DEMO_DATA = Path(__file__).resolve().parent / "portal" / "demo"
+PASSWORD = "Correct-Horse-42"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def data_file(name: str) -> Path:
+    """A shipped clinical table: the repo's demo copy, else ../shared/data."""
+    for folder in (DEMO_DATA, SHARED_DATA):
+        if (folder / name).exists():
+            return folder / name
+    raise FileNotFoundError(name)
+
+
+def csv_upload(text_or_bytes: str | bytes, name: str = "source.csv") -> SimpleUploadedFile:
+    content = text_or_bytes.encode() if isinstance(text_or_bytes, str) else text_or_bytes
+    return SimpleUploadedFile(name, content, content_type="text/csv")
+
+
+def small_flchain_csv(rows: int = 600) -> bytes:
+    import pandas as pd
+
+    frame = pd.read_csv(data_file("flchain.csv")).head(rows)
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    return buffer.getvalue().encode()
+
+
+@pytest.fixture
+def make_user(db: Any) -> Callable[..., Any]:
+    from portal.services import user_create
+
+    def make(username: str, role: str, team: str | None = None) -> Any:
+        return user_create(username=username, password=PASSWORD, role=role, team_name=team)
+
+    return make
+
+
+@pytest.fixture
+def alice(make_user: Callable[..., Any]) -> Any:
+    return make_user("alice", "data_scientist", "Cardiology")
+
+
+@pytest.fixture
+def bob(make_user: Callable[..., Any], alice: Any) -> Any:
+    return make_user("bob", "data_scientist", "Cardiology")
+
+
+@pytest.fixture
+def charlie(make_user: Callable[..., Any]) -> Any:
+    return make_user("charlie", "data_scientist", "Oncology")
+
+
+@pytest.fixture
+def olivia(make_user: Callable[..., Any]) -> Any:
+    return make_user("olivia", "privacy_officer", "Privacy")
+
+
+@pytest.fixture
+def oscar(make_user: Callable[..., Any], alice: Any) -> Any:
+    return make_user("oscar", "privacy_officer", "Cardiology")
+
+
+@pytest.fixture
+def sam(make_user: Callable[..., Any]) -> Any:
+    return make_user("sam", "data_steward", "Data Office")
+
+
+@pytest.fixture
+def ada(make_user: Callable[..., Any]) -> Any:
+    return make_user("ada", "admin", "IT")
+
+
+@pytest.fixture
+def audrey(make_user: Callable[..., Any]) -> Any:
+    return make_user("audrey", "auditor", "Audit")
+
+
+@pytest.fixture
+def api() -> Callable[[Any], APIClient]:
+    """api(user) -> an APIClient authenticated as that user with a real token; api(None) is anonymous."""
+
+    def client_for(user: Any | None) -> APIClient:
+        from rest_framework.authtoken.models import Token
+
+        client = APIClient()
+        if user is not None:
+            token, _ = Token.objects.get_or_create(user=user)
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return client_for
+
+
+@pytest.fixture
+def dataset(sam: Any) -> Any:
+    """A registered 600-row slice of flchain with a 1.0 epsilon cap."""
+    from generation.services import dataset_register
+
+    return dataset_register(
+        actor=sam, name="flchain", uploaded_file=csv_upload(small_flchain_csv()), epsilon_cap="1.0"
+    )
+
+
+SAFE_COLUMNS = ["age", "sex", "kappa", "lambda", "creatinine", "futime", "death"]
+
+
+@pytest.fixture
+def make_request(alice: Any, dataset: Any) -> Callable[..., Any]:
+    from approvals.services import RequestInput, request_create
+
+    def make(actor: Any = None, **overrides: Any) -> Any:
+        fields: dict[str, Any] = {
+            "dataset_id": dataset.pk,
+            "title": "Readmission model prototype",
+            "purpose": "Prototype a 30-day mortality model",
+            "intended_use": "Feature engineering in a notebook",
+            "audience": "internal",
+            "columns": SAFE_COLUMNS,
+            "synthesizer": "gaussian_copula",
+            "rows": 300,
+            "epsilon": None,
+        }
+        fields.update(overrides)
+        return request_create(actor=actor or alice, data=RequestInput(**fields))
+
+    return make
+
+
+@pytest.fixture
+def submitted_request(make_request: Callable[..., Any], alice: Any) -> Any:
+    from approvals.services import request_submit
+
+    return request_submit(actor=alice, request_id=make_request().pk)

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from generation.api import views
+
+urlpatterns = [
+    path("", views.DatasetListCreateApi.as_view(), name="api-dataset-list"),
+    path("<str:dataset_id>/", views.DatasetDetailApi.as_view(), name="api-dataset-detail"),
+]

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from generation import views
+
+app_name = "generation"
+urlpatterns = [
+    path("", views.dataset_list, name="dataset-list"),
+    path("new/", views.dataset_upload, name="dataset-upload"),
+    path("<str:dataset_id>/", views.dataset_detail, name="dataset-detail"),
+]

@@ -1,0 +1,87 @@
+"""Read-only audit API: the event log and chain verification, for auditors and officers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.generics import ListAPIView
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit.models import AuditEvent, Outcome
+from audit.selectors import audit_events_filter, audit_events_visible_to, audit_verify
+from core.roles import AUDIT_READERS, has_role
+
+
+class IsAuditReader(BasePermission):
+    """Auditors, privacy officers and admins. Others signed in get 403 (the log itself is no secret
+    to them; its content is), anonymous callers 401 via IsAuthenticated listed first."""
+
+    message = "Only auditors, privacy officers and admins can read the audit log."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return has_role(request.user, *AUDIT_READERS)
+
+
+class AuditEventFilterSerializer(serializers.Serializer):
+    actor = serializers.CharField(required=False, allow_blank=True, help_text="Exact username.")
+    action = serializers.CharField(required=False, allow_blank=True, help_text="Substring of the action.")
+    target = serializers.CharField(
+        required=False, allow_blank=True, help_text="`type`, `type:id` or a bare id."
+    )
+    date_from = serializers.DateField(required=False, help_text="First day included (UTC).")
+    date_to = serializers.DateField(required=False, help_text="Last day included (UTC).")
+
+
+class AuditEventSerializer(serializers.Serializer):
+    seq = serializers.IntegerField()
+    at = serializers.DateTimeField()
+    actor = serializers.CharField(source="actor_name", help_text="Username at the time; `system` for none.")
+    action = serializers.CharField()
+    target_type = serializers.CharField()
+    target_id = serializers.CharField()
+    outcome = serializers.ChoiceField(choices=Outcome.choices)
+    hash = serializers.CharField()
+    request_id = serializers.CharField()
+    details = serializers.DictField(help_text="Ids and column names only, never data values.")
+
+
+class AuditVerdictSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    events = serializers.IntegerField(help_text="Events checked.")
+    first_bad_seq = serializers.IntegerField(allow_null=True)
+
+
+class AuditEventPagination(PageNumberPagination):
+    page_size = 100
+
+
+class AuditEventListApi(ListAPIView):
+    permission_classes = [IsAuthenticated, IsAuditReader]
+    serializer_class = AuditEventSerializer
+    pagination_class = AuditEventPagination
+
+    def get_queryset(self) -> QuerySet[AuditEvent]:
+        params = AuditEventFilterSerializer(data=self.request.query_params)
+        params.is_valid(raise_exception=True)
+        filters: dict[str, Any] = params.validated_data
+        return audit_events_filter(audit_events_visible_to(user=self.request.user), **filters)
+
+    @extend_schema(parameters=[AuditEventFilterSerializer], summary="Audit events, newest first")
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+
+class AuditVerifyApi(APIView):
+    permission_classes = [IsAuthenticated, IsAuditReader]
+
+    @extend_schema(responses=AuditVerdictSerializer, summary="Verify the audit hash chain")
+    def get(self, request: Request) -> Response:
+        verdict = audit_verify()
+        return Response(AuditVerdictSerializer(verdict).data)

@@ -28,21 +28,6 @@ REPO = Path(__file__).resolve().parent.parent
 WORKER_READY_TIMEOUT = 90
 
 
-def on_postgres() -> bool:
-    return os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://"))
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if on_postgres():
-        return
-    keep, drop = [], []
-    for item in items:
-        (drop if item.get_closest_marker("services") else keep).append(item)
-    if drop:
-        config.hook.pytest_deselected(items=drop)
-        items[:] = keep
-
-
 def _database_url_for_worker() -> str:
     """Point the worker at the database the test process is using right now (the test DB)."""
     params = connection.settings_dict

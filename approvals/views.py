@@ -42,15 +42,29 @@ def request_new(request: HttpRequest) -> HttpResponse:
     datasets = datasets_requestable_by(user=request.user)
     chosen_id = request.POST.get("dataset") or request.GET.get("dataset")
     dataset = datasets.filter(pk=parse_uuid(chosen_id)).first() if chosen_id else None
-    form = RequestForm(request.POST or None, datasets=datasets, dataset=dataset,
-                       initial={"dataset": dataset.pk if dataset else None})
+    form = RequestForm(
+        request.POST or None,
+        datasets=datasets,
+        dataset=dataset,
+        initial={"dataset": dataset.pk if dataset else None},
+    )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            created = request_create(actor=request.user, data=RequestInput(
-                dataset_id=data["dataset"].pk, title=data["title"], purpose=data["purpose"],
-                intended_use=data["intended_use"], audience=data["audience"], columns=data["columns"],
-                synthesizer=data["synthesizer"], rows=data["rows"], epsilon=data["epsilon"]))
+            created = request_create(
+                actor=request.user,
+                data=RequestInput(
+                    dataset_id=data["dataset"].pk,
+                    title=data["title"],
+                    purpose=data["purpose"],
+                    intended_use=data["intended_use"],
+                    audience=data["audience"],
+                    columns=data["columns"],
+                    synthesizer=data["synthesizer"],
+                    rows=data["rows"],
+                    epsilon=data["epsilon"],
+                ),
+            )
             if request.POST.get("action") == "submit":
                 created = request_submit(actor=request.user, request_id=created.pk)
         except DomainError as exc:
@@ -76,12 +90,14 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
     except DomainError:
         raise Http404 from None
     can_decide = (
-        item.status == RequestStatus.IN_REVIEW and has_role(request.user, Role.PRIVACY_OFFICER)
+        item.status == RequestStatus.IN_REVIEW
+        and has_role(request.user, Role.PRIVACY_OFFICER)
         and item.requester_id != request.user.pk
         and not item.decisions.filter(reviewer=request.user, review_round=item.review_round).exists()
     )
     context = {
-        "req": item, "decision_form": DecisionForm() if can_decide else None,
+        "req": item,
+        "decision_form": DecisionForm() if can_decide else None,
         "is_requester": item.requester_id == request.user.pk,
         "columns": dataset_columns(dataset=item.dataset).filter(name__in=item.columns),
         "release": _release_of(item),
@@ -105,8 +121,12 @@ def request_job(request: HttpRequest, request_id: str) -> HttpResponse:
     except DomainError:
         raise Http404 from None
     job = item.job
-    context = {"req": item, "job": job, "final": job is None or job.state in FINAL_JOB_STATES,
-               "release": _release_of(item)}
+    context = {
+        "req": item,
+        "job": job,
+        "final": job is None or job.state in FINAL_JOB_STATES,
+        "release": _release_of(item),
+    }
     return render(request, "approvals/_job_panel.html", context)
 
 
@@ -133,7 +153,11 @@ def request_decide_view(request: HttpRequest, request_id: str) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Choose approve, reject or request changes.")
         return redirect("approvals:request-detail", request_id)
-    request_decide(actor=request.user, request_id=request_id, decision=form.cleaned_data["decision"],
-                   comment=form.cleaned_data["comment"])
+    request_decide(
+        actor=request.user,
+        request_id=request_id,
+        decision=form.cleaned_data["decision"],
+        comment=form.cleaned_data["comment"],
+    )
     messages.success(request, "Decision recorded.")
     return redirect("approvals:request-detail", request_id)

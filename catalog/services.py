@@ -158,9 +158,9 @@ def pipeline_run(*, job_id: Any) -> str:
     request_follow_job(job=job)
     try:
         return _pipeline_steps(job)
-    except Exception as exc:
-        # Type only: exception messages from pandas/SDV can quote source values.
-        logger.exception("job %s failed with %s", job.pk, type(exc).__name__)
+    except Exception as exc:  # noqa: BLE001 - any failure must end the job as failed, not hang it
+        # Type only, and no traceback: messages from pandas/SDV can quote source values.
+        logger.error("job %s failed with %s", job.pk, type(exc).__name__)
         job_finalize(
             job=job,
             state=JobState.FAILED,

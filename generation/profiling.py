@@ -23,14 +23,20 @@ class ColumnProfile:
     distinct: int
 
 
+PARQUET_MAGIC = b"PAR1"
+
+
 def read_table(path: Path) -> pd.DataFrame:
-    """Read a stored CSV. Raises ValidationFailed (never a 5xx) for anything unreadable."""
+    """Read a stored CSV or Parquet file. Raises ValidationFailed (never a 5xx) when unreadable."""
     try:
-        frame = pd.read_csv(path, low_memory=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        if path.suffix == ".parquet":
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(path, low_memory=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError) as exc:
         raise ValidationFailed(
-            f"The file could not be read as CSV ({type(exc).__name__}); "
-            "upload a comma-separated file with a header row.",
+            f"The file could not be read as a table ({type(exc).__name__}); "
+            "upload a comma-separated file with a header row, or a Parquet file.",
             code="unreadable_file",
         ) from None
     if frame.shape[0] == 0 or frame.shape[1] == 0:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import MAX_EMAX, MIN_EMIN, ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 from django.conf import settings
@@ -22,7 +23,7 @@ from core.roles import Role, has_role
 from generation.choices import FINAL_JOB_STATES, JobState
 from generation.models import MICRO, DatasetColumn, SourceDataset, SynthesisJob
 from generation.policies import suggest_classification
-from generation.profiling import profile_frame, read_table
+from generation.profiling import PARQUET_MAGIC, profile_frame, read_table
 from generation.storage import absolute_path, delete_stored, store_stream
 from generation.synthesizers import ColumnSpec, synthesizer_for
 
@@ -35,12 +36,21 @@ JOB_LEASE = timedelta(minutes=10)
 PIPELINE_TASK = "synthgate.pipeline.run"
 
 
-def epsilon_to_micro(value: Any, *, field: str = "epsilon") -> int:
-    """Parse a user-supplied epsilon exactly; round *up* to whole micro-epsilon (never under-charge)."""
+def epsilon_to_micro(value: Any, *, field: str = "epsilon", is_cap: bool = False) -> int:
+    """Parse a user-supplied epsilon exactly into whole micro-epsilon.
+
+    Amounts to spend round *up* (never under-charge; any positive amount costs at least one
+    micro-epsilon). Caps round *down* (never allow more than the steward declared) and must be
+    at least one micro-epsilon. The arithmetic runs in a decimal context wide enough for the
+    input, so no digit is lost before rounding.
+    """
     if isinstance(value, bool) or value is None or value == "":
         raise ValidationFailed(f"{field} must be a positive number.", fields={field: "required"})
+    text = str(value).strip()
     try:
-        number = Decimal(str(value).strip())
+        if len(text) > 64:
+            raise ValueError(text[:8])
+        number = Decimal(text)
     except (InvalidOperation, ValueError):
         raise ValidationFailed(f"{field} must be a positive number.", fields={field: "invalid"}) from None
     if not number.is_finite() or number <= 0:
@@ -50,14 +60,19 @@ def epsilon_to_micro(value: Any, *, field: str = "epsilon") -> int:
             f"{field} above {MAX_EPSILON} gives no meaningful privacy; choose a smaller value.",
             fields={field: "too_large"},
         )
-    micro = (number * MICRO).to_integral_value(rounding="ROUND_CEILING")
-    return int(micro)
+    with localcontext() as ctx:
+        ctx.prec = len(number.as_tuple().digits) + 16
+        ctx.Emin, ctx.Emax = MIN_EMIN, MAX_EMAX
+        micro = int((number * MICRO).to_integral_value(rounding=ROUND_FLOOR if is_cap else ROUND_CEILING))
+    if is_cap and micro < 1:
+        raise ValidationFailed(f"{field} must be at least 0.000001.", fields={field: "too_small"})
+    return max(1, micro)
 
 
 # --- Datasets --------------------------------------------------------------------------------
 
 
-def _chunks_of(uploaded: Any) -> Iterable[bytes]:
+def _chunks_of(uploaded: Any) -> Iterator[bytes]:
     if hasattr(uploaded, "chunks"):
         yield from uploaded.chunks()
     else:
@@ -83,13 +98,17 @@ def dataset_register(
     name = (name or "").strip()
     if not name or len(name) > 120:
         raise ValidationFailed("Name must be 1 to 120 characters.", fields={"name": "required"})
-    cap_micro = epsilon_to_micro(epsilon_cap, field="epsilon_cap")
+    cap_micro = epsilon_to_micro(epsilon_cap, field="epsilon_cap", is_cap=True)
     if uploaded_file is None:
         raise ValidationFailed("Attach a CSV file.", fields={"file": "required"})
+    chunks = _chunks_of(uploaded_file)
+    first = next(chunks, b"")
+    # Parquet files start with the magic bytes PAR1; everything else is read as CSV.
+    suffix = ".parquet" if first[:4] == PARQUET_MAGIC else ".csv"
     stored = store_stream(
-        _chunks_of(uploaded_file),
+        itertools.chain([first], chunks),
         folder="sources",
-        suffix=".csv",
+        suffix=suffix,
         max_bytes=settings.SYNTHGATE_MAX_UPLOAD_BYTES,
     )
     try:
@@ -273,7 +292,9 @@ def job_synthesize(*, job: SynthesisJob) -> SynthesisOutput:
     SynthesisJob.objects.filter(pk=job.pk, data_accessed_at__isnull=True).update(
         data_accessed_at=timezone.now()
     )
-    frame = read_table(absolute_path(dataset.storage_path))[[s.name for s in specs]]
+    by_name = {s.name: s for s in specs}
+    specs = [by_name[name] for name in job.columns]  # the order the requester asked for
+    frame = read_table(absolute_path(dataset.storage_path))[list(job.columns)]
     job_report_progress(job=job, progress=0.1, stage="loaded source")
 
     def progress(fraction: float, stage: str) -> None:

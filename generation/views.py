@@ -25,8 +25,10 @@ def dataset_upload(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             dataset = dataset_register(
-                actor=request.user, name=form.cleaned_data["name"],
-                uploaded_file=form.cleaned_data["file"], epsilon_cap=form.cleaned_data["epsilon_cap"],
+                actor=request.user,
+                name=form.cleaned_data["name"],
+                uploaded_file=form.cleaned_data["file"],
+                epsilon_cap=form.cleaned_data["epsilon_cap"],
                 description=form.cleaned_data["description"],
             )
         except DomainError as exc:
@@ -41,5 +43,8 @@ def dataset_detail(request: HttpRequest, dataset_id: str) -> HttpResponse:
     dataset = datasets_visible_to(user=request.user).filter(pk=parse_uuid(dataset_id)).first()
     if dataset is None:
         raise Http404
-    return render(request, "generation/dataset_detail.html",
-                  {"dataset": dataset, "columns": dataset_columns(dataset=dataset)})
+    return render(
+        request,
+        "generation/dataset_detail.html",
+        {"dataset": dataset, "columns": dataset_columns(dataset=dataset)},
+    )

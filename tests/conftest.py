@@ -35,7 +35,9 @@ def _database_url_for_worker() -> str:
         return f"sqlite:///{Path(params['NAME']).resolve()}"
     user, password = params.get("USER") or "", params.get("PASSWORD") or ""
     auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-    return f"postgres://{auth}{params.get('HOST') or '127.0.0.1'}:{params.get('PORT') or 5432}/{params['NAME']}"
+    return (
+        f"postgres://{auth}{params.get('HOST') or '127.0.0.1'}:{params.get('PORT') or 5432}/{params['NAME']}"
+    )
 
 
 def _worker_env() -> dict[str, str]:
@@ -59,9 +61,24 @@ def celery_worker_process(transactional_db: Any, tmp_path: Path) -> Iterator[sub
     """Start `celery -A portal worker` as a separate OS process; stop it after the test."""
     log_path = tmp_path / "worker.log"
     log = log_path.open("wb")
-    cmd = [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", "synthesis", "-c", "1",
-           "--loglevel=INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
-           "-n", f"test-{os.getpid()}@%h"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "portal",
+        "worker",
+        "-Q",
+        "synthesis",
+        "-c",
+        "1",
+        "--loglevel=INFO",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "-n",
+        f"test-{os.getpid()}@%h",
+    ]
     proc = subprocess.Popen(cmd, cwd=REPO, env=_worker_env(), stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + WORKER_READY_TIMEOUT
     while b" ready." not in log_path.read_bytes():

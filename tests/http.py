@@ -18,8 +18,9 @@ class ApiClient:
 
     @classmethod
     def signed_in(cls, base_url: str, username: str, password: str) -> ApiClient:
-        response = requests.post(f"{base_url}/api/v1/auth/token/",
-                                 json={"username": username, "password": password}, timeout=30)
+        response = requests.post(
+            f"{base_url}/api/v1/auth/token/", json={"username": username, "password": password}, timeout=30
+        )
         assert response.status_code == 200, response.text
         return cls(base_url, response.json()["token"])
 

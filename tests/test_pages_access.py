@@ -116,10 +116,12 @@ def test_healthz_answers_503_when_the_database_is_unreachable(
 
     import portal.views
 
-    def broken_cursor() -> Any:
-        raise OperationalError("connection refused")
+    class Unreachable:
+        def cursor(self) -> Any:
+            raise OperationalError("connection refused")
 
-    monkeypatch.setattr(portal.views.connection, "cursor", broken_cursor)
+    # Replace only the view's handle on the connection, not the one the test database uses.
+    monkeypatch.setattr(portal.views, "connection", Unreachable())
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["status"] == "unavailable"

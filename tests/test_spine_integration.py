@@ -26,17 +26,30 @@ def test_request_travels_from_upload_to_download_through_a_real_worker(
     officer = ApiClient.signed_in(live_server.url, "olivia", PASSWORD)
     outsider = ApiClient.signed_in(live_server.url, "charlie", PASSWORD)
 
-    uploaded = steward.post("/datasets/", data={"name": "flchain", "epsilon_cap": "2.5"},
-                            files={"file": ("flchain.csv", small_flchain_csv(800), "text/csv")})
+    uploaded = steward.post(
+        "/datasets/",
+        data={"name": "flchain", "epsilon_cap": "2.5"},
+        files={"file": ("flchain.csv", small_flchain_csv(800), "text/csv")},
+    )
     assert uploaded.status_code == 201, uploaded.text
     dataset = uploaded.json()
     assert dataset["rows"] == 800
     assert dataset["budget"] == {"epsilon_cap": 2.5, "epsilon_spent": 0.0, "epsilon_remaining": 2.5}
 
-    created = scientist.post("/requests/", json={
-        "dataset": dataset["id"], "title": "Mortality prototype", "purpose": "Prototype a model",
-        "intended_use": "Notebook exploration", "audience": "internal", "columns": SAFE_COLUMNS,
-        "synthesizer": "gaussian_copula", "rows": 500, "epsilon": None})
+    created = scientist.post(
+        "/requests/",
+        json={
+            "dataset": dataset["id"],
+            "title": "Mortality prototype",
+            "purpose": "Prototype a model",
+            "intended_use": "Notebook exploration",
+            "audience": "internal",
+            "columns": SAFE_COLUMNS,
+            "synthesizer": "gaussian_copula",
+            "rows": 500,
+            "epsilon": None,
+        },
+    )
     assert created.status_code == 201, created.text
     request_id = created.json()["id"]
     assert created.json()["status"] == "draft"
@@ -51,8 +64,10 @@ def test_request_travels_from_upload_to_download_through_a_real_worker(
     assert own.status_code == 403
     assert scientist.get(f"/requests/{request_id}/").json()["status"] == "in_review"
 
-    approved = officer.post(f"/requests/{request_id}/decisions/",
-                            json={"decision": "approve", "comment": "Minimum necessary columns."})
+    approved = officer.post(
+        f"/requests/{request_id}/decisions/",
+        json={"decision": "approve", "comment": "Minimum necessary columns."},
+    )
     assert approved.status_code == 201, approved.text
 
     def published() -> dict[str, Any] | None:
@@ -84,5 +99,8 @@ def test_request_travels_from_upload_to_download_through_a_real_worker(
     verdict = officer.get("/audit/verify/")
     assert verdict.status_code == 200, verdict.text
     assert verdict.json()["ok"] is True
-    actions = {e["action"] for e in officer.get("/audit/events/", params={"target": f"release:{release_id}"}).json()["results"]}
+    actions = {
+        e["action"]
+        for e in officer.get("/audit/events/", params={"target": f"release:{release_id}"}).json()["results"]
+    }
     assert {"release.publish", "release.download"} <= actions

@@ -35,12 +35,18 @@ def validation_run(
     thresholds: dict[str, Any] | None = None,
 ) -> ValidationReport:
     limits = thresholds_with_defaults(thresholds)
-    kinds = {c.name: c.kind for c in job.dataset.columns.filter(name__in=list(synthetic.columns))}
+    # Judge the release against what was requested, not against whatever columns it happens to have.
+    requested = list(job.columns)
+    kinds = {c.name: c.kind for c in job.dataset.columns.filter(name__in=requested)}
+    present = sum(1 for name in requested if name in synthetic.columns) / len(requested)
     shapes, shape_error = _guarded("column_shapes", lambda: column_shapes(training, synthetic, kinds))
-    copies, copy_error = _guarded("exact_copies", lambda: exact_copies(training, synthetic))
+    copies, copy_error = _guarded(
+        "exact_copies", lambda: exact_copies(training[requested], synthetic[requested])
+    )
     shape_score = round(sum(shapes.values()) / len(shapes), 6) if shapes else None
     copy_rate = round(copies / len(synthetic), 6) if copies is not None and len(synthetic) else None
     checks: list[Check] = [
+        check_min("requested_columns_present", round(present, 6), 1.0),
         check_min("column_shape_similarity", shape_score, limits["column_shape_min"]),
         check_max("exact_copy_rate", copy_rate, limits["exact_copy_rate_max"]),
     ]

@@ -36,8 +36,9 @@ class JobOutputSerializer(serializers.Serializer):
 class RequestOutputSerializer(serializers.ModelSerializer):
     requester = serializers.CharField(source="requester.username")
     dataset = serializers.UUIDField(source="dataset_id")
-    epsilon = serializers.DecimalField(max_digits=12, decimal_places=6, coerce_to_string=False,
-                                       allow_null=True)
+    epsilon = serializers.DecimalField(
+        max_digits=12, decimal_places=6, coerce_to_string=False, allow_null=True
+    )
     tier = serializers.SerializerMethodField()
     decisions = DecisionOutputSerializer(many=True)
     job = serializers.SerializerMethodField()
@@ -46,9 +47,27 @@ class RequestOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = GenerationRequest
-        fields = ["id", "title", "status", "requester", "dataset", "audience", "synthesizer",
-                  "epsilon", "is_dp", "purpose", "intended_use", "columns", "rows", "tier",
-                  "decisions", "job", "release", "created_at", "submitted_at"]
+        fields = [
+            "id",
+            "title",
+            "status",
+            "requester",
+            "dataset",
+            "audience",
+            "synthesizer",
+            "epsilon",
+            "is_dp",
+            "purpose",
+            "intended_use",
+            "columns",
+            "rows",
+            "tier",
+            "decisions",
+            "job",
+            "release",
+            "created_at",
+            "submitted_at",
+        ]
 
     def get_tier(self, obj: GenerationRequest) -> dict[str, Any] | None:
         return TierOutputSerializer(obj).data if obj.tier_level else None  # type: ignore[return-value]
@@ -75,8 +94,9 @@ class RequestInputSerializer(serializers.Serializer):
     purpose = serializers.CharField()
     intended_use = serializers.CharField()
     audience = serializers.ChoiceField(choices=Audience.choices)
-    columns = serializers.ListField(child=serializers.CharField(max_length=255), allow_empty=False,
-                                    max_length=2000)
+    columns = serializers.ListField(
+        child=serializers.CharField(max_length=255), allow_empty=False, max_length=2000
+    )
     synthesizer = serializers.CharField(max_length=40)
     rows = serializers.IntegerField(min_value=1)
     # Any JSON value: the service accepts only finite positive numbers (or null for non-DP).

@@ -40,9 +40,15 @@ class RequestListCreateApi(APIView):
         created = request_create(
             actor=request.user,
             data=RequestInput(
-                dataset_id=data["dataset"], title=data["title"], purpose=data["purpose"],
-                intended_use=data["intended_use"], audience=data["audience"], columns=data["columns"],
-                synthesizer=data["synthesizer"], rows=data["rows"], epsilon=data["epsilon"],
+                dataset_id=data["dataset"],
+                title=data["title"],
+                purpose=data["purpose"],
+                intended_use=data["intended_use"],
+                audience=data["audience"],
+                columns=data["columns"],
+                synthesizer=data["synthesizer"],
+                rows=data["rows"],
+                epsilon=data["epsilon"],
             ),
         )
         return Response(_render(created), status=201)
@@ -72,7 +78,9 @@ class RequestDecisionApi(APIView):
         payload = DecisionInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         decision = request_decide(
-            actor=request.user, request_id=request_id,
-            decision=payload.validated_data["decision"], comment=payload.validated_data["comment"],
+            actor=request.user,
+            request_id=request_id,
+            decision=payload.validated_data["decision"],
+            comment=payload.validated_data["comment"],
         )
         return Response(DecisionOutputSerializer(decision).data, status=201)

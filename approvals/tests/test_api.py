@@ -11,8 +11,14 @@ from conftest import SAFE_COLUMNS
 
 def _payload(dataset: Any, **overrides: Any) -> dict[str, Any]:
     body = {
-        "dataset": str(dataset.pk), "title": "Prototype", "purpose": "Model", "intended_use": "Notebook",
-        "audience": "internal", "columns": SAFE_COLUMNS, "synthesizer": "gaussian_copula", "rows": 200,
+        "dataset": str(dataset.pk),
+        "title": "Prototype",
+        "purpose": "Model",
+        "intended_use": "Notebook",
+        "audience": "internal",
+        "columns": SAFE_COLUMNS,
+        "synthesizer": "gaussian_copula",
+        "rows": 200,
         "epsilon": None,
     }
     body.update(overrides)
@@ -70,9 +76,12 @@ def test_submit_returns_in_review_with_tier(api: Any, alice: Any, dataset: Any) 
     assert tier["policy_version"]
 
 
-def test_requester_deciding_gets_403_and_nothing_changes(api: Any, alice: Any, submitted_request: Any) -> None:
-    response = api(alice).post(f"/api/v1/requests/{submitted_request.pk}/decisions/", {"decision": "approve"},
-                               format="json")
+def test_requester_deciding_gets_403_and_nothing_changes(
+    api: Any, alice: Any, submitted_request: Any
+) -> None:
+    response = api(alice).post(
+        f"/api/v1/requests/{submitted_request.pk}/decisions/", {"decision": "approve"}, format="json"
+    )
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "forbidden"
     submitted_request.refresh_from_db()
@@ -80,8 +89,11 @@ def test_requester_deciding_gets_403_and_nothing_changes(api: Any, alice: Any, s
 
 
 def test_officer_decision_answers_201(api: Any, olivia: Any, submitted_request: Any) -> None:
-    response = api(olivia).post(f"/api/v1/requests/{submitted_request.pk}/decisions/",
-                                {"decision": "approve", "comment": "fine"}, format="json")
+    response = api(olivia).post(
+        f"/api/v1/requests/{submitted_request.pk}/decisions/",
+        {"decision": "approve", "comment": "fine"},
+        format="json",
+    )
     assert response.status_code == 201
     assert response.json()["reviewer"] == "olivia" and response.json()["decision"] == "approve"
     detail = api(olivia).get(f"/api/v1/requests/{submitted_request.pk}/").json()
@@ -92,16 +104,21 @@ def test_officer_decision_answers_201(api: Any, olivia: Any, submitted_request: 
 def test_deciding_when_not_awaiting_review_answers_409(
     api: Any, olivia: Any, oscar: Any, submitted_request: Any
 ) -> None:
-    api(olivia).post(f"/api/v1/requests/{submitted_request.pk}/decisions/",
-                     {"decision": "reject", "comment": "no"}, format="json")
-    response = api(oscar).post(f"/api/v1/requests/{submitted_request.pk}/decisions/",
-                               {"decision": "approve"}, format="json")
+    api(olivia).post(
+        f"/api/v1/requests/{submitted_request.pk}/decisions/",
+        {"decision": "reject", "comment": "no"},
+        format="json",
+    )
+    response = api(oscar).post(
+        f"/api/v1/requests/{submitted_request.pk}/decisions/", {"decision": "approve"}, format="json"
+    )
     assert response.status_code == 409
 
 
 def test_invalid_decision_value_answers_400(api: Any, olivia: Any, submitted_request: Any) -> None:
-    response = api(olivia).post(f"/api/v1/requests/{submitted_request.pk}/decisions/",
-                                {"decision": "maybe"}, format="json")
+    response = api(olivia).post(
+        f"/api/v1/requests/{submitted_request.pk}/decisions/", {"decision": "maybe"}, format="json"
+    )
     assert response.status_code == 400
 
 
@@ -137,16 +154,19 @@ def test_anonymous_callers_get_401(api: Any, submitted_request: Any, method: str
 def test_another_team_gets_404_as_if_it_did_not_exist(
     api: Any, charlie: Any, submitted_request: Any, method: str, path: str
 ) -> None:
-    response = getattr(api(charlie), method)(path.format(id=submitted_request.pk),
-                                             {"decision": "approve"}, format="json")
+    response = getattr(api(charlie), method)(
+        path.format(id=submitted_request.pk), {"decision": "approve"}, format="json"
+    )
     assert response.status_code == 404
-    missing = getattr(api(charlie), method)(path.format(id="00000000-0000-0000-0000-000000000000"),
-                                            {"decision": "approve"}, format="json")
+    missing = getattr(api(charlie), method)(
+        path.format(id="00000000-0000-0000-0000-000000000000"), {"decision": "approve"}, format="json"
+    )
     assert missing.status_code == 404 and missing.json() == response.json()
 
 
-def test_list_shows_only_visible_requests(api: Any, alice: Any, bob: Any, charlie: Any, olivia: Any,
-                                          submitted_request: Any, make_request: Any) -> None:
+def test_list_shows_only_visible_requests(
+    api: Any, alice: Any, bob: Any, charlie: Any, olivia: Any, submitted_request: Any, make_request: Any
+) -> None:
     draft = make_request(title="alice's private draft")
     ids = lambda user: {r["id"] for r in api(user).get("/api/v1/requests/").json()}  # noqa: E731
     assert ids(alice) == {str(submitted_request.pk), str(draft.pk)}

@@ -24,8 +24,12 @@ def test_scientist_files_a_draft_request_that_is_audited(make_request: Any, alic
 
 def test_a_direct_identifier_column_is_refused_by_name(sam: Any, alice: Any, make_request: Any) -> None:
     with_ids = dataset_register(
-        actor=sam, name="with ids", epsilon_cap="1",
-        uploaded_file=csv_upload("ssn,age,sex\n" + "\n".join(f"123-45-{i:04d},{40 + i % 30},F" for i in range(60))),
+        actor=sam,
+        name="with ids",
+        epsilon_cap="1",
+        uploaded_file=csv_upload(
+            "ssn,age,sex\n" + "\n".join(f"123-45-{i:04d},{40 + i % 30},F" for i in range(60))
+        ),
     )
     with pytest.raises(ValidationFailed) as refused:
         make_request(dataset_id=with_ids.pk, columns=["ssn", "age"])
@@ -122,7 +126,9 @@ def test_approval_queues_a_job_for_exactly_the_requested_columns(submitted_reque
     assert AuditEvent.objects.filter(action="job.queue", target_id=str(job.pk)).exists()
 
 
-def test_deciding_a_request_no_longer_in_review_is_a_conflict(submitted_request: Any, olivia: Any, oscar: Any) -> None:
+def test_deciding_a_request_no_longer_in_review_is_a_conflict(
+    submitted_request: Any, olivia: Any, oscar: Any
+) -> None:
     request_decide(actor=olivia, request_id=submitted_request.pk, decision="reject", comment="Too broad")
     with pytest.raises(Conflict):
         request_decide(actor=oscar, request_id=submitted_request.pk, decision="approve")
@@ -131,7 +137,9 @@ def test_deciding_a_request_no_longer_in_review_is_a_conflict(submitted_request:
     assert submitted_request.job is None
 
 
-def test_high_tier_waits_for_a_second_distinct_approver(make_request: Any, alice: Any, olivia: Any, oscar: Any) -> None:
+def test_high_tier_waits_for_a_second_distinct_approver(
+    make_request: Any, alice: Any, olivia: Any, oscar: Any
+) -> None:
     request = request_submit(actor=alice, request_id=make_request(audience="external").pk)
     request_decide(actor=olivia, request_id=request.pk, decision="approve")
     request.refresh_from_db()
@@ -146,8 +154,9 @@ def test_high_tier_waits_for_a_second_distinct_approver(make_request: Any, alice
 def test_changes_requested_then_resubmitted_starts_a_new_review_round(
     submitted_request: Any, alice: Any, olivia: Any
 ) -> None:
-    request_decide(actor=olivia, request_id=submitted_request.pk, decision="request_changes",
-                   comment="Drop sex")
+    request_decide(
+        actor=olivia, request_id=submitted_request.pk, decision="request_changes", comment="Drop sex"
+    )
     again = request_submit(actor=alice, request_id=submitted_request.pk)
     assert again.status == RequestStatus.IN_REVIEW and again.review_round == 2
     request_decide(actor=olivia, request_id=again.pk, decision="approve")

@@ -17,22 +17,40 @@ class GateCheckSerializer(serializers.Serializer):
 class ReleaseOutputSerializer(serializers.ModelSerializer):
     request = serializers.UUIDField(source="request_id")
     dataset = serializers.UUIDField(source="dataset_id")
-    epsilon = serializers.DecimalField(max_digits=12, decimal_places=6, coerce_to_string=False,
-                                       allow_null=True)
+    epsilon = serializers.DecimalField(
+        max_digits=12, decimal_places=6, coerce_to_string=False, allow_null=True
+    )
     privacy = serializers.SerializerMethodField()
     gate = serializers.SerializerMethodField()
 
     class Meta:
         model = Release
-        fields = ["id", "request", "dataset", "title", "rows", "columns", "created_at", "expires_at",
-                  "audience", "synthesizer", "is_dp", "epsilon", "privacy", "gate", "metrics",
-                  "receipt", "sha256"]
+        fields = [
+            "id",
+            "request",
+            "dataset",
+            "title",
+            "rows",
+            "columns",
+            "created_at",
+            "expires_at",
+            "audience",
+            "synthesizer",
+            "is_dp",
+            "epsilon",
+            "privacy",
+            "gate",
+            "metrics",
+            "receipt",
+            "sha256",
+        ]
 
     def get_privacy(self, obj: Release) -> str:
         if obj.is_dp:
             return f"Differentially private: epsilon = {obj.epsilon} spent from the dataset's budget."
-        return (f"Not differentially private ({obj.synthesizer}). Privacy rests on the release "
-                "gate's tests only.")
+        return (
+            f"Not differentially private ({obj.synthesizer}). Privacy rests on the release gate's tests only."
+        )
 
     def get_gate(self, obj: Release) -> dict[str, Any]:
         checks = GateCheckSerializer(obj.gate.get("checks", []), many=True).data

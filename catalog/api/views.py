@@ -22,15 +22,16 @@ class ReleaseListApi(APIView):
 class ReleaseDetailApi(APIView):
     @extend_schema(responses=ReleaseOutputSerializer)
     def get(self, request: Request, release_id: str) -> Response:
-        return Response(ReleaseOutputSerializer(release_get_for(actor=request.user, release_id=release_id)).data)
+        return Response(
+            ReleaseOutputSerializer(release_get_for(actor=request.user, release_id=release_id)).data
+        )
 
 
 def release_file_response(*, actor: object, release_id: str) -> FileResponse:
     """Shared by the API and the page: authorize, audit, then stream the CSV."""
     release, path = release_open_download(actor=actor, release_id=release_id)
     filename = f"{slugify(release.title)[:60] or 'release'}-{str(release.pk)[:8]}.csv"
-    response = FileResponse(path.open("rb"), as_attachment=True, filename=filename,
-                            content_type="text/csv")
+    response = FileResponse(path.open("rb"), as_attachment=True, filename=filename, content_type="text/csv")
     response["Cache-Control"] = "no-store"
     return response
 

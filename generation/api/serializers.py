@@ -27,8 +27,18 @@ class DatasetOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = SourceDataset
-        fields = ["id", "name", "version", "status", "rows", "sha256", "description", "created_at",
-                  "columns", "budget"]
+        fields = [
+            "id",
+            "name",
+            "version",
+            "status",
+            "rows",
+            "sha256",
+            "description",
+            "created_at",
+            "columns",
+            "budget",
+        ]
 
     def get_columns(self, obj: SourceDataset) -> list[dict[str, Any]]:
         return ColumnOutputSerializer(obj.columns.order_by("position"), many=True).data  # type: ignore[return-value]

@@ -26,7 +26,8 @@ class DatasetListCreateApi(APIView):
         payload = DatasetInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         dataset = dataset_register(
-            actor=request.user, name=payload.validated_data["name"],
+            actor=request.user,
+            name=payload.validated_data["name"],
             uploaded_file=payload.validated_data["file"],
             epsilon_cap=payload.validated_data["epsilon_cap"],
             description=payload.validated_data.get("description", ""),

@@ -68,6 +68,10 @@ class GaussianCopulaSynthesizer:
         synth = SDVGaussianCopula(metadata, default_distribution="norm")
         progress(0.05, "fitting")
         synth.fit({TABLE: frame[[c.name for c in columns]]})
+        # SDV resets sampling to a fixed seed unless told otherwise, which would make every job
+        # on the same data identical and the receipt's seed meaningless. (Private API of the
+        # pinned sdv==2.0.0; the synthesizer tests catch a change.)
+        synth._set_random_state(seed)
         progress(0.5, "sampling")
         chunk = max(1, -(-rows // SAMPLE_CHUNKS))
         parts: list[pd.DataFrame] = []

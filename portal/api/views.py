@@ -27,8 +27,13 @@ class TokenApi(APIView):
         payload = AuthTokenSerializer(data=request.data, context={"request": request})
         if not payload.is_valid():
             username = str(request.data.get("username", ""))[:150]
-            audit_denied(actor=None, action="auth.token", target_type="user", target_id=username or "-",
-                         reason="bad credentials")
+            audit_denied(
+                actor=None,
+                action="auth.token",
+                target_type="user",
+                target_id=username or "-",
+                reason="bad credentials",
+            )
             payload.is_valid(raise_exception=True)
         user = payload.validated_data["user"]
         token, _ = Token.objects.get_or_create(user=user)

@@ -12,8 +12,17 @@ ProgressFn = Callable[[float, str], None]
 
 @dataclass(frozen=True)
 class ColumnSpec:
+    """A column as the steward declared it. DP synthesizers may use only these fields as public
+    metadata: `lower`/`upper` for numeric and datetime columns (datetimes as epoch seconds),
+    `categories` for categorical and boolean columns. They never look at the data to find them.
+    """
+
     name: str
     kind: str  # generation.choices.ColumnKind
+    lower: float | None = None
+    upper: float | None = None
+    categories: tuple[str, ...] | None = None
+    nullable: bool = True
 
 
 class Synthesizer(Protocol):

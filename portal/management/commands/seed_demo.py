@@ -1,0 +1,102 @@
+"""Create the demo logins and register the demo dataset, for `make run` on a laptop.
+
+Idempotent: users and the dataset that already exist are left as they are (a changed password is
+not reset), so it runs on every `make run`. It refuses to run in production, where a shared,
+documented password would be a hole.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.files import File
+from django.core.management.base import BaseCommand, CommandError
+
+from core.errors import ValidationFailed
+from core.roles import Role
+from generation.choices import DatasetStatus
+from generation.models import SourceDataset
+from generation.services import dataset_register
+from portal.models import User
+from portal.services import user_create
+
+# One documented password for every demo login; it passes Django's password validators.
+DEMO_PASSWORD = "synthgate-demo-2026"
+DEMO_USERS: list[tuple[str, str, str]] = [
+    ("scientist", Role.DATA_SCIENTIST, "Cardiology"),
+    ("officer", Role.PRIVACY_OFFICER, "Privacy"),
+    ("officer2", Role.PRIVACY_OFFICER, "Privacy"),
+    ("steward", Role.DATA_STEWARD, "Data Office"),
+    ("admin", Role.ADMIN, "IT"),
+    ("auditor", Role.AUDITOR, "Audit"),
+]
+STEWARD = "steward"
+DEMO_DATASET_NAME = "flchain (Mayo serum free light chain)"
+DEMO_DATASET_FILE = Path(__file__).resolve().parents[2] / "demo" / "flchain.csv"
+DEMO_EPSILON_CAP = "3.0"
+
+
+class Command(BaseCommand):
+    help = "Create one demo login per role and register the demo flchain dataset (not in production)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if settings.IS_PRODUCTION:
+            raise CommandError(
+                "seed_demo creates logins with a published password and is refused in production "
+                "(SYNTHGATE_ENV=production); create real users with create_portal_user instead."
+            )
+        created = [username for username, role, team in DEMO_USERS if self._ensure_user(username, role, team)]
+        dataset_created = self._ensure_dataset()
+        self.stdout.write(
+            f"Demo data: {len(created)} user(s) created, "
+            f"{'dataset registered' if dataset_created else 'dataset already present'}."
+        )
+        self._print_logins()
+
+    def _ensure_user(self, username: str, role: str, team: str) -> bool:
+        if User.objects.filter(username=username).exists():
+            return False
+        # actor=None: a trusted operator on the host, the same path as create_portal_user.
+        user_create(actor=None, username=username, password=DEMO_PASSWORD, role=role, team_name=team)
+        return True
+
+    def _ensure_dataset(self) -> bool:
+        if SourceDataset.objects.filter(name=DEMO_DATASET_NAME).exists():
+            return False
+        steward = User.objects.filter(username=STEWARD).first()
+        if steward is None or steward.role != Role.DATA_STEWARD or not steward.is_active:
+            raise CommandError(
+                f"User {STEWARD!r} is not an active data steward, so the demo dataset cannot be "
+                "registered; restore that account or register a dataset in the portal."
+            )
+        with DEMO_DATASET_FILE.open("rb") as handle:
+            dataset = dataset_register(
+                actor=steward,
+                name=DEMO_DATASET_NAME,
+                uploaded_file=File(handle, name=DEMO_DATASET_FILE.name),
+                epsilon_cap=DEMO_EPSILON_CAP,
+                description="Mayo Clinic serum free light chain study (public, de-identified).",
+            )
+        if dataset.status != DatasetStatus.READY:
+            self._sign_off(steward, dataset)
+        return True
+
+    def _sign_off(self, steward: User, dataset: SourceDataset) -> None:
+        # A new registration awaits the steward's classification sign-off; the demo accepts the
+        # suggested classifications so a scientist can file a request straight away.
+        from generation.services import dataset_sign_off
+
+        try:
+            dataset_sign_off(actor=steward, dataset_id=dataset.pk)
+        except ValidationFailed as exc:
+            self.stderr.write(
+                f"The demo dataset is registered but not signed off ({exc}); "
+                "sign in as steward and sign it off on its dataset page."
+            )
+
+    def _print_logins(self) -> None:
+        self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
+        for username, role, team in DEMO_USERS:
+            self.stdout.write(f"  {username:<10} {Role(role).label:<16} team {team}")

@@ -1,0 +1,239 @@
+"""The installed stack and the security settings are what the project relies on.
+
+`pip install` and `pip check` both succeed with a stack on which `import diffprivlib` fails
+(shared/STACK.md), so importing every pinned dependency here is the only check that catches it.
+Production settings are loaded in a subprocess, with a controlled environment, so the Django that
+runs these tests is unaffected.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import io
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VALID_SECRET = "x" * 20 + "-production-secret-key-for-tests"
+
+PINNED_MODULES = [
+    "numpy",
+    "scipy",
+    "sklearn",
+    "pandas",
+    "pyarrow",
+    "sdv",
+    "sdmetrics",
+    "rdt",
+    "ctgan",
+    "copulas",
+    "diffprivlib",
+    "anonymeter",
+    "plotly",
+    "django",
+    "rest_framework",
+    "drf_spectacular",
+    "django_htmx",
+    "csp",
+    "whitenoise",
+    "dj_database_url",
+    "psycopg",
+    "celery",
+    "kombu",
+    "redis",
+    "cryptography",
+    "torch",
+]
+
+
+@pytest.mark.parametrize("module", PINNED_MODULES)
+def test_pinned_dependency_imports(module: str) -> None:
+    importlib.import_module(module)
+
+
+def test_diffprivlib_fits_a_model_on_the_pinned_scikit_learn_and_scipy() -> None:
+    # scikit-learn 1.7 imports fine yet breaks diffprivlib's `.fit`; scipy 1.18 drops L-BFGS-B options.
+    import numpy as np
+    from diffprivlib.models import LogisticRegression
+    from diffprivlib.utils import PrivacyLeakWarning
+
+    rng = np.random.default_rng(0)
+    features = rng.uniform(0, 1, size=(200, 3))
+    labels = (features[:, 0] > 0.5).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PrivacyLeakWarning)
+        model = LogisticRegression(epsilon=1.0, data_norm=2.0, random_state=0).fit(features, labels)
+    assert model.coef_.shape == (1, 3)
+
+
+def test_torch_is_the_cpu_build() -> None:
+    import torch
+
+    assert torch.version.cuda is None, f"torch {torch.__version__} is a CUDA build; install the CPU wheel"
+
+
+# --- Production settings, loaded in a subprocess -----------------------------------------------
+
+
+def _load_settings(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Import the settings with only `env` set (plus PATH-like basics); print a few values as JSON."""
+    clean = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "SYNTHGATE_", "CELERY_")) and key != "DATABASE_URL"
+    }
+    clean.update({"SYNTHGATE_VAR_DIR": str(tmp_path / "var"), "DJANGO_SETTINGS_MODULE": "portal.settings"})
+    clean.update(env)
+    script = (
+        "import json; from django.conf import settings as s; print(json.dumps({k: getattr(s, k, None) "
+        "for k in ['DEBUG', 'SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', 'SECURE_SSL_REDIRECT', "
+        "'SECURE_HSTS_SECONDS', 'SECURE_HSTS_INCLUDE_SUBDOMAINS', 'SECURE_PROXY_SSL_HEADER', "
+        "'ALLOWED_HOSTS', 'CELERY_TASK_ALWAYS_EAGER', 'WHITENOISE_USE_FINDERS']}))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=BASE_DIR,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+PRODUCTION = {
+    "SYNTHGATE_ENV": "production",
+    "DJANGO_SECRET_KEY": VALID_SECRET,
+    "DJANGO_ALLOWED_HOSTS": "synthgate.example.org",
+    "SYNTHGATE_DATA_KEY": base64.urlsafe_b64encode(bytes(range(32))).decode(),
+}
+
+
+def _without(name: str) -> dict[str, str]:
+    return {key: value for key, value in PRODUCTION.items() if key != name}
+
+
+def test_production_settings_load_with_the_required_variables(tmp_path: Path) -> None:
+    result = _load_settings(tmp_path, **PRODUCTION)
+    assert result.returncode == 0, result.stderr
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path: Path) -> None:
+    result = _load_settings(tmp_path, **_without("DJANGO_SECRET_KEY"))
+    assert result.returncode != 0
+    assert "Environment variable DJANGO_SECRET_KEY is required" in result.stderr
+
+
+def test_production_refuses_a_short_secret_key(tmp_path: Path) -> None:
+    result = _load_settings(tmp_path, **{**PRODUCTION, "DJANGO_SECRET_KEY": "too-short"})
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be at least 32 characters" in result.stderr
+
+
+def test_production_refuses_to_start_without_a_data_encryption_key(tmp_path: Path) -> None:
+    result = _load_settings(tmp_path, **_without("SYNTHGATE_DATA_KEY"))
+    assert result.returncode != 0
+    assert "Environment variable SYNTHGATE_DATA_KEY is required" in result.stderr
+
+
+def test_production_refuses_to_start_with_debug_on(tmp_path: Path) -> None:
+    result = _load_settings(tmp_path, **{**PRODUCTION, "DJANGO_DEBUG": "true"})
+    assert result.returncode != 0
+    assert "DJANGO_DEBUG must be off in production" in result.stderr
+
+
+def test_production_refuses_to_start_without_allowed_hosts(tmp_path: Path) -> None:
+    result = _load_settings(tmp_path, **_without("DJANGO_ALLOWED_HOSTS"))
+    assert result.returncode != 0
+    assert "DJANGO_ALLOWED_HOSTS is required in production" in result.stderr
+
+
+def test_production_sets_secure_cookies_hsts_and_ssl_redirect(tmp_path: Path) -> None:
+    result = _load_settings(tmp_path, **PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    values = json.loads(result.stdout.strip().splitlines()[-1])
+    assert values["DEBUG"] is False
+    assert values["SESSION_COOKIE_SECURE"] is True
+    assert values["CSRF_COOKIE_SECURE"] is True
+    assert values["SECURE_SSL_REDIRECT"] is True
+    assert values["SECURE_HSTS_SECONDS"] >= 31536000
+    assert values["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is True
+    assert values["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+    assert values["ALLOWED_HOSTS"] == ["synthgate.example.org"]
+    assert values["CELERY_TASK_ALWAYS_EAGER"] is False
+    # Production serves only collected (hashed, compressed) static files, never from the finders.
+    assert values["WHITENOISE_USE_FINDERS"] is False
+
+
+def test_an_unknown_environment_name_is_refused(tmp_path: Path) -> None:
+    result = _load_settings(tmp_path, SYNTHGATE_ENV="prod")
+    assert result.returncode != 0
+    assert "SYNTHGATE_ENV='prod'" in result.stderr
+
+
+# --- Settings the running test suite sees --------------------------------------------------------
+
+
+def test_celery_tasks_are_not_run_eagerly() -> None:
+    # Eager tasks would hide that the pipeline needs a real worker process.
+    from portal.celery import app
+
+    assert django_settings.CELERY_TASK_ALWAYS_EAGER is False
+    assert app.conf.task_always_eager is False
+    assert app.conf.task_default_queue == "synthesis"
+
+
+def test_api_denies_by_default_and_never_uses_basic_auth() -> None:
+    from rest_framework.authentication import BasicAuthentication
+    from rest_framework.permissions import IsAuthenticated
+    from rest_framework.settings import api_settings
+
+    assert django_settings.REST_FRAMEWORK["DEFAULT_PERMISSION_CLASSES"] == [
+        "rest_framework.permissions.IsAuthenticated"
+    ]
+    assert api_settings.DEFAULT_PERMISSION_CLASSES == [IsAuthenticated]
+    assert not any(
+        issubclass(cls, BasicAuthentication) for cls in api_settings.DEFAULT_AUTHENTICATION_CLASSES
+    )
+
+
+# --- The demo seed (make run) is for development only -------------------------------------------
+
+
+@pytest.mark.django_db
+def test_seed_demo_is_idempotent_and_logins_work() -> None:
+    from generation.models import SourceDataset
+    from portal.management.commands.seed_demo import DEMO_DATASET_NAME, DEMO_PASSWORD, DEMO_USERS
+    from portal.models import User
+
+    call_command("seed_demo", stdout=io.StringIO())
+    output = io.StringIO()
+    call_command("seed_demo", stdout=output)
+
+    assert "0 user(s) created, dataset already present" in output.getvalue()
+    assert f"password for all: {DEMO_PASSWORD}" in output.getvalue()
+
+    assert User.objects.count() == len(DEMO_USERS)
+    for username, role, team in DEMO_USERS:
+        user = User.objects.get(username=username)
+        assert (user.role, user.team.name) == (role, team)
+        assert user.check_password(DEMO_PASSWORD)
+    dataset = SourceDataset.objects.get(name=DEMO_DATASET_NAME)
+    assert dataset.rows == 7874
+    # Signed off, so the scientist can file a request as soon as `make run` prints the logins.
+    assert dataset.status == "ready"
+
+
+def test_seed_demo_refuses_to_run_in_production(settings: object) -> None:
+    settings.IS_PRODUCTION = True  # type: ignore[attr-defined]
+    with pytest.raises(CommandError, match="refused in production"):
+        call_command("seed_demo")

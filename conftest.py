@@ -144,12 +144,13 @@ def api() -> Callable[[Any], APIClient]:
 
 @pytest.fixture
 def dataset(sam: Any) -> Any:
-    """A registered 600-row slice of flchain with a 1.0 epsilon cap."""
-    from generation.services import dataset_register
+    """A registered and signed-off 600-row slice of flchain with a 1.0 epsilon cap."""
+    from generation.services import dataset_register, dataset_sign_off
 
-    return dataset_register(
+    registered = dataset_register(
         actor=sam, name="flchain", uploaded_file=csv_upload(small_flchain_csv()), epsilon_cap="1.0"
     )
+    return dataset_sign_off(actor=sam, dataset_id=registered.pk)
 
 
 SAFE_COLUMNS = ["age", "sex", "kappa", "lambda", "creatinine", "futime", "death"]

@@ -18,7 +18,8 @@ class Classification(models.TextChoices):
 
 
 class DatasetStatus(models.TextChoices):
-    READY = "ready", "Ready"
+    PENDING_REVIEW = "pending_review", "Awaiting classification sign-off"
+    READY = "ready", "Signed off"
     RETIRED = "retired", "Retired"
 
 

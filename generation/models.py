@@ -27,11 +27,30 @@ class SourceDataset(models.Model):
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
     version = models.PositiveIntegerField(default=1)
-    status = models.CharField(max_length=16, choices=DatasetStatus.choices, default=DatasetStatus.READY)
+    status = models.CharField(
+        max_length=16, choices=DatasetStatus.choices, default=DatasetStatus.PENDING_REVIEW
+    )
     rows = models.PositiveIntegerField()
-    sha256 = models.CharField(max_length=64)
+    sha256 = models.CharField(max_length=64, help_text="SHA-256 of the uploaded file's bytes.")
     size_bytes = models.PositiveBigIntegerField()
-    storage_path = models.CharField(max_length=255)
+    file_format = models.CharField(max_length=16, default="csv")
+    encoding = models.CharField(max_length=32, blank=True)
+    delimiter = models.CharField(max_length=4, blank=True)
+    # Holdout custody: the split is fixed at registration. Generators read only `storage_path`
+    # (the training rows); validation alone reads `holdout_path` as the non-member reference.
+    storage_path = models.CharField(max_length=255, help_text="Encrypted training split.")
+    holdout_path = models.CharField(max_length=255, blank=True, help_text="Encrypted holdout split.")
+    training_rows = models.PositiveIntegerField(default=0)
+    holdout_rows = models.PositiveIntegerField(default=0)
+    holdout_share = models.FloatField(default=0.2)
+    holdout_seed = models.PositiveBigIntegerField(default=0)
+    # Re-identification estimate: share of rows unique on the quasi-identifier combination.
+    reidentification_risk = models.FloatField(null=True, blank=True)
+    risk_columns = models.JSONField(default=list, blank=True)
+    small_cell_count = models.PositiveIntegerField(default=0)
+    classification_version = models.PositiveIntegerField(
+        default=0, help_text="Number of the latest signed-off classification (0: never signed off)."
+    )
     epsilon_cap_micro = models.PositiveBigIntegerField()
     epsilon_spent_micro = models.PositiveBigIntegerField(default=0)
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
@@ -72,8 +91,15 @@ class DatasetColumn(models.Model):
     name = models.CharField(max_length=255)
     kind = models.CharField(max_length=16, choices=ColumnKind.choices)
     classification = models.CharField(max_length=24, choices=Classification.choices)
+    suggested_classification = models.CharField(max_length=24, choices=Classification.choices, blank=True)
+    suggestion_reason = models.CharField(max_length=200, blank=True)
     missing_rate = models.FloatField()
     distinct = models.PositiveIntegerField()
+    # Aggregates for custodians (min/max, top categories with counts >= k, suppressed histograms).
+    stats = models.JSONField(default=dict, blank=True)
+    # Public metadata the steward declares: {"lower", "upper", "categories", "unit"}. DP
+    # synthesis uses these, never values read from the data at job time.
+    declared = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["dataset", "position"]
@@ -83,6 +109,31 @@ class DatasetColumn(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ClassificationVersion(models.Model):
+    """A signed-off snapshot of every column's classification and declared metadata."""
+
+    dataset = models.ForeignKey(
+        SourceDataset, on_delete=models.CASCADE, related_name="classification_versions"
+    )
+    number = models.PositiveIntegerField()
+    columns = models.JSONField()
+    signed_off_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    signed_off_name = models.CharField(max_length=150)
+    signed_off_at = models.DateTimeField(auto_now_add=True)
+    reidentification_risk = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["dataset", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "number"], name="classification_version_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset} classification v{self.number}"
 
 
 class SynthesisJob(models.Model):
@@ -95,6 +146,9 @@ class SynthesisJob(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     dataset = models.ForeignKey(SourceDataset, on_delete=models.PROTECT, related_name="jobs")
     columns = models.JSONField()
+    # The signed-off column specs this job was approved against (classification + declared).
+    metadata = models.JSONField(default=list, blank=True)
+    classification_version = models.PositiveIntegerField(default=0)
     synthesizer = models.CharField(max_length=40)
     rows = models.PositiveIntegerField()
     epsilon_micro = models.PositiveBigIntegerField(null=True, blank=True)

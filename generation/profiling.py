@@ -1,48 +1,48 @@
-"""Parse and profile an uploaded table. Produces aggregates only (rates, counts), no values."""
+"""Profile a parsed table: per-column type, missingness, distinct counts and summary statistics.
+
+Statistics that reveal values (min/max, top categories, histograms) are shown only to roles
+that hold custody of the data; any count below the small-cell threshold k is suppressed.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from core.errors import ValidationFailed
 from generation.choices import ColumnKind
 
+PARQUET_MAGIC = b"PAR1"
 _BOOLEAN_WORDS = {"0", "1", "true", "false", "yes", "no", "y", "n", "t", "f"}
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?)?")
+TOP_CATEGORIES = 12
+HISTOGRAM_BINS = 20
+PATTERN_SAMPLE = 2000
 
 
-@dataclass(frozen=True)
+@dataclass
 class ColumnProfile:
     name: str
     kind: str
     missing_rate: float
     distinct: int
-
-
-PARQUET_MAGIC = b"PAR1"
+    stats: dict[str, Any] = field(default_factory=dict)
+    patterns: list[str] = field(default_factory=list)  # value shapes seen, e.g. "ssn", "email"
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """Read a stored CSV or Parquet file. Raises ValidationFailed (never a 5xx) when unreadable."""
+    """Read a stored plaintext CSV or Parquet file (used by tests and tooling)."""
     try:
-        if path.suffix == ".parquet":
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_csv(path, low_memory=False)
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, low_memory=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError) as exc:
         raise ValidationFailed(
-            f"The file could not be read as a table ({type(exc).__name__}); "
-            "upload a comma-separated file with a header row, or a Parquet file.",
-            code="unreadable_file",
+            f"The file could not be read as a table ({type(exc).__name__}).", code="unreadable_file"
         ) from None
-    if frame.shape[0] == 0 or frame.shape[1] == 0:
-        raise ValidationFailed(
-            "The file has no data rows; upload a table with a header and rows.", code="empty_file"
-        )
     return frame
 
 
@@ -63,19 +63,109 @@ def infer_kind(series: pd.Series) -> str:
         return ColumnKind.DATETIME
     if len(present) >= 20 and distinct / len(present) > 0.9:
         return ColumnKind.TEXT if as_text.str.len().mean() > 40 else ColumnKind.IDENTIFIER
+    if as_text.str.len().mean() > 60 and as_text.str.count(r"\s").mean() > 6:
+        return ColumnKind.TEXT
     return ColumnKind.CATEGORICAL
 
 
-def profile_frame(frame: pd.DataFrame) -> list[ColumnProfile]:
+# Value shapes that mark direct identifiers (or quasi-identifiers, for postcodes and birth dates).
+VALUE_PATTERNS: dict[str, re.Pattern[str]] = {
+    "ssn": re.compile(r"^\d{3}-\d{2}-\d{4}$|^\d{9}$"),
+    "email": re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"),
+    "phone": re.compile(r"^(\+?\d{1,3}[\s.-]?)?(\(\d{2,4}\)|\d{2,4})[\s.-]?\d{3,4}[\s.-]?\d{3,4}$"),
+    "mrn": re.compile(r"^(MRN|MR|PT|ID)?[-:# ]?\d{6,12}$", re.IGNORECASE),
+    "person_name": re.compile(r"^[A-Z][a-z]+(?:[ '-][A-Z][a-z]+)*,? [A-Z][a-z]+(?:[ -][A-Z][a-z]+)*$"),
+    "postcode": re.compile(r"^\d{5}(-\d{4})?$|^[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}$", re.IGNORECASE),
+}
+
+
+def value_patterns(series: pd.Series) -> list[str]:
+    """Shapes matched by at least 80% of a sample of the non-missing values."""
+    present = series.dropna()
+    if present.empty:
+        return []
+    sample = present.sample(min(len(present), PATTERN_SAMPLE), random_state=0).astype(str).str.strip()
+    if pd.api.types.is_float_dtype(series):
+        return []  # measurements, not codes
+    found = [name for name, pattern in VALUE_PATTERNS.items() if sample.str.match(pattern).mean() >= 0.8]
+    # A 9-digit or 6-12 digit number is only an identifier when it is also near-unique.
+    near_unique = present.nunique() / len(present) > 0.9
+    return [
+        p for p in found if p not in {"ssn", "mrn", "phone"} or near_unique or not sample.str.isdigit().all()
+    ]
+
+
+def _numeric_stats(series: pd.Series, k: int) -> dict[str, Any]:
+    values = pd.to_numeric(series, errors="coerce").dropna().to_numpy(dtype=float)
+    if values.size == 0:
+        return {}
+    counts, edges = np.histogram(values, bins=HISTOGRAM_BINS)
+    return {
+        "min": float(values.min()),
+        "max": float(values.max()),
+        "mean": float(values.mean()),
+        "integer": bool(np.all(np.mod(values, 1) == 0)),
+        "histogram": {
+            "edges": [float(e) for e in edges],
+            # Bins holding fewer than k rows are suppressed (None), so rare values stay hidden.
+            "counts": [int(c) if c == 0 or c >= k else None for c in counts],
+        },
+    }
+
+
+def _category_stats(series: pd.Series, k: int) -> dict[str, Any]:
+    counts = series.dropna().astype(str).value_counts()
+    shown = counts[counts >= k].head(TOP_CATEGORIES)
+    return {
+        "top": [[str(v), int(c)] for v, c in shown.items()],
+        "small_cells": int((counts < k).sum()),
+        "categories_at_least_k": [str(v) for v in counts[counts >= k].index[:1000]],
+    }
+
+
+def _datetime_stats(series: pd.Series) -> dict[str, Any]:
+    parsed = pd.to_datetime(series, errors="coerce", format="mixed").dropna()
+    if parsed.empty:
+        return {}
+    return {"min": parsed.min().isoformat(), "max": parsed.max().isoformat()}
+
+
+def column_stats(series: pd.Series, kind: str, k: int) -> dict[str, Any]:
+    if kind == ColumnKind.NUMERIC:
+        return _numeric_stats(series, k)
+    if kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN):
+        return _category_stats(series, k)
+    if kind == ColumnKind.DATETIME:
+        return _datetime_stats(series)
+    return {}
+
+
+def profile_frame(frame: pd.DataFrame, *, k: int = 5) -> list[ColumnProfile]:
     profiles = []
     for name in frame.columns:
         series = frame[name]
+        kind = infer_kind(series)
         profiles.append(
             ColumnProfile(
                 name=str(name),
-                kind=infer_kind(series),
+                kind=kind,
                 missing_rate=round(float(series.isna().mean()), 6),
                 distinct=int(series.nunique(dropna=True)),
+                stats=column_stats(series, kind, k),
+                patterns=value_patterns(series),
             )
         )
     return profiles
+
+
+def unique_share(frame: pd.DataFrame, columns: list[str]) -> float | None:
+    """Share of rows whose combination of `columns` occurs exactly once (a re-identification
+    estimate: such rows are singled out by those quasi-identifiers). None without columns."""
+    if not columns or frame.empty:
+        return None
+    sizes = frame[columns].astype(str).value_counts(dropna=False)
+    return round(float((sizes == 1).sum()) / len(frame), 6)
+
+
+def small_cell_total(profiles: list[ColumnProfile]) -> int:
+    return sum(int(p.stats.get("small_cells", 0)) for p in profiles)

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 
@@ -65,6 +66,25 @@ def store_stream(chunks: Iterable[bytes], *, folder: str, suffix: str, max_bytes
         target.unlink(missing_ok=True)
         raise
     return StoredFile(relative_path=relative, sha256=digest.hexdigest(), size_bytes=size)
+
+
+def store_encrypted(plaintext: bytes, *, folder: str, suffix: str) -> StoredFile:
+    """Encrypt and store; `sha256` is of the plaintext (what the content hash means to users)."""
+    from generation.crypto import encrypt_chunks
+
+    digest = hashlib.sha256(plaintext).hexdigest()
+    pieces = (plaintext[i : i + CHUNK] for i in range(0, len(plaintext), CHUNK))
+    stored = store_stream(encrypt_chunks(pieces), folder=folder, suffix=suffix + ".enc", max_bytes=2**42)
+    return StoredFile(relative_path=stored.relative_path, sha256=digest, size_bytes=len(plaintext))
+
+
+def read_encrypted_parquet(relative_path: str) -> Any:
+    """Decrypt a stored split into a DataFrame. Called only by worker-side services."""
+    import pandas as pd
+
+    from generation.crypto import decrypt_file
+
+    return pd.read_parquet(decrypt_file(absolute_path(relative_path)))
 
 
 def delete_stored(relative_path: str) -> None:

@@ -228,6 +228,47 @@ SYNTHGATE_MAX_UPLOAD_BYTES = env_int("SYNTHGATE_MAX_UPLOAD_BYTES", 200 * 1024 * 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_PERMISSIONS = 0o600
+# The first handler enforces the size cap while the upload streams in, before anything is kept.
+FILE_UPLOAD_HANDLERS = [
+    "generation.uploads.CappedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+
+
+# Source files are encrypted at rest with this key (32 bytes, urlsafe base64). Production
+# refuses to start without it; development keeps a random per-checkout key under var/.
+def _development_data_key() -> str:
+    path = VAR_DIR / "data_key"
+    if not path.exists():
+        import base64
+
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(base64.urlsafe_b64encode(os.urandom(32)).decode("ascii"))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+if IS_PRODUCTION:
+    SYNTHGATE_DATA_KEY = env_str("SYNTHGATE_DATA_KEY")
+else:
+    SYNTHGATE_DATA_KEY = os.environ.get("SYNTHGATE_DATA_KEY") or _development_data_key()
+try:
+    import base64 as _b64
+
+    if len(_b64.urlsafe_b64decode(SYNTHGATE_DATA_KEY)) != 32:
+        raise ValueError
+except ValueError:
+    raise ImproperlyConfigured(
+        "SYNTHGATE_DATA_KEY must be 32 random bytes in urlsafe base64; generate one with "
+        'python -c "import base64,os;print(base64.urlsafe_b64encode(os.urandom(32)).decode())"'
+    ) from None
+
+SYNTHGATE_MAX_COLUMNS = env_int("SYNTHGATE_MAX_COLUMNS", 500)
+SYNTHGATE_HOLDOUT_SHARE = float(env_str("SYNTHGATE_HOLDOUT_SHARE", "0.2"))
+if not 0.05 <= SYNTHGATE_HOLDOUT_SHARE <= 0.5:
+    raise ImproperlyConfigured("SYNTHGATE_HOLDOUT_SHARE must be between 0.05 and 0.5.")
+SYNTHGATE_SMALL_CELL_K = env_int("SYNTHGATE_SMALL_CELL_K", 5)
 
 # Source datasets and releases are stored here, never under STATIC_ROOT or a served path.
 SYNTHGATE_STORAGE_DIR = Path(env_str("SYNTHGATE_STORAGE_DIR", str(VAR_DIR / "storage")))

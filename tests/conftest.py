@@ -86,6 +86,7 @@ def celery_worker_process(transactional_db: Any, tmp_path: Path) -> Iterator[sub
             proc.kill()
             pytest.fail(f"Celery worker did not start:\n{log_path.read_text()[-4000:]}")
         time.sleep(0.3)
+    proc.log_path = log_path  # type: ignore[attr-defined]
     try:
         yield proc
     finally:

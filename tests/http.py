@@ -30,6 +30,9 @@ class ApiClient:
     def post(self, path: str, **kwargs: Any) -> requests.Response:
         return self.session.post(self.base + path, timeout=60, **kwargs)
 
+    def patch(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.session.patch(self.base + path, timeout=60, **kwargs)
+
 
 def wait_for(predicate: Callable[[], Any], *, timeout: float, interval: float = 0.5) -> Any:
     deadline = time.monotonic() + timeout

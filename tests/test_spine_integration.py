@@ -33,7 +33,9 @@ def test_request_travels_from_upload_to_download_through_a_real_worker(
     )
     assert uploaded.status_code == 201, uploaded.text
     dataset = uploaded.json()
-    assert dataset["rows"] == 800
+    assert dataset["rows"] == 800 and dataset["status"] == "pending_review"
+    signed = steward.post(f"/datasets/{dataset['id']}/signoff/")
+    assert signed.status_code == 200 and signed.json()["status"] == "ready", signed.text
     assert dataset["budget"] == {"epsilon_cap": 2.5, "epsilon_spent": 0.0, "epsilon_remaining": 2.5}
 
     created = scientist.post(

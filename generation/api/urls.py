@@ -5,4 +5,6 @@ from generation.api import views
 urlpatterns = [
     path("", views.DatasetListCreateApi.as_view(), name="api-dataset-list"),
     path("<str:dataset_id>/", views.DatasetDetailApi.as_view(), name="api-dataset-detail"),
+    path("<str:dataset_id>/columns/", views.DatasetColumnsApi.as_view(), name="api-dataset-columns"),
+    path("<str:dataset_id>/signoff/", views.DatasetSignOffApi.as_view(), name="api-dataset-signoff"),
 ]

@@ -1,16 +1,23 @@
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.errors import NotFound
+from core.errors import NotFound, ValidationFailed
 from core.ids import parse_uuid
-from generation.api.serializers import DatasetInputSerializer, DatasetOutputSerializer
+from generation.api.serializers import ColumnsInputSerializer, DatasetInputSerializer, DatasetOutputSerializer
 from generation.selectors import datasets_visible_to
-from generation.services import dataset_register
+from generation.services import dataset_register, dataset_sign_off, dataset_update_columns
+from generation.uploads import upload_was_too_large
+
+
+def _render(dataset: Any, request: Request) -> dict[str, Any]:
+    return DatasetOutputSerializer(dataset, context={"user": request.user}).data  # type: ignore[return-value]
 
 
 class DatasetListCreateApi(APIView):
@@ -19,20 +26,30 @@ class DatasetListCreateApi(APIView):
     @extend_schema(responses=DatasetOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
         datasets = datasets_visible_to(user=request.user).prefetch_related("columns")
-        return Response(DatasetOutputSerializer(datasets, many=True).data)
+        return Response(DatasetOutputSerializer(datasets, many=True, context={"user": request.user}).data)
 
     @extend_schema(request=DatasetInputSerializer, responses={201: DatasetOutputSerializer})
     def post(self, request: Request) -> Response:
-        payload = DatasetInputSerializer(data=request.data)
+        data = request.data  # parses the body; the size cap is enforced while it streams
+        if upload_was_too_large(request):
+            raise ValidationFailed(
+                "The file is larger than the upload limit; upload a smaller extract.",
+                code="file_too_large",
+                fields={"file": "too_large"},
+            )
+        payload = DatasetInputSerializer(data=data)
         payload.is_valid(raise_exception=True)
+        values = payload.validated_data
         dataset = dataset_register(
             actor=request.user,
-            name=payload.validated_data["name"],
-            uploaded_file=payload.validated_data["file"],
-            epsilon_cap=payload.validated_data["epsilon_cap"],
-            description=payload.validated_data.get("description", ""),
+            name=values["name"],
+            uploaded_file=values["file"],
+            epsilon_cap=values["epsilon_cap"],
+            description=values.get("description", ""),
+            encoding=values.get("encoding") or None,
+            delimiter=values.get("delimiter") or None,
         )
-        return Response(DatasetOutputSerializer(dataset).data, status=201)
+        return Response(_render(dataset, request), status=201)
 
 
 class DatasetDetailApi(APIView):
@@ -41,4 +58,24 @@ class DatasetDetailApi(APIView):
         dataset = datasets_visible_to(user=request.user).filter(pk=parse_uuid(dataset_id)).first()
         if dataset is None:
             raise NotFound("No such dataset.")
-        return Response(DatasetOutputSerializer(dataset).data)
+        return Response(_render(dataset, request))
+
+
+class DatasetColumnsApi(APIView):
+    """Stewards edit classifications and declared metadata; any edit reopens review."""
+
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=ColumnsInputSerializer, responses=DatasetOutputSerializer)
+    def patch(self, request: Request, dataset_id: str) -> Response:
+        payload = ColumnsInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        changes = [dict(item) for item in payload.validated_data["columns"]]
+        dataset = dataset_update_columns(actor=request.user, dataset_id=dataset_id, changes=changes)
+        return Response(_render(dataset, request))
+
+
+class DatasetSignOffApi(APIView):
+    @extend_schema(request=None, responses=DatasetOutputSerializer)
+    def post(self, request: Request, dataset_id: str) -> Response:
+        return Response(_render(dataset_sign_off(actor=request.user, dataset_id=dataset_id), request))

@@ -19,7 +19,18 @@ from generation.models import SourceDataset
 from generation.tests.conftest import stored_files
 
 URL = "/api/v1/datasets/"
-COLUMN_FIELDS = {"name", "dtype", "classification", "missing_rate", "distinct"}
+# The contract's fields, plus the review fields the intake issue added.
+COLUMN_FIELDS = {
+    "name",
+    "dtype",
+    "classification",
+    "missing_rate",
+    "distinct",
+    "suggested_classification",
+    "suggestion_reason",
+    "declared",
+    "profile",
+}
 CLASSIFICATIONS = {"direct_identifier", "quasi_identifier", "sensitive", "other"}
 
 
@@ -49,7 +60,12 @@ def test_steward_registers_a_dataset_and_gets_the_contract_object(api: Any, sam:
     body = response.json()
     assert {"id", "name", "version", "status", "rows", "sha256", "columns", "budget"} <= set(body)
     assert str(uuid.UUID(body["id"])) == body["id"]
-    assert (body["name"], body["version"], body["status"], body["rows"]) == ("flchain", 1, "ready", 200)
+    assert (body["name"], body["version"], body["status"], body["rows"]) == (
+        "flchain",
+        1,
+        "pending_review",
+        200,
+    )
     assert body["sha256"] == hashlib.sha256(small_flchain_csv(200)).hexdigest()
     assert body["budget"] == {"epsilon_cap": 1.5, "epsilon_spent": 0.0, "epsilon_remaining": 1.5}
     header = small_flchain_csv(200).decode().splitlines()[0].split(",")
@@ -107,7 +123,7 @@ def test_unreadable_file_is_a_400_not_a_500(api: Any, sam: Any, storage_dir: Pat
     response = api(sam).post(URL, upload_form(file=garbage), format="multipart")
 
     assert response.status_code == 400
-    assert_error_shape(response.json(), "unreadable_file")
+    assert_error_shape(response.json(), "binary_file")
     assert stored_files(storage_dir) == []
 
 

@@ -9,7 +9,7 @@
       var target = document.getElementById(node.dataset.target);
       if (!target || target.dataset.rendered === "1") { return; }
       var figure = JSON.parse(node.textContent);
-      Plotly.newPlot(target, figure.data || [], figure.layout || {}, {displaylogo: false, responsive: true});
+      Plotly.newPlot(target, figure.data || [], figure.layout || {}, {displaylogo: false, displayModeBar: false, responsive: true});
       target.dataset.rendered = "1";
     });
   }

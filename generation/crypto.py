@@ -1,0 +1,106 @@
+"""Encryption at rest for stored source files: AES-256-GCM in 1 MiB chunks.
+
+File layout: MAGIC, then per chunk: 12-byte random nonce, 4-byte big-endian ciphertext length,
+ciphertext+tag. Each chunk's associated data binds its index and whether it is the last one, so
+reordering, dropping or truncating chunks fails authentication instead of yielding a shorter
+table. Streaming keeps memory flat for large uploads.
+
+The key is 32 bytes, base64 in SYNTHGATE_DATA_KEY. Production refuses to start without it
+(settings); development keeps a random per-checkout key under var/.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import struct
+from collections.abc import Iterable, Iterator
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.conf import settings
+
+MAGIC = b"SGENC1\n"
+CHUNK = 1024 * 1024
+_LEN = struct.Struct(">I")
+
+
+class DecryptionError(Exception):
+    """The stored file is not ours, was altered, or the key is wrong."""
+
+
+def _key() -> bytes:
+    raw = base64.urlsafe_b64decode(settings.SYNTHGATE_DATA_KEY)
+    if len(raw) != 32:
+        raise DecryptionError("SYNTHGATE_DATA_KEY must decode to 32 bytes.")
+    return raw
+
+
+def _aad(index: int, last: bool) -> bytes:
+    return struct.pack(">Q?", index, last)
+
+
+def _rechunk(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    buffer = bytearray()
+    for piece in chunks:
+        buffer.extend(piece)
+        while len(buffer) >= CHUNK:
+            yield bytes(buffer[:CHUNK])
+            del buffer[:CHUNK]
+    yield bytes(buffer)
+
+
+def encrypt_chunks(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Yield the encrypted file for the plaintext `chunks` (always ends with a final chunk)."""
+    aead = AESGCM(_key())
+    yield MAGIC
+    pending: bytes | None = None
+    index = 0
+    for block in _rechunk(chunks):
+        if pending is not None:
+            yield _seal(aead, pending, index, last=False)
+            index += 1
+        pending = block
+    yield _seal(aead, pending or b"", index, last=True)
+
+
+def _seal(aead: AESGCM, plaintext: bytes, index: int, *, last: bool) -> bytes:
+    nonce = os.urandom(12)
+    sealed = aead.encrypt(nonce, plaintext, _aad(index, last))
+    return nonce + _LEN.pack(len(sealed)) + sealed
+
+
+def decrypt_file(path: os.PathLike[str] | str) -> io.BytesIO:
+    """Decrypt a stored file into memory (workers only). Raises DecryptionError on any tampering."""
+    aead = AESGCM(_key())
+    out = io.BytesIO()
+    with open(path, "rb") as handle:
+        if handle.read(len(MAGIC)) != MAGIC:
+            raise DecryptionError("Not a SynthGate-encrypted file.")
+        index, finished = 0, False
+        while header := handle.read(12 + _LEN.size):
+            if finished or len(header) < 12 + _LEN.size:
+                raise DecryptionError("Encrypted file has trailing or truncated data.")
+            nonce, (length,) = header[:12], _LEN.unpack(header[12:])
+            sealed = handle.read(length)
+            finished = _open_chunk(aead, nonce, sealed, index, out)
+            index += 1
+        if not finished:
+            raise DecryptionError("Encrypted file is truncated.")
+    out.seek(0)
+    return out
+
+
+def _open_chunk(aead: AESGCM, nonce: bytes, sealed: bytes, index: int, out: io.BytesIO) -> bool:
+    for last in (False, True):
+        try:
+            out.write(aead.decrypt(nonce, sealed, _aad(index, last)))
+            return last
+        except InvalidTag:
+            continue
+    raise DecryptionError("Encrypted file failed authentication (altered, or wrong key).")
+
+
+def generate_key() -> str:
+    return base64.urlsafe_b64encode(os.urandom(32)).decode("ascii")

@@ -1,0 +1,129 @@
+"""Intake against a hostile corpus built here: every bad file is a 400 naming the problem, with
+nothing stored and the refusal audited (reason code only); good variants are accepted."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from audit.models import AuditEvent
+from conftest import csv_upload, small_flchain_csv
+from generation.models import SourceDataset
+
+URL = "/api/v1/datasets/"
+GOOD = "age,sex,score\n" + "".join(f"{40 + i % 30},{'FM'[i % 2]},{i * 1.5}\n" for i in range(40))
+
+
+def _zip(text: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("data.csv", text)
+    return buffer.getvalue()
+
+
+HOSTILE = {
+    "empty": (b"", "empty_file", ""),
+    "header_only": (b"age,sex,score\n", "header_only", ""),
+    "duplicate_names": (b"age,sex,age\n1,F,2\n", "duplicate_column_name", "Columns 1 and 3"),
+    "blank_name": (b"age,,score\n1,F,2\n", "blank_column_name", "Column 2"),
+    "ragged_row": (b"age,sex,score\n1,F,2\n3,M\n", "ragged_row", "Line 3"),
+    "binary": (bytes(range(256)) * 10, "binary_file", ""),
+    "gzip": (gzip.compress(GOOD.encode()), "compressed_file", "gzip"),
+    "zip": (_zip(GOOD), "compressed_file", "zip"),
+    "json": (json.dumps([{"age": 1}, {"age": 2}]).encode(), "not_tabular", ""),
+    "html": (b"<html><body><table><tr><td>1</td></tr></table></body></html>", "not_tabular", ""),
+    "empty_column": (b"age,notes,score\n1,,2\n3,,4\n", "empty_column", "`notes`"),
+    "unclosed_quote": (b'age,sex\n1,"F\n2,M\n', "malformed_csv", ""),
+}
+
+
+@pytest.fixture
+def post(api: Any, sam: Any) -> Any:
+    def send(content: bytes, name: str = "upload.csv", **extra: str) -> Any:
+        form = {"name": "hostile", "epsilon_cap": "1", "file": csv_upload(content, name), **extra}
+        return api(sam).post(URL, form, format="multipart")
+
+    return send
+
+
+def _stored(storage_dir: Path) -> list[Path]:
+    return [p for p in storage_dir.rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_uploads_are_refused_cleanly(post: Any, storage_dir: Path, case: str) -> None:
+    content, code, where = HOSTILE[case]
+    response = post(content)
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert where in error["message"]
+    assert SourceDataset.objects.count() == 0
+    assert _stored(storage_dir) == []
+    refusal = AuditEvent.objects.get(action="dataset.register", outcome="denied")
+    assert refusal.details == {"reason": code}
+
+
+def test_too_many_columns_is_refused(post: Any, storage_dir: Path, settings: Any) -> None:
+    settings.SYNTHGATE_MAX_COLUMNS = 5
+    header = ",".join(f"c{i}" for i in range(6))
+    response = post(f"{header}\n{','.join('1' * 6)}\n".encode())
+    assert response.status_code == 400 and response.json()["error"]["code"] == "too_many_columns"
+    assert _stored(storage_dir) == []
+
+
+def test_the_size_cap_stops_the_upload_while_it_streams(post: Any, storage_dir: Path, settings: Any) -> None:
+    settings.SYNTHGATE_MAX_UPLOAD_BYTES = 4096
+    response = post(small_flchain_csv(400))
+    assert response.status_code == 400 and response.json()["error"]["code"] == "file_too_large"
+    assert SourceDataset.objects.count() == 0 and _stored(storage_dir) == []
+
+
+def test_a_value_in_a_bad_row_never_appears_in_the_error(post: Any) -> None:
+    response = post(b"age,sex,score\n1,F,2\n3,CANARY-VALUE-91\n")
+    assert response.status_code == 400
+    assert b"CANARY-VALUE-91" not in response.content
+    assert not AuditEvent.objects.filter(details__icontains="CANARY").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "extra", "encoding", "delimiter"),
+    [
+        (GOOD.encode("utf-8"), {}, "utf-8", ","),
+        (b"\xef\xbb\xbf" + GOOD.encode("utf-8"), {}, "utf-8-sig", ","),
+        (GOOD.replace("F,", "Fé,").encode("latin-1"), {}, "latin-1", ","),
+        (GOOD.replace(",", ";").encode(), {}, "utf-8", ";"),
+        (GOOD.replace(",", "\t").encode(), {}, "utf-8", "\t"),
+        (GOOD.replace(",", "|").encode(), {"delimiter": "|"}, "utf-8", "|"),
+    ],
+    ids=["utf8", "utf8-bom", "latin1", "semicolon", "tab", "stated-pipe"],
+)
+def test_encodings_and_delimiters_are_detected_or_taken_as_stated(
+    post: Any, content: bytes, extra: dict[str, str], encoding: str, delimiter: str
+) -> None:
+    response = post(content, **extra)
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["encoding"], body["delimiter"], body["rows"]) == (encoding, delimiter, 40)
+    assert [c["name"] for c in body["columns"]] == ["age", "sex", "score"]
+
+
+def test_parquet_is_accepted(post: Any) -> None:
+    buffer = io.BytesIO()
+    pd.read_csv(io.StringIO(GOOD)).to_parquet(buffer, index=False)
+    response = post(buffer.getvalue(), name="table.parquet")
+    assert response.status_code == 201, response.content
+    assert response.json()["file_format"] == "parquet"
+
+
+def test_holdout_is_split_off_at_registration(post: Any) -> None:
+    body = post(small_flchain_csv(500)).json()
+    assert body["holdout"] == {"share": 0.2, "rows": 100}
+    assert body["training_rows"] == 400

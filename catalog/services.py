@@ -27,6 +27,7 @@ from core.ids import parse_uuid
 from generation.choices import JobState
 from generation.models import SynthesisJob
 from generation.services import (
+    JobCancelled,
     job_claim,
     job_finalize,
     job_report_progress,
@@ -158,6 +159,8 @@ def pipeline_run(*, job_id: Any) -> str:
     request_follow_job(job=job)
     try:
         return _pipeline_steps(job)
+    except JobCancelled:
+        return _stop_after_cancel(job)
     except Exception as exc:  # noqa: BLE001 - any failure must end the job as failed, not hang it
         # Type only, and no traceback: messages from pandas/SDV can quote source values.
         logger.error("job %s failed with %s", job.pk, type(exc).__name__)
@@ -170,6 +173,20 @@ def pipeline_run(*, job_id: Any) -> str:
         )
         request_follow_job(job=job)
         return "failed"
+
+
+def _stop_after_cancel(job: SynthesisJob) -> str:
+    """The job was cancelled, or another worker took it over after our lease lapsed."""
+    if SynthesisJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
+        job_finalize(
+            job=job,
+            state=JobState.CANCELLED,
+            error_code="cancelled",
+            error_message="Cancelled while running.",
+        )
+        request_follow_job(job=job)
+        return "cancelled"
+    return "lost"
 
 
 def _pipeline_steps(job: SynthesisJob) -> str:

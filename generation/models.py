@@ -111,6 +111,48 @@ class DatasetColumn(models.Model):
         return self.name
 
 
+class LedgerKind(models.TextChoices):
+    RESERVE = "reserve", "Reserved"
+    REFUND = "refund", "Refunded"
+
+
+class BudgetLedgerEntry(models.Model):
+    """One append-only movement of a dataset's epsilon budget, in integer micro-epsilon.
+
+    A reservation is written in the same transaction as the conditional UPDATE that raised the
+    dataset's `epsilon_spent_micro`; a refund only for a job that failed before reading data.
+    Each job has at most one reservation and one refund (database-enforced).
+    """
+
+    dataset = models.ForeignKey(SourceDataset, on_delete=models.PROTECT, related_name="ledger")
+    job = models.ForeignKey("SynthesisJob", on_delete=models.PROTECT, related_name="ledger")
+    kind = models.CharField(max_length=8, choices=LedgerKind.choices)
+    amount_micro = models.PositiveBigIntegerField()
+    spent_after_micro = models.PositiveBigIntegerField()
+    actor_name = models.CharField(max_length=150)
+    reason = models.CharField(max_length=200, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "kind"], name="ledger_one_entry_per_job_and_kind"),
+            models.CheckConstraint(condition=models.Q(amount_micro__gt=0), name="ledger_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount_micro} micro-epsilon on {self.dataset_id}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise RuntimeError("Ledger entries are append-only.")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def amount(self) -> Decimal:
+        return Decimal(self.amount_micro) / MICRO
+
+
 class ClassificationVersion(models.Model):
     """A signed-off snapshot of every column's classification and declared metadata."""
 
@@ -157,6 +199,7 @@ class SynthesisJob(models.Model):
     progress = models.FloatField(default=0.0)
     stage = models.CharField(max_length=80, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=3)
     worker = models.CharField(max_length=120, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     data_accessed_at = models.DateTimeField(null=True, blank=True)
@@ -168,6 +211,8 @@ class SynthesisJob(models.Model):
     output_path = models.CharField(max_length=255, blank=True)
     output_sha256 = models.CharField(max_length=64, blank=True)
     receipt = models.JSONField(default=dict, blank=True)
+    options = models.JSONField(default=dict, blank=True)
+    cancel_requested = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at"]

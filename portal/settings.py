@@ -336,6 +336,14 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = False
+SYNTHGATE_JOB_LEASE_SECONDS = env_int("SYNTHGATE_JOB_LEASE_SECONDS", 300)
+SYNTHGATE_STALE_QUEUED_SECONDS = env_int("SYNTHGATE_STALE_QUEUED_SECONDS", 900)
+SYNTHGATE_RECONCILE_SECONDS = env_int("SYNTHGATE_RECONCILE_SECONDS", 60)
+# One beat process (or `worker -B` on a single machine) sends this; any worker runs it.
+CELERY_BEAT_SCHEDULE = {
+    "reconcile-jobs": {"task": "synthgate.jobs.reconcile", "schedule": float(SYNTHGATE_RECONCILE_SECONDS)},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- Email (reviewer notifications) ----------------------------------------------------------
 EMAIL_BACKEND = env_str("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

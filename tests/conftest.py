@@ -56,75 +56,73 @@ def _worker_env() -> dict[str, str]:
     return env
 
 
+class WorkerFactory:
+    """Starts real `celery -A portal worker` OS processes; stops them after the test."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(
+        self, *, env: dict[str, str] | None = None, args: list[str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        log_path = self.tmp_path / f"worker-{len(self.procs)}.log"
+        log = log_path.open("wb")
+        cmd = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "worker",
+            "-Q",
+            "synthesis",
+            "-c",
+            "1",
+            "--loglevel=INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-n",
+            f"test-{os.getpid()}-{len(self.procs)}@%h",
+            *(args or []),
+        ]
+        proc = subprocess.Popen(
+            cmd, cwd=REPO, env={**_worker_env(), **(env or {})}, stdout=log, stderr=subprocess.STDOUT
+        )
+        proc.log_path = log_path  # type: ignore[attr-defined]
+        self.procs.append(proc)
+        deadline = time.monotonic() + WORKER_READY_TIMEOUT
+        while b" ready." not in log_path.read_bytes():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"Celery worker did not start:\n{log_path.read_text()[-4000:]}")
+            time.sleep(0.3)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            print(f"--- worker log tail ---\n{proc.log_path.read_text()[-3000:]}")  # type: ignore[attr-defined]
+
+
 @pytest.fixture
-def celery_worker_process(transactional_db: Any, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Start `celery -A portal worker` as a separate OS process; stop it after the test."""
-    log_path = tmp_path / "worker.log"
-    log = log_path.open("wb")
-    cmd = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "portal",
-        "worker",
-        "-Q",
-        "synthesis",
-        "-c",
-        "1",
-        "--loglevel=INFO",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-        "-n",
-        f"test-{os.getpid()}@%h",
-    ]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=_worker_env(), stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + WORKER_READY_TIMEOUT
-    while b" ready." not in log_path.read_bytes():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"Celery worker did not start:\n{log_path.read_text()[-4000:]}")
-        time.sleep(0.3)
-    proc.log_path = log_path  # type: ignore[attr-defined]
+def celery_workers(transactional_db: Any, tmp_path: Path) -> Iterator[WorkerFactory]:
+    factory = WorkerFactory(tmp_path)
     try:
-        yield proc
+        yield factory
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        print(f"--- worker log tail ---\n{log_path.read_text()[-3000:]}")
+        factory.stop_all()
 
 
-@pytest.fixture(autouse=True)
-def _audit_triggers_allow_flush(request: pytest.FixtureRequest) -> Iterator[None]:
-    """TransactionTestCase-style tests end with a table flush, which the audit log's append-only
-    triggers would refuse. Lift them just for the flush and restore them for the next test."""
-    if "transactional_db" not in request.fixturenames and "live_server" not in request.fixturenames:
-        yield
-        return
-    request.getfixturevalue("transactional_db")
-    _set_audit_triggers(enabled=True)
-    yield
-    _set_audit_triggers(enabled=False)
-
-
-def _set_audit_triggers(*, enabled: bool) -> None:
-    from importlib import import_module
-
-    migration = import_module("audit.migrations.0002_append_only_triggers")
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"ALTER TABLE audit_auditevent {'ENABLE' if enabled else 'DISABLE'} TRIGGER USER")
-        elif connection.vendor == "sqlite":
-            for sql in migration.SQLITE_DROP:
-                cursor.execute(sql)
-            if enabled:
-                for sql in migration.SQLITE:
-                    cursor.execute(sql)
+@pytest.fixture
+def celery_worker_process(celery_workers: WorkerFactory) -> subprocess.Popen[bytes]:
+    """One real worker process against the test database and the configured broker."""
+    return celery_workers.start()
 
 
 @pytest.fixture

@@ -1,6 +1,12 @@
 """Services of the generation app (writes). Split by concern; import from here."""
 
-from generation.services.budget import MAX_EPSILON, epsilon_to_micro
+from generation.services.budget import (
+    MAX_EPSILON,
+    budget_refund,
+    budget_reserve,
+    epsilon_to_micro,
+    format_epsilon,
+)
 from generation.services.datasets import (
     RISK_TASK,
     dataset_estimate_risk,
@@ -12,7 +18,9 @@ from generation.services.datasets import (
 from generation.services.jobs import (
     JOB_LEASE,
     PIPELINE_TASK,
+    JobCancelled,
     SynthesisOutput,
+    job_cancel,
     job_claim,
     job_create,
     job_enqueue,
@@ -21,9 +29,16 @@ from generation.services.jobs import (
     job_set_state,
     job_store_output,
     job_synthesize,
+    jobs_reconcile,
 )
 
 __all__ = [
+    "JobCancelled",
+    "budget_refund",
+    "budget_reserve",
+    "format_epsilon",
+    "job_cancel",
+    "jobs_reconcile",
     "JOB_LEASE",
     "MAX_EPSILON",
     "PIPELINE_TASK",

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import socket
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -17,12 +19,23 @@ from audit.services import audit_record
 from core.errors import Conflict
 from generation.choices import FINAL_JOB_STATES, DatasetStatus, JobState
 from generation.models import SourceDataset, SynthesisJob
+from generation.services.budget import budget_refund, budget_reserve
 from generation.storage import read_encrypted_parquet, store_stream
 from generation.synthesizers import ColumnSpec, synthesizer_for
 
 logger = logging.getLogger(__name__)
 
-JOB_LEASE = timedelta(minutes=10)
+# A claimed job's lease; progress reports extend it. A worker that dies stops extending it, and
+# the reconciler re-queues the job once it lapses (sooner on the same host: see job_claim).
+JOB_LEASE = timedelta(seconds=settings.SYNTHGATE_JOB_LEASE_SECONDS)
+# Queued this long without a worker claiming it: the broker message was probably lost.
+STALE_QUEUED = timedelta(seconds=settings.SYNTHGATE_STALE_QUEUED_SECONDS)
+
+
+class JobCancelled(Exception):
+    """Raised inside a running job when it was cancelled or finalized by someone else."""
+
+
 # Kombu task name of the whole pipeline (synthesize, validate, publish). It is defined in the
 # catalog app, the highest app the pipeline touches; lower apps enqueue it by name only.
 PIPELINE_TASK = "synthgate.pipeline.run"
@@ -66,6 +79,9 @@ def job_create(
             "classification_version": dataset.classification_version,
         },
     )
+    if epsilon_micro is not None:
+        # In the approval's transaction: if the budget cannot cover it, the approval rolls back.
+        budget_reserve(job=job, actor=actor)
     job_enqueue(job_id=job.pk)
     return job
 
@@ -109,19 +125,42 @@ def job_enqueue(*, job_id: Any) -> None:
     transaction.on_commit(lambda: app.send_task(PIPELINE_TASK, kwargs={"job_id": str(job_id)}))
 
 
-def job_claim(*, job_id: Any) -> SynthesisJob | None:
-    """Claim a queued job (or one whose lease expired) with one conditional UPDATE.
+def _worker_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
-    Returns None when another worker holds it or it is already final: duplicates are no-ops.
-    """
+
+def _holder_is_dead(worker: str) -> bool:
+    """True when the lease holder was a process on this host that no longer exists."""
+    host, _, rest = worker.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def job_claim(*, job_id: Any) -> SynthesisJob | None:
+    """Claim a queued job, one whose lease lapsed, or one whose holder died on this host, with
+    one conditional UPDATE. Returns None when someone else holds it or it is final: duplicate
+    deliveries are no-ops."""
     now = timezone.now()
-    worker = f"{socket.gethostname()}:{secrets.token_hex(4)}"
+    current = SynthesisJob.objects.filter(pk=job_id).values("state", "worker", "lease_expires_at").first()
+    if current is None or current["state"] in FINAL_JOB_STATES:
+        return None
     claimable = Q(state=JobState.QUEUED) | Q(
         state__in=[JobState.RUNNING, JobState.VALIDATING], lease_expires_at__lt=now
     )
-    updated = SynthesisJob.objects.filter(claimable, pk=job_id).update(
+    if current["state"] != JobState.QUEUED and _holder_is_dead(current["worker"]):
+        # The worker child was killed (e.g. OOM, SIGKILL) and Celery redelivered the task here.
+        claimable |= Q(state__in=[JobState.RUNNING, JobState.VALIDATING], worker=current["worker"])
+    updated = SynthesisJob.objects.filter(claimable, pk=job_id, cancel_requested=False).update(
         state=JobState.RUNNING,
-        worker=worker,
+        worker=_worker_identity(),
         lease_expires_at=now + JOB_LEASE,
         attempts=F("attempts") + 1,
         started_at=now,
@@ -130,15 +169,28 @@ def job_claim(*, job_id: Any) -> SynthesisJob | None:
     )
     if updated != 1:
         return None
-    return SynthesisJob.objects.get(pk=job_id)
+    job = SynthesisJob.objects.get(pk=job_id)
+    audit_record(
+        actor=None,
+        action="job.claim",
+        target_type="job",
+        target_id=job.pk,
+        details={"attempt": job.attempts, "worker": job.worker},
+    )
+    return job
 
 
 def job_report_progress(*, job: SynthesisJob, progress: float, stage: str) -> None:
-    """Record progress and extend the lease, unless the job was cancelled or finalized meanwhile."""
+    """Record progress and extend the lease. Raises JobCancelled when the job was cancelled or
+    finalized meanwhile, or another worker took it over: the caller must stop working on it."""
     now = timezone.now()
-    SynthesisJob.objects.filter(pk=job.pk, worker=job.worker).exclude(state__in=FINAL_JOB_STATES).update(
-        progress=max(0.0, min(1.0, progress)), stage=stage[:80], lease_expires_at=now + JOB_LEASE
+    updated = (
+        SynthesisJob.objects.filter(pk=job.pk, worker=job.worker, cancel_requested=False)
+        .exclude(state__in=FINAL_JOB_STATES)
+        .update(progress=max(0.0, min(1.0, progress)), stage=stage[:80], lease_expires_at=now + JOB_LEASE)
     )
+    if not updated:
+        raise JobCancelled(str(job.pk))
 
 
 def job_set_state(*, job: SynthesisJob, state: str, stage: str = "") -> bool:
@@ -174,6 +226,9 @@ def job_finalize(
         values["receipt"] = receipt
     with transaction.atomic():
         won = SynthesisJob.objects.filter(pk=job.pk).exclude(state__in=FINAL_JOB_STATES).update(**values)
+        if won and state in (JobState.FAILED, JobState.CANCELLED):
+            # Refunded only if the job never read the data (checked inside, under a row lock).
+            budget_refund(job=job, reason=f"job {state} before reading data")
         if won:
             audit_record(
                 actor=None,
@@ -198,7 +253,8 @@ def job_synthesize(*, job: SynthesisJob) -> SynthesisOutput:
     Only the training split is read here: the holdout is never handed to a generator.
     """
     specs = job_column_specs(job)
-    synthesizer = synthesizer_for(job.synthesizer)
+    # The epsilon the ledger reserved (exact micro-epsilon); the mechanism spends exactly that.
+    synthesizer = synthesizer_for(job.synthesizer, epsilon=job.epsilon, options=job.options or None)
     # Stamped before the first read: from here on, a failure can no longer be refunded.
     SynthesisJob.objects.filter(pk=job.pk, data_accessed_at__isnull=True).update(
         data_accessed_at=timezone.now()
@@ -222,3 +278,71 @@ def job_store_output(*, job: SynthesisJob, frame: Any) -> SynthesisJob:
     )
     job.output_path, job.output_sha256 = stored.relative_path, stored.sha256
     return job
+
+
+def job_cancel(*, job: SynthesisJob, actor: Any) -> bool:
+    """Cancel a job. A queued job ends at once; a running one stops at its next progress report.
+
+    The caller authorizes (the requester or a privacy officer, decided in approvals).
+    """
+    with transaction.atomic():
+        flagged = (
+            SynthesisJob.objects.filter(pk=job.pk, cancel_requested=False)
+            .exclude(state__in=FINAL_JOB_STATES)
+            .update(cancel_requested=True)
+        )
+        if not flagged:
+            return False
+        audit_record(actor=actor, action="job.cancel", target_type="job", target_id=job.pk)
+        if SynthesisJob.objects.filter(pk=job.pk, state=JobState.QUEUED).exists():
+            job_finalize(
+                job=job,
+                state=JobState.CANCELLED,
+                error_code="cancelled",
+                error_message="Cancelled before it started.",
+            )
+    return True
+
+
+@dataclass(frozen=True)
+class ReconcileResult:
+    requeued: list[str]
+    failed: list[str]
+
+
+def jobs_reconcile() -> ReconcileResult:
+    """Re-queue jobs whose worker stopped renewing its lease (or whose message was lost); fail
+    those out of attempts. Safe to run concurrently: every change is a conditional UPDATE."""
+    now = timezone.now()
+    requeued: list[str] = []
+    failed: list[str] = []
+    lapsed = SynthesisJob.objects.filter(
+        state__in=[JobState.RUNNING, JobState.VALIDATING], lease_expires_at__lt=now
+    )
+    lost = SynthesisJob.objects.filter(
+        state=JobState.QUEUED, created_at__lt=now - STALE_QUEUED, cancel_requested=False
+    )
+    for job in list(lapsed) + list(lost):
+        if job.attempts >= job.max_attempts:
+            if job_finalize(
+                job=job,
+                state=JobState.FAILED,
+                error_code="max_attempts",
+                error_message=f"The job stopped {job.attempts} times without finishing; ask for a new request.",
+            ):
+                failed.append(str(job.pk))
+            continue
+        reset = SynthesisJob.objects.filter(
+            pk=job.pk, state=job.state, lease_expires_at=job.lease_expires_at
+        ).update(
+            state=JobState.QUEUED,
+            lease_expires_at=None,
+            stage="re-queued after a lapsed lease",
+            created_at=now,
+        )
+        if reset:
+            job_enqueue(job_id=job.pk)
+            requeued.append(str(job.pk))
+    if requeued or failed:
+        logger.info("reconciler re-queued %d and failed %d jobs", len(requeued), len(failed))
+    return ReconcileResult(requeued=requeued, failed=failed)

@@ -1,6 +1,6 @@
 # SynthGate. Each target is a script in scripts/; see README.md and docs/deploy.md.
 .DEFAULT_GOAL := help
-.PHONY: help run test worker lock install
+.PHONY: help run test worker beat lock install
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -13,6 +13,9 @@ test: ## lint, migrations check, the test suite on SQLite, then integration test
 
 worker: ## one Celery worker for the synthesis queue (scale-out machines)
 	@bash scripts/worker.sh
+
+beat: ## the single Celery beat of a scaled-out deployment (sends the job reconciler)
+	@bash scripts/beat.sh
 
 lock: ## regenerate constraints.txt from .venv (pip freeze, without torch/pip/setuptools/wheel)
 	@bash scripts/lock.sh

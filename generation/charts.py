@@ -41,3 +41,33 @@ def category_figure(name: str, top: list[list[Any]]) -> go.Figure:
         yaxis_title="rows",
     )
     return figure
+
+
+def budget_figure(entries: list[Any], cap: float) -> go.Figure:
+    """Cumulative epsilon spent over time (a step line), against the cap."""
+    times = [e.at for e in entries]
+    spent = [e.spent_after_micro / 1_000_000 for e in entries]
+    figure = go.Figure()
+    figure.add_trace(
+        go.Scatter(
+            x=times, y=spent, mode="lines+markers", line_shape="hv", name="spent", line={"color": "#1f6feb"}
+        )
+    )
+    if times:
+        figure.add_trace(
+            go.Scatter(
+                x=[times[0], times[-1]],
+                y=[cap, cap],
+                mode="lines",
+                name="cap",
+                line={"color": "#cf222e", "dash": "dash"},
+            )
+        )
+    figure.update_layout(
+        height=300,
+        margin={"l": 50, "r": 10, "t": 20, "b": 40},
+        yaxis_title="epsilon spent",
+        yaxis={"rangemode": "tozero"},
+        legend={"orientation": "h"},
+    )
+    return figure

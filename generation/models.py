@@ -152,6 +152,10 @@ class BudgetLedgerEntry(models.Model):
     def amount(self) -> Decimal:
         return Decimal(self.amount_micro) / MICRO
 
+    @property
+    def spent_after(self) -> Decimal:
+        return Decimal(self.spent_after_micro) / MICRO
+
 
 class ClassificationVersion(models.Model):
     """A signed-off snapshot of every column's classification and declared metadata."""

@@ -13,7 +13,7 @@ from core.ids import parse_uuid
 from core.roles import Role, has_role
 from core.views import domain_errors_as_messages
 from generation.api.serializers import CUSTODIANS
-from generation.charts import category_figure, histogram_figure
+from generation.charts import budget_figure, category_figure, histogram_figure
 from generation.choices import ColumnKind
 from generation.forms import ColumnReviewForm, DatasetUploadForm
 from generation.selectors import dataset_columns, datasets_visible_to
@@ -133,3 +133,13 @@ def dataset_sign_off_view(request: HttpRequest, dataset_id: str) -> HttpResponse
         "data scientists can now request from this dataset.",
     )
     return redirect("generation:dataset-detail", dataset.pk)
+
+
+def dataset_budget(request: HttpRequest, dataset_id: str) -> HttpResponse:
+    """The dataset's epsilon ledger: every reservation and refund, and a chart of spend over time."""
+    dataset = _dataset_or_404(request, dataset_id)
+    entries = list(dataset.ledger.select_related("job").order_by("at", "id"))
+    figure = budget_figure(entries, float(dataset.epsilon_cap)) if entries else None
+    return render(
+        request, "generation/dataset_budget.html", {"dataset": dataset, "entries": entries, "figure": figure}
+    )

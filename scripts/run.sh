@@ -77,8 +77,10 @@ trap 'stop_all; exit 130' INT
 trap 'stop_all; exit 143' TERM
 trap 'stop_all' EXIT
 
-mapfile -t worker < <(worker_command)
-log "Starting the Celery worker (queue synthesis)"
+# One machine: the worker also runs beat (-B), which sends the job reconciler every minute.
+# At scale, run exactly one `make beat` and any number of `make worker` (docs/deploy.md).
+mapfile -t worker < <(worker_command; printf '%s\n' -B --schedule "${SYNTHGATE_VAR_DIR:-$ROOT/var}/celerybeat-schedule")
+log "Starting the Celery worker (queue synthesis) with the reconciler schedule (beat)"
 "${worker[@]}" &
 worker_pid=$!
 

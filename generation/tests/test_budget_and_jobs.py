@@ -199,3 +199,22 @@ def test_cancelling_a_running_job_stops_it_at_the_next_progress_report(dataset: 
     with pytest.raises(JobCancelled):
         job_report_progress(job=job, progress=0.3, stage="fitting")
     assert job_cancel(job=job, actor=alice) is False  # the second cancel is a no-op
+
+
+def test_the_budget_page_lists_the_ledger_and_charts_it(
+    client: Any, dataset: Any, olivia: Any, alice: Any, charlie: Any
+) -> None:
+    _set_cap(dataset, 1_000_000)
+    job = _job(dataset, 250_000)
+    budget_reserve(job=job, actor=olivia)
+    job_finalize(job=job, state=JobState.FAILED, error_code="x")  # refunded: never read data
+    budget_reserve(job=_job(dataset, 70_000), actor=olivia)
+    client.force_login(alice)
+    page = client.get(f"/datasets/{dataset.pk}/budget/").content.decode()
+    assert 'data-testid="budget-remaining">epsilon 0.93<' in page
+    assert page.count("<tr>") == 4  # header + reserve + refund + reserve
+    assert 'class="plotly-figure"' in page
+    client.force_login(charlie)  # another team's scientist still sees the dataset's budget
+    assert client.get(f"/datasets/{dataset.pk}/budget/").status_code == 200
+    client.logout()
+    assert client.get(f"/datasets/{dataset.pk}/budget/").status_code == 302

@@ -107,6 +107,8 @@ def job_column_specs(job: SynthesisJob) -> list[ColumnSpec]:
                 lower=lower,
                 upper=upper,
                 categories=tuple(categories) if categories is not None else None,
+                # Declared, never inferred: whether a column has gaps is a fact about the data.
+                nullable=item.get("nullable", True),
             )
         )
     return specs
@@ -245,6 +247,18 @@ def job_finalize(
 class SynthesisOutput:
     frame: Any  # pandas.DataFrame of the synthetic rows
     training: Any  # pandas.DataFrame of the source rows the generator saw
+    privacy_statement: str = ""  # what a DP synthesizer guarantees, for the receipt
+
+
+def _options_for(job: SynthesisJob) -> dict[str, Any]:
+    """Synthesizer options: the job's own, plus (for DP) the steward's declared integer columns,
+    which DP synthesizers may not infer from the data."""
+    options = dict(job.options or {})
+    if job.epsilon is not None:
+        integers = [c["name"] for c in job.metadata if c.get("integer")]
+        if integers:
+            options.setdefault("integer_columns", integers)
+    return options
 
 
 def job_synthesize(*, job: SynthesisJob) -> SynthesisOutput:
@@ -254,7 +268,7 @@ def job_synthesize(*, job: SynthesisJob) -> SynthesisOutput:
     """
     specs = job_column_specs(job)
     # The epsilon the ledger reserved (exact micro-epsilon); the mechanism spends exactly that.
-    synthesizer = synthesizer_for(job.synthesizer, epsilon=job.epsilon, options=job.options or None)
+    synthesizer = synthesizer_for(job.synthesizer, epsilon=job.epsilon, options=_options_for(job) or None)
     # Stamped before the first read: from here on, a failure can no longer be refunded.
     SynthesisJob.objects.filter(pk=job.pk, data_accessed_at__isnull=True).update(
         data_accessed_at=timezone.now()
@@ -266,8 +280,14 @@ def job_synthesize(*, job: SynthesisJob) -> SynthesisOutput:
         job_report_progress(job=job, progress=0.1 + 0.6 * fraction, stage=stage)
 
     synthetic = synthesizer.fit_sample(frame, columns=specs, rows=job.rows, seed=job.seed, progress=progress)
+    statement = ""
+    if job.epsilon is not None:
+        # The release will say "epsilon = X": it must be exactly what the mechanisms spent.
+        if synthesizer.epsilon_spent() != job.epsilon:
+            raise RuntimeError("DP synthesizer spent a different epsilon than the job reserved.")
+        statement = synthesizer.privacy_statement
     logger.info("job %s synthesized %d rows x %d columns", job.pk, len(synthetic), len(specs))
-    return SynthesisOutput(frame=synthetic[list(job.columns)], training=frame)
+    return SynthesisOutput(frame=synthetic[list(job.columns)], training=frame, privacy_statement=statement)
 
 
 def job_store_output(*, job: SynthesisJob, frame: Any) -> SynthesisJob:

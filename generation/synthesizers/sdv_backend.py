@@ -10,11 +10,12 @@ import pandas as pd
 
 from generation.choices import ColumnKind
 from generation.synthesizers.base import ColumnSpec, ProgressFn
+from generation.synthesizers.options import Options, checked_options
 
 TABLE = "source"
 SAMPLE_CHUNKS = 10
 
-_SDTYPE = {
+_SDTYPE: dict[str, str] = {
     ColumnKind.NUMERIC: "numerical",
     ColumnKind.CATEGORICAL: "categorical",
     ColumnKind.BOOLEAN: "categorical",
@@ -46,10 +47,26 @@ def seed_everything(seed: int) -> None:
         pass
 
 
+def sample_in_chunks(synth, rows: int, progress: ProgressFn, *, start: float) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    """Sample `rows` from a fitted SDV single-table synthesizer, reporting progress from `start` to 1."""
+    chunk = max(1, -(-rows // SAMPLE_CHUNKS))
+    parts: list[pd.DataFrame] = []
+    produced = 0
+    while produced < rows:
+        n = min(chunk, rows - produced)
+        parts.append(synth.sample(num_rows=n)[TABLE])
+        produced += n
+        progress(start + (1.0 - start) * produced / rows, "sampling")
+    return pd.concat(parts, ignore_index=True)
+
+
 class GaussianCopulaSynthesizer:
     name: ClassVar[str] = "gaussian_copula"
     label: ClassVar[str] = "Gaussian copula (SDV) - not differentially private"
     is_dp: ClassVar[bool] = False
+
+    def __init__(self, options: Options | None = None) -> None:
+        checked_options(self.name, options, allowed=())
 
     def fit_sample(
         self,
@@ -73,12 +90,4 @@ class GaussianCopulaSynthesizer:
         # pinned sdv==2.0.0; the synthesizer tests catch a change.)
         synth._set_random_state(seed)
         progress(0.5, "sampling")
-        chunk = max(1, -(-rows // SAMPLE_CHUNKS))
-        parts: list[pd.DataFrame] = []
-        produced = 0
-        while produced < rows:
-            n = min(chunk, rows - produced)
-            parts.append(synth.sample(num_rows=n)[TABLE])
-            produced += n
-            progress(0.5 + 0.5 * produced / rows, "sampling")
-        return pd.concat(parts, ignore_index=True)
+        return sample_in_chunks(synth, rows, progress, start=0.5)

@@ -1,9 +1,11 @@
-"""The SDV Gaussian copula behind the Synthesizer interface: shape, progress, seeds, labelling."""
+"""The SDV synthesizers behind the Synthesizer interface: shape, progress, seeds, labelling, options."""
 
 from __future__ import annotations
 
 import io
+import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -82,3 +84,199 @@ def test_gaussian_copula_is_labelled_as_not_differentially_private() -> None:
     assert synthesizer.is_dp is False
     assert "not differentially private" in synthesizer.label.lower()
     assert not REGISTRY["gaussian_copula"].name.startswith("dp_")
+
+
+# --- CTGAN and TVAE ------------------------------------------------------------------------------
+
+DEEP_OPTIONS = {"epochs": 3, "batch_size": 100}
+
+
+def run_deep(name: str, training: pd.DataFrame, seed: int, calls: list[tuple[float, str]] | None = None):  # type: ignore[no-untyped-def]
+    sink = calls if calls is not None else []
+    synthesizer = synthesizer_for(name, options=DEEP_OPTIONS)
+    frame = synthesizer.fit_sample(
+        training, columns=SPECS, rows=ROWS, seed=seed, progress=lambda f, stage: sink.append((f, stage))
+    )
+    return frame
+
+
+@pytest.fixture(scope="module", params=["ctgan", "tvae"])
+def deep_run(request: pytest.FixtureRequest, training: pd.DataFrame) -> tuple[str, pd.DataFrame, list]:
+    calls: list[tuple[float, str]] = []
+    return request.param, run_deep(request.param, training, seed=11, calls=calls), calls
+
+
+def test_ctgan_and_tvae_return_the_requested_rows_columns_and_categories(deep_run) -> None:  # type: ignore[no-untyped-def]
+    _, frame, _ = deep_run
+
+    assert frame.shape == (ROWS, len(NAMES))
+    assert list(frame.columns) == NAMES
+    assert set(frame["sex"].dropna()) <= {"F", "M"}
+    assert set(frame["death"].dropna()) <= {0, 1}
+
+
+def test_ctgan_and_tvae_report_progress_once_per_real_epoch(deep_run) -> None:  # type: ignore[no-untyped-def]
+    _, _, calls = deep_run
+    fractions = [f for f, _ in calls]
+    epochs = [stage for _, stage in calls if stage.startswith("training epoch")]
+
+    assert epochs == ["training epoch 1/3", "training epoch 2/3", "training epoch 3/3"]
+    assert all(a <= b for a, b in zip(fractions, fractions[1:], strict=False))
+    assert fractions[-1] == 1.0
+
+
+def test_ctgan_and_tvae_reproduce_a_run_from_its_seed_on_this_machine(deep_run, training) -> None:  # type: ignore[no-untyped-def]
+    name, frame, _ = deep_run
+
+    pd.testing.assert_frame_equal(run_deep(name, training, seed=11), frame)
+
+
+@pytest.mark.parametrize("name", ["ctgan", "tvae", "par"])
+def test_sdv_neural_synthesizers_are_labelled_as_not_differentially_private(name: str) -> None:
+    cls = REGISTRY[name]
+
+    assert cls.is_dp is False
+    assert "not differentially private" in cls.label.lower()
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        ("ctgan", {"epochs": 301}, "between 1 and 300"),
+        ("tvae", {"epochs": 0}, "between 1 and 300"),
+        ("ctgan", {"batch_size": 1001}, "between 10 and 1000"),
+        ("ctgan", {"batch_size": 55}, "multiple of 10"),
+        ("tvae", {"epochs": "30"}, "whole number"),
+        ("tvae", {"epochs": True}, "whole number"),
+        ("ctgan", {"epoch": 5}, "does not accept option(s) epoch"),
+        ("gaussian_copula", {"epochs": 5}, "does not accept"),
+    ],
+)
+def test_options_outside_the_caps_are_refused(name: str, options: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        synthesizer_for(name, options=options)
+
+
+def test_options_within_the_caps_are_used() -> None:
+    synthesizer = synthesizer_for("ctgan", options={"epochs": 300, "batch_size": 1000})
+
+    assert (synthesizer.epochs, synthesizer.batch_size) == (300, 1000)
+    assert synthesizer_for("tvae").epochs == 30  # the CI-sized default
+
+
+def test_an_epsilon_is_refused_by_a_synthesizer_that_cannot_honour_it() -> None:
+    with pytest.raises(ValueError, match="not differentially private"):
+        synthesizer_for("ctgan", epsilon=1)
+
+
+def test_a_dp_synthesizer_needs_an_epsilon() -> None:
+    with pytest.raises(ValueError, match="needs an epsilon"):
+        synthesizer_for("dp_copula")
+
+
+def test_unknown_synthesizer_names_are_a_key_error() -> None:
+    with pytest.raises(KeyError):
+        synthesizer_for("nope")
+
+
+# --- PAR on a longitudinal table -----------------------------------------------------------------
+
+PAR_SPECS = [
+    ColumnSpec("patient", ColumnKind.IDENTIFIER),
+    ColumnSpec("day", ColumnKind.NUMERIC),
+    ColumnSpec("sex", ColumnKind.CATEGORICAL),
+    ColumnSpec("bilirubin", ColumnKind.NUMERIC),
+]
+PAR_OPTIONS = {"entity_column": "patient", "sequence_index": "day", "context_columns": ["sex"], "epochs": 4}
+PAR_ROWS = 150
+
+
+@pytest.fixture(scope="module")
+def visits() -> pd.DataFrame:
+    """Follow-up visits: 50 patients, 3-8 visits each, 30-120 days apart, a drifting lab value."""
+    rng = np.random.default_rng(5)
+    records = []
+    for patient in range(50):
+        sex, day, value = rng.choice(["F", "M"]), 0, rng.uniform(0.5, 3.0)
+        for _ in range(rng.integers(3, 9)):
+            records.append(
+                {"patient": f"P{patient:03d}", "day": day, "sex": sex, "bilirubin": round(value, 2)}
+            )
+            day += int(rng.integers(30, 121))
+            value *= rng.uniform(0.9, 1.3)
+    return pd.DataFrame(records)
+
+
+def run_par(visits: pd.DataFrame, seed: int, calls: list | None = None) -> pd.DataFrame:
+    sink = calls if calls is not None else []
+    return synthesizer_for("par", options=PAR_OPTIONS).fit_sample(
+        visits, columns=PAR_SPECS, rows=PAR_ROWS, seed=seed, progress=lambda f, s: sink.append((f, s))
+    )
+
+
+@pytest.fixture(scope="module")
+def par_run(visits: pd.DataFrame) -> tuple[pd.DataFrame, list]:
+    calls: list[tuple[float, str]] = []
+    return run_par(visits, seed=3, calls=calls), calls
+
+
+def test_par_returns_the_requested_rows_in_several_sequences(par_run) -> None:  # type: ignore[no-untyped-def]
+    frame, _ = par_run
+
+    assert len(frame) == PAR_ROWS
+    assert list(frame.columns) == [s.name for s in PAR_SPECS]
+    assert frame["patient"].nunique() > 5
+
+
+def test_par_sequences_are_ordered_per_entity_with_gaps_seen_in_training(par_run, visits) -> None:  # type: ignore[no-untyped-def]
+    frame, _ = par_run
+    real_gaps = visits.groupby("patient")["day"].diff().dropna()
+    gaps = frame.groupby("patient", sort=False)["day"].diff().dropna()
+
+    assert len(gaps) > PAR_ROWS / 2
+    assert (gaps > 0).all()  # strictly increasing visit days within each synthetic patient
+    assert gaps.min() >= real_gaps.min() - 1e-9
+    assert gaps.max() <= real_gaps.max() + 1e-9
+
+
+def test_par_keeps_context_columns_constant_within_an_entity(par_run) -> None:  # type: ignore[no-untyped-def]
+    frame, _ = par_run
+
+    assert (frame.groupby("patient")["sex"].nunique() == 1).all()
+    assert set(frame["sex"]) <= {"F", "M"}
+
+
+def test_par_entity_ids_are_new_not_source_ids(par_run, visits) -> None:  # type: ignore[no-untyped-def]
+    frame, _ = par_run
+
+    assert not set(frame["patient"].astype(str)) & set(visits["patient"])
+
+
+def test_par_reports_each_epoch_and_reproduces_from_its_seed(par_run, visits) -> None:  # type: ignore[no-untyped-def]
+    frame, calls = par_run
+    epochs = [stage for _, stage in calls if stage.startswith("training epoch")]
+
+    assert epochs == [f"training epoch {k}/4" for k in range(1, 5)]
+    assert calls[-1][0] == 1.0
+    pd.testing.assert_frame_equal(run_par(visits, seed=3), frame)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"sequence_index": "day"}, "'entity_column' is required"),
+        ({"entity_column": "patient"}, "'sequence_index' is required"),
+        ({"entity_column": "patient", "sequence_index": "patient"}, "different columns"),
+        ({"entity_column": "patient", "sequence_index": "day", "epochs": 500}, "between 1 and 300"),
+    ],
+)
+def test_par_refuses_missing_or_inconsistent_sequence_options(options: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        synthesizer_for("par", options=options)
+
+
+def test_par_refuses_a_sequence_index_that_is_not_numeric_or_a_date(visits: pd.DataFrame) -> None:
+    synthesizer = synthesizer_for("par", options={"entity_column": "patient", "sequence_index": "sex"})
+
+    with pytest.raises(ValueError, match="must be numeric or a date"):
+        synthesizer.fit_sample(visits, columns=PAR_SPECS, rows=10, seed=1, progress=lambda f, s: None)

@@ -32,3 +32,17 @@ class TierLevel(models.TextChoices):
     MEDIUM = "medium", "Medium"
     HIGH = "high", "High"
     PROHIBITED = "prohibited", "Prohibited"
+
+
+class Fidelity(models.TextChoices):
+    LOW = "low", "Low (right columns and types; rough distributions)"
+    MEDIUM = "medium", "Medium (realistic distributions)"
+    HIGH = "high", "High (realistic relationships between columns)"
+
+
+class PurposeCategory(models.TextChoices):
+    MODEL_DEVELOPMENT = "model_development", "Model development"
+    RESEARCH = "research", "Research"
+    EDUCATION = "education", "Education and training"
+    SOFTWARE_TESTING = "software_testing", "Software testing"
+    EXTERNAL_SHARING = "external_sharing", "Sharing outside the organization"

@@ -4,14 +4,20 @@ from typing import Any
 
 from django import forms
 
-from approvals.choices import Audience, DecisionKind
+from approvals.choices import Audience, DecisionKind, Fidelity, PurposeCategory
+from approvals.policies.loader import MAX_SOURCE_CHARS
 from generation.models import SourceDataset
 from generation.synthesizers import REGISTRY
+
+DEFAULT_SYNTHESIZER = "gaussian_copula"
 
 
 class RequestForm(forms.Form):
     dataset = forms.ModelChoiceField(queryset=SourceDataset.objects.none(), empty_label="Choose a dataset")
     title = forms.CharField(max_length=200)
+    purpose_category = forms.ChoiceField(
+        label="Category of use", choices=PurposeCategory.choices, initial=PurposeCategory.RESEARCH
+    )
     purpose = forms.CharField(widget=forms.Textarea, help_text="The question this data will help answer.")
     intended_use = forms.CharField(
         label="Intended use",
@@ -24,7 +30,12 @@ class RequestForm(forms.Form):
         choices=[],
         help_text="Only the columns your purpose needs (minimum necessary).",
     )
-    synthesizer = forms.ChoiceField(choices=[])
+    fidelity = forms.ChoiceField(
+        choices=Fidelity.choices,
+        initial=Fidelity.MEDIUM,
+        help_text="How closely the synthetic table must match the source. Higher is riskier.",
+    )
+    synthesizer = forms.ChoiceField(choices=[], initial=DEFAULT_SYNTHESIZER)
     rows = forms.IntegerField(min_value=1, max_value=1_000_000, initial=1000)
     epsilon = forms.DecimalField(
         required=False,
@@ -37,7 +48,9 @@ class RequestForm(forms.Form):
     def __init__(self, *args: Any, datasets: Any, dataset: SourceDataset | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["dataset"].queryset = datasets
-        self.fields["synthesizer"].choices = [(name, cls.label) for name, cls in sorted(REGISTRY.items())]
+        # The fast, robust default first; then DP ones (which need an epsilon); then the deep models.
+        order = sorted(REGISTRY, key=lambda n: (n != DEFAULT_SYNTHESIZER, not REGISTRY[n].is_dp, n))
+        self.fields["synthesizer"].choices = [(name, REGISTRY[name].label) for name in order]
         if dataset is not None:
             self.fields["columns"].choices = [
                 (c.name, f"{c.name} ({c.get_classification_display().lower()})")
@@ -48,5 +61,31 @@ class RequestForm(forms.Form):
 class DecisionForm(forms.Form):
     decision = forms.ChoiceField(choices=DecisionKind.choices, widget=forms.RadioSelect)
     comment = forms.CharField(
-        widget=forms.Textarea, required=False, help_text="Required when rejecting or requesting changes."
+        widget=forms.Textarea,
+        required=False,
+        max_length=5000,
+        help_text="Required when rejecting or requesting changes.",
     )
+    conditions = forms.CharField(
+        label="Conditions of use (optional)",
+        widget=forms.Textarea,
+        required=False,
+        max_length=5000,
+        help_text="Optional, with an approval: conditions the release must be used under. Shown on the release.",
+    )
+
+
+class PolicyDraftForm(forms.Form):
+    source = forms.CharField(
+        label="Rules (YAML)",
+        widget=forms.Textarea(attrs={"rows": 30, "spellcheck": "false", "class": "code"}),
+        max_length=MAX_SOURCE_CHARS,
+        strip=False,
+    )
+    notes = forms.CharField(
+        label="What changed and why",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        max_length=2000,
+    )
+    base = forms.IntegerField(widget=forms.HiddenInput, required=False)

@@ -6,15 +6,44 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 
-from approvals.choices import Audience, DecisionKind, RequestStatus, TierLevel
+from approvals.choices import Audience, DecisionKind, Fidelity, PurposeCategory, RequestStatus, TierLevel
+from core.roles import Role
 from generation.models import micro_to_epsilon
+
+
+class PolicyVersion(models.Model):
+    """One published version of the risk-tiering rules (YAML text), numbered from 1.
+
+    The active version is the highest number. Versions are never edited: publishing writes a new
+    row, and every tier decision points at the version that made it.
+    """
+
+    number = models.PositiveIntegerField(unique=True)
+    source = models.TextField(help_text="The rule set as published (YAML).")
+    sha256 = models.CharField(max_length=64)
+    notes = models.TextField(blank=True)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    published_by_name = models.CharField(max_length=150)
+    published_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(number__gte=1), name="policy_number_positive")
+        ]
+
+    def __str__(self) -> str:
+        return f"policy v{self.number}"
 
 
 class GenerationRequest(models.Model):
     """A data scientist's request for a synthetic release, and where it is in its life.
 
-    The tier fields are a snapshot of the policy's decision at submission (with the policy
-    version), so later policy changes never rewrite past decisions.
+    The tier fields are a snapshot of the policy's decision at the latest submission (with the
+    policy version); each submission's decision is also kept in TierAssessment, so later policy
+    changes never rewrite past decisions.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -26,8 +55,12 @@ class GenerationRequest(models.Model):
     team = models.ForeignKey("portal.Team", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     title = models.CharField(max_length=200)
     purpose = models.TextField()
+    purpose_category = models.CharField(
+        max_length=24, choices=PurposeCategory.choices, default=PurposeCategory.RESEARCH
+    )
     intended_use = models.TextField()
     audience = models.CharField(max_length=16, choices=Audience.choices)
+    fidelity = models.CharField(max_length=8, choices=Fidelity.choices, default=Fidelity.MEDIUM)
     columns = models.JSONField()
     synthesizer = models.CharField(max_length=40)
     rows = models.PositiveIntegerField()
@@ -39,12 +72,20 @@ class GenerationRequest(models.Model):
     required_approvals = models.PositiveSmallIntegerField(default=0)
     tier_controls = models.JSONField(default=dict, blank=True)
     policy_version = models.CharField(max_length=40, blank=True)
+    policy = models.ForeignKey(
+        PolicyVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # "Approved subject to conditions": the approvers' conditions, shown on the release.
+    conditions = models.TextField(blank=True)
     job = models.OneToOneField(
         "generation.SynthesisJob", null=True, blank=True, on_delete=models.PROTECT, related_name="request"
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
+    # Cycle time runs from the first submission to the reviewers' final decision.
+    first_submitted_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -58,21 +99,50 @@ class GenerationRequest(models.Model):
         return micro_to_epsilon(self.epsilon_micro)
 
 
+class TierAssessment(models.Model):
+    """The policy's decision on one submission: tier, the rules that fired, the controls, and the
+    facts it saw (counts and column names only, never data values). Never updated."""
+
+    request = models.ForeignKey(GenerationRequest, on_delete=models.CASCADE, related_name="assessments")
+    review_round = models.PositiveIntegerField()
+    policy = models.ForeignKey(PolicyVersion, on_delete=models.PROTECT, related_name="assessments")
+    level = models.CharField(max_length=12, choices=TierLevel.choices)
+    fired = models.JSONField(help_text="[{id, tier, message}] in rule order.")
+    controls = models.JSONField()
+    facts = models.JSONField()
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["request", "review_round"]
+        constraints = [
+            models.UniqueConstraint(fields=["request", "review_round"], name="one_assessment_per_round"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} round {self.review_round}: {self.level}"
+
+
 class Decision(models.Model):
-    """A reviewer's decision in one review round. The reviewer's name outlives the account."""
+    """A reviewer's decision in one review round. The reviewer's name, role and team at the time
+    are kept with it, so quorum and evidence outlive account and team changes."""
 
     request = models.ForeignKey(GenerationRequest, on_delete=models.CASCADE, related_name="decisions")
     reviewer = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     reviewer_name = models.CharField(max_length=150)
+    reviewer_role = models.CharField(max_length=32, blank=True)
+    reviewer_team = models.ForeignKey(
+        "portal.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     review_round = models.PositiveIntegerField()
     decision = models.CharField(max_length=20, choices=DecisionKind.choices)
     comment = models.TextField(blank=True)
+    conditions = models.TextField(blank=True)
     at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["at"]
+        ordering = ["at", "pk"]
         constraints = [
             models.UniqueConstraint(
                 fields=["request", "reviewer", "review_round"], name="one_decision_per_reviewer_per_round"
@@ -81,3 +151,7 @@ class Decision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reviewer_name}: {self.decision}"
+
+    @property
+    def reviewer_role_label(self) -> str:
+        return Role(self.reviewer_role).label if self.reviewer_role in Role.values else self.reviewer_role

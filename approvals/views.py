@@ -1,25 +1,40 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from approvals.choices import RequestStatus
+from approvals.charts import cycle_time_figures, tier_summary
+from approvals.choices import DecisionKind, RequestStatus
 from approvals.forms import DecisionForm, RequestForm
-from approvals.selectors import requests_visible_to, review_queue
+from approvals.models import GenerationRequest
+from approvals.quorum import decide_refusal, required_approvals, reviewer_roles
+from approvals.selectors import (
+    REVIEWER_ROLES,
+    cycle_times_for,
+    requests_visible_to,
+    review_queue,
+    waiting_for_review,
+)
 from approvals.services import (
     RequestInput,
     request_cancel,
     request_create,
     request_decide,
     request_get_for,
+    request_preview,
     request_submit,
+    request_update,
+    round_quorum,
 )
+from approvals.workflow import allowed
 from core.errors import DomainError
 from core.ids import parse_uuid
-from core.roles import Role, has_role
+from core.roles import AUDIT_READERS, Role, has_role
 from core.views import domain_errors_as_messages
 from generation.choices import FINAL_JOB_STATES
 from generation.selectors import dataset_columns, datasets_requestable_by
@@ -31,57 +46,138 @@ def request_list(request: HttpRequest) -> HttpResponse:
 
 
 def review_queue_view(request: HttpRequest) -> HttpResponse:
-    if not has_role(request.user, Role.PRIVACY_OFFICER):
+    if not has_role(request.user, *REVIEWER_ROLES):
         raise Http404
-    return render(request, "approvals/review_queue.html", {"requests": review_queue(user=request.user)})
+    queue = list(review_queue(user=request.user))
+    rows = [{"req": r, "quorum": round_quorum(r), "mine": _my_decision(r, request.user)} for r in queue]
+    return render(request, "approvals/review_queue.html", {"rows": rows})
+
+
+def _my_decision(item: GenerationRequest, user: Any) -> str:
+    for d in item.decisions.all():
+        if d.reviewer_id == user.pk and d.review_round == item.review_round:
+            return d.get_decision_display()
+    return ""
+
+
+# --- Filing and editing -------------------------------------------------------------------------
 
 
 def request_new(request: HttpRequest) -> HttpResponse:
     if not has_role(request.user, Role.DATA_SCIENTIST):
         raise Http404
+    return _request_form_page(request, existing=None)
+
+
+def request_edit(request: HttpRequest, request_id: str) -> HttpResponse:
+    try:
+        item = request_get_for(actor=request.user, request_id=request_id)
+    except DomainError:
+        raise Http404 from None
+    if item.requester_id != request.user.pk or not allowed("update", item.status):
+        raise Http404
+    return _request_form_page(request, existing=item)
+
+
+def _request_form_page(request: HttpRequest, *, existing: GenerationRequest | None) -> HttpResponse:
     datasets = datasets_requestable_by(user=request.user)
-    chosen_id = request.POST.get("dataset") or request.GET.get("dataset")
+    chosen_id = (
+        request.POST.get("dataset") or request.GET.get("dataset") or (existing and existing.dataset_id)
+    )
     dataset = datasets.filter(pk=parse_uuid(chosen_id)).first() if chosen_id else None
     form = RequestForm(
         request.POST or None,
         datasets=datasets,
         dataset=dataset,
-        initial={"dataset": dataset.pk if dataset else None},
+        initial=_initial(existing, dataset),
     )
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
         try:
-            created = request_create(
-                actor=request.user,
-                data=RequestInput(
-                    dataset_id=data["dataset"].pk,
-                    title=data["title"],
-                    purpose=data["purpose"],
-                    intended_use=data["intended_use"],
-                    audience=data["audience"],
-                    columns=data["columns"],
-                    synthesizer=data["synthesizer"],
-                    rows=data["rows"],
-                    epsilon=data["epsilon"],
-                ),
-            )
-            if request.POST.get("action") == "submit":
-                created = request_submit(actor=request.user, request_id=created.pk)
+            saved = _save(request, form.cleaned_data, existing)
         except DomainError as exc:
             form.add_error(None, exc.message)
         else:
-            messages.success(request, _status_message(created.status))
-            return redirect("approvals:request-detail", created.pk)
+            messages.success(request, _status_message(saved.status))
+            return redirect("approvals:request-detail", saved.pk)
     template = "approvals/_column_choices.html" if request.htmx else "approvals/request_form.html"
-    return render(request, template, {"form": form, "dataset": dataset})
+    return render(request, template, {"form": form, "dataset": dataset, "existing": existing})
+
+
+def _initial(existing: GenerationRequest | None, dataset: Any) -> dict[str, Any]:
+    if existing is None:
+        return {"dataset": dataset.pk if dataset else None}
+    fields = (
+        "title",
+        "purpose",
+        "purpose_category",
+        "intended_use",
+        "audience",
+        "fidelity",
+        "synthesizer",
+        "rows",
+    )
+    return {
+        **{name: getattr(existing, name) for name in fields},
+        "dataset": existing.dataset_id,
+        "columns": existing.columns,
+        "epsilon": existing.epsilon,
+    }
+
+
+def _save(
+    request: HttpRequest, data: dict[str, Any], existing: GenerationRequest | None
+) -> GenerationRequest:
+    payload = RequestInput(
+        dataset_id=data["dataset"].pk,
+        title=data["title"],
+        purpose=data["purpose"],
+        purpose_category=data["purpose_category"],
+        intended_use=data["intended_use"],
+        audience=data["audience"],
+        fidelity=data["fidelity"],
+        columns=data["columns"],
+        synthesizer=data["synthesizer"],
+        rows=data["rows"],
+        epsilon=data["epsilon"],
+    )
+    if existing is None:
+        saved = request_create(actor=request.user, data=payload)
+    else:
+        saved = request_update(actor=request.user, request_id=existing.pk, data=payload)
+    if request.POST.get("action") == "submit":
+        saved = request_submit(actor=request.user, request_id=saved.pk)
+    return saved
+
+
+@require_POST
+def request_preview_view(request: HttpRequest) -> HttpResponse:
+    """The live tier preview beside the request form (htmx). Runs the policy; writes nothing."""
+    if not has_role(request.user, Role.DATA_SCIENTIST):
+        raise Http404
+    preview = request_preview(
+        actor=request.user,
+        dataset_id=request.POST.get("dataset"),
+        columns=request.POST.getlist("columns"),
+        audience=request.POST.get("audience"),
+        synthesizer=request.POST.get("synthesizer"),
+        epsilon=request.POST.get("epsilon"),
+        rows=request.POST.get("rows"),
+        fidelity=request.POST.get("fidelity"),
+        purpose_category=request.POST.get("purpose_category"),
+    )
+    return render(request, "approvals/_tier_preview.html", {"preview": preview})
 
 
 def _status_message(status: str) -> str:
     return {
         RequestStatus.DRAFT: "Draft saved. Submit it when you are ready for review.",
-        RequestStatus.IN_REVIEW: "Submitted for review. A privacy officer will decide.",
+        RequestStatus.CHANGES_REQUESTED: "Changes saved. Submit it again when you are ready.",
+        RequestStatus.IN_REVIEW: "Submitted for review. Reviewers have been notified.",
         RequestStatus.REJECTED: "The policy prohibits this request; see the reasons below.",
     }.get(status, "Saved.")
+
+
+# --- The request page ---------------------------------------------------------------------------
 
 
 def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
@@ -89,22 +185,40 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
         item = request_get_for(actor=request.user, request_id=request_id)
     except DomainError:
         raise Http404 from None
-    can_decide = (
-        item.status == RequestStatus.IN_REVIEW
-        and has_role(request.user, Role.PRIVACY_OFFICER)
-        and item.requester_id != request.user.pk
-        and not item.decisions.filter(reviewer=request.user, review_round=item.review_round).exists()
-    )
+    decisions = list(item.decisions.select_related("reviewer_team").all())
     context = {
         "req": item,
-        "decision_form": DecisionForm() if can_decide else None,
+        "decision_form": DecisionForm() if _can_decide(request.user, item, decisions) else None,
         "is_requester": item.requester_id == request.user.pk,
-        "columns": dataset_columns(dataset=item.dataset).filter(name__in=item.columns),
+        "can_edit": item.requester_id == request.user.pk and allowed("update", item.status),
+        "can_submit": item.requester_id == request.user.pk and allowed("submit", item.status),
+        "can_withdraw": item.requester_id == request.user.pk and allowed("cancel", item.status),
+        "dataset_columns": dataset_columns(dataset=item.dataset),
+        "decisions": decisions,
+        "assessments": list(item.assessments.select_related("policy").order_by("-review_round")),
+        "quorum": round_quorum(item) if item.status == RequestStatus.IN_REVIEW else None,
+        "needed": required_approvals(item.tier_level, item.tier_controls or {}) if item.tier_level else 0,
+        "roles": [Role(r).label for r in reviewer_roles(item.tier_controls or {})],
         "release": _release_of(item),
         "job": item.job,
         "final": item.job is None or item.job.state in FINAL_JOB_STATES,
     }
     return render(request, "approvals/request_detail.html", context)
+
+
+def _can_decide(user: Any, item: GenerationRequest, decisions: list[Any]) -> bool:
+    if item.status != RequestStatus.IN_REVIEW:
+        return False
+    refusal = decide_refusal(
+        actor_id=user.pk,
+        actor_role=getattr(user, "role", ""),
+        actor_active=user.is_active,
+        requester_id=item.requester_id,
+        level=item.tier_level,
+        controls=item.tier_controls or {},
+    )
+    already = any(d.reviewer_id == user.pk and d.review_round == item.review_round for d in decisions)
+    return not refusal and not already
 
 
 def _release_of(item: object) -> object | None:
@@ -151,13 +265,39 @@ def request_cancel_view(request: HttpRequest, request_id: str) -> HttpResponse:
 def request_decide_view(request: HttpRequest, request_id: str) -> HttpResponse:
     form = DecisionForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose approve, reject or request changes.")
+        messages.error(
+            request,
+            "Choose approve, reject or request changes (comments and conditions under 5,000 characters).",
+        )
         return redirect("approvals:request-detail", request_id)
     request_decide(
         actor=request.user,
         request_id=request_id,
         decision=form.cleaned_data["decision"],
         comment=form.cleaned_data["comment"],
+        conditions=form.cleaned_data["conditions"],
     )
-    messages.success(request, "Decision recorded.")
+    with_conditions = (
+        form.cleaned_data["decision"] == DecisionKind.APPROVE and form.cleaned_data["conditions"]
+    )
+    messages.success(
+        request, "Decision recorded, with conditions." if with_conditions else "Decision recorded."
+    )
     return redirect("approvals:request-detail", request_id)
+
+
+# --- Evidence -----------------------------------------------------------------------------------
+
+
+def review_evidence(request: HttpRequest) -> HttpResponse:
+    """Approval cycle time per request and per tier (privacy officers, auditors, admins)."""
+    if not has_role(request.user, *AUDIT_READERS):
+        raise Http404
+    times = cycle_times_for(user=request.user)
+    context = {
+        "times": times,
+        "figures": cycle_time_figures(times),
+        "summary": tier_summary(times),
+        "waiting": waiting_for_review(user=request.user),
+    }
+    return render(request, "approvals/evidence.html", context)

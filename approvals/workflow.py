@@ -1,7 +1,14 @@
 """The request state machine: which actions are allowed from which status.
 
+    draft --submit--> in_review | rejected (policy prohibits)
+    in_review --decide--> in_review (quorum not yet met) | approved | rejected | changes_requested
+    changes_requested --update/submit--> ... (resubmitting re-tiers under the active policy)
+    draft | in_review | changes_requested --cancel (withdraw)--> cancelled
+    approved --> generating --> validating --> published | gate_failed | failed   (the job's path)
+
 Repeating an action that already produced the current status is a no-op; any other action not
-listed raises Conflict (HTTP 409) and changes nothing.
+listed raises Conflict (HTTP 409) and changes nothing. A reviewer repeating their own decision in
+the same round is a no-op too (see approvals.services.decisions).
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from approvals.choices import RequestStatus as S
 from core.errors import Conflict
 
 TRANSITIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "update": {S.DRAFT: (S.DRAFT,), S.CHANGES_REQUESTED: (S.CHANGES_REQUESTED,)},
     "submit": {S.DRAFT: (S.IN_REVIEW, S.REJECTED), S.CHANGES_REQUESTED: (S.IN_REVIEW, S.REJECTED)},
     "decide": {S.IN_REVIEW: (S.IN_REVIEW, S.APPROVED, S.REJECTED, S.CHANGES_REQUESTED)},
     "cancel": {S.DRAFT: (S.CANCELLED,), S.IN_REVIEW: (S.CANCELLED,), S.CHANGES_REQUESTED: (S.CANCELLED,)},
@@ -32,6 +40,11 @@ _IDEMPOTENT_RESULT = {
 }
 
 
+def allowed(action: str, current: str) -> bool:
+    """True when the action may run from `current` (for showing buttons; no side effects)."""
+    return current in TRANSITIONS[action]
+
+
 def check_transition(action: str, current: str) -> bool:
     """True when the action may proceed; False when it is a repeat (no-op); else Conflict."""
     if current in TRANSITIONS[action]:
@@ -46,6 +59,7 @@ def check_transition(action: str, current: str) -> bool:
 
 def action_label(action: str) -> str:
     return {
+        "update": "edited",
         "submit": "submitted",
         "decide": "decided",
         "cancel": "withdrawn",

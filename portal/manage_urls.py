@@ -1,7 +1,8 @@
-"""Admin pages for users, roles and teams, mounted under /manage/."""
+"""Admin pages for users, roles and teams (and the risk policy), mounted under /manage/."""
 
 from django.urls import path
 
+from approvals import policy_views
 from portal import manage_views
 
 app_name = "portal"
@@ -10,4 +11,6 @@ urlpatterns = [
     path("users/new/", manage_views.user_create, name="user-create"),
     path("users/<int:pk>/", manage_views.user_edit, name="user-edit"),
     path("teams/", manage_views.team_list, name="team-list"),
+    path("policy/", policy_views.policy_manage, name="policy"),
+    path("policy/<int:number>/", policy_views.policy_version_detail, name="policy-version"),
 ]

@@ -17,9 +17,13 @@ PAGES = [
     "/requests/review/",
     "/requests/{request}/",
     "/requests/{request}/job/",
+    "/requests/{request}/edit/",
+    "/requests/evidence/",
     "/catalog/",
     "/audit/",
     "/manage/users/",
+    "/manage/policy/",
+    "/manage/policy/1/",
 ]
 
 
@@ -46,16 +50,25 @@ def test_anonymous_visitors_are_sent_to_sign_in(client: Client, submitted_reques
         ("alice", "/audit/"),
         ("sam", "/audit/"),
         ("olivia", "/manage/users/"),
+        ("alice", "/requests/evidence/"),
+        ("sam", "/requests/evidence/"),
+        ("olivia", "/manage/policy/"),
+        ("audrey", "/manage/policy/"),
+        ("alice", "/manage/policy/"),
+        ("bob", "/requests/{request}/edit/"),
+        ("olivia", "/requests/{request}/edit/"),
     ],
 )
 def test_pages_for_other_roles_answer_404(
     client: Client, submitted_request: Any, request: pytest.FixtureRequest, persona: str, path: str
 ) -> None:
     client.force_login(request.getfixturevalue(persona))
-    assert client.get(path).status_code == 404
+    assert client.get(_fill(path, submitted_request)).status_code == 404
 
 
-@pytest.mark.parametrize("path", ["/requests/{request}/", "/requests/{request}/job/"])
+@pytest.mark.parametrize(
+    "path", ["/requests/{request}/", "/requests/{request}/job/", "/requests/{request}/edit/"]
+)
 def test_another_team_gets_404_for_a_request(
     client: Client, submitted_request: Any, charlie: Any, path: str
 ) -> None:
@@ -63,7 +76,7 @@ def test_another_team_gets_404_for_a_request(
     assert client.get(_fill(path, submitted_request)).status_code == 404
 
 
-@pytest.mark.parametrize("action", ["submit", "cancel", "decide"])
+@pytest.mark.parametrize("action", ["submit", "cancel", "decide", "edit"])
 def test_another_team_cannot_act_on_a_request(
     client: Client, submitted_request: Any, charlie: Any, action: str
 ) -> None:

@@ -5,8 +5,9 @@ from typing import Any
 from django.core.exceptions import ObjectDoesNotExist
 from rest_framework import serializers
 
-from approvals.choices import Audience, DecisionKind
+from approvals.choices import Audience, DecisionKind, Fidelity, PurposeCategory, RequestStatus
 from approvals.models import Decision, GenerationRequest
+from approvals.services import round_quorum
 
 
 class DecisionOutputSerializer(serializers.ModelSerializer):
@@ -15,7 +16,7 @@ class DecisionOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Decision
-        fields = ["reviewer", "decision", "comment", "at", "review_round"]
+        fields = ["reviewer", "decision", "comment", "at", "review_round", "conditions", "reviewer_role"]
 
 
 class TierOutputSerializer(serializers.Serializer):
@@ -24,6 +25,13 @@ class TierOutputSerializer(serializers.Serializer):
     required_approvals = serializers.IntegerField()
     policy_version = serializers.CharField()
     controls = serializers.DictField(source="tier_controls")
+
+
+class QuorumOutputSerializer(serializers.Serializer):
+    approvals = serializers.IntegerField()
+    needed = serializers.IntegerField()
+    satisfied = serializers.BooleanField()
+    missing = serializers.ListField(child=serializers.CharField())
 
 
 class JobOutputSerializer(serializers.Serializer):
@@ -44,6 +52,7 @@ class RequestOutputSerializer(serializers.ModelSerializer):
     job = serializers.SerializerMethodField()
     release = serializers.SerializerMethodField()
     is_dp = serializers.SerializerMethodField()
+    quorum = serializers.SerializerMethodField()
 
     class Meta:
         model = GenerationRequest
@@ -58,10 +67,15 @@ class RequestOutputSerializer(serializers.ModelSerializer):
             "epsilon",
             "is_dp",
             "purpose",
+            "purpose_category",
             "intended_use",
+            "fidelity",
             "columns",
             "rows",
             "tier",
+            "quorum",
+            "conditions",
+            "review_round",
             "decisions",
             "job",
             "release",
@@ -71,6 +85,13 @@ class RequestOutputSerializer(serializers.ModelSerializer):
 
     def get_tier(self, obj: GenerationRequest) -> dict[str, Any] | None:
         return TierOutputSerializer(obj).data if obj.tier_level else None  # type: ignore[return-value]
+
+    def get_quorum(self, obj: GenerationRequest) -> dict[str, Any] | None:
+        """Where the current review round stands (only while in review)."""
+        if obj.status != RequestStatus.IN_REVIEW:
+            return None
+        q = round_quorum(obj)
+        return {"approvals": q.approvals, "needed": q.needed, "satisfied": q.satisfied, "missing": q.missing}
 
     def get_job(self, obj: GenerationRequest) -> dict[str, Any] | None:
         return JobOutputSerializer(obj.job).data if obj.job else None  # type: ignore[return-value]
@@ -88,6 +109,14 @@ class RequestOutputSerializer(serializers.ModelSerializer):
         return bool(cls and cls.is_dp)
 
 
+def _validate_epsilon_value(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise serializers.ValidationError("epsilon must be a number, or null for non-DP synthesizers.")
+    return value
+
+
 class RequestInputSerializer(serializers.Serializer):
     dataset = serializers.CharField()
     title = serializers.CharField(max_length=200)
@@ -101,15 +130,54 @@ class RequestInputSerializer(serializers.Serializer):
     rows = serializers.IntegerField(min_value=1)
     # Any JSON value: the service accepts only finite positive numbers (or null for non-DP).
     epsilon = serializers.JSONField(required=False, allow_null=True, default=None)
+    # Optional, so clients written before risk tiering keep working.
+    fidelity = serializers.ChoiceField(choices=Fidelity.choices, required=False, default=Fidelity.MEDIUM)
+    purpose_category = serializers.ChoiceField(
+        choices=PurposeCategory.choices, required=False, default=PurposeCategory.RESEARCH
+    )
 
     def validate_epsilon(self, value: Any) -> Any:
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise serializers.ValidationError("epsilon must be a number, or null for non-DP synthesizers.")
-        return value
+        return _validate_epsilon_value(value)
+
+
+class RequestPreviewInputSerializer(serializers.Serializer):
+    dataset = serializers.CharField()
+    audience = serializers.ChoiceField(choices=Audience.choices)
+    columns = serializers.ListField(child=serializers.CharField(max_length=255), max_length=2000)
+    synthesizer = serializers.CharField(max_length=40)
+    rows = serializers.IntegerField(min_value=1)
+    epsilon = serializers.JSONField(required=False, allow_null=True, default=None)
+    fidelity = serializers.ChoiceField(choices=Fidelity.choices, required=False, default=Fidelity.MEDIUM)
+    purpose_category = serializers.ChoiceField(
+        choices=PurposeCategory.choices, required=False, default=PurposeCategory.RESEARCH
+    )
+
+    def validate_epsilon(self, value: Any) -> Any:
+        return _validate_epsilon_value(value)
+
+
+class FiredRuleOutputSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    tier = serializers.CharField()
+    message = serializers.CharField()
+
+
+class SuggestionOutputSerializer(serializers.Serializer):
+    change = serializers.CharField()
+    level = serializers.CharField()
+
+
+class PreviewOutputSerializer(serializers.Serializer):
+    level = serializers.CharField()
+    reasons = serializers.ListField(child=serializers.CharField())
+    rules = FiredRuleOutputSerializer(many=True)
+    required_approvals = serializers.IntegerField()
+    controls = serializers.DictField()
+    suggestions = SuggestionOutputSerializer(many=True)
+    policy_version = serializers.CharField()
 
 
 class DecisionInputSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=DecisionKind.choices)
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+    conditions = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)

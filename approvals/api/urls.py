@@ -4,6 +4,7 @@ from approvals.api import views
 
 urlpatterns = [
     path("", views.RequestListCreateApi.as_view(), name="api-request-list"),
+    path("preview/", views.RequestPreviewApi.as_view(), name="api-request-preview"),
     path("<str:request_id>/", views.RequestDetailApi.as_view(), name="api-request-detail"),
     path("<str:request_id>/submit/", views.RequestSubmitApi.as_view(), name="api-request-submit"),
     path("<str:request_id>/cancel/", views.RequestCancelApi.as_view(), name="api-request-cancel"),

@@ -6,11 +6,12 @@ import pytest
 
 from approvals.choices import RequestStatus
 from approvals.services import request_cancel, request_decide, request_submit
+from approvals.tests.conftest import NO_QI_COLUMNS
 from audit.models import AuditEvent
 from conftest import csv_upload
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from generation.choices import JobState
-from generation.services import dataset_register
+from generation.services import dataset_register, dataset_sign_off
 
 
 def test_scientist_files_a_draft_request_that_is_audited(make_request: Any, alice: Any) -> None:
@@ -31,6 +32,7 @@ def test_a_direct_identifier_column_is_refused_by_name(sam: Any, alice: Any, mak
             "ssn,age,sex\n" + "\n".join(f"123-45-{i:04d},{40 + i % 30},F" for i in range(60))
         ),
     )
+    dataset_sign_off(actor=sam, dataset_id=with_ids.pk)
     with pytest.raises(ValidationFailed) as refused:
         make_request(dataset_id=with_ids.pk, columns=["ssn", "age"])
     assert "`ssn`" in refused.value.message and "direct identifier" in refused.value.message
@@ -79,7 +81,9 @@ def test_submission_tiers_the_request_and_records_the_policy_version(submitted_r
 def test_external_audience_without_dp_is_high_tier_and_needs_two_approvals(
     make_request: Any, alice: Any
 ) -> None:
-    request = request_submit(actor=alice, request_id=make_request(audience="external").pk)
+    request = request_submit(
+        actor=alice, request_id=make_request(audience="external", columns=NO_QI_COLUMNS).pk
+    )
     assert request.tier_level == "high"
     assert request.required_approvals == 2
     assert any("External audience without differential privacy" in r for r in request.tier_reasons)
@@ -140,12 +144,17 @@ def test_deciding_a_request_no_longer_in_review_is_a_conflict(
 def test_high_tier_waits_for_a_second_distinct_approver(
     make_request: Any, alice: Any, olivia: Any, oscar: Any
 ) -> None:
-    request = request_submit(actor=alice, request_id=make_request(audience="external").pk)
+    request = request_submit(
+        actor=alice, request_id=make_request(audience="external", columns=NO_QI_COLUMNS).pk
+    )
     request_decide(actor=olivia, request_id=request.pk, decision="approve")
     request.refresh_from_db()
     assert request.status == RequestStatus.IN_REVIEW and request.job is None
+    # Repeating one's own decision is a no-op; changing it within the round is a conflict.
+    request_decide(actor=olivia, request_id=request.pk, decision="approve")
+    assert request.decisions.count() == 1
     with pytest.raises(Conflict, match="already decided"):
-        request_decide(actor=olivia, request_id=request.pk, decision="approve")
+        request_decide(actor=olivia, request_id=request.pk, decision="reject", comment="no")
     request_decide(actor=oscar, request_id=request.pk, decision="approve")
     request.refresh_from_db()
     assert request.status == RequestStatus.APPROVED and request.job is not None

@@ -1,4 +1,4 @@
-"""Generation requests: filing, submission with risk tiering, review decisions, job hand-off."""
+"""Generation requests: filing and editing, tiering on submission, withdrawal, job hand-off."""
 
 from __future__ import annotations
 
@@ -8,22 +8,24 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from approvals.choices import Audience, DecisionKind, RequestStatus, TierLevel
-from approvals.models import Decision, GenerationRequest
-from approvals.policies import POLICY_VERSION, RequestFacts, assess
+from approvals.choices import Audience, Fidelity, PurposeCategory, RequestStatus, TierLevel
+from approvals.models import GenerationRequest, TierAssessment
+from approvals.policies import Assessment, Facts, evaluate
 from approvals.selectors import requests_visible_to
+from approvals.services.notifications import notify_reviewers_on_commit
+from approvals.services.policy import policy_ensure_active
+from approvals.services.tiering import MAX_ROWS, request_facts
 from approvals.workflow import check_transition
 from audit.services import audit_denied, audit_record
-from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from core.errors import NotFound, PermissionDenied, ValidationFailed
 from core.ids import parse_uuid
 from core.roles import Role, has_role
 from generation.choices import Classification, ColumnKind, JobState
 from generation.models import SourceDataset, SynthesisJob
 from generation.selectors import datasets_requestable_by
-from generation.services import epsilon_to_micro, job_create
+from generation.services import epsilon_to_micro
 from generation.synthesizers import REGISTRY
 
-MAX_ROWS = 1_000_000
 _SYNTHESIZABLE_KINDS = {ColumnKind.NUMERIC, ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN, ColumnKind.DATETIME}
 
 
@@ -38,6 +40,12 @@ class RequestInput:
     synthesizer: str
     rows: Any
     epsilon: Any = None
+    # Optional for callers that predate them (API clients, fixtures): neutral defaults.
+    fidelity: str = Fidelity.MEDIUM
+    purpose_category: str = PurposeCategory.RESEARCH
+
+
+# --- Validation (everything the requester controls) ---------------------------------------------
 
 
 def _validate_columns(dataset: SourceDataset, names: list[str]) -> None:
@@ -94,24 +102,22 @@ def _validate_epsilon(synthesizer: str, epsilon: Any) -> int | None:
     return None
 
 
-def request_create(*, actor: Any, data: RequestInput) -> GenerationRequest:
-    """File a draft request. Validates everything the requester controls."""
-    if not has_role(actor, Role.DATA_SCIENTIST):
-        audit_denied(
-            actor=actor,
-            action="request.create",
-            target_type="request",
-            target_id="-",
-            reason="data scientist role required",
+def _validate_choice(value: str, field: str, choices: list[str]) -> str:
+    if value not in choices:
+        raise ValidationFailed(
+            f"{field.replace('_', ' ')} must be one of {', '.join(choices)}.", fields={field: "invalid"}
         )
-        raise PermissionDenied("Only data scientists can file generation requests.")
+    return value
+
+
+def _cleaned(actor: Any, data: RequestInput) -> dict[str, Any]:
+    """The model fields for `data`, or ValidationFailed naming the field to fix."""
     dataset = datasets_requestable_by(user=actor).filter(pk=parse_uuid(data.dataset_id)).first()
     if dataset is None:
         raise ValidationFailed("Choose a dataset you may request from.", fields={"dataset": "unknown"})
-    if data.audience not in Audience.values:
-        raise ValidationFailed(
-            f"audience must be one of {', '.join(Audience.values)}.", fields={"audience": "invalid"}
-        )
+    _validate_choice(data.audience, "audience", Audience.values)
+    _validate_choice(data.fidelity, "fidelity", Fidelity.values)
+    _validate_choice(data.purpose_category, "purpose_category", PurposeCategory.values)
     if data.synthesizer not in REGISTRY:
         raise ValidationFailed(
             f"Unknown synthesizer; choose one of {', '.join(sorted(REGISTRY))}.",
@@ -124,33 +130,77 @@ def request_create(*, actor: Any, data: RequestInput) -> GenerationRequest:
             )
     columns = [str(c) for c in data.columns]
     _validate_columns(dataset, columns)
-    rows = _validate_rows(data.rows)
-    epsilon_micro = _validate_epsilon(data.synthesizer, data.epsilon)
-    with transaction.atomic():
-        request = GenerationRequest.objects.create(
-            dataset=dataset,
-            requester=actor,
-            team_id=actor.team_id,
-            title=data.title.strip()[:200],
-            purpose=data.purpose.strip(),
-            intended_use=data.intended_use.strip(),
-            audience=data.audience,
-            columns=columns,
-            synthesizer=data.synthesizer,
-            rows=rows,
-            epsilon_micro=epsilon_micro,
+    return {
+        "dataset": dataset,
+        "title": data.title.strip()[:200],
+        "purpose": data.purpose.strip(),
+        "purpose_category": data.purpose_category,
+        "intended_use": data.intended_use.strip(),
+        "audience": data.audience,
+        "fidelity": data.fidelity,
+        "columns": columns,
+        "synthesizer": data.synthesizer,
+        "rows": _validate_rows(data.rows),
+        "epsilon_micro": _validate_epsilon(data.synthesizer, data.epsilon),
+    }
+
+
+def _audit_details(fields: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "dataset": str(fields["dataset"].pk),
+        "columns": fields["columns"],
+        "synthesizer": fields["synthesizer"],
+        "rows": fields["rows"],
+        "audience": fields["audience"],
+        "fidelity": fields["fidelity"],
+        "purpose_category": fields["purpose_category"],
+    }
+
+
+# --- Filing and editing -------------------------------------------------------------------------
+
+
+def request_create(*, actor: Any, data: RequestInput) -> GenerationRequest:
+    """File a draft request. Validates everything the requester controls."""
+    if not has_role(actor, Role.DATA_SCIENTIST):
+        audit_denied(
+            actor=actor,
+            action="request.create",
+            target_type="request",
+            target_id="-",
+            reason="data scientist role required",
         )
+        raise PermissionDenied("Only data scientists can file generation requests.")
+    fields = _cleaned(actor, data)
+    with transaction.atomic():
+        request = GenerationRequest.objects.create(requester=actor, team_id=actor.team_id, **fields)
         audit_record(
             actor=actor,
             action="request.create",
             target_type="request",
             target_id=request.pk,
-            details={
-                "dataset": str(dataset.pk),
-                "columns": columns,
-                "synthesizer": data.synthesizer,
-                "rows": rows,
-            },
+            details=_audit_details(fields),
+        )
+    return request
+
+
+def request_update(*, actor: Any, request_id: Any, data: RequestInput) -> GenerationRequest:
+    """Edit a draft, or a request whose reviewers asked for changes (then resubmit to re-tier)."""
+    with transaction.atomic():
+        request = request_get_for(actor=actor, request_id=request_id, lock=True)
+        if request.requester_id != actor.pk:
+            raise PermissionDenied("Only the requester can edit this request.")
+        check_transition("update", request.status)
+        fields = _cleaned(actor, data)
+        for name, value in fields.items():
+            setattr(request, name, value)
+        request.save()
+        audit_record(
+            actor=actor,
+            action="request.update",
+            target_type="request",
+            target_id=request.pk,
+            details=_audit_details(fields),
         )
     return request
 
@@ -165,128 +215,79 @@ def request_get_for(*, actor: Any, request_id: Any, lock: bool = False) -> Gener
     return request
 
 
-def request_assess(*, request: GenerationRequest) -> Any:
-    cls = REGISTRY.get(request.synthesizer)
-    classifications = dict(
-        request.dataset.columns.filter(name__in=request.columns).values_list("name", "classification")
-    )
-    facts = RequestFacts(
-        audience=request.audience,
-        is_dp=bool(cls and cls.is_dp),
-        epsilon=float(request.epsilon) if request.epsilon is not None else None,
-        classifications=classifications,
-        rows=request.rows,
-        source_rows=request.dataset.rows,
-    )
-    return assess(facts)
+# --- Submission ---------------------------------------------------------------------------------
 
 
 def request_submit(*, actor: Any, request_id: Any) -> GenerationRequest:
-    """Submit (or resubmit) for review. The policy tiers it; a prohibited request is rejected."""
+    """Submit (or resubmit) for review. The active policy tiers it and the decision is recorded
+    with the policy version; a prohibited request is rejected on the spot, with its reasons."""
     with transaction.atomic():
         request = request_get_for(actor=actor, request_id=request_id, lock=True)
         if request.requester_id != actor.pk:
             raise PermissionDenied("Only the requester can submit this request.")
         if not check_transition("submit", request.status):
             return request
-        tier = request_assess(request=request)
-        controls = tier.controls(audience=request.audience)
-        request.tier_level, request.tier_reasons = tier.level, tier.reasons
-        request.required_approvals = controls["required_approvals"]
-        request.tier_controls, request.policy_version = controls, POLICY_VERSION
-        request.review_round += 1
-        request.submitted_at = timezone.now()
-        request.status = (
-            RequestStatus.REJECTED if tier.level == TierLevel.PROHIBITED else RequestStatus.IN_REVIEW
+        version, policy = policy_ensure_active()
+        facts = request_facts(request)
+        assessment = evaluate(policy, facts)
+        _apply_assessment(request, assessment, version)
+        TierAssessment.objects.create(
+            request=request,
+            review_round=request.review_round,
+            policy=version,
+            level=assessment.level,
+            fired=[{"id": f.id, "tier": f.tier, "message": f.message} for f in assessment.fired],
+            controls=assessment.controls,
+            facts=_facts_record(facts),
         )
-        request.save()
         audit_record(
             actor=actor,
             action="request.submit",
             target_type="request",
             target_id=request.pk,
             details={
-                "tier": tier.level,
-                "policy_version": POLICY_VERSION,
+                "tier": assessment.level,
+                "policy_version": version.number,
+                "rules": [f.id for f in assessment.fired],
                 "status": request.status,
                 "round": request.review_round,
             },
         )
+        if request.status == RequestStatus.IN_REVIEW:
+            notify_reviewers_on_commit(request)
     return request
 
 
-def request_decide(*, actor: Any, request_id: Any, decision: str, comment: str = "") -> Decision:
-    """Record a reviewer's decision; on quorum, approve and queue the synthesis job."""
-    if decision not in DecisionKind.values:
-        raise ValidationFailed(
-            f"decision must be one of {', '.join(DecisionKind.values)}.", fields={"decision": "invalid"}
-        )
-    visible = request_get_for(actor=actor, request_id=request_id)
-    reason = _decide_refusal(actor, visible)
-    if reason:
-        audit_denied(
-            actor=actor, action="request.decide", target_type="request", target_id=visible.pk, reason=reason
-        )
-        raise PermissionDenied(reason)
-    if decision != DecisionKind.APPROVE and not (comment or "").strip():
-        raise ValidationFailed(
-            "Say why in a comment, so the requester knows what to change.", fields={"comment": "required"}
-        )
-    with transaction.atomic():
-        request = request_get_for(actor=actor, request_id=request_id, lock=True)
-        check_transition("decide", request.status)
-        if request.decisions.filter(reviewer=actor, review_round=request.review_round).exists():
-            raise Conflict("You have already decided this review round.", code="already_decided")
-        record = Decision.objects.create(
-            request=request,
-            reviewer=actor,
-            reviewer_name=actor.get_username(),
-            review_round=request.review_round,
-            decision=decision,
-            comment=(comment or "").strip(),
-        )
-        _apply_decision(request, record, actor)
-        audit_record(
-            actor=actor,
-            action=f"request.{decision}",
-            target_type="request",
-            target_id=request.pk,
-            details={"round": request.review_round, "status": request.status},
-        )
-    return record
-
-
-def _decide_refusal(actor: Any, request: GenerationRequest) -> str:
-    if request.requester_id == actor.pk:
-        return "You cannot decide your own request; another privacy officer must review it."
-    if not has_role(actor, Role.PRIVACY_OFFICER):
-        return "Only privacy officers can decide generation requests."
-    return ""
-
-
-def _apply_decision(request: GenerationRequest, record: Decision, actor: Any) -> None:
-    if record.decision == DecisionKind.REJECT:
-        request.status = RequestStatus.REJECTED
-    elif record.decision == DecisionKind.REQUEST_CHANGES:
-        request.status = RequestStatus.CHANGES_REQUESTED
-    else:
-        approvals = (
-            request.decisions.filter(review_round=request.review_round, decision=DecisionKind.APPROVE)
-            .values("reviewer")
-            .distinct()
-            .count()
-        )
-        if approvals >= max(1, request.required_approvals):
-            request.status = RequestStatus.APPROVED
-            request.job = job_create(
-                dataset=request.dataset,
-                columns=request.columns,
-                synthesizer=request.synthesizer,
-                rows=request.rows,
-                epsilon_micro=request.epsilon_micro,
-                actor=actor,
-            )
+def _apply_assessment(request: GenerationRequest, assessment: Assessment, version: Any) -> None:
+    now = timezone.now()
+    request.tier_level = assessment.level
+    request.tier_reasons = assessment.reasons
+    request.tier_controls = assessment.controls
+    request.required_approvals = assessment.required_approvals
+    request.policy = version
+    request.policy_version = str(version.number)
+    request.review_round += 1
+    request.submitted_at = now
+    request.first_submitted_at = request.first_submitted_at or now
+    request.conditions = ""
+    prohibited = assessment.level == TierLevel.PROHIBITED
+    request.status = RequestStatus.REJECTED if prohibited else RequestStatus.IN_REVIEW
+    request.decided_at = now if prohibited else None
     request.save()
+
+
+def _facts_record(facts: Facts) -> dict[str, Any]:
+    """What the policy saw, for evidence: counts, estimates and column names; no data values."""
+    return {
+        **facts.values(),
+        "synthesizer": facts.synthesizer,
+        "quasi_identifier_names": list(facts.quasi_identifier_names),
+        "sensitive_names": list(facts.sensitive_names),
+        "direct_identifier_names": list(facts.direct_identifier_names),
+    }
+
+
+# --- Withdrawal and the job's path --------------------------------------------------------------
 
 
 def request_cancel(*, actor: Any, request_id: Any) -> GenerationRequest:

@@ -1,0 +1,397 @@
+"""The risk-tiering engine: a pure function from (rule set, facts) to a tier, reasons and controls.
+
+No database, no Django: the same function tiers a submission, renders the live preview and is
+tested table by table. The rule set is data (policies/tiering.yaml, parsed by `loader`).
+
+Unknown facts (None) never satisfy a comparison; a rule that wants to treat "unknown" as risky
+says so with the `unknown` operator, and its message says so too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+LEVELS = ("low", "medium", "high", "prohibited")
+AUDIENCES = ("internal", "organization", "external")
+FIDELITIES = ("low", "medium", "high")
+PURPOSES = ("model_development", "research", "education", "software_testing", "external_sharing")
+# Catalog access, narrowest first: a rule may narrow the audience-derived level, never widen it.
+ACCESS_LEVELS = ("internal", "organization", "external")
+
+
+@dataclass(frozen=True)
+class FactSpec:
+    """What a fact is, so the loader can refuse rules that compare it with the wrong thing."""
+
+    kind: str  # "choice" | "bool" | "int" | "number"
+    description: str
+    choices: tuple[str, ...] = ()
+    nullable: bool = False
+
+
+FACTS: dict[str, FactSpec] = {
+    "audience": FactSpec("choice", "who will see the release", AUDIENCES),
+    "fidelity": FactSpec("choice", "how closely the synthetic data must match", FIDELITIES),
+    "purpose_category": FactSpec("choice", "what the data is for", PURPOSES),
+    "is_dp": FactSpec("bool", "the synthesizer is differentially private"),
+    "epsilon": FactSpec("number", "the DP budget requested (None when not DP)", nullable=True),
+    "quasi_identifiers": FactSpec("int", "quasi-identifier columns requested"),
+    "sensitive_columns": FactSpec("int", "sensitive columns requested"),
+    "direct_identifiers": FactSpec("int", "direct-identifier columns requested"),
+    "columns": FactSpec("int", "columns requested"),
+    "small_cells": FactSpec("int", "small cells in the source (None: not measured)", nullable=True),
+    "rows": FactSpec("int", "synthetic rows requested"),
+    "source_rows": FactSpec("int", "rows in the source dataset"),
+    "rows_ratio": FactSpec("number", "rows requested / source rows"),
+    "reidentification_risk": FactSpec(
+        "number", "share of source rows unique on their quasi-identifiers (None: unknown)", nullable=True
+    ),
+}
+
+# Placeholders a rule's message may use besides the facts themselves.
+MESSAGE_EXTRAS = (
+    "synthesizer",
+    "quasi_identifier_names",
+    "sensitive_names",
+    "direct_identifier_names",
+    "reidentification_pct",
+)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything the policy may look at. Names are column names (never data values)."""
+
+    audience: str
+    fidelity: str = "medium"
+    purpose_category: str = "research"
+    synthesizer: str = ""
+    is_dp: bool = False
+    epsilon: float | None = None
+    quasi_identifier_names: tuple[str, ...] = ()
+    sensitive_names: tuple[str, ...] = ()
+    direct_identifier_names: tuple[str, ...] = ()
+    other_names: tuple[str, ...] = ()
+    rows: int = 1
+    source_rows: int = 0
+    small_cells: int | None = None
+    reidentification_risk: float | None = None
+
+    def values(self) -> dict[str, Any]:
+        """The facts rules compare, by name (see FACTS)."""
+        return {
+            "audience": self.audience,
+            "fidelity": self.fidelity,
+            "purpose_category": self.purpose_category,
+            "is_dp": self.is_dp,
+            "epsilon": self.epsilon if self.is_dp else None,
+            "quasi_identifiers": len(self.quasi_identifier_names),
+            "sensitive_columns": len(self.sensitive_names),
+            "direct_identifiers": len(self.direct_identifier_names),
+            "columns": len(self.all_columns()),
+            "small_cells": self.small_cells,
+            "rows": self.rows,
+            "source_rows": self.source_rows,
+            "rows_ratio": self.rows / self.source_rows if self.source_rows else 0.0,
+            "reidentification_risk": self.reidentification_risk,
+        }
+
+    def all_columns(self) -> tuple[str, ...]:
+        return (
+            self.direct_identifier_names
+            + self.quasi_identifier_names
+            + self.sensitive_names
+            + self.other_names
+        )
+
+    def without_columns(self, names: Iterable[str]) -> Facts:
+        drop = set(names)
+
+        def keep(group: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(n for n in group if n not in drop)
+
+        return replace(
+            self,
+            quasi_identifier_names=keep(self.quasi_identifier_names),
+            sensitive_names=keep(self.sensitive_names),
+            direct_identifier_names=keep(self.direct_identifier_names),
+            other_names=keep(self.other_names),
+        )
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    when: Mapping[str, Any]
+    tier: str
+    message: str
+    controls: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated rule set (see loader.parse_policy)."""
+
+    name: str
+    tiers: Mapping[str, Mapping[str, Any]]
+    rules: tuple[Rule, ...]
+    baseline_reason: str
+
+
+@dataclass(frozen=True)
+class FiredRule:
+    id: str
+    tier: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Assessment:
+    level: str
+    fired: tuple[FiredRule, ...]
+    controls: dict[str, Any]
+
+    @property
+    def reasons(self) -> list[str]:
+        return [rule.message for rule in self.fired]
+
+    @property
+    def required_approvals(self) -> int:
+        return int(self.controls.get("required_approvals", 0))
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """One change the requester could make, and the tier it would give."""
+
+    change: str
+    level: str
+
+
+def rank(level: str) -> int:
+    return LEVELS.index(level)
+
+
+# --- Conditions --------------------------------------------------------------------------------
+
+COMPARATORS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte")
+OPERATORS = (*COMPARATORS, "unknown")
+
+
+def matches(condition: Mapping[str, Any], values: Mapping[str, Any]) -> bool:
+    """True when the condition holds. Shapes: {all: [...]}, {any: [...]}, {not: c}, or a leaf."""
+    if "all" in condition:
+        return all(matches(c, values) for c in condition["all"])
+    if "any" in condition:
+        return any(matches(c, values) for c in condition["any"])
+    if "not" in condition:
+        return not matches(condition["not"], values)
+    return _leaf(condition, values[condition["fact"]])
+
+
+def _leaf(condition: Mapping[str, Any], value: Any) -> bool:
+    op = next(k for k in condition if k != "fact")
+    expected = condition[op]
+    if op == "unknown":
+        return (value is None) == bool(expected)
+    if value is None:
+        return False  # an unknown fact satisfies no comparison; rules say `unknown` explicitly
+    return _compare(op, value, expected)
+
+
+def _compare(op: str, value: Any, expected: Any) -> bool:
+    if op == "eq":
+        return bool(value == expected)
+    if op == "ne":
+        return bool(value != expected)
+    if op == "in":
+        return value in expected
+    if op == "not_in":
+        return value not in expected
+    if op == "gt":
+        return bool(value > expected)
+    if op == "gte":
+        return bool(value >= expected)
+    if op == "lt":
+        return bool(value < expected)
+    return bool(value <= expected)  # lte
+
+
+# --- Messages ----------------------------------------------------------------------------------
+
+PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+
+
+def render_message(template: str, facts: Facts) -> str:
+    """Fill {placeholders} from the facts. Only plain names: no attribute or format tricks."""
+    values = {**facts.values(), **_extras(facts)}
+    return PLACEHOLDER.sub(lambda m: _text(values.get(m.group(1))), template)
+
+
+def _extras(facts: Facts) -> dict[str, Any]:
+    risk = facts.reidentification_risk
+    return {
+        "synthesizer": facts.synthesizer,
+        "quasi_identifier_names": ", ".join(facts.quasi_identifier_names),
+        "sensitive_names": ", ".join(facts.sensitive_names),
+        "direct_identifier_names": ", ".join(facts.direct_identifier_names),
+        "reidentification_pct": "unknown" if risk is None else f"{risk:.1%}",
+    }
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "unknown"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+# --- Controls ----------------------------------------------------------------------------------
+
+
+def merge_controls(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Combine two control sets so the stricter value of each control wins."""
+    merged = {**base, "gate": dict(base.get("gate") or {})}
+    for key, value in override.items():
+        if key == "gate":
+            for name, limit in value.items():
+                merged["gate"][name] = _stricter_limit(name, merged["gate"].get(name), limit)
+        elif key in ("required_approvals", "min_privacy_officer_approvals"):
+            merged[key] = max(int(merged.get(key) or 0), int(value))
+        elif key == "dp_required":
+            merged[key] = bool(merged.get(key)) or bool(value)
+        elif key == "max_epsilon":
+            merged[key] = value if merged.get(key) is None else min(merged[key], value)
+        elif key == "expiry_days":
+            merged[key] = min(int(merged[key]), int(value)) if merged.get(key) else int(value)
+        elif key == "access_level":
+            merged[key] = min(merged.get(key, value), value, key=ACCESS_LEVELS.index)
+    return merged
+
+
+def _stricter_limit(name: str, current: float | None, new: float) -> float:
+    if current is None:
+        return new
+    return max(current, new) if name.endswith("_min") else min(current, new)
+
+
+def _tier_controls(policy: Policy, level: str, facts: Facts) -> dict[str, Any]:
+    controls = {**policy.tiers[level], "gate": dict(policy.tiers[level].get("gate") or {})}
+    controls["approver_roles"] = list(controls.get("approver_roles") or [])
+    controls["access_level"] = facts.audience
+    return controls
+
+
+def _violations(controls: Mapping[str, Any], facts: Facts) -> list[FiredRule]:
+    """Hard controls the request as filed does not meet: each makes it prohibited."""
+    found = []
+    limit = controls.get("max_epsilon")
+    if controls.get("dp_required") and not facts.is_dp:
+        bound = f" with epsilon <= {_text(float(limit))}" if limit is not None else ""
+        found.append(
+            FiredRule(
+                "control.dp_required",
+                "prohibited",
+                f"This request needs differential privacy, but {facts.synthesizer or 'the synthesizer'} "
+                f"is not differentially private: choose a DP synthesizer (named dp_*){bound}, or change "
+                "what made DP necessary (see the reasons above).",
+            )
+        )
+    elif limit is not None and facts.is_dp and facts.epsilon is not None and facts.epsilon > limit:
+        found.append(
+            FiredRule(
+                "control.max_epsilon",
+                "prohibited",
+                f"Epsilon {_text(float(facts.epsilon))} is above the maximum {_text(float(limit))} "
+                f"this request allows: lower epsilon to {_text(float(limit))} or less.",
+            )
+        )
+    return found
+
+
+# --- Evaluation --------------------------------------------------------------------------------
+
+
+def evaluate(policy: Policy, facts: Facts) -> Assessment:
+    """Tier a request: every rule that fires raises the tier and tightens the controls."""
+    values = facts.values()
+    hits = [rule for rule in policy.rules if matches(rule.when, values)]
+    level = max((rule.tier for rule in hits), key=rank, default="low")
+    controls = _tier_controls(policy, level, facts)
+    for rule in hits:
+        controls = merge_controls(controls, rule.controls)
+    fired = [FiredRule(rule.id, rule.tier, render_message(rule.message, facts)) for rule in hits]
+    violations = _violations(controls, facts)
+    if violations:
+        level = "prohibited"
+        requirements = {k: controls[k] for k in ("dp_required", "max_epsilon") if k in controls}
+        controls = {**_tier_controls(policy, level, facts), **requirements}
+        fired.extend(violations)
+    if not fired:
+        fired.append(FiredRule("baseline", "low", render_message(policy.baseline_reason, facts)))
+    return Assessment(level=level, fired=tuple(fired), controls=controls)
+
+
+def suggest(policy: Policy, facts: Facts, *, dp_available: bool = True) -> list[Suggestion]:
+    """Single changes that would lower the tier, lowest resulting tier first.
+
+    Tried one at a time so each suggestion is something the requester can do on its own.
+    """
+    current = rank(evaluate(policy, facts).level)
+    found: list[Suggestion] = []
+    for change, alternative in _alternatives(facts, dp_available=dp_available):
+        level = evaluate(policy, alternative).level
+        if rank(level) < current:
+            found.append(Suggestion(change, level))
+    return sorted(found, key=lambda s: rank(s.level))
+
+
+def _alternatives(facts: Facts, *, dp_available: bool) -> list[tuple[str, Facts]]:
+    options: list[tuple[str, Facts]] = []
+    if facts.audience != "internal":
+        options.append(
+            ("Choose the internal audience (your team only).", replace(facts, audience="internal"))
+        )
+    if facts.audience == "external":
+        options.append(("Choose the organization audience.", replace(facts, audience="organization")))
+    if not facts.is_dp:
+        note = "" if dp_available else " (none is installed yet; ask an administrator)"
+        options.append(
+            (
+                f"Use a DP synthesizer (named dp_*) with epsilon 1{note}.",
+                replace(facts, is_dp=True, epsilon=1.0),
+            )
+        )
+    elif facts.epsilon is not None and facts.epsilon > 1:
+        options.append(("Lower epsilon to 1.", replace(facts, epsilon=1.0)))
+    options.extend(_column_alternatives(facts))
+    lower = {"high": "medium", "medium": "low"}.get(facts.fidelity)
+    if lower:
+        options.append((f"Ask for {lower} fidelity.", replace(facts, fidelity=lower)))
+    if facts.source_rows and facts.rows > facts.source_rows:
+        options.append((f"Request at most {facts.source_rows} rows.", replace(facts, rows=facts.source_rows)))
+    return options
+
+
+def _column_alternatives(facts: Facts) -> list[tuple[str, Facts]]:
+    options = []
+    groups = (
+        ("direct identifier", facts.direct_identifier_names),
+        ("quasi-identifier", facts.quasi_identifier_names),
+        ("sensitive column", facts.sensitive_names),
+    )
+    total = len(facts.all_columns())
+    for label, names in groups:
+        for name in names:
+            if total > 1:
+                options.append((f"Drop {label} `{name}`.", facts.without_columns([name])))
+        if len(names) > 1 and total > len(names):
+            listed = ", ".join(f"`{n}`" for n in names)
+            options.append((f"Drop the {label}s {listed}.", facts.without_columns(names)))
+    return options

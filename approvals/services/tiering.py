@@ -1,0 +1,143 @@
+"""What the policy sees of a request (its facts), and the live preview of its tier."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from approvals.choices import Audience, Fidelity, PurposeCategory
+from approvals.models import GenerationRequest
+from approvals.policies import Assessment, Facts, Suggestion, evaluate, suggest
+from approvals.services.policy import policy_for_preview
+from core.errors import PermissionDenied
+from core.ids import parse_uuid
+from core.roles import Role, has_role
+from generation.choices import Classification
+from generation.models import SourceDataset
+from generation.selectors import datasets_requestable_by
+from generation.synthesizers import REGISTRY
+
+MAX_ROWS = 1_000_000
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What the policy would say if the request were submitted now (nothing is written)."""
+
+    assessment: Assessment
+    suggestions: list[Suggestion]
+    policy_number: int
+
+
+# --- Facts and tiering --------------------------------------------------------------------------
+
+
+def facts_for(
+    *,
+    dataset: SourceDataset,
+    columns: list[str],
+    audience: str,
+    synthesizer: str,
+    epsilon: float | None,
+    rows: int,
+    fidelity: str = Fidelity.MEDIUM,
+    purpose_category: str = PurposeCategory.RESEARCH,
+) -> Facts:
+    """The policy's view of a request. Reads column classifications and dataset-level estimates;
+    never the source rows (the web process must not touch them)."""
+    classes = dict(dataset.columns.filter(name__in=columns).values_list("name", "classification"))
+
+    def named(classification: str) -> tuple[str, ...]:
+        return tuple(n for n in columns if classes.get(n) == classification)
+
+    cls = REGISTRY.get(synthesizer)
+    is_dp = bool(cls and cls.is_dp)
+    return Facts(
+        audience=audience,
+        fidelity=fidelity,
+        purpose_category=purpose_category,
+        synthesizer=synthesizer,
+        is_dp=is_dp,
+        epsilon=float(epsilon) if is_dp and epsilon is not None else None,
+        quasi_identifier_names=named(Classification.QUASI_IDENTIFIER),
+        sensitive_names=named(Classification.SENSITIVE),
+        direct_identifier_names=named(Classification.DIRECT_IDENTIFIER),
+        other_names=tuple(n for n in columns if classes.get(n, Classification.OTHER) == Classification.OTHER),
+        rows=rows,
+        source_rows=dataset.rows,
+        # Seams for the dataset-intake work: None (unknown) until the dataset carries them.
+        small_cells=_optional_int(getattr(dataset, "small_cell_count", None)),
+        reidentification_risk=_optional_float(getattr(dataset, "reidentification_risk", None)),
+    )
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def request_facts(request: GenerationRequest) -> Facts:
+    return facts_for(
+        dataset=request.dataset,
+        columns=list(request.columns),
+        audience=request.audience,
+        synthesizer=request.synthesizer,
+        epsilon=float(request.epsilon) if request.epsilon is not None else None,
+        rows=request.rows,
+        fidelity=request.fidelity,
+        purpose_category=request.purpose_category,
+    )
+
+
+def request_assess(*, request: GenerationRequest) -> Assessment:
+    """What the policy in force would decide for this request now (no writes)."""
+    _, policy = policy_for_preview()
+    return evaluate(policy, request_facts(request))
+
+
+def request_preview(*, actor: Any, dataset_id: Any, **form: Any) -> Preview | None:
+    """Live preview for the request form: tier, reasons and what would lower it. Lenient about
+    half-filled forms (None when no dataset is chosen yet); writes nothing."""
+    if not has_role(actor, Role.DATA_SCIENTIST):
+        raise PermissionDenied("Only data scientists can file generation requests.")
+    dataset = datasets_requestable_by(user=actor).filter(pk=parse_uuid(dataset_id)).first()
+    if dataset is None:
+        return None
+    known = set(dataset.columns.values_list("name", flat=True))
+    facts = facts_for(
+        dataset=dataset,
+        columns=[c for c in dict.fromkeys(form.get("columns") or []) if c in known],
+        audience=_pick(form.get("audience"), Audience.values, Audience.INTERNAL),
+        synthesizer=str(form.get("synthesizer") or ""),
+        epsilon=_lenient_float(form.get("epsilon")),
+        rows=_lenient_rows(form.get("rows")),
+        fidelity=_pick(form.get("fidelity"), Fidelity.values, Fidelity.MEDIUM),
+        purpose_category=_pick(
+            form.get("purpose_category"), PurposeCategory.values, PurposeCategory.RESEARCH
+        ),
+    )
+    number, policy = policy_for_preview()
+    dp_available = any(cls.is_dp for cls in REGISTRY.values())
+    return Preview(evaluate(policy, facts), suggest(policy, facts, dp_available=dp_available), number)
+
+
+def _pick(value: Any, choices: list[str], default: str) -> str:
+    return value if value in choices else default
+
+
+def _lenient_float(value: Any) -> float | None:
+    try:
+        number = float(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def _lenient_rows(value: Any) -> int:
+    try:
+        return max(1, min(MAX_ROWS, int(str(value).strip())))
+    except (TypeError, ValueError):
+        return 1

@@ -193,6 +193,10 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
         "can_edit": item.requester_id == request.user.pk and allowed("update", item.status),
         "can_submit": item.requester_id == request.user.pk and allowed("submit", item.status),
         "can_withdraw": item.requester_id == request.user.pk and allowed("cancel", item.status),
+        "can_stop_job": bool(item.job_id)
+        and allowed("cancel_job", item.status)
+        and not item.job.cancel_requested
+        and (item.requester_id == request.user.pk or has_role(request.user, Role.PRIVACY_OFFICER)),
         "dataset_columns": dataset_columns(dataset=item.dataset),
         "decisions": decisions,
         "assessments": list(item.assessments.select_related("policy").order_by("-review_round")),
@@ -256,7 +260,13 @@ def request_submit_view(request: HttpRequest, request_id: str) -> HttpResponse:
 @domain_errors_as_messages
 def request_cancel_view(request: HttpRequest, request_id: str) -> HttpResponse:
     item = request_cancel(actor=request.user, request_id=request_id)
-    messages.success(request, "Request withdrawn.")
+    stopping = item.status != "cancelled"
+    messages.success(
+        request,
+        "Stopping the generation job; it ends at its next progress step."
+        if stopping
+        else "Request withdrawn.",
+    )
     return redirect("approvals:request-detail", item.pk)
 
 

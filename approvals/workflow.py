@@ -26,6 +26,9 @@ TRANSITIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "publish": {S.VALIDATING: (S.PUBLISHED,)},
     "gate_fail": {S.VALIDATING: (S.GATE_FAILED,)},
     "fail": {S.APPROVED: (S.FAILED,), S.GENERATING: (S.FAILED,), S.VALIDATING: (S.FAILED,)},
+    # Stopping generation (requester or a privacy officer); the request follows when the job ends.
+    "cancel_job": {S.APPROVED: (S.APPROVED,), S.GENERATING: (S.GENERATING,), S.VALIDATING: (S.VALIDATING,)},
+    "job_cancelled": {S.APPROVED: (S.CANCELLED,), S.GENERATING: (S.CANCELLED,), S.VALIDATING: (S.CANCELLED,)},
 }
 
 # The status an action leaves behind when repeated (so the repeat is a no-op, not a 409).
@@ -37,6 +40,8 @@ _IDEMPOTENT_RESULT = {
     "publish": (S.PUBLISHED,),
     "gate_fail": (S.GATE_FAILED,),
     "fail": (S.FAILED,),
+    "cancel_job": (S.CANCELLED,),
+    "job_cancelled": (S.CANCELLED,),
 }
 
 
@@ -63,6 +68,8 @@ def action_label(action: str) -> str:
         "submit": "submitted",
         "decide": "decided",
         "cancel": "withdrawn",
+        "cancel_job": "stopped",
+        "job_cancelled": "cancelled",
         "start": "started",
         "validate": "validated",
         "publish": "published",

@@ -15,7 +15,7 @@ from approvals.selectors import requests_visible_to
 from approvals.services.notifications import notify_reviewers_on_commit
 from approvals.services.policy import policy_ensure_active
 from approvals.services.tiering import MAX_ROWS, request_facts
-from approvals.workflow import check_transition
+from approvals.workflow import TRANSITIONS, check_transition
 from audit.services import audit_denied, audit_record
 from core.errors import NotFound, PermissionDenied, ValidationFailed
 from core.ids import parse_uuid
@@ -23,7 +23,7 @@ from core.roles import Role, has_role
 from generation.choices import Classification, ColumnKind, JobState
 from generation.models import SourceDataset, SynthesisJob
 from generation.selectors import datasets_requestable_by
-from generation.services import epsilon_to_micro
+from generation.services import epsilon_to_micro, job_cancel
 from generation.synthesizers import REGISTRY
 
 _SYNTHESIZABLE_KINDS = {ColumnKind.NUMERIC, ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN, ColumnKind.DATETIME}
@@ -291,8 +291,15 @@ def _facts_record(facts: Facts) -> dict[str, Any]:
 
 
 def request_cancel(*, actor: Any, request_id: Any) -> GenerationRequest:
+    """Withdraw a request under review, or stop its generation job once approved.
+
+    Withdrawal is the requester's; stopping a job may also be done by a privacy officer. A queued
+    job ends at once; a running one stops at its next progress report, and the request follows.
+    """
     with transaction.atomic():
         request = request_get_for(actor=actor, request_id=request_id, lock=True)
+        if request.job_id and request.status in TRANSITIONS["cancel_job"]:
+            return _cancel_job(actor, request)
         if request.requester_id != actor.pk:
             raise PermissionDenied("Only the requester can withdraw this request.")
         if not check_transition("cancel", request.status):
@@ -303,12 +310,29 @@ def request_cancel(*, actor: Any, request_id: Any) -> GenerationRequest:
     return request
 
 
+def _cancel_job(actor: Any, request: GenerationRequest) -> GenerationRequest:
+    if request.requester_id != actor.pk and not has_role(actor, Role.PRIVACY_OFFICER):
+        raise PermissionDenied("Only the requester or a privacy officer can stop this generation job.")
+    job_cancel(job=request.job, actor=actor)
+    audit_record(
+        actor=actor,
+        action="request.cancel_job",
+        target_type="request",
+        target_id=request.pk,
+        details={"job": str(request.job_id)},
+    )
+    request_follow_job(job=request.job)  # a queued job is already cancelled: the request follows now
+    request.refresh_from_db()
+    return request
+
+
 _JOB_TO_ACTION = {
     JobState.RUNNING: "start",
     JobState.VALIDATING: "validate",
     JobState.SUCCEEDED: "publish",
     JobState.GATE_FAILED: "gate_fail",
     JobState.FAILED: "fail",
+    JobState.CANCELLED: "job_cancelled",
 }
 _ACTION_TO_STATUS = {
     "start": RequestStatus.GENERATING,
@@ -316,6 +340,7 @@ _ACTION_TO_STATUS = {
     "publish": RequestStatus.PUBLISHED,
     "gate_fail": RequestStatus.GATE_FAILED,
     "fail": RequestStatus.FAILED,
+    "job_cancelled": RequestStatus.CANCELLED,
 }
 
 

@@ -267,7 +267,7 @@ def test_changing_ones_decision_within_a_round_answers_409(
     [
         ("cancelled", "post", "/api/v1/requests/{id}/decisions/", {"decision": "approve"}),
         ("cancelled", "post", "/api/v1/requests/{id}/submit/", {}),
-        ("approved", "post", "/api/v1/requests/{id}/cancel/", {}),
+        # ("approved", cancel) is allowed: it stops the generation job (test_budget_and_cancel.py).
         ("approved", "post", "/api/v1/requests/{id}/submit/", {}),
         ("in_review", "put", "/api/v1/requests/{id}/", "payload"),
         ("rejected", "post", "/api/v1/requests/{id}/cancel/", {}),

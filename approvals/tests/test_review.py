@@ -208,12 +208,14 @@ def test_a_withdrawn_request_cannot_be_decided(submitted_request: Any, alice: An
     assert request_cancel(actor=alice, request_id=submitted_request.pk).status == RequestStatus.CANCELLED
 
 
-def test_an_approved_request_cannot_be_withdrawn_or_edited(
+def test_an_approved_request_cannot_be_edited_and_cancelling_it_stops_its_job(
     submitted_request: Any, alice: Any, olivia: Any, dataset: Any
 ) -> None:
     request_decide(actor=olivia, request_id=submitted_request.pk, decision="approve")
     with pytest.raises(Conflict):
-        request_cancel(actor=alice, request_id=submitted_request.pk)
+        request_update(actor=alice, request_id=submitted_request.pk, data=_input(dataset))
+    cancelled = request_cancel(actor=alice, request_id=submitted_request.pk)
+    assert cancelled.status == "cancelled" and cancelled.job.state == "cancelled"
     with pytest.raises(Conflict):
         request_update(actor=alice, request_id=submitted_request.pk, data=_input(dataset))
 

@@ -35,7 +35,7 @@ from generation.services import (
     job_store_output,
     job_synthesize,
 )
-from generation.storage import absolute_path
+from generation.storage import absolute_path, read_encrypted_parquet
 from generation.synthesizers import REGISTRY
 from validation.services import validation_run
 
@@ -198,7 +198,11 @@ def _pipeline_steps(job: SynthesisJob) -> str:
     request_follow_job(job=job)
     job_report_progress(job=job, progress=0.8, stage="validating")
     thresholds = (request.tier_controls or {}).get("gate")
-    report = validation_run(job=job, training=output.training, synthetic=output.frame, thresholds=thresholds)
+    # The locked holdout is read here, after synthesis, so the generator never sees it.
+    holdout = read_encrypted_parquet(job.dataset.holdout_path) if job.dataset.holdout_path else None
+    report = validation_run(
+        job=job, training=output.training, synthetic=output.frame, thresholds=thresholds, holdout=holdout
+    )
     gate = {"passed": report.passed, "checks": report.checks}
     receipt = build_receipt(job)
     if not report.passed:

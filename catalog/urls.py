@@ -5,6 +5,8 @@ from catalog import views
 app_name = "catalog"
 urlpatterns = [
     path("", views.release_list, name="release-list"),
+    path("jobs/<str:job_id>/report/", views.job_report, name="job-report"),
     path("<str:release_id>/", views.release_detail, name="release-detail"),
     path("<str:release_id>/download/", views.release_download, name="release-download"),
+    path("<str:release_id>/report.html", views.release_report_export, name="release-report-export"),
 ]

@@ -1,30 +1,51 @@
-"""Run the validation suite on a job's output and record the gate's verdict."""
+"""Run the validation suite on a job's output and record the gate's verdict.
+
+Worker-side only: these functions receive (or read) the training and holdout splits.
+"""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from django.conf import settings
 from django.db import transaction
 
 from audit.services import audit_record
+from core.errors import ValidationFailed
 from generation.models import SynthesisJob
-from validation.gate import Check, check_max, check_min, thresholds_with_defaults
-from validation.metrics import column_shapes, exact_copies
+from validation.metrics.columns import ColumnInfo, column_infos
 from validation.models import ValidationReport
+from validation.suite import run_suite
 
 logger = logging.getLogger(__name__)
 
 
-def _guarded(name: str, compute: Any) -> tuple[Any, str]:
-    """Run one metric; an exception becomes a missing value (and so a failed check), logged by
-    type only, because messages from pandas can quote data values."""
-    try:
-        return compute(), ""
-    except Exception as exc:  # noqa: BLE001 - fail closed on any metric error
-        logger.warning("metric %s failed: %s", name, type(exc).__name__)
-        return None, type(exc).__name__
+def job_column_infos(job: SynthesisJob) -> list[ColumnInfo]:
+    """The requested columns as signed off for this job (job.metadata), in the order requested.
+
+    Jobs created before metadata was pinned fall back to the dataset's current column records.
+    """
+    requested = list(job.columns)
+    by_name = {str(item.get("name")): item for item in (job.metadata or [])}
+    if not all(name in by_name for name in requested):
+        by_name = {
+            c.name: {"name": c.name, "kind": c.kind, "classification": c.classification, **(c.declared or {})}
+            for c in job.dataset.columns.filter(name__in=requested)
+        }
+    return column_infos(by_name[name] for name in requested if name in by_name)
+
+
+def claimed_epsilon(job: SynthesisJob) -> float | None:
+    """The epsilon a DP synthesizer claims for this job; None for non-DP (and unknown) ones."""
+    from generation.synthesizers import REGISTRY
+
+    synthesizer = REGISTRY.get(job.synthesizer)
+    if synthesizer is None or not getattr(synthesizer, "is_dp", False) or job.epsilon is None:
+        return None
+    return float(job.epsilon)
 
 
 def validation_run(
@@ -33,37 +54,33 @@ def validation_run(
     training: pd.DataFrame,
     synthetic: pd.DataFrame,
     thresholds: dict[str, Any] | None = None,
+    holdout: pd.DataFrame | None = None,
 ) -> ValidationReport:
-    limits = thresholds_with_defaults(thresholds)
-    # Judge the release against what was requested, not against whatever columns it happens to have.
-    requested = list(job.columns)
-    kinds = {c.name: c.kind for c in job.dataset.columns.filter(name__in=requested)}
-    present = sum(1 for name in requested if name in synthetic.columns) / len(requested)
-    shapes, shape_error = _guarded("column_shapes", lambda: column_shapes(training, synthetic, kinds))
-    copies, copy_error = _guarded(
-        "exact_copies", lambda: exact_copies(training[requested], synthetic[requested])
+    """Test `synthetic` against the training split and the locked holdout; store the verdict.
+
+    Without a holdout the tests that need non-members (distance, membership inference,
+    anonymeter, the DP audit) cannot run, and their checks fail: the gate fails closed.
+    """
+    infos = job_column_infos(job)
+    result = run_suite(
+        training=training,
+        synthetic=synthetic,
+        holdout=holdout,
+        infos=infos,
+        thresholds=thresholds,
+        dp_epsilon=claimed_epsilon(job),
+        seed=int(job.seed or 0),
+        small_cell_k=int(getattr(settings, "SYNTHGATE_SMALL_CELL_K", 5)),
     )
-    shape_score = round(sum(shapes.values()) / len(shapes), 6) if shapes else None
-    copy_rate = round(copies / len(synthetic), 6) if copies is not None and len(synthetic) else None
-    checks: list[Check] = [
-        check_min("requested_columns_present", round(present, 6), 1.0),
-        check_min("column_shape_similarity", shape_score, limits["column_shape_min"]),
-        check_max("exact_copy_rate", copy_rate, limits["exact_copy_rate_max"]),
-    ]
-    metrics = {
-        "column_shapes": shapes or {},
-        "column_shape_similarity": shape_score,
-        "exact_copies": copies,
-        "exact_copy_rate": copy_rate,
-        "rows_training": len(training),
-        "rows_synthetic": len(synthetic),
-        "errors": {k: v for k, v in {"column_shapes": shape_error, "exact_copies": copy_error}.items() if v},
-    }
-    passed = all(c.passed for c in checks)
+    # Columns the job requested but the dataset no longer describes count as missing.
+    missing = [name for name in job.columns if name not in {i.name for i in infos}]
+    checks = [c.as_dict() for c in result.checks]
+    if missing:
+        checks[0].update(value=round(1 - len(missing) / len(job.columns), 6), passed=False)
+    passed = all(c["passed"] for c in checks)
     with transaction.atomic():
         report, _ = ValidationReport.objects.update_or_create(
-            job=job,
-            defaults={"metrics": metrics, "checks": [c.as_dict() for c in checks], "passed": passed},
+            job=job, defaults={"metrics": result.metrics, "checks": checks, "passed": passed}
         )
         audit_record(
             actor=None,
@@ -71,6 +88,64 @@ def validation_run(
             target_type="job",
             target_id=job.pk,
             outcome="success" if passed else "failure",
-            details={"passed": passed, "checks": {c.name: c.passed for c in checks}},
+            details={"passed": passed, "checks": {c["name"]: c["passed"] for c in checks}},
         )
     return report
+
+
+# --- Bring your own synthetic data --------------------------------------------------------------
+
+
+def uploaded_synthetic_frame(*, path: Path, job: SynthesisJob) -> pd.DataFrame:
+    """Parse a synthetic file made elsewhere with the intake's hostile-file checks, and hold it to
+    the request: exactly the requested columns (extra columns could smuggle out anything)."""
+    from generation.intake import parse_upload
+
+    frame = parse_upload(path).frame
+    requested = list(job.columns)
+    extra = [c for c in frame.columns if c not in requested]
+    absent = [c for c in requested if c not in frame.columns]
+    if extra or absent:
+        raise ValidationFailed(
+            "The synthetic file must have exactly the request's columns. "
+            + (f"Remove: {', '.join(extra)}. " if extra else "")
+            + (f"Add: {', '.join(absent)}." if absent else ""),
+            code="columns_mismatch",
+            fields={"file": "columns_mismatch"},
+        )
+    if len(frame) == 0:
+        raise ValidationFailed("The synthetic file has no rows.", code="empty_file", fields={"file": "empty"})
+    return frame[requested]
+
+
+def validation_of_uploaded(
+    *, job: SynthesisJob, synthetic: pd.DataFrame, thresholds: dict[str, Any] | None = None
+) -> ValidationReport:
+    """The same tests and gate for a synthetic table made outside SynthGate.
+
+    Reads the training split and the holdout itself (worker-side), so the uploader never handles
+    either; the caller publishes only if the report passed, exactly as the pipeline does.
+    """
+    from generation.storage import read_encrypted_parquet
+
+    dataset = job.dataset
+    training = read_encrypted_parquet(dataset.storage_path)
+    holdout = read_encrypted_parquet(dataset.holdout_path) if dataset.holdout_path else None
+    return validation_run(
+        job=job, training=training, synthetic=synthetic, thresholds=thresholds, holdout=holdout
+    )
+
+
+# --- Report export --------------------------------------------------------------------------------
+
+
+def report_export_record(*, actor: Any, target_type: str, target_id: object, full: bool) -> None:
+    """Audit a report download before any byte is sent (full = every metric, else the coarse view)."""
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action=f"{target_type}.report_export",
+            target_type=target_type,
+            target_id=target_id,
+            details={"full": full},
+        )

@@ -5,6 +5,7 @@ from typing import Any
 from rest_framework import serializers
 
 from catalog.models import Release
+from validation.selectors import gate_visible_to, metrics_visible_to
 
 
 class GateCheckSerializer(serializers.Serializer):
@@ -22,6 +23,7 @@ class ReleaseOutputSerializer(serializers.ModelSerializer):
     )
     privacy = serializers.SerializerMethodField()
     gate = serializers.SerializerMethodField()
+    metrics = serializers.SerializerMethodField()
 
     class Meta:
         model = Release
@@ -52,6 +54,38 @@ class ReleaseOutputSerializer(serializers.ModelSerializer):
             f"Not differentially private ({obj.synthesizer}). Privacy rests on the release gate's tests only."
         )
 
+    def _user(self) -> Any:
+        request = self.context.get("request")
+        return getattr(request, "user", None)
+
     def get_gate(self, obj: Release) -> dict[str, Any]:
-        checks = GateCheckSerializer(obj.gate.get("checks", []), many=True).data
-        return {"passed": bool(obj.gate.get("passed")), "checks": checks}
+        # Everyone who sees the release sees the verdict and each check's name and result;
+        # values are for oversight roles only (validation.selectors explains why).
+        visible = gate_visible_to(user=self._user(), gate=obj.gate)
+        checks = GateCheckSerializer(visible["checks"], many=True).data
+        return {"passed": visible["passed"], "checks": checks}
+
+    def get_metrics(self, obj: Release) -> dict[str, Any]:
+        return metrics_visible_to(user=self._user(), metrics=obj.metrics, checks=obj.gate.get("checks", []))
+
+
+class GlossaryEntrySerializer(serializers.Serializer):
+    name = serializers.CharField()
+    title = serializers.CharField(source="entry.title")
+    measures = serializers.CharField(source="entry.measures")
+    good = serializers.CharField(source="entry.good")
+    threshold_key = serializers.CharField(source="entry.threshold_key")
+    why = serializers.CharField(source="entry.why")
+    value = serializers.JSONField()
+    threshold = serializers.JSONField()
+    passed = serializers.BooleanField(allow_null=True)
+
+
+class ReleaseReportOutputSerializer(serializers.Serializer):
+    """The release's validation report as the caller may see it (full for oversight roles)."""
+
+    release = serializers.UUIDField()
+    full = serializers.BooleanField()
+    gate = serializers.JSONField()
+    metrics = serializers.JSONField()
+    glossary = GlossaryEntrySerializer(many=True)

@@ -6,4 +6,5 @@ urlpatterns = [
     path("", views.ReleaseListApi.as_view(), name="api-release-list"),
     path("<str:release_id>/", views.ReleaseDetailApi.as_view(), name="api-release-detail"),
     path("<str:release_id>/download/", views.ReleaseDownloadApi.as_view(), name="api-release-download"),
+    path("<str:release_id>/report/", views.ReleaseReportApi.as_view(), name="api-release-report"),
 ]

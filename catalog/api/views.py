@@ -8,23 +8,41 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from catalog.api.serializers import ReleaseOutputSerializer
+from catalog.api.serializers import ReleaseOutputSerializer, ReleaseReportOutputSerializer
 from catalog.selectors import releases_visible_to
 from catalog.services import release_get_for, release_open_download
+from validation.report import glossary_rows
+from validation.selectors import gate_visible_to, metrics_visible_to, sees_full_report
 
 
 class ReleaseListApi(APIView):
     @extend_schema(responses=ReleaseOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
-        return Response(ReleaseOutputSerializer(releases_visible_to(user=request.user), many=True).data)
+        releases = releases_visible_to(user=request.user)
+        return Response(ReleaseOutputSerializer(releases, many=True, context={"request": request}).data)
 
 
 class ReleaseDetailApi(APIView):
     @extend_schema(responses=ReleaseOutputSerializer)
     def get(self, request: Request, release_id: str) -> Response:
-        return Response(
-            ReleaseOutputSerializer(release_get_for(actor=request.user, release_id=release_id)).data
-        )
+        release = release_get_for(actor=request.user, release_id=release_id)
+        return Response(ReleaseOutputSerializer(release, context={"request": request}).data)
+
+
+class ReleaseReportApi(APIView):
+    @extend_schema(responses=ReleaseReportOutputSerializer)
+    def get(self, request: Request, release_id: str) -> Response:
+        release = release_get_for(actor=request.user, release_id=release_id)
+        full = sees_full_report(request.user)
+        checks = release.gate.get("checks", [])
+        body = {
+            "release": release.pk,
+            "full": full,
+            "gate": gate_visible_to(user=request.user, gate=release.gate),
+            "metrics": metrics_visible_to(user=request.user, metrics=release.metrics, checks=checks),
+            "glossary": glossary_rows(release.metrics, checks) if full else [],
+        }
+        return Response(ReleaseReportOutputSerializer(body).data)
 
 
 def release_file_response(*, actor: object, release_id: str) -> FileResponse:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import io
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,12 +11,22 @@ import pytest
 
 from approvals.services import request_decide
 from audit.models import AuditEvent, Outcome
-from conftest import SAFE_COLUMNS, small_flchain_csv
+from conftest import SAFE_COLUMNS
+from core.errors import ValidationFailed
 from generation.models import SynthesisJob
+from generation.storage import read_encrypted_parquet
+from generation.synthesizers import ColumnSpec
+from generation.synthesizers.sdv_backend import GaussianCopulaSynthesizer
 from validation.models import ValidationReport
-from validation.services import validation_run
-
-NUMERIC = ["age", "kappa", "lambda", "creatinine", "futime"]
+from validation.services import (
+    claimed_epsilon,
+    job_column_infos,
+    uploaded_synthetic_frame,
+    validation_of_uploaded,
+    validation_run,
+)
+from validation.tests.conftest import SAFE_INFOS
+from validation.tests.planted import perturbed_copy, smooth_marginals
 
 
 @pytest.fixture
@@ -28,103 +38,218 @@ def job(submitted_request: Any, olivia: Any) -> SynthesisJob:
 
 
 @pytest.fixture
-def training() -> pd.DataFrame:
-    return pd.read_csv(io.BytesIO(small_flchain_csv()))[SAFE_COLUMNS]
+def training(job: SynthesisJob) -> pd.DataFrame:
+    """The job's own training split, as the worker reads it (480 of the dataset's 600 rows)."""
+    return read_encrypted_parquet(job.dataset.storage_path)[SAFE_COLUMNS]
 
 
-def lookalike(training: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
-    """Rows drawn from the training table with every number nudged: same shapes, no exact copies."""
-    frame = training.sample(n=rows, replace=True, random_state=seed).reset_index(drop=True)
-    frame[NUMERIC] = frame[NUMERIC] + 0.0001
-    return frame
+@pytest.fixture
+def holdout(job: SynthesisJob) -> pd.DataFrame:
+    """The dataset's locked holdout (120 rows, a random split fixed at registration)."""
+    return read_encrypted_parquet(job.dataset.holdout_path)
+
+
+@pytest.fixture
+def copula_release(training: pd.DataFrame) -> pd.DataFrame:
+    specs = [ColumnSpec(name=i.name, kind=i.kind) for i in SAFE_INFOS]
+    return GaussianCopulaSynthesizer().fit_sample(
+        training, columns=specs, rows=600, seed=7, progress=lambda f, s: None
+    )
 
 
 def checks_of(report: ValidationReport) -> dict[str, dict[str, Any]]:
     return {c["name"]: c for c in report.checks}
 
 
-def test_lookalike_rows_without_copies_pass_the_gate(job: SynthesisJob, training: pd.DataFrame) -> None:
-    report = validation_run(job=job, training=training, synthetic=lookalike(training, 300, seed=1))
+def test_the_job_s_signed_off_metadata_gives_kinds_classifications_and_bounds(job: SynthesisJob) -> None:
+    infos = {i.name: i for i in job_column_infos(job)}
 
-    assert report.passed is True
-    assert checks_of(report)["exact_copy_rate"]["value"] == 0.0
-    assert checks_of(report)["column_shape_similarity"]["value"] >= 0.9
+    assert list(infos) == SAFE_COLUMNS
+    assert (infos["age"].classification, infos["sex"].classification) == (
+        "quasi_identifier",
+        "quasi_identifier",
+    )
+    assert infos["death"].classification == "sensitive"
+    assert infos["kappa"].lower is not None and infos["kappa"].upper is not None
+
+
+def test_without_pinned_metadata_the_dataset_columns_are_used(job: SynthesisJob) -> None:
+    SynthesisJob.objects.filter(pk=job.pk).update(metadata=[])
+    job.refresh_from_db()
+
+    assert [i.name for i in job_column_infos(job)] == SAFE_COLUMNS
+    assert {i.name: i.classification for i in job_column_infos(job)}["death"] == "sensitive"
+
+
+def test_a_gaussian_copula_release_passes_every_check(
+    job: SynthesisJob, training: pd.DataFrame, holdout: pd.DataFrame, copula_release: pd.DataFrame
+) -> None:
+    report = validation_run(job=job, training=training, synthetic=copula_release, holdout=holdout)
+
     assert report.metrics["errors"] == {}
+    assert [c["name"] for c in report.checks if not c["passed"]] == []
+    assert report.passed is True
+    assert {"membership_inference_auc", "tstr_auc_ratio", "replicated_uniques_rate"} <= set(checks_of(report))
+    # 120 holdout rows: anonymeter's risks are measured and shown, not gated (too few to decide).
+    assert report.metrics["anonymeter"]["gated"] is False
+
+
+def test_a_perturbed_copy_fails_the_gate_on_membership_inference(
+    job: SynthesisJob, training: pd.DataFrame, holdout: pd.DataFrame
+) -> None:
+    report = validation_run(
+        job=job, training=training, synthetic=perturbed_copy(training, 300, 1), holdout=holdout
+    )
+
+    assert checks_of(report)["exact_copy_rate"]["value"] == 0.0
+    assert checks_of(report)["membership_inference_auc"]["passed"] is False
+    assert report.passed is False
 
 
 def test_synthetic_rows_copying_20_percent_of_training_fail_the_exact_copy_check_and_the_gate(
-    job: SynthesisJob, training: pd.DataFrame
+    job: SynthesisJob, training: pd.DataFrame, holdout: pd.DataFrame
 ) -> None:
     copies = training.sample(n=60, random_state=2)
-    synthetic = pd.concat([lookalike(training, 240, seed=3), copies], ignore_index=True)
+    synthetic = pd.concat([smooth_marginals(training, 240, 3), copies], ignore_index=True)
 
-    report = validation_run(job=job, training=training, synthetic=synthetic)
+    report = validation_run(job=job, training=training, synthetic=synthetic, holdout=holdout)
 
     check = checks_of(report)["exact_copy_rate"]
-    assert (check["value"], check["passed"], check["direction"]) == (0.2, False, "max")
+    assert (check["value"], check["passed"], check["direction"], check["kind"]) == (
+        0.2,
+        False,
+        "max",
+        "privacy",
+    )
     assert report.metrics["exact_copies"] == 60
     assert report.passed is False
 
 
-def test_report_and_audit_event_are_written_with_aggregates_only(
-    job: SynthesisJob, training: pd.DataFrame
+def test_tier_thresholds_are_applied(
+    job: SynthesisJob, training: pd.DataFrame, holdout: pd.DataFrame
 ) -> None:
-    report = validation_run(job=job, training=training, synthetic=training.head(100))
+    synthetic = smooth_marginals(training, 300, 4)
+
+    strict = validation_run(
+        job=job, training=training, synthetic=synthetic, holdout=holdout, thresholds={"column_shape_min": 1.0}
+    )
+
+    assert checks_of(strict)["column_shape_similarity"]["threshold"] == 1.0
+    assert checks_of(strict)["column_shape_similarity"]["passed"] is False
+
+
+def test_report_and_audit_event_are_written_with_aggregates_only(
+    job: SynthesisJob, training: pd.DataFrame, holdout: pd.DataFrame
+) -> None:
+    report = validation_run(job=job, training=training, synthetic=training.head(100), holdout=holdout)
 
     stored = ValidationReport.objects.get(job=job)
     assert (stored.pk, stored.passed) == (report.pk, False)
-    assert stored.metrics["rows_synthetic"] == 100
-    assert stored.metrics["rows_training"] == 600
+    assert (stored.metrics["rows_synthetic"], stored.metrics["rows_training"]) == (100, 480)
+    assert stored.metrics["rows_holdout"] == 120
     event = AuditEvent.objects.get(action="validation.complete", target_id=str(job.pk))
     assert (event.actor_name, event.outcome) == ("system", Outcome.FAILURE)
     assert event.details == {"passed": False, "checks": {c["name"]: c["passed"] for c in stored.checks}}
     assert event.details["checks"]["exact_copy_rate"] is False
 
 
-def test_running_validation_again_replaces_the_report(job: SynthesisJob, training: pd.DataFrame) -> None:
-    validation_run(job=job, training=training, synthetic=training.head(100))
-    validation_run(job=job, training=training, synthetic=lookalike(training, 300, seed=4))
+def test_running_validation_again_replaces_the_report(
+    job: SynthesisJob, training: pd.DataFrame, holdout: pd.DataFrame, copula_release: pd.DataFrame
+) -> None:
+    validation_run(job=job, training=training, synthetic=training.head(100), holdout=holdout)
+    validation_run(job=job, training=training, synthetic=copula_release, holdout=holdout)
 
     assert ValidationReport.objects.get(job=job).passed is True
     assert AuditEvent.objects.filter(action="validation.complete", target_id=str(job.pk)).count() == 2
 
 
 def test_training_frame_missing_a_column_fails_closed_and_records_the_error_type_only(
-    job: SynthesisJob, training: pd.DataFrame
+    job: SynthesisJob, training: pd.DataFrame, holdout: pd.DataFrame, copula_release: pd.DataFrame
 ) -> None:
     report = validation_run(
-        job=job, training=training.drop(columns=["kappa"]), synthetic=lookalike(training, 300, seed=5)
+        job=job, training=training.drop(columns=["kappa"]), synthetic=copula_release, holdout=holdout
     )
 
     assert report.passed is False
     metric_checks = [c for c in report.checks if c["name"] != "requested_columns_present"]
-    assert all(c["value"] is None and c["passed"] is False for c in metric_checks)
-    assert report.metrics["errors"] == {"column_shapes": "KeyError", "exact_copies": "KeyError"}
+    assert all(c["passed"] is False for c in metric_checks)
+    assert all(c["value"] is None for c in metric_checks if c["name"] != "missingness_similarity")
+    assert set(report.metrics["errors"].values()) == {"KeyError"}
 
 
 def test_synthetic_frame_missing_a_requested_column_fails_the_gate_closed(
-    job: SynthesisJob, training: pd.DataFrame
+    job: SynthesisJob, training: pd.DataFrame, holdout: pd.DataFrame, copula_release: pd.DataFrame
 ) -> None:
     # The job promised SAFE_COLUMNS; a release without `kappa` must not pass as if nothing were missing.
-    synthetic = lookalike(training, 300, seed=6).drop(columns=["kappa"])
-
-    report = validation_run(job=job, training=training, synthetic=synthetic)
+    report = validation_run(
+        job=job, training=training, synthetic=copula_release.drop(columns=["kappa"]), holdout=holdout
+    )
 
     assert report.passed is False
-    present = next(c for c in report.checks if c["name"] == "requested_columns_present")
+    present = checks_of(report)["requested_columns_present"]
     assert present["passed"] is False and present["value"] == pytest.approx(6 / 7, abs=1e-6)
     event = AuditEvent.objects.get(action="validation.complete", target_id=str(job.pk))
     assert event.outcome == Outcome.FAILURE
 
 
-def test_metric_errors_never_carry_data_values(job: SynthesisJob, training: pd.DataFrame) -> None:
-    synthetic = lookalike(training, 50, seed=7)
+def test_metric_errors_never_carry_data_values(
+    job: SynthesisJob, training: pd.DataFrame, holdout: pd.DataFrame, copula_release: pd.DataFrame
+) -> None:
+    synthetic = copula_release.head(50).copy()
     synthetic["age"] = synthetic["age"].astype(object)
     synthetic.loc[0, "age"] = np.array(["secret-age-value"])  # an unhashable cell breaks the metrics
 
-    report = validation_run(job=job, training=training, synthetic=synthetic)
+    report = validation_run(job=job, training=training, synthetic=synthetic, holdout=holdout)
 
     assert report.passed is False
     assert report.metrics["errors"]
     assert all(v.isidentifier() for v in report.metrics["errors"].values())
     assert "secret-age-value" not in str(report.metrics)
+
+
+def test_a_dp_job_is_audited_against_its_claimed_epsilon(
+    job: SynthesisJob, training: pd.DataFrame, holdout: pd.DataFrame
+) -> None:
+    SynthesisJob.objects.filter(pk=job.pk).update(synthesizer="dp_copula", epsilon_micro=500_000)
+    job.refresh_from_db()
+
+    report = validation_run(job=job, training=training, synthetic=training.copy(), holdout=holdout)
+
+    assert claimed_epsilon(job) == 0.5
+    check = checks_of(report)["dp_empirical_epsilon"]
+    assert (check["threshold"], check["passed"]) == (0.5, False)
+    assert report.metrics["dp_audit"]["claimed_epsilon"] == 0.5
+
+
+def test_non_dp_and_unknown_synthesizers_claim_no_epsilon(job: SynthesisJob) -> None:
+    assert claimed_epsilon(job) is None
+    job.synthesizer = "made_elsewhere"
+    assert claimed_epsilon(job) is None
+
+
+# --- Bring your own synthetic data ----------------------------------------------------------------
+
+
+def test_an_uploaded_file_must_have_exactly_the_requested_columns(job: SynthesisJob, tmp_path: Path) -> None:
+    path = tmp_path / "upload.csv"
+    pd.DataFrame({c: [1] for c in [*SAFE_COLUMNS, "mrn"]}).to_csv(path, index=False)
+
+    with pytest.raises(ValidationFailed) as caught:
+        uploaded_synthetic_frame(path=path, job=job)
+
+    assert caught.value.code == "columns_mismatch"
+    assert "mrn" in str(caught.value)
+
+
+def test_an_uploaded_release_goes_through_the_same_tests_against_the_stored_splits(
+    job: SynthesisJob, tmp_path: Path
+) -> None:
+    training = read_encrypted_parquet(job.dataset.storage_path)[SAFE_COLUMNS]
+    path = tmp_path / "upload.csv"
+    training.sample(n=200, random_state=1).to_csv(path, index=False)  # someone "synthesized" by copying
+
+    report = validation_of_uploaded(job=job, synthetic=uploaded_synthetic_frame(path=path, job=job))
+
+    assert report.metrics["rows_holdout"] == job.dataset.holdout_rows
+    assert checks_of(report)["exact_copy_rate"]["value"] == 1.0
+    assert report.passed is False

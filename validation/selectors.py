@@ -1,0 +1,66 @@
+"""Who sees how much of a validation report.
+
+Privacy officers, auditors and admins answer for releases and see every metric. Everyone else who
+may see a release (requesters, teammates, stewards) sees whether each check passed and a coarse
+reason, never values: a value computed on the training rows is itself information about them, and
+with bring-your-own uploads exact values would make the gate a membership oracle.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.roles import Role, has_role
+from validation.glossary import reason_for
+
+FULL_REPORT_ROLES = (Role.PRIVACY_OFFICER, Role.AUDITOR, Role.ADMIN)
+# Aggregates that say nothing about the source rows beyond what the release card already shows.
+_COARSE_METRIC_KEYS = ("suite_version", "rows_synthetic")
+
+
+def sees_full_report(user: Any) -> bool:
+    return has_role(user, *FULL_REPORT_ROLES)
+
+
+def gate_visible_to(*, user: Any, gate: dict[str, Any]) -> dict[str, Any]:
+    """The gate as `user` may see it: all of it, or names, pass/fail, thresholds and reasons."""
+    checks = list(gate.get("checks") or [])
+    if sees_full_report(user):
+        return {"passed": bool(gate.get("passed")), "checks": checks}
+    coarse = [
+        {
+            "name": c.get("name"),
+            "value": None,
+            "threshold": c.get("threshold"),
+            "passed": bool(c.get("passed")),
+            "direction": c.get("direction"),
+            "kind": c.get("kind"),
+            "reason": "" if c.get("passed") else reason_for(str(c.get("name"))),
+        }
+        for c in checks
+    ]
+    return {"passed": bool(gate.get("passed")), "checks": coarse}
+
+
+def metrics_visible_to(*, user: Any, metrics: dict[str, Any], checks: list[dict[str, Any]]) -> dict[str, Any]:
+    """All metrics for oversight roles; otherwise a coarse summary by kind, with reasons."""
+    if sees_full_report(user):
+        return metrics
+    summary: dict[str, bool] = {}
+    for check in checks:
+        kind = str(check.get("kind") or "utility")
+        summary[kind] = summary.get(kind, True) and bool(check.get("passed"))
+    failed = [reason_for(str(c.get("name"))) for c in checks if not c.get("passed")]
+    return {
+        **{k: metrics[k] for k in _COARSE_METRIC_KEYS if k in metrics},
+        "summary": {f"{kind}_passed": ok for kind, ok in sorted(summary.items())},
+        "reasons": list(dict.fromkeys(failed)),
+        "detail": "Privacy officers, auditors and admins see every metric of this report.",
+    }
+
+
+def report_for_job(*, job_id: Any) -> Any:
+    """The job's validation report, or None. Callers authorize the job first."""
+    from validation.models import ValidationReport
+
+    return ValidationReport.objects.filter(job_id=job_id).first()

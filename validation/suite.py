@@ -1,0 +1,403 @@
+"""The whole validation suite as one pure function: tables in, metrics and gate checks out.
+
+No database here, so the benchmark and the tests run exactly what the worker runs. Every metric is
+guarded: an exception records its type (never its message, which can quote data values) and the
+checks that depend on it fail, so an error can only ever block a release.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from validation.gate import (
+    PRIVACY,
+    UTILITY,
+    Check,
+    check_estimate_max,
+    check_estimate_min,
+    check_max,
+    check_min,
+    thresholds_with_defaults,
+)
+from validation.metrics.columns import ColumnInfo
+from validation.metrics.overlays import distribution_overlays
+from validation.metrics.privacy import (
+    SAMPLE_CAP,
+    dcr_summary,
+    distance_samples,
+    empirical_epsilon,
+    exact_copies,
+    membership_inference,
+    qi_replicated_uniques,
+    replicated_uniques,
+)
+from validation.metrics.risks import anonymeter_risks
+from validation.metrics.stats import rounded
+from validation.metrics.tstr import choose_outcome, tstr
+from validation.metrics.utility import (
+    bound_violations,
+    category_coverage,
+    column_pair_trends,
+    column_shapes,
+    mean_score,
+    missingness,
+    outcome_prevalence,
+    pair_trend_score,
+)
+
+logger = logging.getLogger(__name__)
+SUITE_VERSION = 2  # bump when a metric's definition changes, so old reports can be told apart
+
+
+class HoldoutUnavailable(Exception):
+    """The dataset has no locked holdout, so tests that need non-members cannot run (fail closed)."""
+
+
+@dataclass
+class SuiteResult:
+    metrics: dict[str, Any]
+    checks: list[Check]
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+
+@dataclass
+class _Run:
+    """Collects errors and timings while the metrics run."""
+
+    errors: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def guard(self, name: str, compute: Callable[[], Any]) -> Any:
+        started = time.perf_counter()
+        try:
+            return compute()
+        except Exception as exc:  # noqa: BLE001 - fail closed on any metric error
+            logger.warning("metric %s failed: %s", name, type(exc).__name__)
+            self.errors[name] = type(exc).__name__
+            return None
+        finally:
+            self.seconds[name] = round(time.perf_counter() - started, 3)
+
+
+def run_suite(
+    *,
+    training: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    holdout: pd.DataFrame | None,
+    infos: list[ColumnInfo],
+    thresholds: dict[str, Any] | None = None,
+    dp_epsilon: float | None = None,
+    seed: int = 0,
+    small_cell_k: int = 5,
+    sample_cap: int = SAMPLE_CAP,
+) -> SuiteResult:
+    """Run every utility and privacy test and the gate's checks on them.
+
+    `dp_epsilon` is the epsilon a DP synthesizer claims (None for non-DP releases): the empirical
+    audit then checks the attack cannot prove a larger one. `sample_cap` bounds the rows per side of
+    the nearest-neighbour work (distances, membership inference, DP audit); the benchmark raises it
+    to compare with SDMetrics on identical samples.
+    """
+    run = _Run()
+    utility = _utility(run, training, synthetic, holdout, infos, seed)
+    utility["distributions"] = run.guard(
+        "distributions", lambda: distribution_overlays(training, synthetic, infos, k=small_cell_k)
+    )
+    privacy = _privacy(run, training, synthetic, holdout, infos, seed, dp_epsilon, sample_cap)
+    present = sum(1 for i in infos if i.name in synthetic.columns) / len(infos) if infos else 0.0
+    metrics = {
+        "suite_version": SUITE_VERSION,
+        "rows_training": len(training),
+        "rows_synthetic": len(synthetic),
+        "rows_holdout": len(holdout) if holdout is not None else None,
+        "columns": [{"name": i.name, "kind": i.kind, "classification": i.classification} for i in infos],
+        "requested_columns_present": round(present, 6),
+        **utility,
+        **privacy,
+        "errors": run.errors,
+        "seconds": run.seconds,
+    }
+    metrics["warnings"] = _warnings(metrics)
+    return SuiteResult(metrics=metrics, checks=gate_checks(metrics, thresholds, dp_epsilon=dp_epsilon))
+
+
+def gate_checks(
+    metrics: dict[str, Any], thresholds: dict[str, Any] | None, *, dp_epsilon: float | None = None
+) -> list[Check]:
+    """The gate's checks for stored metrics under a policy's thresholds.
+
+    Separate from measuring, so a report can be re-judged under another tier's thresholds (for
+    example after a policy change) without reading any table again.
+    """
+    limits = thresholds_with_defaults(thresholds)
+    errors = metrics.get("errors") or {}
+    checks = [check_min("requested_columns_present", metrics.get("requested_columns_present"), 1.0)]
+    checks += _utility_checks(metrics, limits, errors)
+    checks += _privacy_checks(metrics, limits, errors, dp_epsilon)
+    return checks
+
+
+# --- Utility ----------------------------------------------------------------------------------
+
+
+def _utility(
+    run: _Run,
+    training: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    holdout: pd.DataFrame | None,
+    infos: list[ColumnInfo],
+    seed: int,
+) -> dict[str, Any]:
+    shapes = run.guard("column_shapes", lambda: column_shapes(training, synthetic, infos))
+    pairs = run.guard("column_pair_trends", lambda: column_pair_trends(training, synthetic, infos))
+    outcome = run.guard("outcome", lambda: choose_outcome(training, infos))
+    return {
+        "column_shapes": shapes or {},
+        "column_shape_similarity": mean_score(shapes) if shapes else None,
+        "column_pair_trends": pairs or [],
+        "column_pair_trend_similarity": pair_trend_score(pairs) if pairs else None,
+        "column_pairs_counted": sum(1 for p in pairs if p["counts"]) if pairs else 0,
+        # SDMetrics 0.32 QualityReport's number (own-range binning; see validation.metrics.utility).
+        "column_pair_trend_similarity_sdmetrics": pair_trend_score(pairs, sdmetrics=True) if pairs else None,
+        "missingness": run.guard("missingness", lambda: missingness(training, synthetic, infos)),
+        "category_coverage": run.guard(
+            "category_coverage", lambda: category_coverage(training, synthetic, infos)
+        ),
+        "bounds": run.guard("bounds", lambda: bound_violations(training, synthetic, infos)),
+        "outcome": (
+            run.guard("outcome", lambda: outcome_prevalence(training, synthetic, holdout, outcome))
+            if outcome
+            else None
+        ),
+        "tstr": run.guard("tstr", lambda: tstr(training, synthetic, holdout, infos, seed=seed)),
+    }
+
+
+def _utility_checks(metrics: dict[str, Any], limits: dict[str, float], errors: dict[str, str]) -> list[Check]:
+    checks = [
+        check_min(
+            "column_shape_similarity",
+            metrics.get("column_shape_similarity"),
+            limits["column_shape_min"],
+            error=errors.get("column_shapes", ""),
+        )
+    ]
+    # Without a pair that shows a trend in the real data (or with a single column) there is no
+    # trend to preserve: the check does not apply. An error computing the pairs still fails.
+    if errors.get("column_pair_trends") or metrics.get("column_pairs_counted"):
+        checks.append(
+            check_min(
+                "column_pair_trend_similarity",
+                metrics.get("column_pair_trend_similarity"),
+                limits["column_pair_trend_min"],
+                error=errors.get("column_pair_trends", ""),
+            )
+        )
+    checks.append(
+        check_min(
+            "missingness_similarity",
+            (metrics.get("missingness") or {}).get("pattern_similarity"),
+            limits["missingness_similarity_min"],
+            error=errors.get("missingness", ""),
+        )
+    )
+    checks.append(
+        check_max(
+            "bound_violation_rate",
+            (metrics.get("bounds") or {}).get("rate"),
+            limits["bound_violation_rate_max"],
+            kind=UTILITY,
+            error=errors.get("bounds", ""),
+        )
+    )
+    tstr_result = metrics.get("tstr")
+    # TSTR without a binary outcome is "not applicable", recorded in metrics, and not a failure.
+    if tstr_result is None or tstr_result.get("status") == "ok":
+        checks.append(
+            check_estimate_min(
+                "tstr_auc_ratio",
+                (tstr_result or {}).get("ratio"),
+                limits["tstr_auc_ratio_min"],
+                ci=(tstr_result or {}).get("ratio_ci"),
+                error=errors.get("tstr", ""),
+            )
+        )
+    return checks
+
+
+# --- Privacy ----------------------------------------------------------------------------------
+
+
+def _privacy(
+    run: _Run,
+    training: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    holdout: pd.DataFrame | None,
+    infos: list[ColumnInfo],
+    seed: int,
+    dp_epsilon: float | None,
+    sample_cap: int,
+) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    copies = run.guard("exact_copies", lambda: exact_copies(training, synthetic, infos))
+    baseline = run.guard("exact_copies_holdout", lambda: _holdout_copy_rate(training, holdout, infos))
+    uniques = run.guard("replicated_uniques", lambda: replicated_uniques(training, synthetic, infos))
+    qi_uniques = run.guard(
+        "qi_replicated_uniques", lambda: qi_replicated_uniques(training, synthetic, holdout, infos, rng)
+    )
+    samples = run.guard(
+        "distances", lambda: distance_samples(training, synthetic, _need(holdout), infos, rng, sample_cap)
+    )
+    result: dict[str, Any] = {
+        "exact_copies": copies,
+        "exact_copy_rate": rounded(copies / len(synthetic))
+        if copies is not None and len(synthetic)
+        else None,
+        "exact_copy_rate_holdout": baseline,
+        "replicated_uniques": uniques,
+        "qi_replicated_uniques": qi_uniques,
+        "dcr": run.guard("dcr", lambda: dcr_summary(samples)) if samples else None,
+        "membership_inference": run.guard("membership_inference", lambda: membership_inference(samples))
+        if samples
+        else None,
+    }
+    if samples is None:
+        run.errors.setdefault("membership_inference", run.errors.get("distances", "Error"))
+    result["anonymeter"] = run.guard(
+        "anonymeter",
+        lambda: anonymeter_risks(training, synthetic, _need(holdout), infos, seed=seed, guard=run.guard),
+    )
+    if dp_epsilon is not None:
+        result["dp_audit"] = run.guard("dp_audit", lambda: _dp_audit(_need_samples(samples), dp_epsilon, rng))
+    return result
+
+
+def _need(holdout: pd.DataFrame | None) -> pd.DataFrame:
+    if holdout is None or len(holdout) == 0:
+        raise HoldoutUnavailable
+    return holdout
+
+
+def _need_samples(samples: Any) -> Any:
+    if samples is None:
+        raise HoldoutUnavailable
+    return samples
+
+
+def _holdout_copy_rate(
+    training: pd.DataFrame, holdout: pd.DataFrame | None, infos: list[ColumnInfo]
+) -> float | None:
+    """How often an unseen real row equals a training row: the chance level for exact copies."""
+    if holdout is None or len(holdout) == 0:
+        return None
+    return rounded(exact_copies(training, holdout, infos) / len(holdout))
+
+
+def _dp_audit(samples: Any, claimed: float, rng: np.random.Generator) -> dict[str, Any]:
+    audit = empirical_epsilon(-samples.training_to_synthetic, -samples.holdout_to_synthetic, rng=rng)
+    return {**audit, "claimed_epsilon": claimed}
+
+
+def _privacy_checks(
+    metrics: dict[str, Any], limits: dict[str, float], errors: dict[str, str], dp_epsilon: float | None
+) -> list[Check]:
+    uniques = metrics.get("replicated_uniques") or {}
+    attack = metrics.get("membership_inference") or {}
+    checks = [
+        check_max(
+            "exact_copy_rate",
+            metrics.get("exact_copy_rate"),
+            limits["exact_copy_rate_max"],
+            error=errors.get("exact_copies", ""),
+        ),
+        check_max(
+            "replicated_uniques_rate",
+            uniques.get("rate"),
+            limits["replicated_uniques_rate_max"],
+            error=errors.get("replicated_uniques", ""),
+        ),
+        check_estimate_max(
+            "membership_inference_auc",
+            attack.get("auc"),
+            limits["mia_auc_max"],
+            ci=attack.get("auc_ci"),
+            null=0.5,
+            error=errors.get("membership_inference", "") or errors.get("distances", ""),
+        ),
+    ]
+    checks += _anonymeter_checks(metrics.get("anonymeter"), limits, errors)
+    if dp_epsilon is not None:
+        audit = metrics.get("dp_audit") or {}
+        checks.append(
+            Check(
+                "dp_empirical_epsilon",
+                audit.get("epsilon_lower_bound"),
+                float(dp_epsilon),
+                audit.get("epsilon_lower_bound") is not None and audit["epsilon_lower_bound"] <= dp_epsilon,
+                "max",
+                PRIVACY,
+                errors.get("dp_audit", "") or errors.get("distances", ""),
+            )
+        )
+    return checks
+
+
+_ANONYMETER_CHECKS = (
+    ("singling_out", "singling_out_risk", "singling_out_risk_max"),
+    ("linkability", "linkability_risk", "linkability_risk_max"),
+    ("inference", "inference_risk", "inference_risk_max"),
+)
+
+
+def _anonymeter_checks(
+    risks: dict[str, Any] | None, limits: dict[str, float], errors: dict[str, str]
+) -> list[Check]:
+    checks: list[Check] = []
+    # Too few holdout rows for the attacks to mean anything: shown in the report, not gated.
+    if risks is not None and risks.get("gated") is False:
+        return checks
+    for attack, name, key in _ANONYMETER_CHECKS:
+        result = (risks or {}).get(attack)
+        # An attack that needs quasi-identifiers or sensitive columns the request lacks does not apply.
+        if result is not None and result.get("status") == "not_applicable":
+            continue
+        error = errors.get(attack, "") or errors.get("anonymeter", "")
+        checks.append(
+            check_estimate_max(
+                name,
+                (result or {}).get("risk"),
+                limits[key],
+                ci=(result or {}).get("ci"),
+                null=0.0,
+                error=error,
+            )
+        )
+    return checks
+
+
+# --- Warnings -----------------------------------------------------------------------------------
+
+
+def _warnings(metrics: dict[str, Any]) -> list[str]:
+    """Findings worth a reviewer's eye that are deliberately not pass criteria."""
+    found = []
+    if (metrics.get("dcr") or {}).get("warning"):
+        found.append("dcr_closer_to_training")
+    if (metrics.get("qi_replicated_uniques") or {}).get("warning"):
+        found.append("qi_uniques_above_holdout")
+    if (metrics.get("anonymeter") or {}).get("gated") is False:
+        found.append("anonymeter_too_few_holdout_rows")
+    tstr_result = metrics.get("tstr") or {}
+    if tstr_result.get("test_rows") == "training_split":
+        found.append("tstr_tested_on_training_rows")
+    return found

@@ -179,3 +179,12 @@ def test_cancelling_from_the_page_stops_the_job(
     submitted_request.refresh_from_db()
     assert submitted_request.status == "cancelled" and submitted_request.job.state == JobState.CANCELLED
     assert SAFE_COLUMNS == submitted_request.columns
+
+
+def test_the_request_form_shows_the_budget_left(client: Any, alice: Any, dataset: Any) -> None:
+    SourceDataset.objects.filter(pk=dataset.pk).update(
+        epsilon_cap_micro=1_000_000, epsilon_spent_micro=250_000
+    )
+    client.force_login(alice)
+    page = client.get(f"/requests/new/?dataset={dataset.pk}").content.decode()
+    assert 'data-testid="budget-left">Privacy budget left on flchain: epsilon 0.75 of 1' in page

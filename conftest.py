@@ -100,6 +100,13 @@ def _set_audit_triggers(*, enabled: bool) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _fixed_holdout_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Registration draws a random holdout split; a fixed one keeps a test release's gate verdict
+    # (membership inference on a 120-row holdout, say) the same on every run.
+    monkeypatch.setattr("generation.services.datasets.new_holdout_seed", lambda: 20240601)
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings: Any) -> None:
     # PBKDF2's deliberate slowness costs ~0.3 s per persona; tests need correctness, not cost.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -38,6 +38,7 @@ class ColumnReviewForm(forms.Form):
         required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="One per line."
     )
     unit = forms.CharField(required=False, max_length=40)
+    outcome = forms.BooleanField(required=False, label="Outcome (for the train-on-synthetic test)")
 
     def __init__(self, *args: Any, column: Any, **kwargs: Any) -> None:
         declared = column.declared
@@ -47,6 +48,7 @@ class ColumnReviewForm(forms.Form):
             "upper": "" if declared.get("upper") is None else declared["upper"],
             "categories": "\n".join(declared.get("categories") or []),
             "unit": declared.get("unit", ""),
+            "outcome": bool(declared.get("outcome")),
         }
         super().__init__(*args, initial=initial, **kwargs)
         self.column = column
@@ -54,6 +56,9 @@ class ColumnReviewForm(forms.Form):
             del self.fields["lower"], self.fields["upper"]
         if column.kind not in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN):
             del self.fields["categories"]
+        # Dates, free text and identifiers can never be two-valued; the service refuses them too.
+        if column.kind not in (ColumnKind.BOOLEAN, ColumnKind.CATEGORICAL, ColumnKind.NUMERIC):
+            del self.fields["outcome"]
 
     def change(self) -> dict[str, Any]:
         data = self.cleaned_data

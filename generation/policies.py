@@ -1,4 +1,5 @@
-"""Rules that suggest a column's classification, with the reason. Stewards review and sign off.
+"""Rules about columns: suggested classifications (stewards review and sign off) and which column
+may be declared the outcome of the train-on-synthetic test.
 
 Value shapes (SSN, email, phone, MRN, personal names) and near-unique or free-text columns are
 direct identifiers; postcodes, birth dates and demographic names are quasi-identifiers.
@@ -7,6 +8,8 @@ direct identifiers; postcodes, birth dates and demographic names are quasi-ident
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from generation.choices import Classification, ColumnKind
 
@@ -58,3 +61,63 @@ def suggest_classification(*, name: str, kind: str, patterns: list[str] | None =
     if _SENSITIVE.search(normalized):
         return Classification.SENSITIVE, "The column name suggests a health outcome or condition."
     return Classification.OTHER, "No identifying pattern found."
+
+
+# --- The declared outcome ------------------------------------------------------------------------
+
+# Kinds whose declared domain can say "two values"; dates, free text and identifiers never can.
+_OUTCOME_KINDS = (ColumnKind.BOOLEAN, ColumnKind.CATEGORICAL, ColumnKind.NUMERIC)
+
+
+def declares_two_values(*, kind: str, declared: Mapping[str, Any]) -> bool:
+    """Whether the steward's declaration alone says the column takes exactly two values.
+
+    Read from the declaration, never the data: the web process does not read source rows, and
+    conformance holds the release to the declared domain, so this is the domain the test sees.
+    """
+    if kind not in _OUTCOME_KINDS:
+        return False
+    categories = declared.get("categories")
+    if categories:
+        return len(categories) == 2
+    if kind == ColumnKind.BOOLEAN:
+        return True
+    # A whole-number column bounded to 0..1 is a 0/1 flag stored as numbers (missing values make
+    # pandas read such a column as floats, so the intake calls it numeric, not boolean).
+    return bool(declared.get("integer")) and (declared.get("lower"), declared.get("upper")) == (0, 1)
+
+
+def outcome_refusal(*, name: str, kind: str, classification: str, declared: Mapping[str, Any]) -> str:
+    """Why this column cannot be the declared outcome, in words that say what to do ("" if it can)."""
+    if classification == Classification.DIRECT_IDENTIFIER:
+        return (
+            f"`{name}` is classified as a direct identifier and is never synthesized, so it cannot be "
+            "the outcome; clear its outcome flag or change its classification."
+        )
+    if not declares_two_values(kind=kind, declared=declared):
+        return (
+            f"`{name}` cannot be the outcome: the train-on-synthetic test predicts a column with "
+            f"exactly two values, and the declared domain of `{name}` is not two values. Choose a "
+            "yes/no column, or declare exactly two categories for it (a whole-number column with "
+            "bounds 0 and 1 also qualifies)."
+        )
+    return ""
+
+
+def second_outcome_refusal(*, flagged: list[str], previously: set[str]) -> str:
+    """The at-most-one rule: a new outcome is refused, naming the column that already holds it.
+
+    Refused rather than moved, so the previous outcome never changes without the steward saying so
+    ("" when at most one column is flagged).
+    """
+    if len(flagged) <= 1:
+        return ""
+    holders = [n for n in flagged if n in previously]
+    newcomers = [n for n in flagged if n not in previously]
+    if holders and newcomers:
+        return (
+            f"`{holders[0]}` is already the declared outcome, and a dataset has at most one. To make "
+            f"`{newcomers[0]}` the outcome, clear the outcome flag of `{holders[0]}` in the same change."
+        )
+    marked = ", ".join(f"`{n}`" for n in flagged)
+    return f"Only one column can be the outcome, and {marked} are all marked; keep one."

@@ -27,7 +27,9 @@ CANARIES = ["ZXQ-CANARY-5521", "ZXQ-CANARY-9034"]
 def _canary_csv() -> bytes:
     frame = pd.read_csv(io.BytesIO(small_flchain_csv(400)))
     frame["visit_date"] = pd.date_range("2001-01-01", periods=len(frame), freq="D").strftime("%Y-%m-%d")
-    frame.loc[[5, 17], "visit_date"] = CANARIES  # 0.5% junk: still profiled as a date column
+    # 2% junk: still profiled as a date column, and enough rows that the 20% holdout split cannot
+    # take them all away from the training rows (the synthesizer must see some to fail on them).
+    frame.loc[[5, 17, 60, 99, 150, 222, 301, 377], "visit_date"] = CANARIES * 4
     frame.loc[[3, 4, 9, 11, 12, 30], "chapter"] = CANARIES[0]
     return frame.to_csv(index=False).encode()
 

@@ -231,6 +231,9 @@ def test_seed_demo_is_idempotent_and_logins_work() -> None:
     assert dataset.rows == 7874
     # Signed off, so the scientist can file a request as soon as `make run` prints the logins.
     assert dataset.status == "ready"
+    # With the study's outcome declared, so the train-on-synthetic test predicts death, not mgus.
+    signed = dataset.classification_versions.get(number=dataset.classification_version)
+    assert [c["name"] for c in signed.columns if c["outcome"]] == ["death"]
 
 
 def test_seed_demo_refuses_to_run_in_production(settings: object) -> None:

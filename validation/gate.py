@@ -15,8 +15,8 @@ from typing import Any
 DEFAULT_THRESHOLDS: dict[str, float] = {
     # Utility floors
     "column_shape_min": 0.75,
-    "column_pair_trend_min": 0.80,
-    "missingness_similarity_min": 0.80,
+    "column_pair_trend_min": 0.50,
+    "missingness_similarity_min": 0.70,
     "tstr_auc_ratio_min": 0.80,
     "bound_violation_rate_max": 0.0,
     # Privacy ceilings

@@ -7,7 +7,7 @@ static/js/charts.js (CSP-safe), the export inlines plotly.js.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import plotly.graph_objects as go
@@ -60,6 +60,7 @@ def glossary_rows(metrics: dict[str, Any], checks: list[dict[str, Any]]) -> list
     }
     rows = []
     for name, entry in GLOSSARY.items():
+        entry = _for_this_report(name, entry, metrics)
         check = by_name.get(name)
         if check is not None:
             rows.append(
@@ -68,6 +69,29 @@ def glossary_rows(metrics: dict[str, Any], checks: list[dict[str, Any]]) -> list
         elif name in extras:
             rows.append(GlossaryRow(name, entry, extras[name], None, None))
     return rows
+
+
+def _for_this_report(name: str, entry: Entry, metrics: dict[str, Any]) -> Entry:
+    # The glossary's outcome rule has two branches; a reviewer needs to know which one this
+    # report took, or a TSTR ratio on a by-convention outcome reads like one on the study's.
+    chosen = outcome_chosen(metrics.get("tstr") or {})
+    if name == "tstr_auc_ratio" and chosen:
+        return replace(entry, measures=f"{entry.measures} This report: {chosen}.")
+    return entry
+
+
+def outcome_chosen(result: dict[str, Any]) -> str:
+    """Which outcome TSTR predicted and how it was chosen, in words ("" when it had none)."""
+    outcome = result.get("outcome")
+    if not outcome:
+        return ""
+    # Reports from before outcomes could be declared have no source: they all used the convention.
+    if result.get("outcome_source") == "declared":
+        return f"outcome {outcome}, declared by the data steward"
+    return (
+        f"outcome {outcome}, chosen by convention (no requested column is declared the outcome, so "
+        "the first requested sensitive column with two values)"
+    )
 
 
 def _layout(figure: go.Figure, title: str, height: int = 320) -> go.Figure:
@@ -181,7 +205,8 @@ def _tstr_chart(metrics: dict[str, Any], _checks: list[dict[str, Any]]) -> Chart
         "chart-tstr",
         "TSTR vs TRTR",
         _layout(figure, f"TSTR vs TRTR (ratio {result['ratio']:.2f})"),
-        f"Tested on {result['n_test']} {str(result['test_rows']).replace('_', ' ')} rows.",
+        f"Tested on {result['n_test']} {str(result['test_rows']).replace('_', ' ')} rows; "
+        f"{outcome_chosen(result)}.",
     )
 
 

@@ -221,8 +221,9 @@ def _utility_checks(metrics: dict[str, Any], limits: dict[str, float], errors: d
         )
     )
     tstr_result = metrics.get("tstr")
-    # TSTR without a binary outcome is "not applicable", recorded in metrics, and not a failure.
-    if tstr_result is None or tstr_result.get("status") == "ok":
+    # TSTR without a binary outcome is "not applicable", recorded in metrics, and not a failure;
+    # with fewer than 100 events or non-events to test on it is shown but not gated.
+    if tstr_result is None or (tstr_result.get("status") == "ok" and tstr_result.get("gated", True)):
         checks.append(
             check_estimate_min(
                 "tstr_auc_ratio",
@@ -400,4 +401,6 @@ def _warnings(metrics: dict[str, Any]) -> list[str]:
     tstr_result = metrics.get("tstr") or {}
     if tstr_result.get("test_rows") == "training_split":
         found.append("tstr_tested_on_training_rows")
+    if tstr_result.get("gated") is False:
+        found.append("tstr_too_few_test_events")
     return found

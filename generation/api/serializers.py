@@ -20,7 +20,11 @@ class ColumnOutputSerializer(serializers.Serializer):
     missing_rate = serializers.FloatField()
     distinct = serializers.IntegerField()
     declared = serializers.DictField()
+    outcome = serializers.SerializerMethodField()
     profile = serializers.SerializerMethodField()
+
+    def get_outcome(self, obj: Any) -> bool:
+        return bool(obj.declared.get("outcome"))
 
     def get_profile(self, obj: Any) -> dict[str, Any] | None:
         user = self.context.get("user")
@@ -94,6 +98,10 @@ class ColumnChangeSerializer(serializers.Serializer):
         child=serializers.CharField(allow_blank=True, max_length=200), required=False, max_length=5000
     )
     unit = serializers.CharField(required=False, allow_blank=True, max_length=40)
+    outcome = serializers.BooleanField(
+        required=False,
+        help_text="The outcome the train-on-synthetic test predicts (at most one per dataset).",
+    )
 
 
 class ColumnsInputSerializer(serializers.Serializer):

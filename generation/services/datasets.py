@@ -31,7 +31,7 @@ from core.roles import Role, has_role
 from generation.choices import Classification, ColumnKind, DatasetStatus
 from generation.intake import ParsedTable, frame_to_parquet_bytes, parse_upload
 from generation.models import ClassificationVersion, DatasetColumn, SourceDataset
-from generation.policies import suggest_classification
+from generation.policies import outcome_refusal, second_outcome_refusal, suggest_classification
 from generation.profiling import ColumnProfile, profile_frame, small_cell_total, unique_share
 from generation.services.budget import epsilon_to_micro
 from generation.storage import delete_stored, storage_root, store_encrypted
@@ -174,10 +174,16 @@ def _register(
     return dataset
 
 
+def new_holdout_seed() -> int:
+    """A fresh, unpredictable split seed per registration (recorded on the dataset). The test
+    suite pins it, so a release's gate verdict in a test does not depend on a random split."""
+    return secrets.randbits(63)
+
+
 def split_holdout(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """A fixed random share of rows, locked away as the non-member reference for validation."""
     share = settings.SYNTHGATE_HOLDOUT_SHARE
-    seed = secrets.randbits(63)
+    seed = new_holdout_seed()
     order = np.random.default_rng(seed).permutation(len(frame))
     held = min(len(frame) - 1, max(1, round(share * len(frame)))) if len(frame) > 1 else 0
     holdout = frame.iloc[np.sort(order[:held])].reset_index(drop=True)
@@ -309,12 +315,42 @@ def _clean_declared(column: DatasetColumn, change: dict[str, Any]) -> dict[str, 
         declared["categories"] = sorted({str(c).strip() for c in categories if str(c).strip()})
     if "unit" in change:
         declared["unit"] = str(change["unit"] or "")[:40]
+    if "outcome" in change:
+        declared["outcome"] = _outcome_flag(column, change["outcome"])
     lower, upper = declared.get("lower"), declared.get("upper")
     if lower is not None and upper is not None and _as_number(lower) > _as_number(upper):
         raise ValidationFailed(
             f"`{column.name}`: the lower bound is above the upper bound.", fields={column.name: "bounds"}
         )
     return declared
+
+
+def _outcome_flag(column: DatasetColumn, value: Any) -> bool:
+    # Strictly a boolean: "false" as text would be truthy and silently declare the outcome.
+    if not isinstance(value, bool):
+        raise ValidationFailed(
+            f"`{column.name}`: outcome must be true or false.", fields={column.name: "outcome"}
+        )
+    return value
+
+
+def _check_outcome(columns: list[DatasetColumn], previously: set[str]) -> None:
+    """The declared outcome, after all of a review's edits: eligible, and at most one per dataset.
+
+    Checked on the edited state as a whole, so one review can move the flag from one column to
+    another, and an edit that makes the outcome ineligible (a third category) is refused too.
+    """
+    flagged = [c for c in columns if c.declared.get("outcome")]
+    for column in flagged:
+        refusal = outcome_refusal(
+            name=column.name, kind=column.kind, classification=column.classification, declared=column.declared
+        )
+        if refusal:
+            raise ValidationFailed(refusal, code="invalid_outcome", fields={column.name: "outcome"})
+    refusal = second_outcome_refusal(flagged=[c.name for c in flagged], previously=previously)
+    if refusal:
+        newcomer = next((c.name for c in flagged if c.name not in previously), flagged[-1].name)
+        raise ValidationFailed(refusal, code="second_outcome", fields={newcomer: "outcome"})
 
 
 def _as_number(bound: Any) -> float:
@@ -344,6 +380,7 @@ def dataset_update_columns(*, actor: Any, dataset_id: Any, changes: list[dict[st
     """Edit classifications and declared metadata. Any edit reopens review (a new sign-off)."""
     dataset = dataset_get_for_steward(actor=actor, dataset_id=dataset_id, action="dataset.review")
     columns = {c.name: c for c in dataset.columns.all()}
+    previous_outcomes = {c.name for c in columns.values() if c.declared.get("outcome")}
     edited: dict[str, list[str]] = {}
     for change in changes:
         column = columns.get(str(change.get("name", "")))
@@ -360,6 +397,7 @@ def dataset_update_columns(*, actor: Any, dataset_id: Any, changes: list[dict[st
             column.classification = change["classification"]
         column.declared = _clean_declared(column, change)
         edited[column.name] = sorted(k for k in change if k != "name")
+    _check_outcome(list(columns.values()), previous_outcomes)
     with transaction.atomic():
         for column in columns.values():
             if column.name in edited:
@@ -383,6 +421,8 @@ def column_spec_snapshot(column: DatasetColumn) -> dict[str, Any]:
         "kind": column.kind,
         "classification": column.classification,
         **{k: column.declared.get(k) for k in ("lower", "upper", "categories", "unit", "integer")},
+        # Pinned into each job's metadata, where validation reads which column TSTR predicts.
+        "outcome": bool(column.declared.get("outcome")),
     }
 
 

@@ -19,7 +19,7 @@ from generation.models import SourceDataset
 from generation.tests.conftest import stored_files
 
 URL = "/api/v1/datasets/"
-# The contract's fields, plus the review fields the intake issue added.
+# The contract's fields, plus the review fields the intake issue added and the declared outcome.
 COLUMN_FIELDS = {
     "name",
     "dtype",
@@ -29,6 +29,7 @@ COLUMN_FIELDS = {
     "suggested_classification",
     "suggestion_reason",
     "declared",
+    "outcome",
     "profile",
 }
 CLASSIFICATIONS = {"direct_identifier", "quasi_identifier", "sensitive", "other"}

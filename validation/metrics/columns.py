@@ -26,6 +26,7 @@ class ColumnInfo:
     upper: Any = None
     categories: tuple[str, ...] | None = None
     integer: bool = False
+    outcome: bool = False  # the steward declared it the outcome train-on-synthetic predicts
 
     @property
     def continuous(self) -> bool:
@@ -46,6 +47,7 @@ def column_infos(specs: Iterable[Mapping[str, Any]]) -> list[ColumnInfo]:
                 upper=item.get("upper"),
                 categories=tuple(str(c) for c in categories) if categories else None,
                 integer=bool(item.get("integer")),
+                outcome=bool(item.get("outcome")),
             )
         )
     return infos

@@ -316,16 +316,24 @@ def _bound(value: Any, kind: str) -> float | None:
     return float(value)
 
 
-def _violations(frame: pd.DataFrame, info: ColumnInfo) -> tuple[pd.Series, list[str]]:
-    """Rows of `frame` breaking the column's declared rules, and which rules it has."""
+_BOOLEAN_LABELS = {"true": "1", "false": "0"}
+
+
+def _folded(value: Any) -> str:
+    return str(value).strip().lower()
+
+
+def _violations(frame: pd.DataFrame, info: ColumnInfo) -> tuple[pd.Series, pd.Series, list[str]]:
+    """Rows of `frame` breaking the column's declared bounds or categories, rows breaking its
+    whole-number declaration, and which rules the column has."""
     column = frame[info.name]
     broken = pd.Series(False, index=frame.index)
+    fractional = pd.Series(False, index=frame.index)
     rules: list[str] = []
     if info.continuous:
         numbers = as_numbers(column, info.kind)
         lower, upper = _bound(info.lower, info.kind), _bound(info.upper, info.kind)
-        unparseable = column.notna() & numbers.isna()
-        broken |= unparseable
+        broken |= column.notna() & numbers.isna()  # unparseable
         if lower is not None:
             rules.append("lower")
             broken |= numbers < lower - 1e-9
@@ -334,38 +342,47 @@ def _violations(frame: pd.DataFrame, info: ColumnInfo) -> tuple[pd.Series, list[
             broken |= numbers > upper + 1e-9
         if info.integer and info.kind == "numeric":
             rules.append("integer")
-            broken |= numbers.notna() & ((numbers - numbers.round()).abs() > 1e-9)
+            fractional = numbers.notna() & ((numbers - numbers.round()).abs() > 1e-9)
     elif info.categories:
         rules.append("categories")
         allowed = set(as_labels(pd.Series(list(info.categories))))
+        if info.kind == "boolean":
+            # The intake declares booleans as "True"/"False"; as_labels reads True/False as 1/0.
+            allowed |= {_BOOLEAN_LABELS[c] for c in map(_folded, info.categories) if c in _BOOLEAN_LABELS}
         labels = as_labels(column)
         broken |= (labels != MISSING) & ~labels.isin(allowed)
-    return broken, rules
+    return broken, fractional, rules
 
 
 def bound_violations(real: pd.DataFrame, synthetic: pd.DataFrame, infos: list[ColumnInfo]) -> dict[str, Any]:
-    """Synthetic values outside the steward's declared bounds, categories or integer rule.
+    """Synthetic values outside the steward's declared bounds or categories (`rate`, gated), and
+    fractions in whole-number columns (`integer_rate`, reported, not gated: synthesized output is
+    rounded to the declaration before validation, generation.conformance).
 
     The training table is measured the same way, so a reader can tell a generator that invents
     impossible values from a declaration that never matched the data.
     """
     any_synthetic = pd.Series(False, index=synthetic.index)
     any_real = pd.Series(False, index=real.index)
+    any_fractional = pd.Series(False, index=synthetic.index)
     per_column: dict[str, Any] = {}
     for info in infos:
-        broken_syn, rules = _violations(synthetic, info)
+        broken_syn, fractional, rules = _violations(synthetic, info)
         if not rules:
             continue
-        broken_real, _ = _violations(real, info)
+        broken_real, _, _ = _violations(real, info)
         any_synthetic |= broken_syn
         any_real |= broken_real
+        any_fractional |= fractional
         per_column[info.name] = {
             "rules": rules,
             "synthetic_rows": int(broken_syn.sum()),
             "training_rows": int(broken_real.sum()),
+            "fractional_rows": int(fractional.sum()),
         }
     return {
         "columns": per_column,
         "rate": rounded(any_synthetic.mean()) if len(synthetic) else 0.0,
         "training_rate": rounded(any_real.mean()) if len(real) else 0.0,
+        "integer_rate": rounded(any_fractional.mean()) if len(synthetic) else 0.0,
     }

@@ -185,7 +185,7 @@ def test_category_coverage_counts_rare_categories_without_naming_them() -> None:
     assert "rare1" not in str(result)
 
 
-def test_bound_violations_cover_bounds_integers_categories_and_dates() -> None:
+def test_bound_violations_cover_bounds_categories_and_dates_and_report_fractions() -> None:
     infos = [
         ColumnInfo("age", "numeric", lower=18, upper=100, integer=True),
         ColumnInfo("sex", "categorical", categories=("F", "M")),
@@ -204,12 +204,24 @@ def test_bound_violations_cover_bounds_integers_categories_and_dates() -> None:
 
     assert result["columns"]["age"] == {
         "rules": ["lower", "upper", "integer"],
-        "synthetic_rows": 2,
+        "synthetic_rows": 1,  # 17 is below the lower bound
         "training_rows": 0,
+        "fractional_rows": 1,  # 40.5 in a whole-number column: reported, not gated
     }
     assert result["columns"]["sex"]["synthetic_rows"] == 1  # X is undeclared; missing is allowed
     assert result["columns"]["seen"]["synthetic_rows"] == 1
-    assert (result["rate"], result["training_rate"]) == (0.8, 0.0)
+    assert (result["rate"], result["training_rate"], result["integer_rate"]) == (0.6, 0.0, 0.2)
+
+
+def test_a_boolean_column_declared_true_false_accepts_booleans_and_flags_anything_else() -> None:
+    infos = [ColumnInfo("smoker", "boolean", categories=("False", "True"))]
+    real = pd.DataFrame({"smoker": [True, False, True]})
+    synthetic = pd.DataFrame({"smoker": pd.Series([True, False, None, "maybe"], dtype=object)})
+
+    result = bound_violations(real, synthetic, infos)
+
+    assert result["columns"]["smoker"]["training_rows"] == 0
+    assert result["columns"]["smoker"]["synthetic_rows"] == 1  # "maybe"; missing is allowed
 
 
 # --- replicated uniques -------------------------------------------------------------------------

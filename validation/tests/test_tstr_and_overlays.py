@@ -1,15 +1,22 @@
-"""TSTR against TRTR on a declared-by-convention outcome, and the report's suppressed overlays."""
+"""TSTR against TRTR on the steward's declared outcome (or, without one, the convention's), and the
+report's suppressed overlays."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from conftest import SAFE_COLUMNS
+from generation.policies import suggest_classification
+from generation.profiling import infer_kind
 from validation.gate import DEFAULT_THRESHOLDS
-from validation.metrics.columns import ColumnInfo
+from validation.glossary import GLOSSARY
+from validation.metrics.columns import ColumnInfo, column_infos
 from validation.metrics.overlays import SUPPRESSED, distribution_overlays
 from validation.metrics.tstr import choose_outcome, tstr
+from validation.report import glossary_rows, report_charts
 from validation.suite import gate_checks
 from validation.tests.conftest import SAFE_INFOS
 
@@ -31,12 +38,93 @@ def test_the_outcome_is_the_first_sensitive_column_with_two_values() -> None:
     assert choose_outcome(frame, [ColumnInfo("chapter", "categorical", "sensitive")]) is None
 
 
+def all_flchain_infos(source: pd.DataFrame, outcome: str | None = None) -> list[ColumnInfo]:
+    """All 11 flchain columns, kinds and classifications as the intake suggests them, from
+    job-metadata items as sign-off snapshots them (with `outcome` declared on one column)."""
+    specs = []
+    for name in source.columns:
+        kind = infer_kind(source[name])
+        classification, _ = suggest_classification(name=name, kind=kind)
+        specs.append(
+            {"name": name, "kind": kind, "classification": classification, "outcome": name == outcome}
+        )
+    return column_infos(specs)
+
+
+def test_a_declared_outcome_wins_over_the_convention(source: pd.DataFrame) -> None:
+    training, holdout = source.iloc[:6000], source.iloc[6000:]
+    infos = all_flchain_infos(source, outcome="death")
+
+    result = tstr(training, training, holdout, infos, seed=1)
+
+    assert choose_outcome(training, infos) == "death"
+    assert (result["status"], result["outcome"], result["outcome_source"]) == ("ok", "death", "declared")
+
+
+def test_without_a_declared_outcome_the_convention_still_applies(source: pd.DataFrame) -> None:
+    training, holdout = source.iloc[:6000], source.iloc[6000:]
+    infos = all_flchain_infos(source)
+
+    result = tstr(training, training, holdout, infos, seed=1)
+
+    # `mgus` (1.5% prevalence) is flchain's first sensitive yes/no column: why declaring matters.
+    assert (result["outcome"], result["outcome_source"]) == ("mgus", "convention")
+
+
+def test_a_declared_outcome_outside_the_request_leaves_the_convention(source: pd.DataFrame) -> None:
+    infos = [i for i in all_flchain_infos(source, outcome="death") if i.name != "death"]
+
+    assert choose_outcome(source, infos) == "mgus"
+
+
+# A TSTR result as the suite stores it, for the report's text.
+TSTR_OK: dict[str, Any] = {
+    "status": "ok",
+    "test_rows": "holdout",
+    "n_test": 1500,
+    "auc_trtr": 0.8,
+    "auc_trtr_ci": [0.77, 0.83],
+    "auc_tstr": 0.78,
+    "auc_tstr_ci": [0.75, 0.81],
+    "ratio": 0.975,
+}
+
+
+def explained(tstr_metrics: dict[str, Any]) -> tuple[str, str]:
+    """The glossary's TSTR text and the TSTR chart's caption, as a report with these metrics shows them."""
+    metrics, checks = {"tstr": tstr_metrics}, [{"name": "tstr_auc_ratio", "value": 0.9, "passed": True}]
+    row = next(r for r in glossary_rows(metrics, checks) if r.name == "tstr_auc_ratio")
+    chart = next((c for c in report_charts(metrics, checks) if c.id == "chart-tstr"), None)
+    return row.entry.measures, chart.caption if chart else ""
+
+
+def test_the_report_says_the_outcome_was_declared() -> None:
+    texts = explained({**TSTR_OK, "outcome": "death", "outcome_source": "declared"})
+
+    assert all("outcome death, declared by the data steward" in text for text in texts)
+
+
+def test_the_report_says_the_outcome_was_chosen_by_convention() -> None:
+    texts = explained({**TSTR_OK, "outcome": "mgus", "outcome_source": "convention"})
+    # Reports stored before outcomes could be declared have no source; they used the convention.
+    older = explained({**TSTR_OK, "outcome": "mgus"})
+
+    assert all("outcome mgus, chosen by convention" in text for text in texts + older)
+
+
+def test_without_an_outcome_the_glossary_keeps_its_general_text() -> None:
+    measures, caption = explained({"status": "not_applicable", "reason": "none"})
+
+    assert measures == GLOSSARY["tstr_auc_ratio"].measures and caption == ""
+
+
 def test_a_release_equal_to_the_training_rows_has_ratio_one(source: pd.DataFrame) -> None:
     training, holdout = split(source)
 
     result = tstr(training, training, holdout, SAFE_INFOS, seed=1)
 
     assert (result["status"], result["outcome"], result["test_rows"]) == ("ok", "death", "holdout")
+    assert result["outcome_source"] == "convention"  # SAFE_INFOS declare none; death is sensitive
     assert result["auc_trtr"] > 0.75  # age predicts death in flchain
     assert result["ratio"] == 1.0
 
@@ -48,9 +136,22 @@ def test_a_release_with_scrambled_outcomes_fails_the_tstr_floor(source: pd.DataF
     result = tstr(training, scrambled, holdout, SAFE_INFOS, seed=1)
     check = next(c for c in gate_checks({"tstr": result}, None) if c.name == "tstr_auc_ratio")
 
+    assert result["gated"] is True and result["n_events"] >= 100
     assert abs(result["auc_tstr"] - 0.5) < 0.1
     assert result["ratio_ci"][1] < DEFAULT_THRESHOLDS["tstr_auc_ratio_min"]
     assert check.passed is False
+
+
+def test_with_fewer_than_100_test_events_tstr_is_reported_but_not_gated(source: pd.DataFrame) -> None:
+    frame = source[SAFE_COLUMNS]
+    training, holdout = frame.iloc[:480], frame.iloc[480:600]
+    scrambled = training.assign(death=np.random.default_rng(0).permutation(training["death"].to_numpy()))
+
+    result = tstr(training, scrambled, holdout, SAFE_INFOS, seed=1)
+
+    assert (result["status"], result["gated"]) == ("ok", False)
+    assert result["n_events"] < 100
+    assert "tstr_auc_ratio" not in {c.name for c in gate_checks({"tstr": result}, None)}
 
 
 def test_without_a_binary_sensitive_column_tstr_is_not_applicable_and_not_a_failure(

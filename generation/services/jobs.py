@@ -6,7 +6,7 @@ import logging
 import os
 import secrets
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -18,6 +18,7 @@ from django.utils import timezone
 from audit.services import audit_record
 from core.errors import Conflict
 from generation.choices import FINAL_JOB_STATES, DatasetStatus, JobState
+from generation.conformance import changed_cells, conform_to_declared
 from generation.models import SourceDataset, SynthesisJob
 from generation.services.budget import budget_refund, budget_reserve
 from generation.storage import read_encrypted_parquet, store_stream
@@ -248,6 +249,8 @@ class SynthesisOutput:
     frame: Any  # pandas.DataFrame of the synthetic rows
     training: Any  # pandas.DataFrame of the source rows the generator saw
     privacy_statement: str = ""  # what a DP synthesizer guarantees, for the receipt
+    # Cells changed to fit the declared domain, per column and rule: counts only, never values.
+    conformed: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def _options_for(job: SynthesisJob) -> dict[str, Any]:
@@ -287,7 +290,11 @@ def job_synthesize(*, job: SynthesisJob) -> SynthesisOutput:
             raise RuntimeError("DP synthesizer spent a different epsilon than the job reserved.")
         statement = synthesizer.privacy_statement
     logger.info("job %s synthesized %d rows x %d columns", job.pk, len(synthetic), len(specs))
-    return SynthesisOutput(frame=synthetic[list(job.columns)], training=frame, privacy_statement=statement)
+    # Post-processing of the output against the declaration only (never the source rows), so a DP
+    # guarantee still holds: clip to bounds, round whole-number columns, blank undeclared categories.
+    conformed, changes = conform_to_declared(synthetic[list(job.columns)], job.metadata)
+    logger.info("job %s conformed %d cells to the declared domain", job.pk, changed_cells(changes))
+    return SynthesisOutput(frame=conformed, training=frame, privacy_statement=statement, conformed=changes)
 
 
 def job_store_output(*, job: SynthesisJob, frame: Any) -> SynthesisJob:

@@ -46,3 +46,14 @@ class PurposeCategory(models.TextChoices):
     EDUCATION = "education", "Education and training"
     SOFTWARE_TESTING = "software_testing", "Software testing"
     EXTERNAL_SHARING = "external_sharing", "Sharing outside the organization"
+
+
+class AttemptSource(models.TextChoices):
+    SYNTHESIZED = "synthesized", "Synthesized by SynthGate"
+    UPLOADED = "uploaded", "Uploaded by the requester"
+
+
+class OverrideStatus(models.TextChoices):
+    PENDING = "pending", "Awaiting a second approver"
+    APPROVED = "approved", "Approved: published despite the failed gate"
+    DECLINED = "declined", "Declined"

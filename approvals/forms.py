@@ -7,7 +7,7 @@ from django import forms
 from approvals.choices import Audience, DecisionKind, Fidelity, PurposeCategory
 from approvals.policies.loader import MAX_SOURCE_CHARS
 from generation.models import SourceDataset
-from generation.synthesizers import REGISTRY
+from generation.synthesizers import EXTERNAL_UPLOAD, EXTERNAL_UPLOAD_LABEL, REGISTRY
 
 DEFAULT_SYNTHESIZER = "gaussian_copula"
 
@@ -50,7 +50,9 @@ class RequestForm(forms.Form):
         self.fields["dataset"].queryset = datasets
         # The fast, robust default first; then DP ones (which need an epsilon); then the deep models.
         order = sorted(REGISTRY, key=lambda n: (n != DEFAULT_SYNTHESIZER, not REGISTRY[n].is_dp, n))
-        self.fields["synthesizer"].choices = [(name, REGISTRY[name].label) for name in order]
+        self.fields["synthesizer"].choices = [(name, REGISTRY[name].label) for name in order] + [
+            (EXTERNAL_UPLOAD, EXTERNAL_UPLOAD_LABEL)
+        ]
         if dataset is not None:
             self.fields["columns"].choices = [
                 (c.name, f"{c.name} ({c.get_classification_display().lower()})")
@@ -89,3 +91,32 @@ class PolicyDraftForm(forms.Form):
         max_length=2000,
     )
     base = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+
+class SyntheticUploadForm(forms.Form):
+    file = forms.FileField(
+        label="Synthetic file (CSV or Parquet)",
+        help_text="Exactly the request's columns, at most the approved number of rows. It is published "
+        "only if it passes the release gate.",
+    )
+
+
+class GateOverrideForm(forms.Form):
+    justification = forms.CharField(
+        label="Justification",
+        widget=forms.Textarea,
+        min_length=40,
+        max_length=5000,
+        help_text="Why this release is safe and useful enough despite the failed checks (at least 40 "
+        "characters). A second privacy officer must approve it; both are audited.",
+    )
+
+
+class GateOverrideDecisionForm(forms.Form):
+    comment = forms.CharField(
+        label="Comment",
+        widget=forms.Textarea,
+        required=False,
+        max_length=5000,
+        help_text="Required when declining.",
+    )

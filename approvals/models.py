@@ -6,7 +6,16 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 
-from approvals.choices import Audience, DecisionKind, Fidelity, PurposeCategory, RequestStatus, TierLevel
+from approvals.choices import (
+    AttemptSource,
+    Audience,
+    DecisionKind,
+    Fidelity,
+    OverrideStatus,
+    PurposeCategory,
+    RequestStatus,
+    TierLevel,
+)
 from core.roles import Role
 from generation.models import micro_to_epsilon
 
@@ -155,3 +164,75 @@ class Decision(models.Model):
     @property
     def reviewer_role_label(self) -> str:
         return Role(self.reviewer_role).label if self.reviewer_role in Role.values else self.reviewer_role
+
+
+class GenerationAttempt(models.Model):
+    """One generation attempt of an approved request: a synthesis job, or the validation job of a
+    synthetic file the requester uploaded. Numbered from 1; the policy's
+    `max_generation_attempts` caps the number (checked under a lock on the request row), and
+    each attempt's job reserves its own epsilon. The request's `job` is its latest attempt."""
+
+    request = models.ForeignKey(GenerationRequest, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveSmallIntegerField()
+    job = models.OneToOneField("generation.SynthesisJob", on_delete=models.PROTECT, related_name="attempt")
+    source = models.CharField(max_length=12, choices=AttemptSource.choices)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_by_name = models.CharField(max_length=150)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["request", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["request", "number"], name="attempt_number_unique_per_request"),
+            models.CheckConstraint(condition=models.Q(number__gte=1), name="attempt_number_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} attempt {self.number}"
+
+
+class GateOverride(models.Model):
+    """A privacy officer's proposal to publish a job that failed the release gate, with a written
+    justification, and the second approver's decision. Two different privacy officers, neither of
+    them the requester (enforced in approvals.services.overrides); both are audited. Names are
+    kept beside the foreign keys so the evidence outlives the accounts."""
+
+    request = models.ForeignKey(GenerationRequest, on_delete=models.CASCADE, related_name="gate_overrides")
+    job = models.ForeignKey(
+        "generation.SynthesisJob", on_delete=models.PROTECT, related_name="gate_overrides"
+    )
+    status = models.CharField(max_length=10, choices=OverrideStatus.choices, default=OverrideStatus.PENDING)
+    justification = models.TextField()
+    failed_checks = models.JSONField(default=list, help_text="Names of the checks that failed.")
+    proposed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    proposed_by_name = models.CharField(max_length=150)
+    proposed_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_by_name = models.CharField(max_length=150, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_comment = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["proposed_at", "pk"]
+        constraints = [
+            # One open proposal per job; and one approved override per job at most.
+            models.UniqueConstraint(
+                fields=["job"],
+                condition=models.Q(status__in=["pending", "approved"]),
+                name="one_open_or_approved_override_per_job",
+            ),
+            # The second approver is never the proposer (the service also refuses the requester).
+            models.CheckConstraint(
+                condition=models.Q(decided_by__isnull=True) | ~models.Q(decided_by=models.F("proposed_by")),
+                name="override_decider_is_not_proposer",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"gate override of {self.job_id} ({self.status})"

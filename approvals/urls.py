@@ -15,4 +15,6 @@ urlpatterns = [
     path("<str:request_id>/submit/", views.request_submit_view, name="request-submit"),
     path("<str:request_id>/cancel/", views.request_cancel_view, name="request-cancel"),
     path("<str:request_id>/decide/", views.request_decide_view, name="request-decide"),
+    path("<str:request_id>/regenerate/", views.request_regenerate_view, name="request-regenerate"),
+    path("<str:request_id>/upload/", views.request_upload_view, name="request-upload"),
 ]

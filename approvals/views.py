@@ -9,8 +9,14 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from approvals.charts import cycle_time_figures, tier_summary
-from approvals.choices import DecisionKind, RequestStatus
-from approvals.forms import DecisionForm, RequestForm
+from approvals.choices import DecisionKind, OverrideStatus, RequestStatus
+from approvals.forms import (
+    DecisionForm,
+    GateOverrideDecisionForm,
+    GateOverrideForm,
+    RequestForm,
+    SyntheticUploadForm,
+)
 from approvals.models import GenerationRequest
 from approvals.quorum import decide_refusal, required_approvals, reviewer_roles
 from approvals.selectors import (
@@ -22,13 +28,17 @@ from approvals.selectors import (
 )
 from approvals.services import (
     RequestInput,
+    attempts_allowed,
+    attempts_used,
     request_cancel,
     request_create,
     request_decide,
     request_get_for,
     request_preview,
+    request_regenerate,
     request_submit,
     request_update,
+    request_upload_synthetic,
     round_quorum,
 )
 from approvals.workflow import allowed
@@ -38,6 +48,8 @@ from core.roles import AUDIT_READERS, Role, has_role
 from core.views import domain_errors_as_messages
 from generation.choices import FINAL_JOB_STATES
 from generation.selectors import dataset_columns, datasets_requestable_by
+from generation.synthesizers import EXTERNAL_UPLOAD
+from generation.uploads import upload_was_too_large
 
 
 def request_list(request: HttpRequest) -> HttpResponse:
@@ -206,8 +218,41 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
         "release": _release_of(item),
         "job": item.job,
         "final": item.job is None or item.job.state in FINAL_JOB_STATES,
+        **_attempts_context(request.user, item),
     }
     return render(request, "approvals/request_detail.html", context)
+
+
+def _attempts_context(user: Any, item: GenerationRequest) -> dict[str, Any]:
+    """Attempts so far, and which next steps (regenerate, upload, override) this user may take."""
+    is_requester = item.requester_id == user.pk
+    officer = has_role(user, Role.PRIVACY_OFFICER)
+    used, limit = attempts_used(item), attempts_allowed(item) if item.tier_level else 0
+    pending = item.gate_overrides.filter(status=OverrideStatus.PENDING).first()
+    external = item.synthesizer == EXTERNAL_UPLOAD
+    left = used < limit and pending is None
+    awaiting_upload = item.status == RequestStatus.APPROVED and item.job_id is None
+    return {
+        "attempts": list(item.attempts.select_related("job", "job__validation")),
+        "attempts_used": used,
+        "attempts_limit": limit,
+        "is_external": external,
+        "can_regenerate": not external
+        and left
+        and allowed("regenerate", item.status)
+        and (is_requester or officer),
+        "upload_form": SyntheticUploadForm()
+        if external and is_requester and left and (awaiting_upload or allowed("regenerate", item.status))
+        else None,
+        "override_form": GateOverrideForm()
+        if officer and not is_requester and pending is None and item.status == RequestStatus.GATE_FAILED
+        else None,
+        "pending_override": pending,
+        "override_decision_form": GateOverrideDecisionForm()
+        if pending and officer and not is_requester and pending.proposed_by_id != user.pk
+        else None,
+        "overrides": list(item.gate_overrides.all()),
+    }
 
 
 def _can_decide(user: Any, item: GenerationRequest, decisions: list[Any]) -> bool:
@@ -311,3 +356,29 @@ def review_evidence(request: HttpRequest) -> HttpResponse:
         "waiting": waiting_for_review(user=request.user),
     }
     return render(request, "approvals/evidence.html", context)
+
+
+@require_POST
+@domain_errors_as_messages
+def request_regenerate_view(request: HttpRequest, request_id: str) -> HttpResponse:
+    item = request_regenerate(actor=request.user, request_id=request_id)
+    messages.success(request, f"Attempt {attempts_used(item)} of {attempts_allowed(item)} is queued.")
+    return redirect("approvals:request-detail", item.pk)
+
+
+@require_POST
+@domain_errors_as_messages
+def request_upload_view(request: HttpRequest, request_id: str) -> HttpResponse:
+    request_get_for(actor=request.user, request_id=request_id)  # 404 before any message
+    form = SyntheticUploadForm(request.POST, request.FILES)
+    if upload_was_too_large(request):
+        messages.error(request, "The file is larger than the upload limit; upload fewer rows.")
+        return redirect("approvals:request-detail", request_id)
+    if not form.is_valid():
+        messages.error(request, "Choose the synthetic file to upload (CSV or Parquet).")
+        return redirect("approvals:request-detail", request_id)
+    item = request_upload_synthetic(
+        actor=request.user, request_id=request_id, uploaded_file=form.cleaned_data["file"]
+    )
+    messages.success(request, "File received: it is being validated against the release gate.")
+    return redirect("approvals:request-detail", item.pk)

@@ -5,6 +5,10 @@
     changes_requested --update/submit--> ... (resubmitting re-tiers under the active policy)
     draft | in_review | changes_requested --cancel (withdraw)--> cancelled
     approved --> generating --> validating --> published | gate_failed | failed   (the job's path)
+    approved --upload--> approved (external_upload requests: the uploaded file's job is queued)
+    gate_failed | failed --regenerate / upload--> approved (a new attempt, within the policy's limit)
+    gate_failed --publish_override--> published (a privacy officer's justified override, approved by
+                                                 a second privacy officer)
 
 Repeating an action that already produced the current status is a no-op; any other action not
 listed raises Conflict (HTTP 409) and changes nothing. A reviewer repeating their own decision in
@@ -29,6 +33,10 @@ TRANSITIONS: dict[str, dict[str, tuple[str, ...]]] = {
     # Stopping generation (requester or a privacy officer); the request follows when the job ends.
     "cancel_job": {S.APPROVED: (S.APPROVED,), S.GENERATING: (S.GENERATING,), S.VALIDATING: (S.VALIDATING,)},
     "job_cancelled": {S.APPROVED: (S.CANCELLED,), S.GENERATING: (S.CANCELLED,), S.VALIDATING: (S.CANCELLED,)},
+    # New attempts (approvals.services.attempts); the policy caps how many.
+    "regenerate": {S.GATE_FAILED: (S.APPROVED,), S.FAILED: (S.APPROVED,)},
+    "upload": {S.APPROVED: (S.APPROVED,), S.GATE_FAILED: (S.APPROVED,), S.FAILED: (S.APPROVED,)},
+    "publish_override": {S.GATE_FAILED: (S.PUBLISHED,)},
 }
 
 # The status an action leaves behind when repeated (so the repeat is a no-op, not a 409).
@@ -42,6 +50,9 @@ _IDEMPOTENT_RESULT = {
     "fail": (S.FAILED,),
     "cancel_job": (S.CANCELLED,),
     "job_cancelled": (S.CANCELLED,),
+    # A second click on "regenerate" finds the new attempt already under way.
+    "regenerate": (S.APPROVED, S.GENERATING, S.VALIDATING),
+    "publish_override": (S.PUBLISHED,),
 }
 
 
@@ -75,4 +86,7 @@ def action_label(action: str) -> str:
         "publish": "published",
         "gate_fail": "failed at the gate",
         "fail": "failed",
+        "regenerate": "generated again",
+        "upload": "given an uploaded file",
+        "publish_override": "published by override",
     }[action]

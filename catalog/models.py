@@ -9,7 +9,8 @@ from generation.models import micro_to_epsilon
 
 
 class Release(models.Model):
-    """A published synthetic table that passed the release gate.
+    """A published synthetic table that passed the release gate, or that failed it and was
+    published by a justified override two privacy officers signed (`gate.overridden`).
 
     Visibility follows the request's audience: internal -> the requester's team; organization ->
     every signed-in user. One release per request at most (the database enforces it).

@@ -17,12 +17,14 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from approvals.models import GenerationRequest
-from approvals.services import request_follow_job
+from approvals.choices import RequestStatus
+from approvals.models import GateOverride, GenerationRequest
+from approvals.services import audit_override_refusal, gate_override_decide, request_follow_job
+from approvals.workflow import check_transition
 from audit.services import audit_record
 from catalog.models import Release
 from catalog.selectors import releases_visible_to
-from core.errors import NotFound
+from core.errors import Conflict, NotFound, PermissionDenied
 from core.ids import parse_uuid
 from generation.choices import JobState
 from generation.models import SynthesisJob
@@ -36,7 +38,7 @@ from generation.services import (
     job_synthesize,
 )
 from generation.storage import absolute_path, read_encrypted_parquet
-from generation.synthesizers import REGISTRY
+from generation.synthesizers import EXTERNAL_UPLOAD, is_dp_synthesizer
 from validation.services import validation_run
 
 logger = logging.getLogger(__name__)
@@ -93,7 +95,7 @@ def release_publish(
 ) -> Release | None:
     """Create the request's release; None when one already exists (at most one per request)."""
     expiry_days = int((request.tier_controls or {}).get("expiry_days") or 0)
-    is_dp = bool(REGISTRY[job.synthesizer].is_dp)
+    is_dp = is_dp_synthesizer(job.synthesizer)
     try:
         with transaction.atomic():
             release = Release.objects.create(
@@ -120,10 +122,64 @@ def release_publish(
                 action="release.publish",
                 target_type="release",
                 target_id=release.pk,
-                details={"request": str(request.pk), "job": str(job.pk)},
+                details={
+                    "request": str(request.pk),
+                    "job": str(job.pk),
+                    "overridden": bool(gate.get("overridden")),
+                },
             )
     except IntegrityError:
         return None
+    return release
+
+
+def gate_override_approve(*, actor: Any, request_id: Any, comment: str = "") -> Release:
+    """The second privacy officer approves a pending gate override: the gate-failed job is
+    published in the same transaction, its gate recorded as failed and overridden, with who
+    proposed, who approved and why. Refusals are audited after the rollback."""
+    try:
+        with transaction.atomic():
+            override = gate_override_decide(actor=actor, request_id=request_id, approve=True, comment=comment)
+            return _publish_override(actor, override)
+    except PermissionDenied as exc:
+        audit_override_refusal(actor=actor, request_id=request_id, reason=str(exc))
+        raise
+
+
+def _publish_override(actor: Any, override: GateOverride) -> Release:
+    request = GenerationRequest.objects.select_for_update().get(pk=override.request_id)
+    check_transition("publish_override", request.status)
+    job = override.job
+    gate = {
+        "passed": False,
+        "overridden": True,
+        "override": {
+            "proposed_by": override.proposed_by_name,
+            "approved_by": override.decided_by_name,
+            "justification": override.justification,
+            "failed_checks": override.failed_checks,
+            "approved_at": override.decided_at.isoformat() if override.decided_at else None,
+        },
+        "checks": job.validation.checks,
+    }
+    release = release_publish(
+        job=job,
+        request=request,
+        gate=gate,
+        metrics=job.validation.metrics,
+        receipt=job.receipt or build_receipt(job),
+    )
+    if release is None:
+        raise Conflict("This request already has a release.", code="already_published")
+    request.status = RequestStatus.PUBLISHED
+    request.save(update_fields=["status", "updated_at"])
+    audit_record(
+        actor=actor,
+        action="request.published",
+        target_type="request",
+        target_id=request.pk,
+        details={"job": str(job.pk), "override": override.pk},
+    )
     return release
 
 
@@ -191,20 +247,45 @@ def _stop_after_cancel(job: SynthesisJob) -> str:
 
 def _pipeline_steps(job: SynthesisJob) -> str:
     request = GenerationRequest.objects.get(job_id=job.pk)
-    output = job_synthesize(job=job)
-    job_store_output(job=job, frame=output.frame)
+    conformed: dict[str, Any] = {}
+    if job.synthesizer == EXTERNAL_UPLOAD:
+        synthetic, training = _uploaded_tables(job)
+    else:
+        output = job_synthesize(job=job)
+        synthetic, training, conformed = output.frame, output.training, output.conformed
+    job_store_output(job=job, frame=synthetic)
     if not job_set_state(job=job, state=JobState.VALIDATING, stage="validating"):
         return "lost"
     request_follow_job(job=job)
     job_report_progress(job=job, progress=0.8, stage="validating")
+    return _validate_and_publish(job, request, training=training, synthetic=synthetic, conformed=conformed)
+
+
+def _uploaded_tables(job: SynthesisJob) -> tuple[Any, Any]:
+    """An uploaded synthetic file and the training split it is tested against (read worker-side:
+    the uploader never handles either split)."""
+    synthetic = read_encrypted_parquet(job.upload_path)[list(job.columns)]
+    SynthesisJob.objects.filter(pk=job.pk, data_accessed_at__isnull=True).update(
+        data_accessed_at=timezone.now()
+    )
+    training = read_encrypted_parquet(job.dataset.storage_path)[list(job.columns)]
+    job_report_progress(job=job, progress=0.5, stage="loaded the uploaded file")
+    return synthetic, training
+
+
+def _validate_and_publish(
+    job: SynthesisJob, request: GenerationRequest, *, training: Any, synthetic: Any, conformed: dict[str, Any]
+) -> str:
+    """Run the suite against the training split and the locked holdout; publish if the gate passes."""
     thresholds = (request.tier_controls or {}).get("gate")
     # The locked holdout is read here, after synthesis, so the generator never sees it.
     holdout = read_encrypted_parquet(job.dataset.holdout_path) if job.dataset.holdout_path else None
     report = validation_run(
-        job=job, training=output.training, synthetic=output.frame, thresholds=thresholds, holdout=holdout
+        job=job, training=training, synthetic=synthetic, thresholds=thresholds, holdout=holdout
     )
     gate = {"passed": report.passed, "checks": report.checks}
-    receipt = build_receipt(job)
+    # Cells changed to fit the declared domain, per column and rule (counts only, no values).
+    receipt = {**build_receipt(job), "conformed_to_declared": conformed}
     if not report.passed:
         job_finalize(
             job=job,

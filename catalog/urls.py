@@ -6,6 +6,10 @@ app_name = "catalog"
 urlpatterns = [
     path("", views.release_list, name="release-list"),
     path("jobs/<str:job_id>/report/", views.job_report, name="job-report"),
+    path(
+        "overrides/<str:request_id>/propose/", views.gate_override_propose_view, name="gate-override-propose"
+    ),
+    path("overrides/<str:request_id>/decide/", views.gate_override_decide_view, name="gate-override-decide"),
     path("<str:release_id>/", views.release_detail, name="release-detail"),
     path("<str:release_id>/download/", views.release_download, name="release-download"),
     path("<str:release_id>/report.html", views.release_report_export, name="release-report-export"),

@@ -2,18 +2,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.staticfiles import finders
+from django.db.models import Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.utils.text import slugify
+from django.views.decorators.http import require_POST
 
+from approvals.forms import GateOverrideDecisionForm, GateOverrideForm
 from approvals.selectors import requests_visible_to
+from approvals.services import gate_override_decline, gate_override_propose
 from catalog.api.views import release_file_response
 from catalog.selectors import releases_visible_to
-from catalog.services import release_get_for
+from catalog.services import gate_override_approve, release_get_for
 from core.errors import NotFound
 from core.ids import parse_uuid
+from core.views import domain_errors_as_messages
 from validation.report import glossary_rows, report_charts
 from validation.selectors import gate_visible_to, metrics_visible_to, report_for_job, sees_full_report
 from validation.services import report_export_record
@@ -88,7 +94,12 @@ def job_report(request: HttpRequest, job_id: str) -> HttpResponse:
     (which have no release): what a reviewer reads before deciding on an override."""
     job_uuid = parse_uuid(job_id)
     generation_request = (
-        requests_visible_to(user=request.user).filter(job_id=job_uuid).first() if job_uuid else None
+        requests_visible_to(user=request.user)
+        .filter(Q(job_id=job_uuid) | Q(attempts__job_id=job_uuid))
+        .distinct()
+        .first()
+        if job_uuid
+        else None
     )
     report = report_for_job(job_id=job_uuid) if generation_request is not None else None
     if report is None:
@@ -100,3 +111,37 @@ def job_report(request: HttpRequest, job_id: str) -> HttpResponse:
         **report_context(request.user, gate, report.metrics),
     }
     return render(request, "catalog/report_job.html", context)
+
+
+# --- Overriding a failed gate (forms on the request page) ------------------------------------------
+
+
+@require_POST
+@domain_errors_as_messages
+def gate_override_propose_view(request: HttpRequest, request_id: str) -> HttpResponse:
+    form = GateOverrideForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Write a justification of 40 to 5,000 characters.")
+        return redirect("approvals:request-detail", request_id)
+    gate_override_propose(
+        actor=request.user, request_id=request_id, justification=form.cleaned_data["justification"]
+    )
+    messages.success(request, "Override proposed; a second privacy officer must approve it.")
+    return redirect("approvals:request-detail", request_id)
+
+
+@require_POST
+@domain_errors_as_messages
+def gate_override_decide_view(request: HttpRequest, request_id: str) -> HttpResponse:
+    form = GateOverrideDecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Keep the comment under 5,000 characters.")
+        return redirect("approvals:request-detail", request_id)
+    comment = form.cleaned_data["comment"]
+    if request.POST.get("decision") == "approve":
+        release = gate_override_approve(actor=request.user, request_id=request_id, comment=comment)
+        messages.success(request, "Override approved: the release is published, marked as overridden.")
+        return redirect("catalog:release-detail", release.pk)
+    gate_override_decline(actor=request.user, request_id=request_id, comment=comment)
+    messages.success(request, "Override declined; the request stays failed at the gate.")
+    return redirect("approvals:request-detail", request_id)

@@ -183,7 +183,8 @@ class ClassificationVersion(models.Model):
 
 
 class SynthesisJob(models.Model):
-    """One attempt to synthesize and validate a release for an approved request.
+    """One attempt to synthesize and validate a release for an approved request (or, for an
+    `external_upload` request, to validate a synthetic file the requester uploaded).
 
     The row, not the broker, is the truth: a worker claims it with a conditional UPDATE and a
     lease, and only a job not yet final may be finalized.
@@ -212,6 +213,8 @@ class SynthesisJob(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.CharField(max_length=500, blank=True)
+    # An uploaded synthetic file (external_upload jobs): encrypted until the worker validates it.
+    upload_path = models.CharField(max_length=255, blank=True)
     output_path = models.CharField(max_length=255, blank=True)
     output_sha256 = models.CharField(max_length=64, blank=True)
     receipt = models.JSONField(default=dict, blank=True)

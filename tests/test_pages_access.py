@@ -76,7 +76,7 @@ def test_another_team_gets_404_for_a_request(
     assert client.get(_fill(path, submitted_request)).status_code == 404
 
 
-@pytest.mark.parametrize("action", ["submit", "cancel", "decide", "edit"])
+@pytest.mark.parametrize("action", ["submit", "cancel", "decide", "edit", "regenerate", "upload"])
 def test_another_team_cannot_act_on_a_request(
     client: Client, submitted_request: Any, charlie: Any, action: str
 ) -> None:

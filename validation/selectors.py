@@ -25,8 +25,11 @@ def sees_full_report(user: Any) -> bool:
 def gate_visible_to(*, user: Any, gate: dict[str, Any]) -> dict[str, Any]:
     """The gate as `user` may see it: all of it, or names, pass/fail, thresholds and reasons."""
     checks = list(gate.get("checks") or [])
+    # A release published despite a failed gate says so to everyone who can see it, with who
+    # approved it and why (a requester needs that as much as a reviewer).
+    overridden = {"overridden": True, "override": gate.get("override")} if gate.get("overridden") else {}
     if sees_full_report(user):
-        return {"passed": bool(gate.get("passed")), "checks": checks}
+        return {"passed": bool(gate.get("passed")), "checks": checks, **overridden}
     coarse = [
         {
             "name": c.get("name"),
@@ -39,7 +42,7 @@ def gate_visible_to(*, user: Any, gate: dict[str, Any]) -> dict[str, Any]:
         }
         for c in checks
     ]
-    return {"passed": bool(gate.get("passed")), "checks": coarse}
+    return {"passed": bool(gate.get("passed")), "checks": coarse, **overridden}
 
 
 def metrics_visible_to(*, user: Any, metrics: dict[str, Any], checks: list[dict[str, Any]]) -> dict[str, Any]:

@@ -6,7 +6,6 @@ Worker-side only: these functions receive (or read) the training and holdout spl
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -14,7 +13,6 @@ from django.conf import settings
 from django.db import transaction
 
 from audit.services import audit_record
-from core.errors import ValidationFailed
 from generation.models import SynthesisJob
 from validation.metrics.columns import ColumnInfo, column_infos
 from validation.models import ValidationReport
@@ -91,49 +89,6 @@ def validation_run(
             details={"passed": passed, "checks": {c["name"]: c["passed"] for c in checks}},
         )
     return report
-
-
-# --- Bring your own synthetic data --------------------------------------------------------------
-
-
-def uploaded_synthetic_frame(*, path: Path, job: SynthesisJob) -> pd.DataFrame:
-    """Parse a synthetic file made elsewhere with the intake's hostile-file checks, and hold it to
-    the request: exactly the requested columns (extra columns could smuggle out anything)."""
-    from generation.intake import parse_upload
-
-    frame = parse_upload(path).frame
-    requested = list(job.columns)
-    extra = [c for c in frame.columns if c not in requested]
-    absent = [c for c in requested if c not in frame.columns]
-    if extra or absent:
-        raise ValidationFailed(
-            "The synthetic file must have exactly the request's columns. "
-            + (f"Remove: {', '.join(extra)}. " if extra else "")
-            + (f"Add: {', '.join(absent)}." if absent else ""),
-            code="columns_mismatch",
-            fields={"file": "columns_mismatch"},
-        )
-    if len(frame) == 0:
-        raise ValidationFailed("The synthetic file has no rows.", code="empty_file", fields={"file": "empty"})
-    return frame[requested]
-
-
-def validation_of_uploaded(
-    *, job: SynthesisJob, synthetic: pd.DataFrame, thresholds: dict[str, Any] | None = None
-) -> ValidationReport:
-    """The same tests and gate for a synthetic table made outside SynthGate.
-
-    Reads the training split and the holdout itself (worker-side), so the uploader never handles
-    either; the caller publishes only if the report passed, exactly as the pipeline does.
-    """
-    from generation.storage import read_encrypted_parquet
-
-    dataset = job.dataset
-    training = read_encrypted_parquet(dataset.storage_path)
-    holdout = read_encrypted_parquet(dataset.holdout_path) if dataset.holdout_path else None
-    return validation_run(
-        job=job, training=training, synthetic=synthetic, thresholds=thresholds, holdout=holdout
-    )
 
 
 # --- Report export --------------------------------------------------------------------------------

@@ -6,8 +6,8 @@ from django.core.exceptions import ObjectDoesNotExist
 from rest_framework import serializers
 
 from approvals.choices import Audience, DecisionKind, Fidelity, PurposeCategory, RequestStatus
-from approvals.models import Decision, GenerationRequest
-from approvals.services import round_quorum
+from approvals.models import Decision, GateOverride, GenerationAttempt, GenerationRequest
+from approvals.services import attempts_allowed, round_quorum
 
 
 class DecisionOutputSerializer(serializers.ModelSerializer):
@@ -41,6 +41,42 @@ class JobOutputSerializer(serializers.Serializer):
     stage = serializers.CharField()
 
 
+class AttemptOutputSerializer(serializers.ModelSerializer):
+    state = serializers.CharField(source="job.state")
+    started_by = serializers.CharField(source="started_by_name")
+    gate_passed = serializers.SerializerMethodField()
+
+    class Meta:
+        model = GenerationAttempt
+        fields = ["number", "source", "state", "gate_passed", "started_by", "at"]
+
+    def get_gate_passed(self, obj: GenerationAttempt) -> bool | None:
+        """The gate's verdict on this attempt; null while (or when never) validated."""
+        report = getattr(obj.job, "validation", None)
+        return None if report is None else bool(report.passed)
+
+
+class GateOverrideOutputSerializer(serializers.ModelSerializer):
+    proposed_by = serializers.CharField(source="proposed_by_name")
+    decided_by = serializers.CharField(source="decided_by_name")
+    job = serializers.UUIDField(source="job_id")
+
+    class Meta:
+        model = GateOverride
+        fields = [
+            "id",
+            "job",
+            "status",
+            "justification",
+            "failed_checks",
+            "proposed_by",
+            "proposed_at",
+            "decided_by",
+            "decided_at",
+            "decision_comment",
+        ]
+
+
 class RequestOutputSerializer(serializers.ModelSerializer):
     requester = serializers.CharField(source="requester.username")
     dataset = serializers.UUIDField(source="dataset_id")
@@ -53,6 +89,9 @@ class RequestOutputSerializer(serializers.ModelSerializer):
     release = serializers.SerializerMethodField()
     is_dp = serializers.SerializerMethodField()
     quorum = serializers.SerializerMethodField()
+    attempts = AttemptOutputSerializer(many=True)
+    attempts_allowed = serializers.SerializerMethodField()
+    gate_overrides = GateOverrideOutputSerializer(many=True)
 
     class Meta:
         model = GenerationRequest
@@ -78,6 +117,9 @@ class RequestOutputSerializer(serializers.ModelSerializer):
             "review_round",
             "decisions",
             "job",
+            "attempts",
+            "attempts_allowed",
+            "gate_overrides",
             "release",
             "created_at",
             "submitted_at",
@@ -85,6 +127,10 @@ class RequestOutputSerializer(serializers.ModelSerializer):
 
     def get_tier(self, obj: GenerationRequest) -> dict[str, Any] | None:
         return TierOutputSerializer(obj).data if obj.tier_level else None  # type: ignore[return-value]
+
+    def get_attempts_allowed(self, obj: GenerationRequest) -> int | None:
+        """Generation attempts the policy allows this request (the first included); null before tiering."""
+        return attempts_allowed(obj) if obj.tier_level else None
 
     def get_quorum(self, obj: GenerationRequest) -> dict[str, Any] | None:
         """Where the current review round stands (only while in review)."""
@@ -181,3 +227,15 @@ class DecisionInputSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=DecisionKind.choices)
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
     conditions = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+
+
+class UploadInputSerializer(serializers.Serializer):
+    file = serializers.FileField(allow_empty_file=True)
+
+
+class GateOverrideInputSerializer(serializers.Serializer):
+    justification = serializers.CharField(max_length=5000, allow_blank=True)
+
+
+class GateOverrideDecisionInputSerializer(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)

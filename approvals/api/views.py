@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -10,23 +11,32 @@ from rest_framework.views import APIView
 from approvals.api.serializers import (
     DecisionInputSerializer,
     DecisionOutputSerializer,
+    GateOverrideDecisionInputSerializer,
+    GateOverrideInputSerializer,
+    GateOverrideOutputSerializer,
     PreviewOutputSerializer,
     RequestInputSerializer,
     RequestOutputSerializer,
     RequestPreviewInputSerializer,
+    UploadInputSerializer,
 )
 from approvals.selectors import requests_visible_to
 from approvals.services import (
     RequestInput,
+    gate_override_decline,
+    gate_override_propose,
     request_cancel,
     request_create,
     request_decide_outcome,
     request_get_for,
     request_preview,
+    request_regenerate,
     request_submit,
     request_update,
+    request_upload_synthetic,
 )
 from core.errors import ValidationFailed
+from generation.uploads import upload_was_too_large
 
 
 def _render(request_obj: object) -> dict:
@@ -133,3 +143,59 @@ class RequestDecisionApi(APIView):
             conditions=payload.validated_data["conditions"],
         )
         return Response(DecisionOutputSerializer(decision).data, status=201 if created else 200)
+
+
+class RequestRegenerateApi(APIView):
+    @extend_schema(request=None, responses=RequestOutputSerializer)
+    def post(self, request: Request, request_id: str) -> Response:
+        """Generate again after a failed gate or job: a new attempt (policy-limited), a new seed,
+        and for DP synthesizers a new reservation of the request's epsilon (409 if it does not fit)."""
+        return Response(_render(request_regenerate(actor=request.user, request_id=request_id)))
+
+
+class RequestUploadApi(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request={"multipart/form-data": UploadInputSerializer}, responses={202: RequestOutputSerializer}
+    )
+    def post(self, request: Request, request_id: str) -> Response:
+        """Upload a synthetic file made elsewhere for an approved `external_upload` request; its
+        validation is queued (202) and it is published only if it passes the release gate."""
+        request_get_for(actor=request.user, request_id=request_id)  # 404 before 400 for the unseen
+        files = request.FILES  # parses the body; the size cap is enforced while it streams
+        if upload_was_too_large(request):
+            raise ValidationFailed(
+                "The file is larger than the upload limit; upload fewer rows.",
+                code="file_too_large",
+                fields={"file": "too_large"},
+            )
+        updated = request_upload_synthetic(
+            actor=request.user, request_id=request_id, uploaded_file=files.get("file")
+        )
+        return Response(_render(updated), status=202)
+
+
+class GateOverrideProposeApi(APIView):
+    @extend_schema(request=GateOverrideInputSerializer, responses={201: GateOverrideOutputSerializer})
+    def post(self, request: Request, request_id: str) -> Response:
+        """A privacy officer (not the requester) proposes publishing a gate-failed release."""
+        request_get_for(actor=request.user, request_id=request_id)
+        payload = GateOverrideInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        override = gate_override_propose(
+            actor=request.user, request_id=request_id, justification=payload.validated_data["justification"]
+        )
+        return Response(GateOverrideOutputSerializer(override).data, status=201)
+
+
+class GateOverrideDeclineApi(APIView):
+    @extend_schema(request=GateOverrideDecisionInputSerializer, responses=GateOverrideOutputSerializer)
+    def post(self, request: Request, request_id: str) -> Response:
+        request_get_for(actor=request.user, request_id=request_id)
+        payload = GateOverrideDecisionInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        override = gate_override_decline(
+            actor=request.user, request_id=request_id, comment=payload.validated_data["comment"]
+        )
+        return Response(GateOverrideOutputSerializer(override).data)

@@ -18,6 +18,10 @@ LEVELS = ("low", "medium", "high", "prohibited")
 AUDIENCES = ("internal", "organization", "external")
 FIDELITIES = ("low", "medium", "high")
 PURPOSES = ("model_development", "research", "education", "software_testing", "external_sharing")
+# generation.synthesizers.EXTERNAL_UPLOAD, repeated so this module stays free of Django imports.
+EXTERNAL_UPLOAD = "external_upload"
+# Generation attempts a request gets when its policy does not say (the original run only).
+DEFAULT_MAX_ATTEMPTS = 1
 # Catalog access, narrowest first: a rule may narrow the audience-derived level, never widen it.
 ACCESS_LEVELS = ("internal", "organization", "external")
 
@@ -46,6 +50,7 @@ FACTS: dict[str, FactSpec] = {
     "rows": FactSpec("int", "synthetic rows requested"),
     "source_rows": FactSpec("int", "rows in the source dataset"),
     "rows_ratio": FactSpec("number", "rows requested / source rows"),
+    "external_upload": FactSpec("bool", "the synthetic file is made outside SynthGate and uploaded"),
     "reidentification_risk": FactSpec(
         "number", "share of source rows unique on their quasi-identifiers (None: unknown)", nullable=True
     ),
@@ -96,6 +101,7 @@ class Facts:
             "rows": self.rows,
             "source_rows": self.source_rows,
             "rows_ratio": self.rows / self.source_rows if self.source_rows else 0.0,
+            "external_upload": self.synthesizer == EXTERNAL_UPLOAD,
             "reidentification_risk": self.reidentification_risk,
         }
 
@@ -270,6 +276,8 @@ def merge_controls(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict
             merged[key] = value if merged.get(key) is None else min(merged[key], value)
         elif key == "expiry_days":
             merged[key] = min(int(merged[key]), int(value)) if merged.get(key) else int(value)
+        elif key == "max_generation_attempts":
+            merged[key] = min(int(merged.get(key, value)), int(value))
         elif key == "access_level":
             merged[key] = min(merged.get(key, value), value, key=ACCESS_LEVELS.index)
     return merged

@@ -40,9 +40,11 @@ _TIER_KEYS = {
     "gate",
     "expiry_days",
 }
+# Optional, so rule sets published before it existed stay valid (engine.DEFAULT_MAX_ATTEMPTS).
+_OPTIONAL_TIER_KEYS = {"max_generation_attempts"}
 _RULE_KEYS = {"id", "when", "tier", "message", "controls"}
 # Rules may tighten these; who may approve is a property of the tier alone.
-_OVERRIDE_KEYS = _TIER_KEYS - {"approver_roles"} | {"access_level"}
+_OVERRIDE_KEYS = (_TIER_KEYS | _OPTIONAL_TIER_KEYS) - {"approver_roles"} | {"access_level"}
 _REQUIRED_GATE = ("column_shape_min", "exact_copy_rate_max")
 
 
@@ -223,9 +225,9 @@ class _Checker:
             self.monotonic(tiers)
 
     def tier(self, tier: Any, path: str, level: str) -> None:
-        if not self.mapping(tier, path, _TIER_KEYS, _TIER_KEYS):
+        if not self.mapping(tier, path, _TIER_KEYS | _OPTIONAL_TIER_KEYS, _TIER_KEYS):
             return
-        self.controls(tier, path, keys=_TIER_KEYS)
+        self.controls(tier, path, keys=_TIER_KEYS | _OPTIONAL_TIER_KEYS)
         if level == "prohibited":
             return
         approvals = tier.get("required_approvals")
@@ -260,6 +262,10 @@ class _Checker:
                 self.fail(f"tiers.{higher}.required_approvals", f"must be at least the {lower} tier's")
             if _ints(a, b, "expiry_days") and b["expiry_days"] > a["expiry_days"]:
                 self.fail(f"tiers.{higher}.expiry_days", f"must be at most the {lower} tier's")
+            if _ints(a, b, "max_generation_attempts") and (
+                b["max_generation_attempts"] > a["max_generation_attempts"]
+            ):
+                self.fail(f"tiers.{higher}.max_generation_attempts", f"must be at most the {lower} tier's")
 
     def controls(self, controls: Any, path: str, *, keys: set[str]) -> None:
         checks = {
@@ -271,6 +277,9 @@ class _Checker:
             "max_epsilon": lambda v: v is None or (_is_number(v) and 0 < v <= 100),
             "expiry_days": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 3650,
             "access_level": lambda v: v in ACCESS_LEVELS,
+            "max_generation_attempts": lambda v: (
+                isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 20
+            ),
         }
         expected = {
             "required_approvals": "a whole number from 0 to 10",
@@ -279,6 +288,7 @@ class _Checker:
             "max_epsilon": "a number above 0 and at most 100, or null",
             "expiry_days": "a whole number of days from 0 to 3650",
             "access_level": f"one of {', '.join(ACCESS_LEVELS)}",
+            "max_generation_attempts": "a whole number from 0 to 20",
         }
         for key, value in controls.items():
             if key not in keys:

@@ -1,6 +1,18 @@
 """Services of the approvals app (writes). Split by concern; import from here."""
 
+from approvals.services.attempts import (
+    attempts_allowed,
+    attempts_used,
+    request_regenerate,
+    request_upload_synthetic,
+)
 from approvals.services.decisions import request_decide, request_decide_outcome, round_quorum
+from approvals.services.overrides import (
+    audit_override_refusal,
+    gate_override_decide,
+    gate_override_decline,
+    gate_override_propose,
+)
 from approvals.services.policy import (
     PolicyInvalid,
     policy_active,
@@ -29,6 +41,14 @@ from approvals.services.tiering import (
 )
 
 __all__ = [
+    "attempts_allowed",
+    "attempts_used",
+    "audit_override_refusal",
+    "gate_override_decide",
+    "gate_override_decline",
+    "gate_override_propose",
+    "request_regenerate",
+    "request_upload_synthetic",
     "MAX_ROWS",
     "PolicyInvalid",
     "Preview",

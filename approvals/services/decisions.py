@@ -13,12 +13,12 @@ from django.utils import timezone
 from approvals.choices import DecisionKind, RequestStatus
 from approvals.models import Decision, GenerationRequest
 from approvals.quorum import Approver, Quorum, decide_refusal, quorum
+from approvals.services.attempts import attempt_job_for_approval
 from approvals.services.notifications import notify_requester_on_commit
 from approvals.services.requests import request_get_for
 from approvals.workflow import check_transition
 from audit.services import audit_denied, audit_record
 from core.errors import Conflict, PermissionDenied, ValidationFailed
-from generation.services import job_create
 
 MAX_TEXT = 5000
 
@@ -151,14 +151,7 @@ def _apply_decision(request: GenerationRequest, record: Decision, actor: Any) ->
         request.status = RequestStatus.APPROVED
         request.decided_at = timezone.now()
         request.conditions = _round_conditions(request)
-        request.job = job_create(
-            dataset=request.dataset,
-            columns=request.columns,
-            synthesizer=request.synthesizer,
-            rows=request.rows,
-            epsilon_micro=request.epsilon_micro,
-            actor=actor,
-        )
+        attempt_job_for_approval(request=request, actor=actor)
     request.save()
 
 

@@ -24,7 +24,7 @@ from generation.choices import Classification, ColumnKind, JobState
 from generation.models import SourceDataset, SynthesisJob
 from generation.selectors import datasets_requestable_by
 from generation.services import epsilon_to_micro, job_cancel
-from generation.synthesizers import REGISTRY
+from generation.synthesizers import EXTERNAL_UPLOAD, REGISTRY, is_known_synthesizer
 
 _SYNTHESIZABLE_KINDS = {ColumnKind.NUMERIC, ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN, ColumnKind.DATETIME}
 
@@ -90,8 +90,8 @@ def _validate_rows(rows: Any) -> int:
 
 
 def _validate_epsilon(synthesizer: str, epsilon: Any) -> int | None:
-    cls = REGISTRY[synthesizer]
-    if cls.is_dp:
+    cls = REGISTRY.get(synthesizer)
+    if cls is not None and cls.is_dp:
         return epsilon_to_micro(epsilon)
     if epsilon not in (None, ""):
         raise ValidationFailed(
@@ -118,9 +118,9 @@ def _cleaned(actor: Any, data: RequestInput) -> dict[str, Any]:
     _validate_choice(data.audience, "audience", Audience.values)
     _validate_choice(data.fidelity, "fidelity", Fidelity.values)
     _validate_choice(data.purpose_category, "purpose_category", PurposeCategory.values)
-    if data.synthesizer not in REGISTRY:
+    if not is_known_synthesizer(data.synthesizer):
         raise ValidationFailed(
-            f"Unknown synthesizer; choose one of {', '.join(sorted(REGISTRY))}.",
+            f"Unknown synthesizer; choose one of {', '.join(sorted([*REGISTRY, EXTERNAL_UPLOAD]))}.",
             fields={"synthesizer": "invalid"},
         )
     for field_name in ("title", "purpose", "intended_use"):

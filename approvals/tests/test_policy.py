@@ -44,6 +44,8 @@ RULE_CASES = [
     ("direct identifier", {"direct_identifier_names": ("ssn",)}, "direct_identifiers", None, "prohibited"),
     ("one sensitive column", {"sensitive_names": ("death",)}, "sensitive_columns", None, "medium"),
     ("no sensitive column", {}, None, "sensitive_columns", "low"),
+    ("an uploaded synthetic file", {"synthesizer": "external_upload"}, "external_upload", None, "medium"),
+    ("a file SynthGate synthesizes", {"synthesizer": "gaussian_copula"}, None, "external_upload", "low"),
     (
         "sensitive, external with DP",
         {"sensitive_names": ("death",), "audience": "external", **DP1},
@@ -440,6 +442,8 @@ def test_conditions(condition: dict[str, Any], values: dict[str, Any], expected:
             {"gate": {"exact_copy_rate_max": 0.01}},
         ),
         ({"access_level": "external"}, {"access_level": "internal"}, {"access_level": "internal"}),
+        ({"max_generation_attempts": 3}, {"max_generation_attempts": 1}, {"max_generation_attempts": 1}),
+        ({"max_generation_attempts": 1}, {"max_generation_attempts": 3}, {"max_generation_attempts": 1}),
     ],
 )
 def test_merging_controls_keeps_the_stricter_value(
@@ -571,6 +575,18 @@ def _line_of(text: str, fragment: str) -> int:
             "expiry_days: 400",
         ),
         (
+            _edit("    max_generation_attempts: 2", "    max_generation_attempts: 5"),
+            "tiers.high.max_generation_attempts",
+            "at most the medium tier",
+            "max_generation_attempts: 5",
+        ),
+        (
+            _edit("    max_generation_attempts: 2", "    max_generation_attempts: -1"),
+            "tiers.high.max_generation_attempts",
+            "from 0 to 20",
+            "max_generation_attempts: -1",
+        ),
+        (
             _edit("controls: {max_epsilon: 1.0}", "controls: {max_epsilon: -1}"),
             ".controls.max_epsilon",
             "above 0",
@@ -621,3 +637,19 @@ def test_non_policies_are_refused_without_crashing(text: str, message: str) -> N
 def test_the_shipped_file_is_valid_and_every_tier_has_gate_keys_the_validation_app_reads() -> None:
     for level in ("low", "medium", "high"):
         assert {"column_shape_min", "exact_copy_rate_max"} <= set(POLICY.tiers[level]["gate"])
+
+
+def test_max_generation_attempts_is_optional_so_earlier_rule_sets_stay_valid() -> None:
+    earlier = "\n".join(line for line in SHIPPED.splitlines() if "max_generation_attempts:" not in line)
+    policy = parse_policy(earlier)
+
+    controls = evaluate(policy, facts()).controls
+
+    assert "max_generation_attempts" not in controls  # the request then gets DEFAULT_MAX_ATTEMPTS (1)
+
+
+def test_each_shipped_tier_caps_generation_attempts() -> None:
+    assert evaluate(POLICY, facts()).controls["max_generation_attempts"] == 3
+    high = facts(audience="external", sensitive_names=("death",), **DP1)
+    assert evaluate(POLICY, high).level == "high"
+    assert evaluate(POLICY, high).controls["max_generation_attempts"] == 2

@@ -63,7 +63,10 @@ class ReleaseOutputSerializer(serializers.ModelSerializer):
         # values are for oversight roles only (validation.selectors explains why).
         visible = gate_visible_to(user=self._user(), gate=obj.gate)
         checks = GateCheckSerializer(visible["checks"], many=True).data
-        return {"passed": visible["passed"], "checks": checks}
+        body = {"passed": visible["passed"], "checks": checks}
+        if visible.get("overridden"):
+            body.update(overridden=True, override=visible["override"])
+        return body
 
     def get_metrics(self, obj: Release) -> dict[str, Any]:
         return metrics_visible_to(user=self._user(), metrics=obj.metrics, checks=obj.gate.get("checks", []))

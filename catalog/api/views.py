@@ -8,9 +8,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from approvals.api.serializers import GateOverrideDecisionInputSerializer
+from approvals.services import request_get_for
 from catalog.api.serializers import ReleaseOutputSerializer, ReleaseReportOutputSerializer
 from catalog.selectors import releases_visible_to
-from catalog.services import release_get_for, release_open_download
+from catalog.services import gate_override_approve, release_get_for, release_open_download
 from validation.report import glossary_rows
 from validation.selectors import gate_visible_to, metrics_visible_to, sees_full_report
 
@@ -58,3 +60,19 @@ class ReleaseDownloadApi(APIView):
     @extend_schema(responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY)})
     def get(self, request: Request, release_id: str) -> FileResponse:
         return release_file_response(actor=request.user, release_id=release_id)
+
+
+class GateOverrideApproveApi(APIView):
+    """Under /api/v1/requests/{id}/gate-override/approve/ (routed in portal.api.urls: publishing
+    lives in catalog, the request in approvals)."""
+
+    @extend_schema(request=GateOverrideDecisionInputSerializer, responses={201: ReleaseOutputSerializer})
+    def post(self, request: Request, request_id: str) -> Response:
+        """The second privacy officer approves the pending override; 201 with the new release."""
+        request_get_for(actor=request.user, request_id=request_id)  # 404 before 400 for the unseen
+        payload = GateOverrideDecisionInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        release = gate_override_approve(
+            actor=request.user, request_id=request_id, comment=payload.validated_data["comment"]
+        )
+        return Response(ReleaseOutputSerializer(release, context={"request": request}).data, status=201)

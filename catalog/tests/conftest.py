@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from approvals.choices import RequestStatus
 from approvals.models import GenerationRequest
 from approvals.services import request_decide, request_submit
 from catalog.models import Release
@@ -59,3 +60,46 @@ def release(
     job = approve(submitted_request)
     assert pipeline_run(job_id=job.pk) == "published"
     return Release.objects.get(request=submitted_request)
+
+
+def _strict_gate(request: GenerationRequest, **controls: Any) -> None:
+    """A gate no GaussianCopula release can pass (shape similarity 0.999), so the failure is certain."""
+    tier = dict(request.tier_controls)
+    tier["gate"] = {**tier.get("gate", {}), "column_shape_min": 0.999}
+    tier.update(controls)
+    GenerationRequest.objects.filter(pk=request.pk).update(tier_controls=tier)
+    request.refresh_from_db()
+
+
+@pytest.fixture
+def gate_failed(
+    make_request: Callable[..., GenerationRequest], approve: Callable[[GenerationRequest], SynthesisJob]
+) -> Callable[..., GenerationRequest]:
+    """File, submit, make the gate impossible, approve and run: a gate_failed request."""
+
+    def run(max_attempts: int = 3, **overrides: Any) -> GenerationRequest:
+        draft = make_request(**overrides)
+        submitted = request_submit(actor=draft.requester, request_id=draft.pk)
+        _strict_gate(submitted, max_generation_attempts=max_attempts)
+        job = approve(submitted)
+        assert pipeline_run(job_id=job.pk) == "gate_failed"
+        submitted.refresh_from_db()
+        assert submitted.status == RequestStatus.GATE_FAILED
+        return submitted
+
+    return run
+
+
+@pytest.fixture
+def upload_request(make_request: Callable[..., GenerationRequest], olivia: Any) -> GenerationRequest:
+    """An approved external_upload request of SAFE_COLUMNS (up to 300 rows): no job until a file comes."""
+    from approvals.services import request_decide
+
+    draft = make_request(synthesizer="external_upload")
+    submitted = request_submit(actor=draft.requester, request_id=draft.pk)
+    fired = [f["id"] for f in submitted.assessments.get(review_round=submitted.review_round).fired]
+    assert "external_upload" in fired
+    request_decide(actor=olivia, request_id=submitted.pk, decision="approve")
+    submitted.refresh_from_db()
+    assert (submitted.status, submitted.job_id) == (RequestStatus.APPROVED, None)
+    return submitted

@@ -31,8 +31,18 @@ from generation.services.jobs import (
     job_synthesize,
     jobs_reconcile,
 )
+from generation.services.uploads import (
+    StoredUpload,
+    job_create_for_upload,
+    synthetic_upload_store,
+    upload_discard,
+)
 
 __all__ = [
+    "StoredUpload",
+    "job_create_for_upload",
+    "synthetic_upload_store",
+    "upload_discard",
     "JobCancelled",
     "budget_refund",
     "budget_reserve",

@@ -33,6 +33,30 @@ if smartnoise_available():
     REGISTRY[DPMSTSynthesizer.name] = DPMSTSynthesizer
 
 
+# Not a synthesizer: a request for a synthetic file made outside SynthGate, which the requester
+# uploads once the request is approved. It goes through the same validation and gate; nothing is
+# claimed about how it was made (never DP), so it is not in REGISTRY and nothing synthesizes it.
+EXTERNAL_UPLOAD = "external_upload"
+EXTERNAL_UPLOAD_LABEL = "Bring your own: upload a synthetic file made elsewhere (not DP)"
+
+
+def is_known_synthesizer(name: str) -> bool:
+    """A name a request may carry: a registered synthesizer, or an external upload."""
+    return name in REGISTRY or name == EXTERNAL_UPLOAD
+
+
+def is_dp_synthesizer(name: str) -> bool:
+    cls = REGISTRY.get(name)
+    return bool(cls and cls.is_dp)
+
+
+def synthesizer_label(name: str) -> str:
+    if name == EXTERNAL_UPLOAD:
+        return EXTERNAL_UPLOAD_LABEL
+    cls = REGISTRY.get(name)
+    return str(cls.label) if cls else name
+
+
 def synthesizer_for(
     name: str, *, epsilon: Decimal | float | str | None = None, options: Options | None = None
 ) -> Synthesizer:
@@ -54,4 +78,15 @@ def synthesizer_for(
     return cls(options=options)  # type: ignore[no-any-return]
 
 
-__all__ = ["REGISTRY", "ColumnSpec", "ProgressFn", "Synthesizer", "synthesizer_for"]
+__all__ = [
+    "EXTERNAL_UPLOAD",
+    "EXTERNAL_UPLOAD_LABEL",
+    "REGISTRY",
+    "ColumnSpec",
+    "ProgressFn",
+    "Synthesizer",
+    "is_dp_synthesizer",
+    "is_known_synthesizer",
+    "synthesizer_for",
+    "synthesizer_label",
+]

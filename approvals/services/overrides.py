@@ -1,0 +1,171 @@
+"""Overriding a failed release gate: a privacy officer proposes it with a written justification;
+a second privacy officer approves or declines. Neither may be the requester, and the second may
+not be the proposer (the database refuses that too). Publishing an approved override is
+orchestrated by catalog.services.gate_override_approve, which calls `gate_override_decide`.
+
+Audit rows carry the justification's SHA-256, not its text: the text lives on the override row,
+and the hash lets an auditor prove the row was not edited afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from approvals.choices import OverrideStatus, RequestStatus
+from approvals.models import GateOverride, GenerationRequest
+from approvals.services.requests import request_get_for
+from audit.services import audit_denied, audit_record
+from core.errors import Conflict, PermissionDenied, ValidationFailed
+from core.roles import Role, has_role
+from generation.choices import JobState
+
+MIN_JUSTIFICATION = 40
+MAX_TEXT = 5000
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _officer_refusal(actor: Any, request: GenerationRequest) -> str:
+    if not has_role(actor, Role.PRIVACY_OFFICER):
+        return "Only privacy officers can override a failed release gate."
+    if request.requester_id == actor.pk:
+        return "You filed this request, so you cannot override its release gate."
+    return ""
+
+
+def _refuse(actor: Any, request: GenerationRequest, action: str, reason: str) -> PermissionDenied:
+    audit_denied(actor=actor, action=action, target_type="request", target_id=request.pk, reason=reason)
+    return PermissionDenied(reason)
+
+
+def _failed_checks(request: GenerationRequest) -> list[str]:
+    """The current job's failed checks; Conflict unless it ended at the gate with a report."""
+    job = request.job
+    if request.status != RequestStatus.GATE_FAILED or job is None or job.state != JobState.GATE_FAILED:
+        raise Conflict(
+            "Only a request whose release failed the gate can be published by override.",
+            code="invalid_transition",
+        )
+    report = getattr(job, "validation", None)
+    if report is None or not job.output_path:
+        raise Conflict("This job left no validated output to publish.", code="nothing_to_publish")
+    return [str(c["name"]) for c in report.checks if not c.get("passed")]
+
+
+def gate_override_propose(*, actor: Any, request_id: Any, justification: str) -> GateOverride:
+    """File a proposal to publish the request's gate-failed job, with a written justification."""
+    text = (justification or "").strip()
+    with transaction.atomic():
+        request = request_get_for(actor=actor, request_id=request_id, lock=True)
+        reason = _officer_refusal(actor, request)
+        if not reason:
+            return _propose(actor, request, text)
+    raise _refuse(actor, request, "request.gate_override_propose", reason)
+
+
+def _propose(actor: Any, request: GenerationRequest, text: str) -> GateOverride:
+    failed = _failed_checks(request)
+    if len(text) < MIN_JUSTIFICATION or len(text) > MAX_TEXT:
+        raise ValidationFailed(
+            f"Write a justification of {MIN_JUSTIFICATION} to {MAX_TEXT} characters: why this release is "
+            f"safe and useful enough despite the failed checks ({', '.join(failed)}).",
+            fields={"justification": "length"},
+        )
+    if GateOverride.objects.filter(
+        job=request.job, status__in=[OverrideStatus.PENDING, OverrideStatus.APPROVED]
+    ).exists():
+        raise Conflict(
+            "An override of this job is already awaiting a second approver.", code="override_pending"
+        )
+    override = GateOverride.objects.create(
+        request=request,
+        job=request.job,
+        justification=text,
+        failed_checks=failed,
+        proposed_by=actor,
+        proposed_by_name=actor.get_username(),
+    )
+    audit_record(
+        actor=actor,
+        action="request.gate_override_propose",
+        target_type="request",
+        target_id=request.pk,
+        details={
+            "override": override.pk,
+            "job": str(request.job_id),
+            "failed_checks": failed,
+            "justification_sha256": _digest(text),
+        },
+    )
+    return override
+
+
+def gate_override_decide(*, actor: Any, request_id: Any, approve: bool, comment: str = "") -> GateOverride:
+    """The second approver's decision on the pending override. Call inside a transaction; on
+    approval the caller publishes in the same transaction (catalog.services.gate_override_approve)."""
+    comment = (comment or "").strip()
+    request = request_get_for(actor=actor, request_id=request_id, lock=True)
+    override = request.gate_overrides.select_for_update().filter(status=OverrideStatus.PENDING).first()
+    if override is None:
+        raise Conflict(
+            "No override of this request's gate is awaiting a decision.", code="no_pending_override"
+        )
+    reason = _officer_refusal(actor, request) or (
+        "You proposed this override; a different privacy officer must approve it."
+        if override.proposed_by_id == actor.pk
+        else ""
+    )
+    if reason:
+        # The callers audit the refusal after their transaction rolls back (audit_override_refusal).
+        raise PermissionDenied(reason)
+    if not approve and not comment:
+        raise ValidationFailed(
+            "Say why you decline, for the proposer and the requester.", fields={"comment": "required"}
+        )
+    if len(comment) > MAX_TEXT:
+        raise ValidationFailed(f"Keep the comment under {MAX_TEXT} characters.", fields={"comment": "length"})
+    override.status = OverrideStatus.APPROVED if approve else OverrideStatus.DECLINED
+    override.decided_by, override.decided_by_name = actor, actor.get_username()
+    override.decided_at, override.decision_comment = timezone.now(), comment
+    override.save()
+    audit_record(
+        actor=actor,
+        action=f"request.gate_override_{'approve' if approve else 'decline'}",
+        target_type="request",
+        target_id=request.pk,
+        details={
+            "override": override.pk,
+            "job": str(override.job_id),
+            "proposed_by": override.proposed_by_name,
+            "justification_sha256": _digest(override.justification),
+        },
+    )
+    return override
+
+
+def gate_override_decline(*, actor: Any, request_id: Any, comment: str) -> GateOverride:
+    """Decline the pending override; the request stays gate_failed."""
+    try:
+        with transaction.atomic():
+            return gate_override_decide(actor=actor, request_id=request_id, approve=False, comment=comment)
+    except PermissionDenied as exc:
+        audit_override_refusal(actor=actor, request_id=request_id, reason=str(exc))
+        raise
+
+
+def audit_override_refusal(*, actor: Any, request_id: Any, reason: str) -> None:
+    """Evidence of a refused override decision, in its own committed write."""
+    request = request_get_for(actor=actor, request_id=request_id)
+    audit_denied(
+        actor=actor,
+        action="request.gate_override_decide",
+        target_type="request",
+        target_id=request.pk,
+        reason=reason,
+    )

@@ -95,6 +95,8 @@ def test_a_failed_gate_is_regenerated_then_overridden_by_two_officers(
     assert _charts_drawn(officer) >= 5  # risks, TSTR (when applicable), shapes, heatmap, distances, overlays
     _shot(officer, "gate-2-officer-report")
     officer.goto(url)
+    officer.get_by_test_id("gate-override").wait_for()
+    _shot(officer, "gate-2b-officer-request-page")
     officer.get_by_label("Justification").fill(JUSTIFICATION)
     officer.get_by_role("button", name="Propose override").click()
     assert "a second privacy officer must approve it" in officer.content()

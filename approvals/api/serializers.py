@@ -56,6 +56,18 @@ class AttemptOutputSerializer(serializers.ModelSerializer):
         return None if report is None else bool(report.passed)
 
 
+class AttemptReportOutputSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    source = serializers.CharField()
+    state = serializers.CharField()
+    gate_passed = serializers.BooleanField(allow_null=True)
+    started_by = serializers.CharField()
+    at = serializers.DateTimeField()
+    job = serializers.UUIDField()
+    gate = serializers.JSONField(allow_null=True)
+    metrics = serializers.JSONField(allow_null=True)
+
+
 class GateOverrideOutputSerializer(serializers.ModelSerializer):
     proposed_by = serializers.CharField(source="proposed_by_name")
     decided_by = serializers.CharField(source="decided_by_name")

@@ -9,6 +9,7 @@ urlpatterns = [
     path("<str:request_id>/submit/", views.RequestSubmitApi.as_view(), name="api-request-submit"),
     path("<str:request_id>/cancel/", views.RequestCancelApi.as_view(), name="api-request-cancel"),
     path("<str:request_id>/decisions/", views.RequestDecisionApi.as_view(), name="api-request-decisions"),
+    path("<str:request_id>/attempts/", views.RequestAttemptsApi.as_view(), name="api-request-attempts"),
     path("<str:request_id>/regenerate/", views.RequestRegenerateApi.as_view(), name="api-request-regenerate"),
     path("<str:request_id>/upload/", views.RequestUploadApi.as_view(), name="api-request-upload"),
     path(

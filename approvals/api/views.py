@@ -9,6 +9,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from approvals.api.serializers import (
+    AttemptOutputSerializer,
+    AttemptReportOutputSerializer,
     DecisionInputSerializer,
     DecisionOutputSerializer,
     GateOverrideDecisionInputSerializer,
@@ -37,6 +39,7 @@ from approvals.services import (
 )
 from core.errors import ValidationFailed
 from generation.uploads import upload_was_too_large
+from validation.selectors import gate_visible_to, metrics_visible_to
 
 
 def _render(request_obj: object) -> dict:
@@ -199,3 +202,28 @@ class GateOverrideDeclineApi(APIView):
             actor=request.user, request_id=request_id, comment=payload.validated_data["comment"]
         )
         return Response(GateOverrideOutputSerializer(override).data)
+
+
+class RequestAttemptsApi(APIView):
+    @extend_schema(responses=AttemptReportOutputSerializer(many=True))
+    def get(self, request: Request, request_id: str) -> Response:
+        """Every generation attempt with its gate and metrics as the caller may see them (values
+        for oversight roles; pass/fail and reasons for others): what an override is decided on."""
+        item = request_get_for(actor=request.user, request_id=request_id)
+        rows = []
+        for attempt in item.attempts.select_related("job"):
+            report = getattr(attempt.job, "validation", None)
+            gate = {"passed": report.passed, "checks": report.checks} if report else None
+            rows.append(
+                {
+                    **AttemptOutputSerializer(attempt).data,
+                    "job": attempt.job_id,
+                    "gate": gate_visible_to(user=request.user, gate=gate) if gate else None,
+                    "metrics": metrics_visible_to(
+                        user=request.user, metrics=report.metrics, checks=report.checks
+                    )
+                    if report
+                    else None,
+                }
+            )
+        return Response(AttemptReportOutputSerializer(rows, many=True).data)

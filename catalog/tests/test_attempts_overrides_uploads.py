@@ -102,6 +102,23 @@ def test_only_the_requester_or_a_privacy_officer_may_regenerate(
     assert AuditEvent.objects.filter(action="request.regenerate", outcome="denied").count() == 1
 
 
+def test_the_attempts_api_shows_each_gate_as_the_caller_may_see_it(
+    gate_failed: Callable[..., GenerationRequest], api: Any, alice: Any, olivia: Any, charlie: Any
+) -> None:
+    request = gate_failed()
+    url = f"/api/v1/requests/{request.pk}/attempts/"
+
+    officer = api(olivia).get(url).json()
+    requester = api(alice).get(url).json()
+
+    assert [a["number"] for a in officer] == [1] and officer[0]["gate_passed"] is False
+    shape = next(c for c in officer[0]["gate"]["checks"] if c["name"] == "column_shape_similarity")
+    assert shape["value"] is not None and "column_shapes" in officer[0]["metrics"]
+    coarse = next(c for c in requester[0]["gate"]["checks"] if c["name"] == "column_shape_similarity")
+    assert coarse["value"] is None and coarse["reason"] and "column_shapes" not in requester[0]["metrics"]
+    assert api(charlie).get(url).status_code == 404
+
+
 def test_a_published_request_cannot_be_regenerated(release: Release, alice: Any) -> None:
     with pytest.raises(Conflict):
         request_regenerate(actor=alice, request_id=release.request_id)

@@ -52,13 +52,23 @@ CLASSIFICATION = {  # what the intake suggests for flchain's columns (generation
     "chapter": "sensitive", "mgus": "sensitive", "death": "sensitive",
 }  # fmt: skip
 INTEGER_COLUMNS = {"age", "flc.grp", "sample.yr", "futime"}
+OUTCOME = "death"  # what flchain's steward declares (the demo does): TSTR predicts it
 
 
 def infos() -> list[Any]:
     from validation.metrics.columns import ColumnInfo
 
     return [
-        ColumnInfo(name, kind, CLASSIFICATION.get(name, "other"), lo, hi, cats, name in INTEGER_COLUMNS)
+        ColumnInfo(
+            name,
+            kind,
+            CLASSIFICATION.get(name, "other"),
+            lo,
+            hi,
+            cats,
+            name in INTEGER_COLUMNS,
+            name == OUTCOME,
+        )
         for name, kind, lo, hi, cats, _nullable in DECLARED
     ]
 

@@ -204,7 +204,9 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
         "is_requester": item.requester_id == request.user.pk,
         "can_edit": item.requester_id == request.user.pk and allowed("update", item.status),
         "can_submit": item.requester_id == request.user.pk and allowed("submit", item.status),
-        "can_withdraw": item.requester_id == request.user.pk and allowed("cancel", item.status),
+        "can_withdraw": item.requester_id == request.user.pk
+        and allowed("cancel", item.status)
+        and item.job_id is None,
         "can_stop_job": bool(item.job_id)
         and allowed("cancel_job", item.status)
         and not item.job.cancel_requested

@@ -4,6 +4,7 @@
     in_review --decide--> in_review (quorum not yet met) | approved | rejected | changes_requested
     changes_requested --update/submit--> ... (resubmitting re-tiers under the active policy)
     draft | in_review | changes_requested --cancel (withdraw)--> cancelled
+    approved, before any job (an upload request awaiting its file) --cancel--> cancelled
     approved --> generating --> validating --> published | gate_failed | failed   (the job's path)
     approved --upload--> approved (external_upload requests: the uploaded file's job is queued)
     gate_failed | failed --regenerate / upload--> approved (a new attempt, within the policy's limit)
@@ -24,7 +25,14 @@ TRANSITIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "update": {S.DRAFT: (S.DRAFT,), S.CHANGES_REQUESTED: (S.CHANGES_REQUESTED,)},
     "submit": {S.DRAFT: (S.IN_REVIEW, S.REJECTED), S.CHANGES_REQUESTED: (S.IN_REVIEW, S.REJECTED)},
     "decide": {S.IN_REVIEW: (S.IN_REVIEW, S.APPROVED, S.REJECTED, S.CHANGES_REQUESTED)},
-    "cancel": {S.DRAFT: (S.CANCELLED,), S.IN_REVIEW: (S.CANCELLED,), S.CHANGES_REQUESTED: (S.CANCELLED,)},
+    # From approved only while no job exists (an external_upload request awaiting its file);
+    # an approved request with a job is stopped through cancel_job instead.
+    "cancel": {
+        S.DRAFT: (S.CANCELLED,),
+        S.IN_REVIEW: (S.CANCELLED,),
+        S.CHANGES_REQUESTED: (S.CANCELLED,),
+        S.APPROVED: (S.CANCELLED,),
+    },
     "start": {S.APPROVED: (S.GENERATING,)},
     "validate": {S.GENERATING: (S.VALIDATING,), S.APPROVED: (S.VALIDATING,)},
     "publish": {S.VALIDATING: (S.PUBLISHED,)},

@@ -134,6 +134,7 @@ def request_upload_synthetic(*, actor: Any, request_id: Any, uploaded_file: Any)
     its validation; it is published only if it passes the same gate as any release."""
     request = request_get_for(actor=actor, request_id=request_id)
     _check_may_upload(actor, request)
+    check_transition("upload", request.status)  # before reading the file; checked again below
     # Parsed and stored before the transaction (it can take seconds); removed if anything fails.
     upload = synthetic_upload_store(
         uploaded_file=uploaded_file, columns=list(request.columns), max_rows=request.rows

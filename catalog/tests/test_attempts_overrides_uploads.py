@@ -374,3 +374,22 @@ def test_concurrent_regenerations_start_exactly_one_attempt(
     assert set(outcomes) == {"approved"}, outcomes
     assert GenerationAttempt.objects.filter(request=request).count() == 2
     assert SynthesisJob.objects.filter(state=JobState.QUEUED).count() == 1
+
+
+def test_an_approved_upload_request_awaiting_its_file_can_be_withdrawn(
+    upload_request: GenerationRequest, alice: Any, bob: Any
+) -> None:
+    from approvals.services import request_cancel
+
+    with pytest.raises(PermissionDenied):
+        request_cancel(actor=bob, request_id=upload_request.pk)
+
+    withdrawn = request_cancel(actor=alice, request_id=upload_request.pk)
+
+    assert withdrawn.status == RequestStatus.CANCELLED
+    with pytest.raises(Conflict):
+        request_upload_synthetic(
+            actor=alice,
+            request_id=upload_request.pk,
+            uploaded_file=_csv(smooth_marginals(_training(upload_request), 50, seed=1)),
+        )

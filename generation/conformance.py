@@ -12,14 +12,9 @@ Each column is held to its signed-off declaration (job.metadata):
 This is post-processing of the synthetic frame only: it reads the declaration (public metadata),
 never the source rows, so a differential-privacy guarantee still holds afterwards.
 
-Values are compared the way the release gate compares them (validation.metrics.utility
-`_violations`, with `as_labels` / `as_numbers` from validation.metrics.columns), so what is kept is
-exactly what the gate's `bound_violations` accepts. Those helpers are re-stated here rather than
-imported because generation may not import validation (see CONVENTIONS.md); the tests check that
-the gate reports no violation on conformed output. One deliberate difference: a boolean True/False
-is kept when the declaration lists it as the text "True"/"False" (what the profile pre-fills for a
-bool column). The gate labels booleans "1"/"0" and so still counts them as violations; blanking
-values the steward did declare would destroy the column and hide that mismatch, which is the gate's.
+Values are read with generation.values, the same readings the release gate uses (validation
+imports them), so what is kept is exactly what the gate's `bound_violations` accepts; the tests
+check that the gate reports no violation on conformed output.
 
 Only counts of changed cells are returned, never values: they go to logs and receipts.
 """
@@ -35,6 +30,7 @@ import pandas as pd
 from pandas.tseries.api import guess_datetime_format
 
 from generation.choices import ColumnKind
+from generation.values import as_datetimes, as_labels, declared_labels
 
 ChangeCounts = dict[str, dict[str, int]]
 """{column: {"clipped" | "rounded" | "undeclared_category" | "unparseable": cells changed}}."""
@@ -75,7 +71,7 @@ def _conform_column(series: pd.Series, item: Mapping[str, Any]) -> tuple[pd.Seri
         return _conform_datetime(series, item)
     if item.get("categories"):
         # As the gate: any other kind with declared categories is held to them.
-        return _conform_categories(series, [str(c) for c in item["categories"]])
+        return _conform_categories(series, [str(c) for c in item["categories"]], kind)
     return series, {}
 
 
@@ -148,16 +144,11 @@ def _stamp_bound(value: Any) -> pd.Timestamp | None:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
-def _as_stamps(series: pd.Series) -> pd.Series:
-    # The gate's parse (validation.metrics.columns.as_numbers): mixed formats, naive values as UTC.
-    return pd.to_datetime(series, errors="coerce", format="mixed", utc=True)
-
-
 def _conform_datetime(series: pd.Series, item: Mapping[str, Any]) -> tuple[pd.Series, dict[str, int]]:
     lower, upper = _stamp_bound(item.get("lower")), _stamp_bound(item.get("upper"))
     if lower is None and upper is None:
         return series, {}
-    stamps = _as_stamps(series)
+    stamps = as_datetimes(series)
     unparseable = series.notna() & stamps.isna()
     below = stamps < lower if lower is not None else pd.Series(False, index=series.index)
     above = stamps > upper if upper is not None else pd.Series(False, index=series.index)
@@ -192,46 +183,17 @@ def _text_like(sample: str, bound: pd.Timestamp) -> str:
         return full
     text = str(bound.strftime(fmt) if "%z" in fmt or "%Z" in fmt else naive.strftime(fmt))
     # A coarser format (dates only) can move the bound outside itself; then say it in full.
-    return text if _as_stamps(pd.Series([text])).iloc[0] == bound else full
+    return text if as_datetimes(pd.Series([text])).iloc[0] == bound else full
 
 
 # --- Categories --------------------------------------------------------------------------------
 
 
-def _conform_categories(series: pd.Series, categories: list[str]) -> tuple[pd.Series, dict[str, int]]:
-    declared = set(categories)  # the gate's labels of declared (text) categories are the texts
-    labels = _labels(series)
-    kept = (
-        series.isna()
-        | labels.isin(declared)
-        | series.astype(object).map(lambda v: _declared_boolean(v, declared))
-    )
+def _conform_categories(
+    series: pd.Series, categories: list[str], kind: str
+) -> tuple[pd.Series, dict[str, int]]:
+    kept = series.isna() | as_labels(series).isin(declared_labels(categories, kind))
     undeclared = int((~kept).sum())
     if not undeclared:
         return series, {}
     return series.where(kept), {"undeclared_category": undeclared}
-
-
-def _labels(series: pd.Series) -> pd.Series:
-    """validation.metrics.columns.as_labels for present values: 1, 1.0 and True all read "1"."""
-    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
-        return pd.to_numeric(series, errors="coerce").astype("float64").map(_number_label)
-    return series.astype(object).map(_object_label)
-
-
-def _number_label(value: float) -> str:
-    if not np.isfinite(value):
-        return str(value)
-    return str(int(value)) if float(value).is_integer() else repr(round(float(value), 9))
-
-
-def _object_label(value: Any) -> str:
-    if isinstance(value, bool | np.bool_):
-        return "1" if value else "0"
-    if isinstance(value, int | float | np.integer | np.floating):
-        return _number_label(float(value))
-    return str(value)
-
-
-def _declared_boolean(value: Any, declared: set[str]) -> bool:
-    return isinstance(value, bool | np.bool_) and str(bool(value)) in declared

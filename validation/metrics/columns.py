@@ -6,10 +6,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-MISSING = "\x00<missing>"
+# The value readings are generation's (generation.values), so conforming output and gating it agree.
+from generation.values import MISSING, as_labels, as_numbers
+
+__all__ = ["MISSING", "ColumnInfo", "as_labels", "as_numbers", "column_infos", "row_keys"]
+
 NUMERIC_KINDS = ("numeric", "datetime")
 QUASI_IDENTIFIER = "quasi_identifier"
 SENSITIVE = "sensitive"
@@ -51,43 +54,6 @@ def column_infos(specs: Iterable[Mapping[str, Any]]) -> list[ColumnInfo]:
             )
         )
     return infos
-
-
-def as_numbers(series: pd.Series, kind: str) -> pd.Series:
-    """Numbers for continuous columns: datetimes become epoch seconds, unparseable values NaN."""
-    if kind == "datetime":
-        parsed = pd.to_datetime(series, errors="coerce", format="mixed", utc=True)
-        seconds = parsed.astype("int64") / 1e9
-        return seconds.where(parsed.notna()).astype(float)
-    return pd.to_numeric(series, errors="coerce").astype(float)
-
-
-def as_labels(series: pd.Series) -> pd.Series:
-    """Category labels as strings, with 1, 1.0 and True alike and missing as its own label.
-
-    Synthesizers often return 0/1 columns as floats; comparing "1" with "1.0" would call a perfect
-    copy completely different.
-    """
-    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
-        numbers = pd.to_numeric(series, errors="coerce").astype(float)
-        text = numbers.map(_number_label)
-        return text.where(numbers.notna(), MISSING).astype(str)
-    text = series.astype(object).map(_object_label)
-    return text.where(series.notna(), MISSING).astype(str)
-
-
-def _number_label(value: float) -> str:
-    if not np.isfinite(value):
-        return str(value)
-    return str(int(value)) if float(value).is_integer() else repr(round(float(value), 9))
-
-
-def _object_label(value: Any) -> str:
-    if isinstance(value, bool | np.bool_):
-        return "1" if value else "0"
-    if isinstance(value, int | float | np.integer | np.floating):
-        return _number_label(float(value))
-    return str(value)
 
 
 def row_keys(frame: pd.DataFrame, infos: list[ColumnInfo]) -> pd.Series:

@@ -22,6 +22,7 @@ import pandas as pd
 from scipy.stats import ks_2samp
 from scipy.stats.contingency import association
 
+from generation.values import declared_labels
 from validation.metrics.columns import MISSING, ColumnInfo, as_labels, as_numbers
 from validation.metrics.stats import rounded
 
@@ -316,13 +317,6 @@ def _bound(value: Any, kind: str) -> float | None:
     return float(value)
 
 
-_BOOLEAN_LABELS = {"true": "1", "false": "0"}
-
-
-def _folded(value: Any) -> str:
-    return str(value).strip().lower()
-
-
 def _violations(frame: pd.DataFrame, info: ColumnInfo) -> tuple[pd.Series, pd.Series, list[str]]:
     """Rows of `frame` breaking the column's declared bounds or categories, rows breaking its
     whole-number declaration, and which rules the column has."""
@@ -345,10 +339,7 @@ def _violations(frame: pd.DataFrame, info: ColumnInfo) -> tuple[pd.Series, pd.Se
             fractional = numbers.notna() & ((numbers - numbers.round()).abs() > 1e-9)
     elif info.categories:
         rules.append("categories")
-        allowed = set(as_labels(pd.Series(list(info.categories))))
-        if info.kind == "boolean":
-            # The intake declares booleans as "True"/"False"; as_labels reads True/False as 1/0.
-            allowed |= {_BOOLEAN_LABELS[c] for c in map(_folded, info.categories) if c in _BOOLEAN_LABELS}
+        allowed = declared_labels(info.categories, info.kind)
         labels = as_labels(column)
         broken |= (labels != MISSING) & ~labels.isin(allowed)
     return broken, fractional, rules

@@ -17,10 +17,13 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from approvals.choices import RequestStatus
 from approvals.models import GateOverride, GenerationRequest
-from approvals.services import audit_override_refusal, gate_override_decide, request_follow_job
-from approvals.workflow import check_transition
+from approvals.services import (
+    audit_override_refusal,
+    gate_override_decide,
+    request_follow_job,
+    request_published_by_override,
+)
 from audit.services import audit_record
 from catalog.models import Release
 from catalog.selectors import releases_visible_to
@@ -32,6 +35,7 @@ from generation.services import (
     JobCancelled,
     job_claim,
     job_finalize,
+    job_read_training,
     job_report_progress,
     job_set_state,
     job_store_output,
@@ -148,7 +152,6 @@ def gate_override_approve(*, actor: Any, request_id: Any, comment: str = "") -> 
 
 def _publish_override(actor: Any, override: GateOverride) -> Release:
     request = GenerationRequest.objects.select_for_update().get(pk=override.request_id)
-    check_transition("publish_override", request.status)
     job = override.job
     gate = {
         "passed": False,
@@ -171,15 +174,7 @@ def _publish_override(actor: Any, override: GateOverride) -> Release:
     )
     if release is None:
         raise Conflict("This request already has a release.", code="already_published")
-    request.status = RequestStatus.PUBLISHED
-    request.save(update_fields=["status", "updated_at"])
-    audit_record(
-        actor=actor,
-        action="request.published",
-        target_type="request",
-        target_id=request.pk,
-        details={"job": str(job.pk), "override": override.pk},
-    )
+    request_published_by_override(actor=actor, request=request, override=override)
     return release
 
 
@@ -265,10 +260,7 @@ def _uploaded_tables(job: SynthesisJob) -> tuple[Any, Any]:
     """An uploaded synthetic file and the training split it is tested against (read worker-side:
     the uploader never handles either split)."""
     synthetic = read_encrypted_parquet(job.upload_path)[list(job.columns)]
-    SynthesisJob.objects.filter(pk=job.pk, data_accessed_at__isnull=True).update(
-        data_accessed_at=timezone.now()
-    )
-    training = read_encrypted_parquet(job.dataset.storage_path)[list(job.columns)]
+    training = job_read_training(job=job)
     job_report_progress(job=job, progress=0.5, stage="loaded the uploaded file")
     return synthetic, training
 

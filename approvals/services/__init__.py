@@ -12,6 +12,7 @@ from approvals.services.overrides import (
     gate_override_decide,
     gate_override_decline,
     gate_override_propose,
+    request_published_by_override,
 )
 from approvals.services.policy import (
     PolicyInvalid,
@@ -47,6 +48,7 @@ __all__ = [
     "gate_override_decide",
     "gate_override_decline",
     "gate_override_propose",
+    "request_published_by_override",
     "request_regenerate",
     "request_upload_synthetic",
     "MAX_ROWS",

@@ -17,14 +17,15 @@ from django.utils import timezone
 
 from approvals.choices import OverrideStatus, RequestStatus
 from approvals.models import GateOverride, GenerationRequest
+from approvals.services.decisions import MAX_TEXT
 from approvals.services.requests import request_get_for
+from approvals.workflow import check_transition
 from audit.services import audit_denied, audit_record
 from core.errors import Conflict, PermissionDenied, ValidationFailed
 from core.roles import Role, has_role
 from generation.choices import JobState
 
 MIN_JUSTIFICATION = 40
-MAX_TEXT = 5000
 
 
 def _digest(text: str) -> str:
@@ -168,4 +169,18 @@ def audit_override_refusal(*, actor: Any, request_id: Any, reason: str) -> None:
         target_type="request",
         target_id=request.pk,
         reason=reason,
+    )
+
+
+def request_published_by_override(*, actor: Any, request: GenerationRequest, override: GateOverride) -> None:
+    """Move the (locked) request to published once catalog has published the overridden job."""
+    check_transition("publish_override", request.status)
+    request.status = RequestStatus.PUBLISHED
+    request.save(update_fields=["status", "updated_at"])
+    audit_record(
+        actor=actor,
+        action="request.published",
+        target_type="request",
+        target_id=request.pk,
+        details={"job": str(override.job_id), "override": override.pk},
     )

@@ -50,11 +50,16 @@ def job_create(
     rows: int,
     epsilon_micro: int | None,
     actor: Any,
+    upload_path: str = "",
+    audit_details: dict[str, Any] | None = None,
+    retry_hint: str = "approve again",
 ) -> SynthesisJob:
-    """Create a queued job pinned to the dataset's signed-off column specs; enqueue on commit."""
+    """Create a queued job pinned to the dataset's signed-off column specs; enqueue on commit.
+
+    `upload_path` is set for a job that validates an uploaded file instead of synthesizing."""
     if dataset.status != DatasetStatus.READY:
         raise Conflict(
-            f"{dataset} is awaiting a new classification sign-off; approve again once a data "
+            f"{dataset} is awaiting a new classification sign-off; {retry_hint} once a data "
             "steward has signed it off.",
             code="dataset_not_signed_off",
         )
@@ -67,6 +72,7 @@ def job_create(
         rows=rows,
         epsilon_micro=epsilon_micro,
         seed=secrets.randbelow(2**31 - 1),
+        upload_path=upload_path,
     )
     audit_record(
         actor=actor,
@@ -78,6 +84,7 @@ def job_create(
             "synthesizer": synthesizer,
             "rows": rows,
             "classification_version": dataset.classification_version,
+            **(audit_details or {}),
         },
     )
     if epsilon_micro is not None:
@@ -264,6 +271,16 @@ def _options_for(job: SynthesisJob) -> dict[str, Any]:
     return options
 
 
+def job_read_training(*, job: SynthesisJob) -> Any:
+    """The job's columns of the training split, after stamping data_accessed_at (worker-side).
+
+    Stamped before the first read: from here on, a failure can no longer be refunded."""
+    SynthesisJob.objects.filter(pk=job.pk, data_accessed_at__isnull=True).update(
+        data_accessed_at=timezone.now()
+    )
+    return read_encrypted_parquet(job.dataset.storage_path)[list(job.columns)]
+
+
 def job_synthesize(*, job: SynthesisJob) -> SynthesisOutput:
     """Read the training split (stamping data_accessed_at first) and run the job's synthesizer.
 
@@ -272,11 +289,7 @@ def job_synthesize(*, job: SynthesisJob) -> SynthesisOutput:
     specs = job_column_specs(job)
     # The epsilon the ledger reserved (exact micro-epsilon); the mechanism spends exactly that.
     synthesizer = synthesizer_for(job.synthesizer, epsilon=job.epsilon, options=_options_for(job) or None)
-    # Stamped before the first read: from here on, a failure can no longer be refunded.
-    SynthesisJob.objects.filter(pk=job.pk, data_accessed_at__isnull=True).update(
-        data_accessed_at=timezone.now()
-    )
-    frame = read_encrypted_parquet(job.dataset.storage_path)[list(job.columns)]
+    frame = job_read_training(job=job)
     job_report_progress(job=job, progress=0.1, stage="loaded source")
 
     def progress(fraction: float, stage: str) -> None:

@@ -9,17 +9,14 @@ holds: it could be a copy of the real table, which is what the gate is there to 
 from __future__ import annotations
 
 import logging
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from audit.services import audit_record
-from core.errors import Conflict, ValidationFailed
-from generation.choices import DatasetStatus
+from core.errors import ValidationFailed
 from generation.intake import frame_to_parquet_bytes, parse_upload
 from generation.models import SourceDataset, SynthesisJob
 from generation.services.datasets import _spool
-from generation.services.jobs import _signed_off_specs, job_enqueue
+from generation.services.jobs import job_create
 from generation.storage import delete_stored, storage_root, store_encrypted
 from generation.synthesizers import EXTERNAL_UPLOAD
 
@@ -82,38 +79,17 @@ def job_create_for_upload(
 
     The caller runs this inside its transaction; if that rolls back, the stored file is deleted.
     """
-    if dataset.status != DatasetStatus.READY:
-        raise Conflict(
-            f"{dataset} is awaiting a new classification sign-off; upload again once a data steward "
-            "has signed it off.",
-            code="dataset_not_signed_off",
-        )
-    job = SynthesisJob.objects.create(
+    return job_create(
         dataset=dataset,
-        columns=list(columns),
-        metadata=_signed_off_specs(dataset, columns),
-        classification_version=dataset.classification_version,
+        columns=columns,
         synthesizer=EXTERNAL_UPLOAD,
         rows=upload.rows,
         epsilon_micro=None,
-        seed=secrets.randbelow(2**31 - 1),
-        upload_path=upload.relative_path,
-    )
-    audit_record(
         actor=actor,
-        action="job.queue",
-        target_type="job",
-        target_id=job.pk,
-        details={
-            "dataset": str(dataset.pk),
-            "synthesizer": EXTERNAL_UPLOAD,
-            "rows": upload.rows,
-            "upload_sha256": upload.sha256,
-            "classification_version": dataset.classification_version,
-        },
+        upload_path=upload.relative_path,
+        audit_details={"upload_sha256": upload.sha256},
+        retry_hint="upload again",
     )
-    job_enqueue(job_id=job.pk)
-    return job
 
 
 def upload_discard(upload: StoredUpload) -> None:

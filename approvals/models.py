@@ -74,6 +74,8 @@ class GenerationRequest(models.Model):
     synthesizer = models.CharField(max_length=40)
     rows = models.PositiveIntegerField()
     epsilon_micro = models.PositiveBigIntegerField(null=True, blank=True)
+    # For (epsilon, delta)-DP synthesizers (dp_mst, dp_aim): the delta asked for, in 1e-18 units.
+    delta_atto = models.PositiveBigIntegerField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=RequestStatus.choices, default=RequestStatus.DRAFT)
     review_round = models.PositiveIntegerField(default=0)
     tier_level = models.CharField(max_length=12, choices=TierLevel.choices, blank=True)

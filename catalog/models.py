@@ -30,6 +30,11 @@ class Release(models.Model):
     synthesizer = models.CharField(max_length=40)
     is_dp = models.BooleanField()
     epsilon_micro = models.PositiveBigIntegerField(null=True, blank=True)
+    delta_atto = models.PositiveBigIntegerField(null=True, blank=True)
+    # What is and is not protected (NIST SP 800-226 fields), fixed at publication:
+    # {"dp", "unit", "neighbouring", "epsilon", "delta", "flavour", "mechanisms", "covers",
+    #  "not_covered", "source_spent": {"epsilon", "delta"}}.
+    privacy = models.JSONField(default=dict, blank=True)
     storage_path = models.CharField(max_length=255)
     sha256 = models.CharField(max_length=64)
     gate = models.JSONField()

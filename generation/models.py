@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -9,10 +10,22 @@ from django.db import models
 from generation.choices import Classification, ColumnKind, DatasetStatus, JobState
 
 MICRO = 1_000_000
+# Delta is kept as exactly as epsilon: integer multiples of 1e-18 ("atto-delta"). A delta of 1e-9
+# is 10**9 atto; the largest cap a PositiveBigIntegerField holds is about 9.2.
+ATTO = 10**18
 
 
 def micro_to_epsilon(micro: int | None) -> Decimal | None:
     return None if micro is None else Decimal(micro) / MICRO
+
+
+def atto_to_delta(atto: int | None) -> Decimal | None:
+    return None if atto is None else Decimal(atto) / ATTO
+
+
+class EntryPurpose(models.TextChoices):
+    SYNTHESIS = "synthesis", "Synthesis job"
+    DOMAIN_ESTIMATE = "domain_estimate", "DP domain estimate"
 
 
 class SourceDataset(models.Model):
@@ -53,6 +66,19 @@ class SourceDataset(models.Model):
     )
     epsilon_cap_micro = models.PositiveBigIntegerField()
     epsilon_spent_micro = models.PositiveBigIntegerField(default=0)
+    # (epsilon, delta) accounting, basic composition: deltas add up like epsilons.
+    delta_cap_atto = models.PositiveBigIntegerField(default=10**12, help_text="Delta cap in 1e-18 units.")
+    delta_spent_atto = models.PositiveBigIntegerField(default=0)
+    # The privacy unit. A steward-declared column identifying the person (patient id); DP jobs bound
+    # each entity's rows and state the guarantee per entity. Empty: the unit is one record.
+    entity_column = models.CharField(max_length=255, blank=True)
+    # The budget belongs to the population, not the file: a new version of a source spends from its
+    # first version's ledger (`population`), unless the steward declared, with a written reason,
+    # that it holds a disjoint population (then `population` is empty and the reason recorded).
+    population = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="later_versions"
+    )
+    population_reason = models.TextField(blank=True)
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -64,6 +90,10 @@ class SourceDataset(models.Model):
                 name="dataset_budget_never_overspent",
             ),
             models.CheckConstraint(condition=models.Q(epsilon_cap_micro__gt=0), name="dataset_cap_positive"),
+            models.CheckConstraint(
+                condition=models.Q(delta_spent_atto__lte=models.F("delta_cap_atto")),
+                name="dataset_delta_never_overspent",
+            ),
             models.UniqueConstraint(fields=["name", "version"], name="dataset_name_version_unique"),
         ]
 
@@ -81,6 +111,11 @@ class SourceDataset(models.Model):
     @property
     def epsilon_remaining(self) -> Decimal:
         return Decimal(self.epsilon_cap_micro - self.epsilon_spent_micro) / MICRO
+
+    @property
+    def ledger_owner_id(self) -> Any:
+        """The dataset whose budget this version spends (its population's first version)."""
+        return self.population_id or self.pk
 
 
 class DatasetColumn(models.Model):
@@ -124,11 +159,20 @@ class BudgetLedgerEntry(models.Model):
     Each job has at most one reservation and one refund (database-enforced).
     """
 
+    # The ledger owner (see SourceDataset.population); `source` is the version whose data was read.
     dataset = models.ForeignKey(SourceDataset, on_delete=models.PROTECT, related_name="ledger")
-    job = models.ForeignKey("SynthesisJob", on_delete=models.PROTECT, related_name="ledger")
+    source = models.ForeignKey(
+        SourceDataset, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_reads"
+    )
+    job = models.ForeignKey("SynthesisJob", null=True, blank=True, on_delete=models.PROTECT, related_name="ledger")
+    purpose = models.CharField(max_length=24, choices=EntryPurpose.choices, default=EntryPurpose.SYNTHESIS)
     kind = models.CharField(max_length=8, choices=LedgerKind.choices)
     amount_micro = models.PositiveBigIntegerField()
     spent_after_micro = models.PositiveBigIntegerField()
+    delta_atto = models.PositiveBigIntegerField(default=0)
+    delta_spent_after_atto = models.PositiveBigIntegerField(default=0)
+    # How this entry composes with the others: "basic" (epsilons and deltas add up).
+    composition = models.CharField(max_length=24, default="basic")
     actor_name = models.CharField(max_length=150)
     reason = models.CharField(max_length=200, blank=True)
     at = models.DateTimeField(auto_now_add=True)
@@ -138,6 +182,10 @@ class BudgetLedgerEntry(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["job", "kind"], name="ledger_one_entry_per_job_and_kind"),
             models.CheckConstraint(condition=models.Q(amount_micro__gt=0), name="ledger_amount_positive"),
+            models.CheckConstraint(
+                condition=models.Q(job__isnull=False) | ~models.Q(purpose=EntryPurpose.SYNTHESIS),
+                name="ledger_synthesis_entry_has_job",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -155,6 +203,10 @@ class BudgetLedgerEntry(models.Model):
     @property
     def spent_after(self) -> Decimal:
         return Decimal(self.spent_after_micro) / MICRO
+
+    @property
+    def delta(self) -> Decimal:
+        return Decimal(self.delta_atto) / ATTO
 
 
 class ClassificationVersion(models.Model):
@@ -199,6 +251,14 @@ class SynthesisJob(models.Model):
     synthesizer = models.CharField(max_length=40)
     rows = models.PositiveIntegerField()
     epsilon_micro = models.PositiveBigIntegerField(null=True, blank=True)
+    delta_atto = models.PositiveBigIntegerField(null=True, blank=True)
+    # Pinned from the dataset at creation: the privacy unit of a DP job ("" = one record).
+    entity_column = models.CharField(max_length=255, blank=True)
+    # The DP statistics the mechanisms released (noisy marginals, correlations, fitted model),
+    # saved encrypted as soon as they exist: a retried job resamples from them and never reads
+    # the data again under the same debit.
+    dp_state_path = models.CharField(max_length=255, blank=True)
+    dp_state_sha256 = models.CharField(max_length=64, blank=True)
     seed = models.PositiveIntegerField()
     state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.QUEUED)
     progress = models.FloatField(default=0.0)
@@ -236,3 +296,7 @@ class SynthesisJob(models.Model):
     @property
     def epsilon(self) -> Decimal | None:
         return micro_to_epsilon(self.epsilon_micro)
+
+    @property
+    def delta(self) -> Decimal | None:
+        return atto_to_delta(self.delta_atto)

@@ -180,12 +180,15 @@ def api() -> Callable[[Any], APIClient]:
 
 @pytest.fixture
 def dataset(sam: Any) -> Any:
-    """A registered and signed-off 600-row slice of flchain with a 1.0 epsilon cap."""
-    from generation.services import dataset_register, dataset_sign_off
+    """A registered 600-row slice of flchain with a 1.0 epsilon cap, its columns declared by the
+    steward from public knowledge (generation.public_declarations), then signed off."""
+    from generation.public_declarations import FLCHAIN
+    from generation.services import dataset_register, dataset_sign_off, dataset_update_columns
 
     registered = dataset_register(
         actor=sam, name="flchain", uploaded_file=csv_upload(small_flchain_csv()), epsilon_cap="1.0"
     )
+    dataset_update_columns(actor=sam, dataset_id=registered.pk, changes=FLCHAIN)
     return dataset_sign_off(actor=sam, dataset_id=registered.pk)
 
 

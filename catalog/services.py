@@ -32,6 +32,7 @@ from core.ids import parse_uuid
 from generation.choices import JobState
 from generation.models import SynthesisJob
 from generation.services import (
+    DPStateLost,
     JobCancelled,
     job_claim,
     job_finalize,
@@ -77,6 +78,8 @@ def build_receipt(job: SynthesisJob) -> dict[str, Any]:
         "columns": job.columns,
         "rows": job.rows,
         "epsilon_micro": job.epsilon_micro,
+        "delta_atto": job.delta_atto,
+        "entity_column": job.entity_column or None,
     }
     return {
         "seed": job.seed,
@@ -114,6 +117,8 @@ def release_publish(
                 synthesizer=job.synthesizer,
                 is_dp=is_dp,
                 epsilon_micro=job.epsilon_micro if is_dp else None,
+                delta_atto=job.delta_atto if is_dp else None,
+                privacy=_privacy_block(job),
                 storage_path=job.output_path,
                 sha256=job.output_sha256,
                 gate=gate,
@@ -135,6 +140,13 @@ def release_publish(
     except IntegrityError:
         return None
     return release
+
+
+def _privacy_block(job: SynthesisJob) -> dict[str, Any]:
+    """What is and is not protected, fixed at publication (with the source's spend so far)."""
+    from catalog.privacy import release_privacy
+
+    return release_privacy(job=job, dataset=job.dataset)
 
 
 def gate_override_approve(*, actor: Any, request_id: Any, comment: str = "") -> Release:
@@ -206,12 +218,29 @@ def pipeline_run(*, job_id: Any) -> str:
     """Synthesize, validate and (if the gate passes) publish. Safe to deliver twice."""
     job = job_claim(job_id=job_id)
     if job is None:
+        # The claim may have failed the job for running out of attempts: mirror that onto its request.
+        unclaimed = SynthesisJob.objects.filter(pk=job_id).first()
+        if unclaimed is not None:
+            request_follow_job(job=unclaimed)
         return "skipped"
     request_follow_job(job=job)
     try:
         return _pipeline_steps(job)
     except JobCancelled:
         return _stop_after_cancel(job)
+    except DPStateLost:
+        # Reading the data again would run the mechanisms twice under one debit. The debit stands
+        # (the data was read), and nothing is published; a new attempt reserves its own epsilon.
+        job_finalize(
+            job=job,
+            state=JobState.FAILED,
+            error_code="dp_state_lost",
+            error_message="The worker stopped after the DP mechanisms read the data and before their "
+            "output was saved. The epsilon reserved for this job is spent; generate again (a new "
+            "reservation) or file a new request.",
+        )
+        request_follow_job(job=job)
+        return "failed"
     except Exception as exc:  # noqa: BLE001 - any failure must end the job as failed, not hang it
         # Type only, and no traceback: messages from pandas/SDV can quote source values.
         logger.error("job %s failed with %s", job.pk, type(exc).__name__)
@@ -243,17 +272,21 @@ def _stop_after_cancel(job: SynthesisJob) -> str:
 def _pipeline_steps(job: SynthesisJob) -> str:
     request = GenerationRequest.objects.get(job_id=job.pk)
     conformed: dict[str, Any] = {}
+    privacy_facts: dict[str, Any] = {}
     if job.synthesizer == EXTERNAL_UPLOAD:
         synthetic, training = _uploaded_tables(job)
     else:
         output = job_synthesize(job=job)
         synthetic, training, conformed = output.frame, output.training, output.conformed
+        privacy_facts = output.privacy_facts
     job_store_output(job=job, frame=synthetic)
     if not job_set_state(job=job, state=JobState.VALIDATING, stage="validating"):
         return "lost"
     request_follow_job(job=job)
     job_report_progress(job=job, progress=0.8, stage="validating")
-    return _validate_and_publish(job, request, training=training, synthetic=synthetic, conformed=conformed)
+    return _validate_and_publish(
+        job, request, training=training, synthetic=synthetic, conformed=conformed, privacy_facts=privacy_facts
+    )
 
 
 def _uploaded_tables(job: SynthesisJob) -> tuple[Any, Any]:
@@ -266,7 +299,13 @@ def _uploaded_tables(job: SynthesisJob) -> tuple[Any, Any]:
 
 
 def _validate_and_publish(
-    job: SynthesisJob, request: GenerationRequest, *, training: Any, synthetic: Any, conformed: dict[str, Any]
+    job: SynthesisJob,
+    request: GenerationRequest,
+    *,
+    training: Any,
+    synthetic: Any,
+    conformed: dict[str, Any],
+    privacy_facts: dict[str, Any] | None = None,
 ) -> str:
     """Run the suite against the training split and the locked holdout; publish if the gate passes."""
     thresholds = (request.tier_controls or {}).get("gate")
@@ -278,6 +317,8 @@ def _validate_and_publish(
     gate = {"passed": report.passed, "checks": report.checks}
     # Cells changed to fit the declared domain, per column and rule (counts only, no values).
     receipt = {**build_receipt(job), "conformed_to_declared": conformed}
+    if privacy_facts:
+        receipt["privacy_facts"] = privacy_facts
     if not report.passed:
         job_finalize(
             job=job,

@@ -20,7 +20,8 @@ from catalog.models import Release
 from conftest import csv_upload, data_file
 from generation.choices import JobState
 from generation.models import BudgetLedgerEntry, SynthesisJob
-from generation.services import dataset_register, dataset_sign_off
+from generation.public_declarations import FLCHAIN
+from generation.services import dataset_register, dataset_sign_off, dataset_update_columns
 from generation.synthesizers import REGISTRY
 
 pytestmark = pytest.mark.integration
@@ -47,9 +48,13 @@ def _kill_mid_synthesis(job_id: Any) -> int:
 
     def busy() -> SynthesisJob | None:
         # Mid-synthesis: the data has been read and progress is inside the synthesizer's span
-        # (job_synthesize maps the synthesizer's own 0..1 onto 0.1..0.7).
+        # (job_synthesize maps the synthesizer's own 0..1 onto 0.1..0.7). A DP job is killed once
+        # its mechanisms' output is saved: a retry must resample from it, never re-read the data
+        # (a kill before that fails the job on purpose: tests/test_dp_retries.py).
         job = SynthesisJob.objects.get(pk=job_id)
         inside = job.state == JobState.RUNNING and job.data_accessed_at is not None and job.progress < 0.7
+        if job.epsilon_micro is not None:
+            inside = job.state in (JobState.RUNNING, JobState.VALIDATING) and bool(job.dp_state_path)
         return job if inside else None
 
     job = _wait(busy, timeout=120, interval=0.005)
@@ -71,6 +76,8 @@ def test_jobs_finish_once_despite_sigkill_of_the_worker_child(
         epsilon_cap="5",
         uploaded_file=csv_upload(data_file("flchain.csv").read_bytes()),
     )
+    # DP synthesis runs only on domains the steward declared from public knowledge.
+    dataset_update_columns(actor=sam, dataset_id=dataset.pk, changes=FLCHAIN)
     dataset = dataset_sign_off(actor=sam, dataset_id=dataset.pk)
     synthesizer, epsilon = _synthesizer()
     requests = []
@@ -116,3 +123,5 @@ def test_jobs_finish_once_despite_sigkill_of_the_worker_child(
         reserves = BudgetLedgerEntry.objects.filter(job=job, kind="reserve").count()
         assert reserves == (1 if epsilon else 0)
         assert not BudgetLedgerEntry.objects.filter(job=job, kind="refund").exists()
+        if epsilon:
+            assert job.dp_state_path  # the retry resampled from the saved DP output

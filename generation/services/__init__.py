@@ -1,11 +1,17 @@
 """Services of the generation app (writes). Split by concern; import from here."""
 
 from generation.services.budget import (
+    MAX_DELTA,
     MAX_EPSILON,
     budget_refund,
+    budget_remaining,
     budget_reserve,
+    budget_spend_estimate,
+    delta_to_atto,
     epsilon_to_micro,
+    format_delta,
     format_epsilon,
+    ledger_owner,
 )
 from generation.services.datasets import (
     RISK_TASK,
@@ -18,6 +24,7 @@ from generation.services.datasets import (
 from generation.services.jobs import (
     JOB_LEASE,
     PIPELINE_TASK,
+    DPStateLost,
     JobCancelled,
     SynthesisOutput,
     job_cancel,
@@ -44,10 +51,17 @@ __all__ = [
     "job_create_for_upload",
     "synthetic_upload_store",
     "upload_discard",
+    "DPStateLost",
     "JobCancelled",
     "budget_refund",
     "budget_reserve",
+    "budget_remaining",
+    "budget_spend_estimate",
+    "delta_to_atto",
+    "format_delta",
     "format_epsilon",
+    "ledger_owner",
+    "MAX_DELTA",
     "job_cancel",
     "jobs_reconcile",
     "JOB_LEASE",

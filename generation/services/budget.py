@@ -10,9 +10,20 @@ from django.db.models import F
 
 from audit.services import audit_record
 from core.errors import Conflict, ValidationFailed
-from generation.models import MICRO, BudgetLedgerEntry, LedgerKind, SourceDataset, SynthesisJob
+from generation.models import (
+    ATTO,
+    MICRO,
+    BudgetLedgerEntry,
+    EntryPurpose,
+    LedgerKind,
+    SourceDataset,
+    SynthesisJob,
+)
 
 MAX_EPSILON = Decimal("100")
+MAX_DELTA = Decimal("0.001")  # above this, (epsilon, delta)-DP protects nobody in a hospital table
+# Composition of the ledger, stated on every entry and release: epsilons add up, and so do deltas.
+COMPOSITION = "basic"
 
 
 def epsilon_to_micro(value: Any, *, field: str = "epsilon", is_cap: bool = False) -> int:
@@ -48,46 +59,177 @@ def epsilon_to_micro(value: Any, *, field: str = "epsilon", is_cap: bool = False
     return max(1, micro)
 
 
+def delta_to_atto(value: Any, *, field: str = "delta", is_cap: bool = False) -> int:
+    """Parse a delta exactly into whole 1e-18 units: spends round up, caps round down."""
+    if isinstance(value, bool) or value is None or value == "":
+        raise ValidationFailed(
+            f"{field} must be a number between 0 and {MAX_DELTA}.", fields={field: "required"}
+        )
+    text = str(value).strip()
+    try:
+        if len(text) > 64:
+            raise ValueError(text[:8])
+        number = Decimal(text)
+    except (InvalidOperation, ValueError):
+        raise ValidationFailed(f"{field} must be a number.", fields={field: "invalid"}) from None
+    if not number.is_finite() or number < 0 or (number == 0 and is_cap):
+        raise ValidationFailed(f"{field} must be a finite number above 0.", fields={field: "invalid"})
+    if number > MAX_DELTA:
+        raise ValidationFailed(
+            f"{field} above {MAX_DELTA} gives no meaningful privacy.", fields={field: "too_large"}
+        )
+    with localcontext() as ctx:
+        ctx.prec = len(number.as_tuple().digits) + 24
+        ctx.Emin, ctx.Emax = MIN_EMIN, MAX_EMAX
+        atto = int((number * ATTO).to_integral_value(rounding=ROUND_FLOOR if is_cap else ROUND_CEILING))
+    if number > 0 and atto < 1:
+        atto = 0 if is_cap else 1
+    if is_cap and atto < 1:
+        raise ValidationFailed(f"{field} must be at least 1e-18.", fields={field: "too_small"})
+    return atto
+
+
+def _plain(value: Decimal) -> str:
+    """A Decimal without exponent and without trailing fractional zeros: 50 -> "50", 0.50 -> "0.5"."""
+    text = f"{value:f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"
+
+
 def format_epsilon(micro: int) -> str:
-    return f"{Decimal(micro) / MICRO:f}".rstrip("0").rstrip(".") or "0"
+    # Only fractional zeros are dropped: a whole 50 stays "50" (it used to print "5").
+    return _plain(Decimal(micro) / MICRO)
+
+
+def format_delta(atto: int) -> str:
+    """Exact, readable: 1e-9 prints as "1E-9", 0 as "0", 2.5e-7 as "2.5E-7"."""
+    if not atto:
+        return "0"
+    return f"{(Decimal(atto) / ATTO).normalize():E}".replace("E-0", "E-").replace(".0E", "E")
+
+
+def ledger_owner(dataset: SourceDataset) -> SourceDataset:
+    """The dataset whose budget a version spends: its population's first version, or itself."""
+    if dataset.population_id is None:
+        return dataset
+    return SourceDataset.objects.get(pk=dataset.population_id)
+
+
+def budget_remaining(dataset: SourceDataset) -> tuple[int, int]:
+    """(micro-epsilon, atto-delta) left on the ledger that `dataset` spends from, read fresh."""
+    row = SourceDataset.objects.values(
+        "epsilon_cap_micro", "epsilon_spent_micro", "delta_cap_atto", "delta_spent_atto"
+    ).get(pk=dataset.ledger_owner_id)
+    return (
+        row["epsilon_cap_micro"] - row["epsilon_spent_micro"],
+        row["delta_cap_atto"] - row["delta_spent_atto"],
+    )
+
+
+def _debit(*, owner_id: Any, epsilon_micro: int, delta_atto: int, what: str) -> SourceDataset:
+    """One conditional UPDATE that raises both spent counters or changes nothing (409)."""
+    updated = SourceDataset.objects.filter(
+        pk=owner_id,
+        epsilon_spent_micro__lte=F("epsilon_cap_micro") - epsilon_micro,
+        delta_spent_atto__lte=F("delta_cap_atto") - delta_atto,
+    ).update(
+        epsilon_spent_micro=F("epsilon_spent_micro") + epsilon_micro,
+        delta_spent_atto=F("delta_spent_atto") + delta_atto,
+    )
+    owner = SourceDataset.objects.get(pk=owner_id)
+    if updated != 1:
+        left_eps = owner.epsilon_cap_micro - owner.epsilon_spent_micro
+        left_delta = owner.delta_cap_atto - owner.delta_spent_atto
+        needs = f"epsilon {format_epsilon(epsilon_micro)}"
+        has = f"{format_epsilon(left_eps)}"
+        if delta_atto:
+            needs += f" and delta {format_delta(delta_atto)}"
+            has += f" (delta {format_delta(left_delta)})"
+        raise Conflict(
+            f"Not enough privacy budget: {what} needs {needs} but {owner} has {has} left. Ask for a "
+            "smaller epsilon or a steward-approved budget increase.",
+            code="budget_exhausted",
+            fields={
+                "epsilon_remaining": format_epsilon(left_eps),
+                "delta_remaining": format_delta(left_delta),
+            },
+        )
+    return owner
 
 
 def budget_reserve(*, job: Any, actor: Any) -> Any:
-    """Reserve the job's epsilon from its dataset with one conditional UPDATE, in the caller's
-    transaction (the approval). Never overspends, even under concurrency: the UPDATE's WHERE
-    clause is evaluated under the row lock, and a CHECK constraint backs it up.
+    """Reserve the job's epsilon (and delta) from its dataset's ledger owner with one conditional
+    UPDATE, in the caller's transaction (the approval). Never overspends, even under concurrency:
+    the UPDATE's WHERE clause is evaluated under the row lock, and CHECK constraints back it up.
     """
-    amount = job.epsilon_micro
-    updated = SourceDataset.objects.filter(
-        pk=job.dataset_id, epsilon_spent_micro__lte=F("epsilon_cap_micro") - amount
-    ).update(epsilon_spent_micro=F("epsilon_spent_micro") + amount)
-    dataset = SourceDataset.objects.get(pk=job.dataset_id)
-    if updated != 1:
-        remaining = dataset.epsilon_cap_micro - dataset.epsilon_spent_micro
-        raise Conflict(
-            f"Not enough privacy budget: this request needs epsilon {format_epsilon(amount)} but "
-            f"{dataset} has {format_epsilon(remaining)} left. Ask for a smaller epsilon or a "
-            "steward-approved budget increase.",
-            code="budget_exhausted",
-            fields={"epsilon_remaining": format_epsilon(remaining)},
-        )
+    amount, delta = job.epsilon_micro, job.delta_atto or 0
+    source = SourceDataset.objects.get(pk=job.dataset_id)
+    owner = _debit(
+        owner_id=source.ledger_owner_id, epsilon_micro=amount, delta_atto=delta, what="this request"
+    )
     entry = BudgetLedgerEntry.objects.create(
-        dataset=dataset,
+        dataset=owner,
+        source=source,
         job=job,
+        purpose=EntryPurpose.SYNTHESIS,
         kind=LedgerKind.RESERVE,
         amount_micro=amount,
-        spent_after_micro=dataset.epsilon_spent_micro,
+        spent_after_micro=owner.epsilon_spent_micro,
+        delta_atto=delta,
+        delta_spent_after_atto=owner.delta_spent_atto,
+        composition=COMPOSITION,
         actor_name=_name(actor),
     )
     audit_record(
         actor=actor,
         action="budget.reserve",
         target_type="dataset",
-        target_id=dataset.pk,
+        target_id=owner.pk,
         details={
             "job": str(job.pk),
+            "source": str(source.pk),
             "epsilon_micro": amount,
-            "spent_after_micro": dataset.epsilon_spent_micro,
+            "delta_atto": delta,
+            "spent_after_micro": owner.epsilon_spent_micro,
+            "delta_spent_after_atto": owner.delta_spent_atto,
+        },
+    )
+    return entry
+
+
+def budget_spend_estimate(*, dataset: SourceDataset, epsilon_micro: int, actor: Any, reason: str) -> Any:
+    """Debit a DP domain estimate (no job) from the dataset's ledger owner, in the caller's
+    transaction. It is never refunded: it is spent as soon as the worker may read the data."""
+    if epsilon_micro < 1:
+        raise ValidationFailed("epsilon must be positive.", fields={"epsilon": "invalid"})
+    owner = _debit(
+        owner_id=dataset.ledger_owner_id, epsilon_micro=epsilon_micro, delta_atto=0, what="this estimate"
+    )
+    entry = BudgetLedgerEntry.objects.create(
+        dataset=owner,
+        source=dataset,
+        job=None,
+        purpose=EntryPurpose.DOMAIN_ESTIMATE,
+        kind=LedgerKind.RESERVE,
+        amount_micro=epsilon_micro,
+        spent_after_micro=owner.epsilon_spent_micro,
+        delta_atto=0,
+        delta_spent_after_atto=owner.delta_spent_atto,
+        composition=COMPOSITION,
+        actor_name=_name(actor),
+        reason=reason[:200],
+    )
+    audit_record(
+        actor=actor,
+        action="budget.estimate",
+        target_type="dataset",
+        target_id=owner.pk,
+        details={
+            "source": str(dataset.pk),
+            "epsilon_micro": epsilon_micro,
+            "spent_after_micro": owner.epsilon_spent_micro,
+            "reason": reason[:200],
         },
     )
     return entry
@@ -104,16 +246,26 @@ def budget_refund(*, job: Any, reason: str) -> bool:
             or locked.ledger.filter(kind=LedgerKind.REFUND).exists()
         ):
             return False
-        SourceDataset.objects.filter(pk=locked.dataset_id).update(
-            epsilon_spent_micro=F("epsilon_spent_micro") - reserved.amount_micro
+        # The reservation's owner row, not the job's dataset: a later version spends its population's.
+        owner_id = reserved.dataset_id
+        SourceDataset.objects.filter(pk=owner_id).update(
+            epsilon_spent_micro=F("epsilon_spent_micro") - reserved.amount_micro,
+            delta_spent_atto=F("delta_spent_atto") - reserved.delta_atto,
         )
-        spent = SourceDataset.objects.values_list("epsilon_spent_micro", flat=True).get(pk=locked.dataset_id)
+        spent, delta_spent = SourceDataset.objects.values_list("epsilon_spent_micro", "delta_spent_atto").get(
+            pk=owner_id
+        )
         BudgetLedgerEntry.objects.create(
-            dataset_id=locked.dataset_id,
+            dataset_id=owner_id,
+            source_id=locked.dataset_id,
             job=locked,
+            purpose=EntryPurpose.SYNTHESIS,
             kind=LedgerKind.REFUND,
             amount_micro=reserved.amount_micro,
             spent_after_micro=spent,
+            delta_atto=reserved.delta_atto,
+            delta_spent_after_atto=delta_spent,
+            composition=COMPOSITION,
             actor_name="system",
             reason=reason[:200],
         )
@@ -121,8 +273,13 @@ def budget_refund(*, job: Any, reason: str) -> bool:
             actor=None,
             action="budget.refund",
             target_type="dataset",
-            target_id=locked.dataset_id,
-            details={"job": str(locked.pk), "epsilon_micro": reserved.amount_micro, "reason": reason[:200]},
+            target_id=owner_id,
+            details={
+                "job": str(locked.pk),
+                "epsilon_micro": reserved.amount_micro,
+                "delta_atto": reserved.delta_atto,
+                "reason": reason[:200],
+            },
         )
     return True
 

@@ -21,8 +21,8 @@ from generation.choices import FINAL_JOB_STATES, DatasetStatus, JobState
 from generation.conformance import changed_cells, conform_to_declared
 from generation.models import SourceDataset, SynthesisJob
 from generation.services.budget import budget_refund, budget_reserve
-from generation.storage import read_encrypted_parquet, store_stream
-from generation.synthesizers import ColumnSpec, synthesizer_for
+from generation.storage import delete_stored, read_encrypted_parquet, store_encrypted, store_stream
+from generation.synthesizers import REGISTRY, ColumnSpec, is_dp_synthesizer, synthesizer_for
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ def job_create(
     rows: int,
     epsilon_micro: int | None,
     actor: Any,
+    delta_atto: int | None = None,
     upload_path: str = "",
     audit_details: dict[str, Any] | None = None,
     retry_hint: str = "approve again",
@@ -63,14 +64,20 @@ def job_create(
             "steward has signed it off.",
             code="dataset_not_signed_off",
         )
+    metadata = _signed_off_specs(dataset, columns)
+    if is_dp_synthesizer(synthesizer):
+        _refuse_undeclared_domain(metadata)
     job = SynthesisJob.objects.create(
         dataset=dataset,
         columns=list(columns),
-        metadata=_signed_off_specs(dataset, columns),
+        metadata=metadata,
         classification_version=dataset.classification_version,
         synthesizer=synthesizer,
         rows=rows,
         epsilon_micro=epsilon_micro,
+        delta_atto=delta_atto if epsilon_micro is not None else None,
+        # The privacy unit is pinned with the job: a later edit of the dataset cannot change it.
+        entity_column=dataset.entity_column if epsilon_micro is not None else "",
         seed=secrets.randbelow(2**31 - 1),
         upload_path=upload_path,
     )
@@ -94,6 +101,16 @@ def job_create(
     return job
 
 
+def _refuse_undeclared_domain(metadata: list[dict[str, Any]]) -> None:
+    """A DP job runs only on domains the steward declared (or a DP estimate): never on values
+    read from the data, which would make the released domain depend on individual records."""
+    from generation.dp_declarations import dp_domain_refusal
+
+    refusal = dp_domain_refusal(metadata)
+    if refusal:
+        raise Conflict(refusal, code="dp_domain_not_declared")
+
+
 def _signed_off_specs(dataset: SourceDataset, columns: list[str]) -> list[dict[str, Any]]:
     version = dataset.classification_versions.get(number=dataset.classification_version)
     by_name = {c["name"]: c for c in version.columns}
@@ -114,9 +131,10 @@ def job_column_specs(job: SynthesisJob) -> list[ColumnSpec]:
                 kind=item["kind"],
                 lower=lower,
                 upper=upper,
-                categories=tuple(categories) if categories is not None else None,
+                categories=tuple(str(c) for c in categories) if categories is not None else None,
                 # Declared, never inferred: whether a column has gaps is a fact about the data.
                 nullable=item.get("nullable", True),
+                integer=bool(item.get("integer")),
             )
         )
     return specs
@@ -159,7 +177,11 @@ def job_claim(*, job_id: Any) -> SynthesisJob | None:
     one conditional UPDATE. Returns None when someone else holds it or it is final: duplicate
     deliveries are no-ops."""
     now = timezone.now()
-    current = SynthesisJob.objects.filter(pk=job_id).values("state", "worker", "lease_expires_at").first()
+    current = (
+        SynthesisJob.objects.filter(pk=job_id)
+        .values("state", "worker", "lease_expires_at", "attempts", "max_attempts")
+        .first()
+    )
     if current is None or current["state"] in FINAL_JOB_STATES:
         return None
     claimable = Q(state=JobState.QUEUED) | Q(
@@ -168,7 +190,14 @@ def job_claim(*, job_id: Any) -> SynthesisJob | None:
     if current["state"] != JobState.QUEUED and _holder_is_dead(current["worker"]):
         # The worker child was killed (e.g. OOM, SIGKILL) and Celery redelivered the task here.
         claimable |= Q(state__in=[JobState.RUNNING, JobState.VALIDATING], worker=current["worker"])
-    updated = SynthesisJob.objects.filter(claimable, pk=job_id, cancel_requested=False).update(
+    if current["attempts"] >= current["max_attempts"]:
+        # Every path, redelivery of a killed worker's task included: a job that keeps killing its
+        # worker must end, not run forever (and a DP job must not keep touching the data).
+        _fail_out_of_attempts(job_id, claimable)
+        return None
+    updated = SynthesisJob.objects.filter(
+        claimable, pk=job_id, cancel_requested=False, attempts__lt=F("max_attempts")
+    ).update(
         state=JobState.RUNNING,
         worker=_worker_identity(),
         lease_expires_at=now + JOB_LEASE,
@@ -188,6 +217,17 @@ def job_claim(*, job_id: Any) -> SynthesisJob | None:
         details={"attempt": job.attempts, "worker": job.worker},
     )
     return job
+
+
+def _fail_out_of_attempts(job_id: Any, claimable: Q) -> None:
+    job = SynthesisJob.objects.filter(claimable, pk=job_id).first()
+    if job is not None:
+        job_finalize(
+            job=job,
+            state=JobState.FAILED,
+            error_code="max_attempts",
+            error_message=f"The job stopped {job.attempts} times without finishing; ask for a new request.",
+        )
 
 
 def job_report_progress(*, job: SynthesisJob, progress: float, stage: str) -> None:
@@ -258,27 +298,95 @@ class SynthesisOutput:
     privacy_statement: str = ""  # what a DP synthesizer guarantees, for the receipt
     # Cells changed to fit the declared domain, per column and rule: counts only, never values.
     conformed: dict[str, dict[str, int]] = field(default_factory=dict)
+    # A DP synthesizer's facts for the release's privacy block (unit, epsilon, delta, mechanisms).
+    privacy_facts: dict[str, Any] = field(default_factory=dict)
 
 
 def _options_for(job: SynthesisJob) -> dict[str, Any]:
     """Synthesizer options: the job's own, plus (for DP) the steward's declared integer columns,
-    which DP synthesizers may not infer from the data."""
+    the privacy unit and the job's delta, none of which DP synthesizers may infer from the data."""
     options = dict(job.options or {})
     if job.epsilon is not None:
         integers = [c["name"] for c in job.metadata if c.get("integer")]
         if integers:
             options.setdefault("integer_columns", integers)
+        if job.entity_column:
+            options["entity_column"] = job.entity_column
+        if job.delta_atto:
+            options["delta"] = str(job.delta)
     return options
 
 
-def job_read_training(*, job: SynthesisJob) -> Any:
-    """The job's columns of the training split, after stamping data_accessed_at (worker-side).
-
-    Stamped before the first read: from here on, a failure can no longer be refunded."""
+def _stamp_data_access(job: SynthesisJob) -> None:
+    # Stamped before the first read: from here on, a failure can no longer be refunded.
     SynthesisJob.objects.filter(pk=job.pk, data_accessed_at__isnull=True).update(
         data_accessed_at=timezone.now()
     )
+
+
+def job_read_training(*, job: SynthesisJob) -> Any:
+    """The job's columns of the training split, after stamping data_accessed_at (worker-side)."""
+    _stamp_data_access(job)
     return read_encrypted_parquet(job.dataset.storage_path)[list(job.columns)]
+
+
+def _read_training_with_entities(job: SynthesisJob) -> tuple[Any, Any]:
+    """The training columns, and the declared entity column's values (never synthesized)."""
+    _stamp_data_access(job)
+    source = read_encrypted_parquet(job.dataset.storage_path)
+    entities = source[job.entity_column] if job.entity_column and job.entity_column in source else None
+    return source[list(job.columns)], entities
+
+
+class DPStateLost(Exception):
+    """A DP job read the data on an earlier attempt and its released statistics were not saved:
+    resampling is impossible and reading the data again would spend unrecorded privacy."""
+
+
+def _fit_dp(job: SynthesisJob, progress: Any) -> tuple[Any, Any]:
+    """Run (or restore) a DP synthesizer's mechanisms; returns (synthesizer, training frame).
+
+    The mechanisms' outputs are saved encrypted with the job the moment they exist; a retried
+    job resamples from them and never runs a mechanism on the data again under the same debit."""
+    options = _options_for(job) or None
+    if job.dp_state_path:
+        synthesizer = REGISTRY[job.synthesizer].from_released_state(
+            _read_dp_state(job), epsilon=job.epsilon, options=options
+        )
+        return synthesizer, job_read_training(job=job)  # the gate reads real data; no mechanism does
+    if job.data_accessed_at is not None:
+        raise DPStateLost(str(job.pk))
+    synthesizer = synthesizer_for(job.synthesizer, epsilon=job.epsilon, options=options)
+    frame, entities = _read_training_with_entities(job)
+    job_report_progress(job=job, progress=0.1, stage="loaded source")
+    synthesizer.fit(frame, columns=job_column_specs(job), progress=progress, entities=entities)
+    _save_dp_state(job, synthesizer.released_state())
+    return synthesizer, frame
+
+
+def _save_dp_state(job: SynthesisJob, blob: bytes) -> None:
+    stored = store_encrypted(blob, folder="dp-state", suffix=".json")
+    saved = (
+        SynthesisJob.objects.filter(pk=job.pk, worker=job.worker, dp_state_path="")
+        .exclude(state__in=FINAL_JOB_STATES)
+        .update(dp_state_path=stored.relative_path, dp_state_sha256=stored.sha256)
+    )
+    if not saved:
+        delete_stored(stored.relative_path)
+        raise JobCancelled(str(job.pk))
+    job.dp_state_path, job.dp_state_sha256 = stored.relative_path, stored.sha256
+
+
+def _read_dp_state(job: SynthesisJob) -> bytes:
+    import hashlib
+
+    from generation.crypto import decrypt_file
+    from generation.storage import absolute_path
+
+    blob = decrypt_file(absolute_path(job.dp_state_path)).getvalue()
+    if hashlib.sha256(blob).hexdigest() != job.dp_state_sha256:
+        raise RuntimeError("The saved DP state does not match its recorded hash.")
+    return blob
 
 
 def job_synthesize(*, job: SynthesisJob) -> SynthesisOutput:
@@ -287,35 +395,51 @@ def job_synthesize(*, job: SynthesisJob) -> SynthesisOutput:
     Only the training split is read here: the holdout is never handed to a generator.
     """
     specs = job_column_specs(job)
-    # The epsilon the ledger reserved (exact micro-epsilon); the mechanism spends exactly that.
-    synthesizer = synthesizer_for(job.synthesizer, epsilon=job.epsilon, options=_options_for(job) or None)
-    frame = job_read_training(job=job)
-    job_report_progress(job=job, progress=0.1, stage="loaded source")
 
     def progress(fraction: float, stage: str) -> None:
         job_report_progress(job=job, progress=0.1 + 0.6 * fraction, stage=stage)
 
-    synthetic = synthesizer.fit_sample(frame, columns=specs, rows=job.rows, seed=job.seed, progress=progress)
-    statement = ""
+    statement, facts = "", {}
     if job.epsilon is not None:
+        synthesizer, frame = _fit_dp(job, progress)
+        synthetic = synthesizer.sample(rows=job.rows, seed=job.seed)
         # The release will say "epsilon = X": it must be exactly what the mechanisms spent.
-        if synthesizer.epsilon_spent() != job.epsilon:
-            raise RuntimeError("DP synthesizer spent a different epsilon than the job reserved.")
-        statement = synthesizer.privacy_statement
+        if synthesizer.epsilon_spent() != job.epsilon or synthesizer.delta_spent() != (job.delta or 0):
+            raise RuntimeError("DP synthesizer spent a different epsilon or delta than the job reserved.")
+        statement, facts = synthesizer.privacy_statement, synthesizer.privacy_facts()
+    else:
+        synthesizer = synthesizer_for(job.synthesizer, options=_options_for(job) or None)
+        frame = job_read_training(job=job)
+        job_report_progress(job=job, progress=0.1, stage="loaded source")
+        synthetic = synthesizer.fit_sample(
+            frame, columns=specs, rows=job.rows, seed=job.seed, progress=progress
+        )
     logger.info("job %s synthesized %d rows x %d columns", job.pk, len(synthetic), len(specs))
     # Post-processing of the output against the declaration only (never the source rows), so a DP
     # guarantee still holds: clip to bounds, round whole-number columns, blank undeclared categories.
     conformed, changes = conform_to_declared(synthetic[list(job.columns)], job.metadata)
     logger.info("job %s conformed %d cells to the declared domain", job.pk, changed_cells(changes))
-    return SynthesisOutput(frame=conformed, training=frame, privacy_statement=statement, conformed=changes)
+    return SynthesisOutput(
+        frame=conformed, training=frame, privacy_statement=statement, conformed=changes, privacy_facts=facts
+    )
 
 
 def job_store_output(*, job: SynthesisJob, frame: Any) -> SynthesisJob:
+    """Store the output, only while `job`'s worker still holds it; the output of an earlier
+    attempt (superseded) is deleted. A late worker's output is deleted, never recorded."""
     csv_bytes = frame.to_csv(index=False).encode("utf-8")
     stored = store_stream([csv_bytes], folder="releases", suffix=".csv", max_bytes=2**40)
-    SynthesisJob.objects.filter(pk=job.pk).update(
-        output_path=stored.relative_path, output_sha256=stored.sha256
+    previous = SynthesisJob.objects.values_list("output_path", flat=True).get(pk=job.pk)
+    updated = (
+        SynthesisJob.objects.filter(pk=job.pk, worker=job.worker, output_path=previous)
+        .exclude(state__in=FINAL_JOB_STATES)
+        .update(output_path=stored.relative_path, output_sha256=stored.sha256)
     )
+    if not updated:
+        delete_stored(stored.relative_path)
+        raise JobCancelled(str(job.pk))
+    if previous:
+        delete_stored(previous)
     job.output_path, job.output_sha256 = stored.relative_path, stored.sha256
     return job
 

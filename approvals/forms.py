@@ -44,6 +44,13 @@ class RequestForm(forms.Form):
         decimal_places=6,
         help_text="Only for DP synthesizers (named dp_*); leave empty otherwise.",
     )
+    # Text, so 1e-9 can be typed as such; the service parses it exactly.
+    delta = forms.CharField(
+        required=False,
+        max_length=40,
+        help_text="Only for (epsilon, delta) synthesizers (dp_mst, dp_aim); empty means 1e-9. "
+        "Pure DP synthesizers such as dp_copula spend no delta: leave it empty.",
+    )
 
     def __init__(self, *args: Any, datasets: Any, dataset: SourceDataset | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

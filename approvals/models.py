@@ -17,7 +17,7 @@ from approvals.choices import (
     TierLevel,
 )
 from core.roles import Role
-from generation.models import micro_to_epsilon
+from generation.models import atto_to_delta, micro_to_epsilon
 
 
 class PolicyVersion(models.Model):
@@ -108,6 +108,10 @@ class GenerationRequest(models.Model):
     @property
     def epsilon(self) -> Decimal | None:
         return micro_to_epsilon(self.epsilon_micro)
+
+    @property
+    def delta(self) -> Decimal | None:
+        return atto_to_delta(self.delta_atto)
 
 
 class TierAssessment(models.Model):

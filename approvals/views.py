@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from approvals.charts import cycle_time_figures, tier_summary
 from approvals.choices import DecisionKind, OverrideStatus, RequestStatus
+from approvals.dp import budget_check, domain_refusal, is_custodian
 from approvals.forms import (
     DecisionForm,
     GateOverrideDecisionForm,
@@ -47,8 +48,10 @@ from core.ids import parse_uuid
 from core.roles import AUDIT_READERS, Role, has_role
 from core.views import domain_errors_as_messages
 from generation.choices import FINAL_JOB_STATES
+from generation.policies import about
 from generation.selectors import dataset_columns, datasets_requestable_by
-from generation.synthesizers import EXTERNAL_UPLOAD
+from generation.services import format_delta, ledger_owner
+from generation.synthesizers import EXTERNAL_UPLOAD, is_dp_synthesizer
 from generation.uploads import upload_was_too_large
 
 
@@ -112,7 +115,21 @@ def _request_form_page(request: HttpRequest, *, existing: GenerationRequest | No
             messages.success(request, _status_message(saved.status))
             return redirect("approvals:request-detail", saved.pk)
     template = "approvals/_column_choices.html" if request.htmx else "approvals/request_form.html"
-    return render(request, template, {"form": form, "dataset": dataset, "existing": existing})
+    context = {"form": form, "dataset": dataset, "existing": existing, "ledger": _ledger(dataset)}
+    return render(request, template, context)
+
+
+def _ledger(dataset: Any) -> dict[str, Any] | None:
+    """The budget the dataset spends from (its population's ledger), as totals."""
+    if dataset is None:
+        return None
+    owner = ledger_owner(dataset)
+    return {
+        "epsilon_remaining": owner.epsilon_remaining,
+        "epsilon_cap": owner.epsilon_cap,
+        "delta_remaining": format_delta(max(owner.delta_cap_atto - owner.delta_spent_atto, 0)),
+        "delta_cap": format_delta(owner.delta_cap_atto),
+    }
 
 
 def _initial(existing: GenerationRequest | None, dataset: Any) -> dict[str, Any]:
@@ -133,6 +150,7 @@ def _initial(existing: GenerationRequest | None, dataset: Any) -> dict[str, Any]
         "dataset": existing.dataset_id,
         "columns": existing.columns,
         "epsilon": existing.epsilon,
+        "delta": format_delta(existing.delta_atto) if existing.delta_atto else "",
     }
 
 
@@ -151,6 +169,7 @@ def _save(
         synthesizer=data["synthesizer"],
         rows=data["rows"],
         epsilon=data["epsilon"],
+        delta=data.get("delta") or None,
     )
     if existing is None:
         saved = request_create(actor=request.user, data=payload)
@@ -173,6 +192,7 @@ def request_preview_view(request: HttpRequest) -> HttpResponse:
         audience=request.POST.get("audience"),
         synthesizer=request.POST.get("synthesizer"),
         epsilon=request.POST.get("epsilon"),
+        delta=request.POST.get("delta"),
         rows=request.POST.get("rows"),
         fidelity=request.POST.get("fidelity"),
         purpose_category=request.POST.get("purpose_category"),
@@ -221,8 +241,33 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
         "job": item.job,
         "final": item.job is None or item.job.state in FINAL_JOB_STATES,
         **_attempts_context(request.user, item),
+        **_dp_context(request.user, item),
     }
     return render(request, "approvals/request_detail.html", context)
+
+
+def _dp_context(user: Any, item: GenerationRequest) -> dict[str, Any]:
+    """The DP side of the page: delta, the budget comparison before approval, undeclared domains,
+    and the source's row count as this user may see it (exact for custodians only)."""
+    is_dp = is_dp_synthesizer(item.synthesizer)
+    before_approval = item.status in (
+        RequestStatus.DRAFT,
+        RequestStatus.CHANGES_REQUESTED,
+        RequestStatus.IN_REVIEW,
+    )
+    exact = is_custodian(user)
+    return {
+        "is_dp": is_dp,
+        "delta_text": format_delta(item.delta_atto) if item.delta_atto else "",
+        "budget": budget_check(item.dataset, item.epsilon_micro, item.delta_atto)
+        if is_dp and before_approval
+        else None,
+        "dp_domain_refusal": domain_refusal(item.dataset, list(item.columns), item.synthesizer)
+        if is_dp and before_approval
+        else None,
+        "source_rows": item.dataset.rows if exact else about(item.dataset.rows),
+        "source_rows_exact": exact,
+    }
 
 
 def _attempts_context(user: Any, item: GenerationRequest) -> dict[str, Any]:

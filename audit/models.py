@@ -5,6 +5,8 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
+from audit.hashing import GENESIS_HASH, HashScheme
+
 
 class Outcome(models.TextChoices):
     SUCCESS = "success", "Success"
@@ -17,8 +19,12 @@ class AuditEvent(models.Model):
     """One append-only entry of the audit log.
 
     `hash` covers every other field plus the previous entry's hash, so editing, deleting or
-    inserting a row breaks the chain at that sequence number. The actor's name is stored beside
-    the foreign key so entries outlive users. `details` holds ids and column names, never values.
+    inserting a row breaks the chain at that sequence number. It is an HMAC under a key kept
+    outside the database (`hash_scheme` 2), so whoever can write the table still cannot recompute
+    it; rows written before keying keep their unkeyed SHA-256 (`hash_scheme` 1) and verify as the
+    chain's prefix. Signed checkpoints outside the database (audit.checkpoints) pin the head.
+    The actor's name is stored beside the foreign key so entries outlive users. `details` holds
+    ids and column names, never values.
     """
 
     seq = models.PositiveBigIntegerField(unique=True)
@@ -35,6 +41,7 @@ class AuditEvent(models.Model):
     request_id = models.CharField(max_length=64, blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
+    hash_scheme = models.PositiveSmallIntegerField(choices=HashScheme.choices, default=HashScheme.HMAC_SHA256)
 
     class Meta:
         ordering = ["seq"]
@@ -56,12 +63,13 @@ class AuditChainHead(models.Model):
     """The single row that records the newest sequence number and hash.
 
     Writers lock it (select_for_update) to serialize appends; verification compares it with
-    the last event, which is how a deleted or appended-by-hand tail is detected.
+    the last event, which is how a deleted or appended-by-hand tail is detected when the head
+    was left alone. A head fixed to match is caught by the signed checkpoints instead.
     """
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     seq = models.PositiveBigIntegerField(default=0)
-    hash = models.CharField(max_length=64, default="0" * 64)
+    hash = models.CharField(max_length=64, default=GENESIS_HASH)
 
     class Meta:
         constraints = [models.CheckConstraint(condition=models.Q(id=1), name="audit_head_singleton")]

@@ -11,17 +11,20 @@ from django.template.loader import render_to_string
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
+from approvals.dp import dp_gate_visible_to, dp_metrics_visible_to, is_custodian
 from approvals.forms import GateOverrideDecisionForm, GateOverrideForm
 from approvals.selectors import requests_visible_to
 from approvals.services import gate_override_decline, gate_override_propose
 from catalog.api.views import release_file_response
+from catalog.privacy import release_privacy_of
 from catalog.selectors import releases_visible_to
 from catalog.services import gate_override_approve, release_get_for
 from core.errors import NotFound
 from core.ids import parse_uuid
 from core.views import domain_errors_as_messages
+from generation.synthesizers import is_dp_synthesizer
 from validation.report import glossary_rows, report_charts
-from validation.selectors import gate_visible_to, metrics_visible_to, report_for_job, sees_full_report
+from validation.selectors import report_for_job, sees_full_report
 from validation.services import report_export_record
 
 
@@ -29,14 +32,18 @@ def release_list(request: HttpRequest) -> HttpResponse:
     return render(request, "catalog/release_list.html", {"releases": releases_visible_to(user=request.user)})
 
 
-def report_context(user: Any, gate: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
-    """What the report shows `user`: everything for oversight roles, pass/fail and reasons otherwise."""
-    full = sees_full_report(user)
+def report_context(
+    user: Any, gate: dict[str, Any], metrics: dict[str, Any], *, is_dp: bool = False
+) -> dict[str, Any]:
+    """What the report shows `user`: everything for oversight roles, pass/fail and reasons otherwise;
+    for a DP request, values only for custodians (they are computed on the real rows)."""
+    full = sees_full_report(user) and (not is_dp or is_custodian(user))
     checks = list(gate.get("checks") or [])
     return {
         "full_report": full,
-        "gate": gate_visible_to(user=user, gate=gate),
-        "metrics": metrics_visible_to(user=user, metrics=metrics, checks=checks),
+        "is_dp": is_dp,
+        "gate": dp_gate_visible_to(user=user, gate=gate, is_dp=is_dp),
+        "metrics": dp_metrics_visible_to(user=user, metrics=metrics, checks=checks, is_dp=is_dp),
         "charts": report_charts(metrics, checks) if full else [],
         "glossary": glossary_rows(metrics, checks) if full else [],
     }
@@ -47,7 +54,11 @@ def release_detail(request: HttpRequest, release_id: str) -> HttpResponse:
         release = release_get_for(actor=request.user, release_id=release_id)
     except NotFound:
         raise Http404 from None
-    context = {"release": release, **report_context(request.user, release.gate, release.metrics)}
+    context = {
+        "release": release,
+        "privacy": release_privacy_of(release),
+        **report_context(request.user, release.gate, release.metrics, is_dp=release.is_dp),
+    }
     return render(request, "catalog/release_detail.html", context)
 
 
@@ -74,7 +85,11 @@ def release_report_export(request: HttpRequest, release_id: str) -> HttpResponse
         release = release_get_for(actor=request.user, release_id=release_id)
     except NotFound:
         raise Http404 from None
-    context = {"release": release, **report_context(request.user, release.gate, release.metrics)}
+    context = {
+        "release": release,
+        "privacy": release_privacy_of(release),
+        **report_context(request.user, release.gate, release.metrics, is_dp=release.is_dp),
+    }
     report_export_record(
         actor=request.user, target_type="release", target_id=release.pk, full=context["full_report"]
     )
@@ -102,13 +117,15 @@ def job_report(request: HttpRequest, job_id: str) -> HttpResponse:
         else None
     )
     report = report_for_job(job_id=job_uuid) if generation_request is not None else None
-    if report is None:
+    if report is None or generation_request is None:
         raise Http404
     gate = {"passed": report.passed, "checks": report.checks}
     context = {
         "generation_request": generation_request,
         "report": report,
-        **report_context(request.user, gate, report.metrics),
+        **report_context(
+            request.user, gate, report.metrics, is_dp=is_dp_synthesizer(generation_request.synthesizer)
+        ),
     }
     return render(request, "catalog/report_job.html", context)
 

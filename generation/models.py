@@ -164,7 +164,9 @@ class BudgetLedgerEntry(models.Model):
     source = models.ForeignKey(
         SourceDataset, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_reads"
     )
-    job = models.ForeignKey("SynthesisJob", null=True, blank=True, on_delete=models.PROTECT, related_name="ledger")
+    job = models.ForeignKey(
+        "SynthesisJob", null=True, blank=True, on_delete=models.PROTECT, related_name="ledger"
+    )
     purpose = models.CharField(max_length=24, choices=EntryPurpose.choices, default=EntryPurpose.SYNTHESIS)
     kind = models.CharField(max_length=8, choices=LedgerKind.choices)
     amount_micro = models.PositiveBigIntegerField()

@@ -11,7 +11,29 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from django.db import models
+
+from core.roles import Role, has_role
 from generation.choices import Classification, ColumnKind
+
+
+class DeclarationSource(models.TextChoices):
+    """Where a column's declared domain came from. DP synthesis accepts only the first two."""
+
+    STEWARD = "steward", "Declared by the steward"
+    DP_ESTIMATE = "dp_estimate", "DP estimate (charged to the budget)"
+    PROFILE_SUGGESTION = "profile_suggestion", "Read from the data (a suggestion, not a public declaration)"
+
+
+# The fields of a declared domain: entering any of them makes the declaration the steward's.
+DOMAIN_FIELDS = ("kind", "integer", "lower", "upper", "categories", "unit", "nullable")
+
+# Roles that hold custody of the data: they see exact row counts, profile statistics (min/max,
+# histograms, category counts) and the full budget ledger. Everyone else sees rounded figures and
+# budget totals, so what is public stays consistent with an add/remove-one-record guarantee.
+CUSTODIANS = (Role.DATA_STEWARD, Role.ADMIN, Role.PRIVACY_OFFICER, Role.AUDITOR)
+ROWS_ROUNDED_TO = 100
+MIN_POPULATION_REASON = 20
 
 _DIRECT = re.compile(
     r"(^|_)(name|first_?name|last_?name|full_?name|surname|ssn|social_security|mrn|medical_record|"
@@ -26,6 +48,8 @@ _SENSITIVE = re.compile(
     r"(^|_)(death|died|diagnosis|dx|chapter|hiv|cancer|status|outcome|cens|fstat|"
     r"treatment|drug|psych|pregnan|genetic|mgus)($|_)"
 )
+# Names of record or subject keys ("id", "subject_id", "pid", "patient_no", "idnr"...).
+_ID_NAME = re.compile(r"(^|_)(id|ids|pid|sid|uid|idnr|key|subject|subject_?id|record_?id|case_?id|\w*_id)$")
 _DIRECT_PATTERNS = {
     "ssn": "SSN-shaped",
     "email": "email addresses",
@@ -39,12 +63,31 @@ def _normalize(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
 
 
-def suggest_classification(*, name: str, kind: str, patterns: list[str] | None = None) -> tuple[str, str]:
+def sees_exact_figures(user: object) -> bool:
+    """Whether `user` may see a source's exact row counts and profile statistics."""
+    return has_role(user, *CUSTODIANS)
+
+
+def about(count: int | None, *, step: int = ROWS_ROUNDED_TO) -> int | None:
+    """A count rounded half up to the nearest `step`, the figure non-custodians see."""
+    return None if count is None else (int(count) + step // 2) // step * step
+
+
+def looks_like_id_name(name: str) -> bool:
+    """Whether a column is named like a record or subject key ("id", "subject_id", "pid")."""
+    return bool(_ID_NAME.search(_normalize(name)))
+
+
+def suggest_classification(
+    *, name: str, kind: str, patterns: list[str] | None = None, unique_per_row: bool = False
+) -> tuple[str, str]:
     """(classification, reason in plain words)."""
     normalized = _normalize(name)
     shapes = [label for key, label in _DIRECT_PATTERNS.items() if key in (patterns or [])]
     if shapes:
         return Classification.DIRECT_IDENTIFIER, f"Values look like {', '.join(shapes)}."
+    if unique_per_row and looks_like_id_name(name):
+        return Classification.DIRECT_IDENTIFIER, "Named like an identifier and unique per row."
     if kind == ColumnKind.IDENTIFIER:
         return Classification.DIRECT_IDENTIFIER, "Nearly every value is unique, like an identifier."
     if kind == ColumnKind.TEXT:
@@ -121,3 +164,78 @@ def second_outcome_refusal(*, flagged: list[str], previously: set[str]) -> str:
         )
     marked = ", ".join(f"`{n}`" for n in flagged)
     return f"Only one column can be the outcome, and {marked} are all marked; keep one."
+
+
+# --- Declarations copied from the data -------------------------------------------------------------
+
+
+def declaration_source(declared: Mapping[str, Any]) -> str:
+    # A declaration without a source predates sources: it was pre-filled from the data.
+    return str(declared.get("source") or DeclarationSource.PROFILE_SUGGESTION)
+
+
+def _same_bound(declared: Any, observed: Any) -> bool:
+    if declared is None or observed is None:
+        return False
+    try:
+        if isinstance(declared, str) or isinstance(observed, str):
+            from pandas import Timestamp
+
+            return bool(Timestamp(str(declared)) == Timestamp(str(observed)))
+        return float(declared) == float(observed)
+    except (TypeError, ValueError):
+        return False
+
+
+def declaration_warnings(
+    *, name: str, classification: str, declared: Mapping[str, Any], stats: Mapping[str, Any]
+) -> list[dict[str, str]]:
+    """Signs that a declaration was read from the data rather than from public knowledge.
+
+    For custodians only: the messages compare the declaration with the data's extremes and
+    category list. Direct identifiers are never synthesized, so they get none.
+    """
+    if classification == Classification.DIRECT_IDENTIFIER:
+        return []
+    if declaration_source(declared) == DeclarationSource.PROFILE_SUGGESTION:
+        return [
+            _warning(
+                name,
+                "profile_suggestion",
+                f"`{name}`: the declared domain was read from the data (a suggestion, not a public "
+                "declaration); DP synthesis refuses it. Enter the public range or categories, or "
+                "estimate the bounds with differential privacy.",
+            )
+        ]
+    found = []
+    for key, stat, word in (("lower", "min", "smallest"), ("upper", "max", "largest")):
+        if _same_bound(declared.get(key), stats.get(stat)):
+            found.append(
+                _warning(
+                    name,
+                    f"{key}_equals_observed",
+                    f"`{name}`: the declared {key} bound equals the {word} value in the data, a sign it "
+                    "was copied from the data; declare a public range (for example a clinical "
+                    "reference range) instead.",
+                )
+            )
+    observed = stats.get("categories_at_least_k")
+    if (
+        declared.get("categories")
+        and observed
+        and sorted(map(str, declared["categories"])) == sorted(observed)
+    ):
+        found.append(
+            _warning(
+                name,
+                "categories_equal_observed",
+                f"`{name}`: the declared categories are exactly the categories seen in the data, a sign "
+                "they were copied from it; declare the categories the column can take (from its "
+                "definition or coding scheme) instead.",
+            )
+        )
+    return found
+
+
+def _warning(column: str, code: str, message: str) -> dict[str, str]:
+    return {"column": column, "code": code, "message": message}

@@ -16,6 +16,7 @@ import pandas as pd
 
 from core.errors import ValidationFailed
 from generation.choices import ColumnKind
+from generation.policies import looks_like_id_name
 
 PARQUET_MAGIC = b"PAR1"
 _BOOLEAN_WORDS = {"0", "1", "true", "false", "yes", "no", "y", "n", "t", "f"}
@@ -33,6 +34,7 @@ class ColumnProfile:
     distinct: int
     stats: dict[str, Any] = field(default_factory=dict)
     patterns: list[str] = field(default_factory=list)  # value shapes seen, e.g. "ssn", "email"
+    unique_per_row: bool = False  # no value missing and none repeated
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -140,22 +142,69 @@ def column_stats(series: pd.Series, kind: str, k: int) -> dict[str, Any]:
     return {}
 
 
+def _id_stats(series: pd.Series) -> dict[str, Any]:
+    """For a column named like an identifier: whether its values repeat (several rows per
+    subject), which matters for the privacy unit. Custodians only (it holds an exact count)."""
+    counts = series.dropna().value_counts()
+    most = int(counts.max()) if len(counts) else 0
+    return {"id_like": True, "repeats": most > 1, "max_rows_per_value": most}
+
+
 def profile_frame(frame: pd.DataFrame, *, k: int = 5) -> list[ColumnProfile]:
     profiles = []
     for name in frame.columns:
         series = frame[name]
         kind = infer_kind(series)
+        stats = column_stats(series, kind, k)
+        if looks_like_id_name(str(name)):
+            stats.update(_id_stats(series))
         profiles.append(
             ColumnProfile(
                 name=str(name),
                 kind=kind,
                 missing_rate=round(float(series.isna().mean()), 6),
                 distinct=int(series.nunique(dropna=True)),
-                stats=column_stats(series, kind, k),
+                stats=stats,
                 patterns=value_patterns(series),
+                unique_per_row=bool(series.notna().all() and series.is_unique),
             )
         )
     return profiles
+
+
+# --- DP domain estimation (worker side) ---------------------------------------------------------
+
+DP_QUANTILES = (0.01, 0.99)
+
+
+def dp_bounds(
+    series: pd.Series, *, kind: str, search: tuple[float, float], epsilon: float
+) -> tuple[float, float]:
+    """Differentially private (lower, upper): the 1st and 99th percentiles of the present values,
+    found by diffprivlib's exponential-mechanism quantile inside the steward's public search range.
+
+    `epsilon` is split evenly over the two quantiles (basic composition); values outside the range
+    are clipped by the mechanism, and missing values are left out (one record changes the present
+    values by at most one, the sensitivity the mechanism assumes). Datetimes are read per element
+    and handled as epoch seconds, like the declared bounds of datetime columns.
+    """
+    from diffprivlib.accountant import BudgetAccountant
+    from diffprivlib.tools import quantile
+
+    if kind == ColumnKind.DATETIME:
+        parsed = pd.to_datetime(series.astype("string"), errors="coerce", format="mixed", utc=True).dropna()
+        values = ((parsed - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(dtype=float)
+    else:
+        values = pd.to_numeric(series, errors="coerce").dropna().to_numpy(dtype=float)
+    found = quantile(
+        values,
+        list(DP_QUANTILES),
+        epsilon=epsilon,
+        bounds=search,
+        accountant=BudgetAccountant(),  # a private accountant: the portal's ledger is the record
+    )
+    low, high = sorted(float(v) for v in found)  # ordering them is post-processing
+    return low, high
 
 
 def unique_share(frame: pd.DataFrame, columns: list[str]) -> float | None:

@@ -8,7 +8,8 @@ from django.db.models import QuerySet
 
 from core.roles import Role, has_role
 from generation.choices import Classification, DatasetStatus
-from generation.models import DatasetColumn, SourceDataset
+from generation.models import BudgetLedgerEntry, DatasetColumn, SourceDataset, micro_to_epsilon
+from generation.policies import DeclarationSource, about, declaration_source, sees_exact_figures
 
 # Everyone with a role sees registered datasets' metadata (never their rows): scientists need it
 # to file requests, reviewers to judge them. Retired datasets only to stewards and oversight.
@@ -33,3 +34,98 @@ def dataset_columns(*, dataset: SourceDataset) -> QuerySet[DatasetColumn]:
 
 def synthesizable_columns(*, dataset: SourceDataset) -> QuerySet[DatasetColumn]:
     return dataset_columns(dataset=dataset).exclude(classification=Classification.DIRECT_IDENTIFIER)
+
+
+# --- What a user may see of a source's figures and budget ----------------------------------------
+
+
+def dataset_ledger_owner(*, dataset: SourceDataset) -> SourceDataset:
+    """The dataset whose budget `dataset` spends (the first version of its population), read
+    fresh: its spent counters move under concurrent approvals and estimates."""
+    return SourceDataset.objects.get(pk=dataset.ledger_owner_id)
+
+
+def budget_totals(*, dataset: SourceDataset) -> dict[str, Any]:
+    """Cap, spent and remaining epsilon and delta of the ledger `dataset` spends from."""
+    from generation.services.budget import format_delta  # one formatting of delta everywhere
+
+    owner = dataset_ledger_owner(dataset=dataset)
+    return {
+        "ledger_owner": owner,
+        "shared": owner.pk != dataset.pk,
+        "epsilon_cap": micro_to_epsilon(owner.epsilon_cap_micro),
+        "epsilon_spent": micro_to_epsilon(owner.epsilon_spent_micro),
+        "epsilon_remaining": micro_to_epsilon(owner.epsilon_cap_micro - owner.epsilon_spent_micro),
+        # Deltas as exact text (1E-6): a float would lose digits, a Decimal prints poorly.
+        "delta_cap": format_delta(owner.delta_cap_atto),
+        "delta_spent": format_delta(owner.delta_spent_atto),
+        "delta_remaining": format_delta(owner.delta_cap_atto - owner.delta_spent_atto),
+    }
+
+
+def ledger_entries_visible_to(*, user: Any, dataset: SourceDataset) -> QuerySet[BudgetLedgerEntry]:
+    """Every movement of the ledger, for custodians. Others see only totals: entries name other
+    teams' jobs and approvers, and their timing tells who is working on what."""
+    if not sees_exact_figures(user):
+        return BudgetLedgerEntry.objects.none()
+    owner_id = dataset.ledger_owner_id
+    return (
+        BudgetLedgerEntry.objects.filter(dataset_id=owner_id)
+        .select_related("job", "source")
+        .order_by("at", "id")
+    )
+
+
+def dataset_figures(*, user: Any, dataset: SourceDataset) -> dict[str, Any]:
+    """Row counts as `user` may see them: exact for custodians, rounded to 100 for everyone else
+    (an exact count would make add/remove-one-record DP meaningless)."""
+    if sees_exact_figures(user):
+        return {
+            "exact": True,
+            "rows": dataset.rows,
+            "training_rows": dataset.training_rows,
+            "holdout_rows": dataset.holdout_rows,
+        }
+    return {
+        "exact": False,
+        "rows": about(dataset.rows),
+        "training_rows": about(dataset.training_rows),
+        "holdout_rows": about(dataset.holdout_rows),
+    }
+
+
+def column_figures(*, user: Any, column: DatasetColumn) -> dict[str, Any]:
+    """A column's missing rate and distinct count as `user` may see them (custodians: exact;
+    others: the missing rate to the nearest percent and no distinct count)."""
+    if sees_exact_figures(user):
+        return {"exact": True, "missing_rate": column.missing_rate, "distinct": column.distinct}
+    return {"exact": False, "missing_rate": round(column.missing_rate, 2), "distinct": None}
+
+
+# Keys of a declaration that are public (the pending estimate request is bookkeeping).
+PUBLIC_DECLARED = (
+    "source",
+    "lower",
+    "upper",
+    "integer",
+    "categories",
+    "unit",
+    "nullable",
+    "outcome",
+    "estimate",
+)
+
+
+def declared_visible_to(*, user: Any, column: DatasetColumn) -> dict[str, Any]:
+    """The declared domain as `user` may see it. A profile suggestion was read from the data
+    (its bounds are the data's extremes), so only custodians see its values."""
+    declared = column.declared
+    if sees_exact_figures(user):
+        return dict(declared)
+    source = declaration_source(declared)
+    if source == DeclarationSource.PROFILE_SUGGESTION:
+        return {"source": source, "outcome": bool(declared.get("outcome"))}
+    public = {k: declared[k] for k in PUBLIC_DECLARED if k in declared}
+    if "estimate" in public:
+        public["estimate"] = {k: public["estimate"].get(k) for k in ("epsilon", "quantiles")}
+    return {**public, "source": source}

@@ -7,6 +7,7 @@ from typing import Any
 from celery import shared_task
 
 from generation.services import RISK_TASK, dataset_estimate_risk
+from generation.services.datasets import DOMAIN_ESTIMATE_TASK, dataset_estimate_domain
 from generation.services.jobs import jobs_reconcile
 
 RECONCILE_TASK = "synthgate.jobs.reconcile"
@@ -15,6 +16,13 @@ RECONCILE_TASK = "synthgate.jobs.reconcile"
 @shared_task(name=RISK_TASK, acks_late=True, ignore_result=True)
 def estimate_risk(dataset_id: str, **_extra: Any) -> None:
     dataset_estimate_risk(dataset_id=dataset_id)
+
+
+# Safe to redeliver: the service claims the request once (queued -> running) before it reads the
+# data, so a second delivery does nothing and the data is never read twice under one debit.
+@shared_task(name=DOMAIN_ESTIMATE_TASK, acks_late=True, ignore_result=True)
+def estimate_domain(column_id: int, entry_id: int, **_extra: Any) -> None:
+    dataset_estimate_domain(column_id=column_id, entry_id=entry_id)
 
 
 # Expires quickly: a backlog of reconcile messages is pointless, the next tick does the work.

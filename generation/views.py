@@ -12,19 +12,32 @@ from core.errors import DomainError, NotFound
 from core.ids import parse_uuid
 from core.roles import Role, has_role
 from core.views import domain_errors_as_messages
-from generation.api.serializers import CUSTODIANS
 from generation.charts import budget_figure, category_figure, histogram_figure
 from generation.choices import ColumnKind
-from generation.forms import ColumnReviewForm, DatasetUploadForm
-from generation.selectors import dataset_columns, datasets_visible_to
+from generation.forms import ColumnReviewForm, DatasetUploadForm, DomainEstimateForm
+from generation.policies import declaration_warnings, sees_exact_figures
+from generation.selectors import (
+    budget_totals,
+    column_figures,
+    dataset_columns,
+    dataset_figures,
+    datasets_visible_to,
+    declared_visible_to,
+    ledger_entries_visible_to,
+)
 from generation.services import dataset_register, dataset_sign_off, dataset_update_columns
+from generation.services.budget import format_delta, format_epsilon
+from generation.services.datasets import dataset_request_domain_estimate
 from generation.uploads import upload_was_too_large
 
 
 def dataset_list(request: HttpRequest) -> HttpResponse:
-    datasets = datasets_visible_to(user=request.user)
+    rows = [
+        (d, dataset_figures(user=request.user, dataset=d), budget_totals(dataset=d))
+        for d in datasets_visible_to(user=request.user)
+    ]
     can_upload = has_role(request.user, Role.DATA_STEWARD, Role.ADMIN)
-    return render(request, "generation/dataset_list.html", {"datasets": datasets, "can_upload": can_upload})
+    return render(request, "generation/dataset_list.html", {"rows": rows, "can_upload": can_upload})
 
 
 def dataset_upload(request: HttpRequest) -> HttpResponse:
@@ -44,13 +57,16 @@ def dataset_upload(request: HttpRequest) -> HttpResponse:
                 description=data["description"],
                 encoding=data["encoding"] or None,
                 delimiter=data["delimiter"] or None,
+                disjoint_population=data["disjoint_population"],
+                population_reason=data["population_reason"],
             )
         except DomainError as exc:
             form.add_error(None, exc.message)
         else:
+            shared = " It shares the privacy budget of earlier versions." if dataset.population_id else ""
             messages.success(
                 request,
-                f"Registered {dataset} with {dataset.rows} rows. Review the column "
+                f"Registered {dataset} with {dataset.rows} rows.{shared} Review the column "
                 "classification below, then sign it off.",
             )
             return redirect("generation:dataset-review", dataset.pk)
@@ -66,19 +82,27 @@ def _dataset_or_404(request: HttpRequest, dataset_id: str) -> Any:
 
 def dataset_detail(request: HttpRequest, dataset_id: str) -> HttpResponse:
     dataset = _dataset_or_404(request, dataset_id)
-    custodian = has_role(request.user, *CUSTODIANS)
+    custodian = sees_exact_figures(request.user)
     columns = list(dataset_columns(dataset=dataset))
     charts = _charts(columns) if custodian else []
+    others = datasets_visible_to(user=request.user).filter(name=dataset.name).exclude(pk=dataset.pk)
     context = {
         "dataset": dataset,
-        "columns": columns,
+        "figures": dataset_figures(user=request.user, dataset=dataset),
+        "budget": budget_totals(dataset=dataset),
+        "columns": [
+            (
+                c,
+                column_figures(user=request.user, column=c),
+                declared_visible_to(user=request.user, column=c),
+            )
+            for c in columns
+        ],
         "custodian": custodian,
         "charts": charts,
         "k": settings.SYNTHGATE_SMALL_CELL_K,
         "versions": dataset.classification_versions.all()[:10],
-        "other_versions": datasets_visible_to(user=request.user)
-        .filter(name=dataset.name)
-        .exclude(pk=dataset.pk),
+        "other_versions": [(d, dataset_figures(user=request.user, dataset=d)) for d in others],
         "is_steward": has_role(request.user, Role.DATA_STEWARD, Role.ADMIN),
     }
     return render(request, "generation/dataset_detail.html", context)
@@ -101,23 +125,72 @@ def dataset_review(request: HttpRequest, dataset_id: str) -> HttpResponse:
         raise Http404
     columns = list(dataset_columns(dataset=dataset))
     forms = [ColumnReviewForm(request.POST or None, column=c, prefix=f"c{i}") for i, c in enumerate(columns)]
+    posted_entity = request.POST.get("entity_column") if request.method == "POST" else None
     if request.method == "POST" and all(f.is_valid() for f in forms):
         try:
             dataset_update_columns(
                 actor=request.user,
                 dataset_id=dataset.pk,
                 changes=[f.change() for f in forms if f.has_changed()],
+                entity_column=posted_entity,
             )
         except DomainError as exc:
             messages.error(request, exc.message)
         else:
             messages.success(request, "Saved. Sign off when every column is right.")
             return redirect("generation:dataset-review", dataset.pk)
-    return render(
-        request,
-        "generation/dataset_review.html",
-        {"dataset": dataset, "rows": list(zip(columns, forms, strict=True))},
-    )
+    return render(request, "generation/dataset_review.html", _review_context(dataset, columns, forms))
+
+
+def _review_context(dataset: Any, columns: list[Any], forms: list[ColumnReviewForm]) -> dict[str, Any]:
+    rows = [
+        (
+            c,
+            f,
+            declaration_warnings(
+                name=c.name, classification=c.classification, declared=c.declared, stats=c.stats
+            ),
+        )
+        for c, f in zip(columns, forms, strict=True)
+    ]
+    return {
+        "dataset": dataset,
+        "rows": rows,
+        "warning_count": sum(len(w) for _, _, w in rows),
+        "estimate_form": DomainEstimateForm(columns=columns),
+        "budget": budget_totals(dataset=dataset),
+    }
+
+
+@require_POST
+def dataset_estimate_view(request: HttpRequest, dataset_id: str) -> HttpResponse:
+    """Queue a DP estimate of one column's bounds; the epsilon is charged now."""
+    dataset = _dataset_or_404(request, dataset_id)
+    if not has_role(request.user, Role.DATA_STEWARD, Role.ADMIN):
+        raise Http404
+    form = DomainEstimateForm(request.POST, columns=list(dataset_columns(dataset=dataset)))
+    if not form.is_valid():
+        messages.error(request, "Choose a numeric or date column, an epsilon and a search range.")
+        return redirect("generation:dataset-review", dataset.pk)
+    data = form.cleaned_data
+    try:
+        entry = dataset_request_domain_estimate(
+            actor=request.user,
+            dataset_id=dataset.pk,
+            column=data["column"],
+            epsilon=data["epsilon"],
+            lower=data["lower"],
+            upper=data["upper"],
+        )
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            f"Spent epsilon {format_epsilon(entry.amount_micro)} on DP bounds for `{data['column']}`; "
+            "they appear here as its declaration when the worker has computed them.",
+        )
+    return redirect("generation:dataset-review", dataset.pk)
 
 
 @require_POST
@@ -136,10 +209,18 @@ def dataset_sign_off_view(request: HttpRequest, dataset_id: str) -> HttpResponse
 
 
 def dataset_budget(request: HttpRequest, dataset_id: str) -> HttpResponse:
-    """The dataset's epsilon ledger: every reservation and refund, and a chart of spend over time."""
+    """The budget the dataset spends (its population's ledger). Custodians see every reservation
+    and refund and a chart of spend over time; everyone else sees the totals only."""
     dataset = _dataset_or_404(request, dataset_id)
-    entries = list(dataset.ledger.select_related("job").order_by("at", "id"))
-    figure = budget_figure(entries, float(dataset.epsilon_cap)) if entries else None
-    return render(
-        request, "generation/dataset_budget.html", {"dataset": dataset, "entries": entries, "figure": figure}
-    )
+    budget = budget_totals(dataset=dataset)
+    custodian = sees_exact_figures(request.user)
+    entries = list(ledger_entries_visible_to(user=request.user, dataset=dataset))
+    figure = budget_figure(entries, float(budget["epsilon_cap"])) if entries else None
+    context = {
+        "dataset": dataset,
+        "budget": budget,
+        "custodian": custodian,
+        "entries": [(e, format_delta(e.delta_atto)) for e in entries],
+        "figure": figure,
+    }
+    return render(request, "generation/dataset_budget.html", context)

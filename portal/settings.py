@@ -264,6 +264,59 @@ except ValueError:
         'python -c "import base64,os;print(base64.urlsafe_b64encode(os.urandom(32)).decode())"'
     ) from None
 
+
+# The audit chain is keyed (HMAC-SHA256) and its checkpoints are signed (Ed25519) with keys that
+# live outside the database, so a database administrator can neither recompute the chain nor
+# forge a checkpoint. SYNTHGATE_AUDIT_KEY is required in production (32 bytes, urlsafe base64);
+# development keeps a random per-checkout key under var/. The signing key is derived from it
+# unless SYNTHGATE_AUDIT_SIGNING_KEY (an Ed25519 seed, same format) is set.
+def _development_audit_key() -> str:
+    path = VAR_DIR / "audit_key"
+    if not path.exists():
+        import base64
+
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        try:  # created 0600 from the start; O_EXCL lets two starting processes race safely
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(base64.urlsafe_b64encode(os.urandom(32)).decode("ascii"))
+    return path.read_text().strip()
+
+
+if IS_PRODUCTION:
+    SYNTHGATE_AUDIT_KEY = env_str("SYNTHGATE_AUDIT_KEY")
+else:
+    SYNTHGATE_AUDIT_KEY = os.environ.get("SYNTHGATE_AUDIT_KEY") or _development_audit_key()
+SYNTHGATE_AUDIT_SIGNING_KEY = os.environ.get("SYNTHGATE_AUDIT_SIGNING_KEY", "")
+import base64 as _b64  # noqa: E402
+
+for _name, _value, _required in (
+    ("SYNTHGATE_AUDIT_KEY", SYNTHGATE_AUDIT_KEY, True),
+    ("SYNTHGATE_AUDIT_SIGNING_KEY", SYNTHGATE_AUDIT_SIGNING_KEY, False),
+):
+    try:
+        if (_value or _required) and len(_b64.urlsafe_b64decode(_value)) != 32:
+            raise ValueError
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{_name} must be 32 random bytes in urlsafe base64; generate one with "
+            'python -c "import base64,os;print(base64.urlsafe_b64encode(os.urandom(32)).decode())"'
+        ) from None
+# Signed checkpoints of the chain head go to an append-only file in this directory; keep it
+# where a database administrator cannot write (another host, WORM storage, chattr +a).
+SYNTHGATE_AUDIT_CHECKPOINT_DIR = Path(
+    env_str("SYNTHGATE_AUDIT_CHECKPOINT_DIR", str(VAR_DIR / "audit-checkpoints"))
+)
+SYNTHGATE_AUDIT_CHECKPOINT_EVERY = env_int("SYNTHGATE_AUDIT_CHECKPOINT_EVERY", 100)
+SYNTHGATE_AUDIT_CHECKPOINT_SECONDS = env_int("SYNTHGATE_AUDIT_CHECKPOINT_SECONDS", 300)
+if SYNTHGATE_AUDIT_CHECKPOINT_EVERY < 1 or SYNTHGATE_AUDIT_CHECKPOINT_SECONDS < 1:
+    raise ImproperlyConfigured(
+        "SYNTHGATE_AUDIT_CHECKPOINT_EVERY and SYNTHGATE_AUDIT_CHECKPOINT_SECONDS must be at least 1."
+    )
+
 SYNTHGATE_MAX_COLUMNS = env_int("SYNTHGATE_MAX_COLUMNS", 500)
 SYNTHGATE_HOLDOUT_SHARE = float(env_str("SYNTHGATE_HOLDOUT_SHARE", "0.2"))
 if not 0.05 <= SYNTHGATE_HOLDOUT_SHARE <= 0.5:
@@ -342,6 +395,11 @@ SYNTHGATE_RECONCILE_SECONDS = env_int("SYNTHGATE_RECONCILE_SECONDS", 60)
 # One beat process (or `worker -B` on a single machine) sends this; any worker runs it.
 CELERY_BEAT_SCHEDULE = {
     "reconcile-jobs": {"task": "synthgate.jobs.reconcile", "schedule": float(SYNTHGATE_RECONCILE_SECONDS)},
+    # Signed audit checkpoints outside the database, also when fewer than N events were written.
+    "audit-checkpoint": {
+        "task": "synthgate.audit.checkpoint",
+        "schedule": float(SYNTHGATE_AUDIT_CHECKPOINT_SECONDS),
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

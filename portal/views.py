@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET
 
 from approvals.selectors import requests_visible_to, review_queue
 from catalog.selectors import releases_visible_to
+from generation.policies import about, sees_exact_figures
 from generation.selectors import datasets_visible_to
 
 
@@ -24,10 +25,16 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 def dashboard(request: HttpRequest) -> HttpResponse:
     user = request.user
+    exact = sees_exact_figures(user)
     context = {
         "my_requests": requests_visible_to(user=user).filter(requester=user)[:8],
         "queue": review_queue(user=user)[:8],
         "releases": releases_visible_to(user=user)[:8],
-        "datasets": datasets_visible_to(user=user)[:8],
+        "datasets": [
+            # Exact source row counts are for custodians; everyone else sees a rounded figure.
+            (d, d.rows if exact else about(d.rows))
+            for d in datasets_visible_to(user=user)[:8]
+        ],
+        "rows_exact": exact,
     }
     return render(request, "portal/dashboard.html", context)

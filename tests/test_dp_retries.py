@@ -81,7 +81,7 @@ def test_a_retry_after_the_mechanisms_ran_resamples_from_the_saved_statistics(
     assert not BudgetLedgerEntry.objects.filter(job=job, kind="refund").exists()
     release = Release.objects.filter(job=job).first()
     if release is not None:
-        assert release.privacy["dp"] is True and release.privacy["epsilon"] == "0.5"
+        assert release.privacy["dp"] is True and release.privacy["epsilon"] == 0.5
 
 
 def test_a_retry_after_the_data_was_read_but_nothing_was_saved_fails_and_keeps_the_debit(

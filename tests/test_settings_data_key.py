@@ -20,6 +20,7 @@ def _load_settings(**env: str) -> subprocess.CompletedProcess[str]:
             "SYNTHGATE_ENV": "production",
             "DJANGO_SECRET_KEY": "x" * 50,
             "DJANGO_ALLOWED_HOSTS": "example.org",
+            "SYNTHGATE_AUDIT_KEY": "B" * 43 + "=",
             "SYNTHGATE_VAR_DIR": str(REPO / "var" / "settings-check"),
             **env,
         }

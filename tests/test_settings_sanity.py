@@ -115,6 +115,7 @@ PRODUCTION = {
     "DJANGO_SECRET_KEY": VALID_SECRET,
     "DJANGO_ALLOWED_HOSTS": "synthgate.example.org",
     "SYNTHGATE_DATA_KEY": base64.urlsafe_b64encode(bytes(range(32))).decode(),
+    "SYNTHGATE_AUDIT_KEY": base64.urlsafe_b64encode(bytes(range(32, 64))).decode(),
 }
 
 

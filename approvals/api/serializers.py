@@ -6,6 +6,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from rest_framework import serializers
 
 from approvals.choices import Audience, DecisionKind, Fidelity, PurposeCategory, RequestStatus
+from approvals.dp import budget_check
 from approvals.models import Decision, GateOverride, GenerationAttempt, GenerationRequest
 from approvals.services import attempts_allowed, round_quorum
 
@@ -89,12 +90,21 @@ class GateOverrideOutputSerializer(serializers.ModelSerializer):
         ]
 
 
+# Before approval reserves the budget, the comparison with what is left is news to the requester.
+_BUDGET_STATUSES = (RequestStatus.DRAFT, RequestStatus.CHANGES_REQUESTED, RequestStatus.IN_REVIEW)
+
+
 class RequestOutputSerializer(serializers.ModelSerializer):
     requester = serializers.CharField(source="requester.username")
     dataset = serializers.UUIDField(source="dataset_id")
     epsilon = serializers.DecimalField(
         max_digits=12, decimal_places=6, coerce_to_string=False, allow_null=True
     )
+    # (epsilon, delta) synthesizers only (dp_mst, dp_aim); null for pure epsilon-DP and non-DP.
+    delta = serializers.DecimalField(
+        max_digits=19, decimal_places=18, coerce_to_string=False, allow_null=True
+    )
+    budget = serializers.SerializerMethodField()
     tier = serializers.SerializerMethodField()
     decisions = DecisionOutputSerializer(many=True)
     job = serializers.SerializerMethodField()
@@ -116,6 +126,8 @@ class RequestOutputSerializer(serializers.ModelSerializer):
             "audience",
             "synthesizer",
             "epsilon",
+            "delta",
+            "budget",
             "is_dp",
             "purpose",
             "purpose_category",
@@ -136,6 +148,14 @@ class RequestOutputSerializer(serializers.ModelSerializer):
             "created_at",
             "submitted_at",
         ]
+
+    def get_budget(self, obj: GenerationRequest) -> dict[str, Any] | None:
+        """For a DP request not yet approved: its epsilon (and delta) against what is left on the
+        dataset's budget, with a message; `fits` false means submission will be refused (409)."""
+        if obj.status not in _BUDGET_STATUSES:
+            return None
+        check = budget_check(obj.dataset, obj.epsilon_micro, obj.delta_atto)
+        return check.as_dict() if check else None
 
     def get_tier(self, obj: GenerationRequest) -> dict[str, Any] | None:
         return TierOutputSerializer(obj).data if obj.tier_level else None  # type: ignore[return-value]
@@ -175,6 +195,14 @@ def _validate_epsilon_value(value: Any) -> Any:
     return value
 
 
+def _validate_delta_value(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise serializers.ValidationError("delta must be a number (for example 1e-9), or null.")
+    return value
+
+
 class RequestInputSerializer(serializers.Serializer):
     dataset = serializers.CharField()
     title = serializers.CharField(max_length=200)
@@ -188,6 +216,8 @@ class RequestInputSerializer(serializers.Serializer):
     rows = serializers.IntegerField(min_value=1)
     # Any JSON value: the service accepts only finite positive numbers (or null for non-DP).
     epsilon = serializers.JSONField(required=False, allow_null=True, default=None)
+    # (epsilon, delta) synthesizers only; omitted or null means the default 1e-9 for them.
+    delta = serializers.JSONField(required=False, allow_null=True, default=None)
     # Optional, so clients written before risk tiering keep working.
     fidelity = serializers.ChoiceField(choices=Fidelity.choices, required=False, default=Fidelity.MEDIUM)
     purpose_category = serializers.ChoiceField(
@@ -197,6 +227,9 @@ class RequestInputSerializer(serializers.Serializer):
     def validate_epsilon(self, value: Any) -> Any:
         return _validate_epsilon_value(value)
 
+    def validate_delta(self, value: Any) -> Any:
+        return _validate_delta_value(value)
+
 
 class RequestPreviewInputSerializer(serializers.Serializer):
     dataset = serializers.CharField()
@@ -205,6 +238,7 @@ class RequestPreviewInputSerializer(serializers.Serializer):
     synthesizer = serializers.CharField(max_length=40)
     rows = serializers.IntegerField(min_value=1)
     epsilon = serializers.JSONField(required=False, allow_null=True, default=None)
+    delta = serializers.JSONField(required=False, allow_null=True, default=None)
     fidelity = serializers.ChoiceField(choices=Fidelity.choices, required=False, default=Fidelity.MEDIUM)
     purpose_category = serializers.ChoiceField(
         choices=PurposeCategory.choices, required=False, default=PurposeCategory.RESEARCH
@@ -212,6 +246,9 @@ class RequestPreviewInputSerializer(serializers.Serializer):
 
     def validate_epsilon(self, value: Any) -> Any:
         return _validate_epsilon_value(value)
+
+    def validate_delta(self, value: Any) -> Any:
+        return _validate_delta_value(value)
 
 
 class FiredRuleOutputSerializer(serializers.Serializer):
@@ -225,6 +262,15 @@ class SuggestionOutputSerializer(serializers.Serializer):
     level = serializers.CharField()
 
 
+class BudgetOutputSerializer(serializers.Serializer):
+    fits = serializers.BooleanField()
+    epsilon_needed = serializers.CharField()
+    epsilon_remaining = serializers.CharField()
+    delta_needed = serializers.CharField(allow_null=True)
+    delta_remaining = serializers.CharField()
+    message = serializers.CharField()
+
+
 class PreviewOutputSerializer(serializers.Serializer):
     level = serializers.CharField()
     reasons = serializers.ListField(child=serializers.CharField())
@@ -233,6 +279,8 @@ class PreviewOutputSerializer(serializers.Serializer):
     controls = serializers.DictField()
     suggestions = SuggestionOutputSerializer(many=True)
     policy_version = serializers.CharField()
+    budget = BudgetOutputSerializer(allow_null=True)
+    dp_domain_refusal = serializers.CharField(allow_null=True)
 
 
 class DecisionInputSerializer(serializers.Serializer):

@@ -22,6 +22,7 @@ from approvals.api.serializers import (
     RequestPreviewInputSerializer,
     UploadInputSerializer,
 )
+from approvals.dp import dp_gate_visible_to, dp_metrics_visible_to
 from approvals.selectors import requests_visible_to
 from approvals.services import (
     RequestInput,
@@ -38,8 +39,8 @@ from approvals.services import (
     request_upload_synthetic,
 )
 from core.errors import ValidationFailed
+from generation.synthesizers import is_dp_synthesizer
 from generation.uploads import upload_was_too_large
-from validation.selectors import gate_visible_to, metrics_visible_to
 
 
 def _render(request_obj: object) -> dict:
@@ -57,6 +58,7 @@ def _input(data: dict[str, Any]) -> RequestInput:
         synthesizer=data["synthesizer"],
         rows=data["rows"],
         epsilon=data["epsilon"],
+        delta=data.get("delta"),
         fidelity=data["fidelity"],
         purpose_category=data["purpose_category"],
     )
@@ -112,6 +114,8 @@ class RequestPreviewApi(APIView):
             "controls": a.controls,
             "suggestions": [{"change": s.change, "level": s.level} for s in preview.suggestions],
             "policy_version": str(preview.policy_number),
+            "budget": preview.budget.as_dict() if preview.budget else None,
+            "dp_domain_refusal": preview.domain_refusal,
         }
         return Response(PreviewOutputSerializer(body).data)
 
@@ -210,6 +214,8 @@ class RequestAttemptsApi(APIView):
         """Every generation attempt with its gate and metrics as the caller may see them (values
         for oversight roles; pass/fail and reasons for others): what an override is decided on."""
         item = request_get_for(actor=request.user, request_id=request_id)
+        # For a DP request, values computed on the real rows go to custodians only.
+        is_dp = is_dp_synthesizer(item.synthesizer)
         rows = []
         for attempt in item.attempts.select_related("job"):
             report = getattr(attempt.job, "validation", None)
@@ -218,9 +224,9 @@ class RequestAttemptsApi(APIView):
                 {
                     **AttemptOutputSerializer(attempt).data,
                     "job": attempt.job_id,
-                    "gate": gate_visible_to(user=request.user, gate=gate) if gate else None,
-                    "metrics": metrics_visible_to(
-                        user=request.user, metrics=report.metrics, checks=report.checks
+                    "gate": dp_gate_visible_to(user=request.user, gate=gate, is_dp=is_dp) if gate else None,
+                    "metrics": dp_metrics_visible_to(
+                        user=request.user, metrics=report.metrics, checks=report.checks, is_dp=is_dp
                     )
                     if report
                     else None,

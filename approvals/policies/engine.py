@@ -42,6 +42,17 @@ FACTS: dict[str, FactSpec] = {
     "purpose_category": FactSpec("choice", "what the data is for", PURPOSES),
     "is_dp": FactSpec("bool", "the synthesizer is differentially private"),
     "epsilon": FactSpec("number", "the DP budget requested (None when not DP)", nullable=True),
+    "delta": FactSpec(
+        "number", "the DP delta requested (None when not DP; 0 for pure epsilon-DP)", nullable=True
+    ),
+    "entity_column_declared": FactSpec(
+        "bool", "the steward declared the dataset's entity (patient) column: DP protects patients"
+    ),
+    "identifier_repeats": FactSpec(
+        "bool",
+        "an identifier column (classified or suggested as a direct identifier) has fewer distinct "
+        "values than filled rows: some people have several rows",
+    ),
     "quasi_identifiers": FactSpec("int", "quasi-identifier columns requested"),
     "sensitive_columns": FactSpec("int", "sensitive columns requested"),
     "direct_identifiers": FactSpec("int", "direct-identifier columns requested"),
@@ -63,6 +74,7 @@ MESSAGE_EXTRAS = (
     "sensitive_names",
     "direct_identifier_names",
     "reidentification_pct",
+    "repeating_identifier_names",
 )
 
 
@@ -76,6 +88,7 @@ class Facts:
     synthesizer: str = ""
     is_dp: bool = False
     epsilon: float | None = None
+    delta: float | None = None
     quasi_identifier_names: tuple[str, ...] = ()
     sensitive_names: tuple[str, ...] = ()
     direct_identifier_names: tuple[str, ...] = ()
@@ -84,6 +97,9 @@ class Facts:
     source_rows: int = 0
     small_cells: int | None = None
     reidentification_risk: float | None = None
+    entity_column_declared: bool = False
+    # Identifier columns of the dataset whose values repeat across rows (names only).
+    repeating_identifier_names: tuple[str, ...] = ()
 
     def values(self) -> dict[str, Any]:
         """The facts rules compare, by name (see FACTS)."""
@@ -93,6 +109,9 @@ class Facts:
             "purpose_category": self.purpose_category,
             "is_dp": self.is_dp,
             "epsilon": self.epsilon if self.is_dp else None,
+            "delta": (self.delta or 0.0) if self.is_dp else None,
+            "entity_column_declared": self.entity_column_declared,
+            "identifier_repeats": bool(self.repeating_identifier_names),
             "quasi_identifiers": len(self.quasi_identifier_names),
             "sensitive_columns": len(self.sensitive_names),
             "direct_identifiers": len(self.direct_identifier_names),
@@ -245,6 +264,7 @@ def _extras(facts: Facts) -> dict[str, Any]:
         "sensitive_names": ", ".join(facts.sensitive_names),
         "direct_identifier_names": ", ".join(facts.direct_identifier_names),
         "reidentification_pct": "unknown" if risk is None else f"{risk:.1%}",
+        "repeating_identifier_names": ", ".join(facts.repeating_identifier_names),
     }
 
 
@@ -272,7 +292,7 @@ def merge_controls(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict
             merged[key] = max(int(merged.get(key) or 0), int(value))
         elif key == "dp_required":
             merged[key] = bool(merged.get(key)) or bool(value)
-        elif key == "max_epsilon":
+        elif key in ("max_epsilon", "max_delta"):
             merged[key] = value if merged.get(key) is None else min(merged[key], value)
         elif key == "expiry_days":
             merged[key] = min(int(merged[key]), int(value)) if merged.get(key) else int(value)
@@ -320,6 +340,16 @@ def _violations(controls: Mapping[str, Any], facts: Facts) -> list[FiredRule]:
                 f"this request allows: lower epsilon to {_text(float(limit))} or less.",
             )
         )
+    delta_limit = controls.get("max_delta")
+    if delta_limit is not None and facts.is_dp and facts.delta and facts.delta > delta_limit:
+        found.append(
+            FiredRule(
+                "control.max_delta",
+                "prohibited",
+                f"Delta {_text(float(facts.delta))} is above the maximum {_text(float(delta_limit))} "
+                f"this request allows: lower delta to {_text(float(delta_limit))} or less.",
+            )
+        )
     return found
 
 
@@ -338,7 +368,7 @@ def evaluate(policy: Policy, facts: Facts) -> Assessment:
     violations = _violations(controls, facts)
     if violations:
         level = "prohibited"
-        requirements = {k: controls[k] for k in ("dp_required", "max_epsilon") if k in controls}
+        requirements = {k: controls[k] for k in ("dp_required", "max_epsilon", "max_delta") if k in controls}
         controls = {**_tier_controls(policy, level, facts), **requirements}
         fired.extend(violations)
     if not fired:
@@ -383,7 +413,8 @@ def _alternatives(facts: Facts, *, dp_available: bool) -> list[tuple[str, Facts]
     if lower:
         options.append((f"Ask for {lower} fidelity.", replace(facts, fidelity=lower)))
     if facts.source_rows and facts.rows > facts.source_rows:
-        options.append((f"Request at most {facts.source_rows} rows.", replace(facts, rows=facts.source_rows)))
+        # No figure: the exact source row count is for custodians (the pure engine cannot tell).
+        options.append(("Request no more rows than the source has.", replace(facts, rows=facts.source_rows)))
     return options
 
 

@@ -40,8 +40,9 @@ _TIER_KEYS = {
     "gate",
     "expiry_days",
 }
-# Optional, so rule sets published before it existed stay valid (engine.DEFAULT_MAX_ATTEMPTS).
-_OPTIONAL_TIER_KEYS = {"max_generation_attempts"}
+# Optional, so rule sets published before they existed stay valid (engine.DEFAULT_MAX_ATTEMPTS;
+# no max_delta means no cap beyond the ledger's).
+_OPTIONAL_TIER_KEYS = {"max_generation_attempts", "max_delta"}
 _RULE_KEYS = {"id", "when", "tier", "message", "controls"}
 # Rules may tighten these; who may approve is a property of the tier alone.
 _OVERRIDE_KEYS = (_TIER_KEYS | _OPTIONAL_TIER_KEYS) - {"approver_roles"} | {"access_level"}
@@ -266,6 +267,8 @@ class _Checker:
                 b["max_generation_attempts"] > a["max_generation_attempts"]
             ):
                 self.fail(f"tiers.{higher}.max_generation_attempts", f"must be at most the {lower} tier's")
+            if _numbers(a, b, "max_delta") and b["max_delta"] > a["max_delta"]:
+                self.fail(f"tiers.{higher}.max_delta", f"must be at most the {lower} tier's")
 
     def controls(self, controls: Any, path: str, *, keys: set[str]) -> None:
         checks = {
@@ -275,6 +278,7 @@ class _Checker:
             ),
             "dp_required": lambda v: isinstance(v, bool),
             "max_epsilon": lambda v: v is None or (_is_number(v) and 0 < v <= 100),
+            "max_delta": lambda v: v is None or (_is_number(v) and 0 < v <= 0.001),
             "expiry_days": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 3650,
             "access_level": lambda v: v in ACCESS_LEVELS,
             "max_generation_attempts": lambda v: (
@@ -286,6 +290,7 @@ class _Checker:
             "min_privacy_officer_approvals": "a whole number from 0 to 10",
             "dp_required": "true or false",
             "max_epsilon": "a number above 0 and at most 100, or null",
+            "max_delta": "a number above 0 and at most 0.001 (write it with a decimal point, as 1.0e-9), or null",
             "expiry_days": "a whole number of days from 0 to 3650",
             "access_level": f"one of {', '.join(ACCESS_LEVELS)}",
             "max_generation_attempts": "a whole number from 0 to 20",
@@ -431,3 +436,7 @@ class _Checker:
 
 def _ints(a: Mapping[str, Any], b: Mapping[str, Any], key: str) -> bool:
     return all(isinstance(x.get(key), int) and not isinstance(x.get(key), bool) for x in (a, b))
+
+
+def _numbers(a: Mapping[str, Any], b: Mapping[str, Any], key: str) -> bool:
+    return all(_is_number(x.get(key)) for x in (a, b))

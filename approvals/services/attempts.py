@@ -63,6 +63,7 @@ def attempt_job_for_approval(*, request: GenerationRequest, actor: Any) -> None:
         synthesizer=request.synthesizer,
         rows=request.rows,
         epsilon_micro=request.epsilon_micro,
+        delta_atto=request.delta_atto,
         actor=actor,
     )
     attempt_record(request=request, job=job, source=AttemptSource.SYNTHESIZED, actor=actor)

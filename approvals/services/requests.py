@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from approvals.choices import Audience, Fidelity, PurposeCategory, RequestStatus, TierLevel
+from approvals.dp import check_budget_fits, check_domain_declared, validate_delta
 from approvals.models import GenerationRequest, TierAssessment
 from approvals.policies import Assessment, Facts, evaluate
 from approvals.selectors import requests_visible_to
@@ -24,7 +25,7 @@ from generation.choices import Classification, ColumnKind, JobState
 from generation.models import SourceDataset, SynthesisJob
 from generation.selectors import datasets_requestable_by
 from generation.services import epsilon_to_micro, job_cancel
-from generation.synthesizers import EXTERNAL_UPLOAD, REGISTRY, is_known_synthesizer
+from generation.synthesizers import EXTERNAL_UPLOAD, REGISTRY, is_dp_synthesizer, is_known_synthesizer
 
 _SYNTHESIZABLE_KINDS = {ColumnKind.NUMERIC, ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN, ColumnKind.DATETIME}
 
@@ -43,6 +44,8 @@ class RequestInput:
     # Optional for callers that predate them (API clients, fixtures): neutral defaults.
     fidelity: str = Fidelity.MEDIUM
     purpose_category: str = PurposeCategory.RESEARCH
+    # (epsilon, delta) synthesizers only; omitted means the default (approvals.dp.DEFAULT_DELTA).
+    delta: Any = None
 
 
 # --- Validation (everything the requester controls) ---------------------------------------------
@@ -130,6 +133,12 @@ def _cleaned(actor: Any, data: RequestInput) -> dict[str, Any]:
             )
     columns = [str(c) for c in data.columns]
     _validate_columns(dataset, columns)
+    epsilon_micro = _validate_epsilon(data.synthesizer, data.epsilon)
+    delta_atto = validate_delta(data.synthesizer, data.delta)
+    rows = _validate_rows(data.rows)
+    # After the 400s: a well-formed DP request on undeclared domains is refused as a conflict
+    # with the dataset's state (409), naming the columns and what to do.
+    check_domain_declared(dataset, columns, data.synthesizer)
     return {
         "dataset": dataset,
         "title": data.title.strip()[:200],
@@ -140,8 +149,9 @@ def _cleaned(actor: Any, data: RequestInput) -> dict[str, Any]:
         "fidelity": data.fidelity,
         "columns": columns,
         "synthesizer": data.synthesizer,
-        "rows": _validate_rows(data.rows),
-        "epsilon_micro": _validate_epsilon(data.synthesizer, data.epsilon),
+        "rows": rows,
+        "epsilon_micro": epsilon_micro,
+        "delta_atto": delta_atto,
     }
 
 
@@ -154,6 +164,8 @@ def _audit_details(fields: dict[str, Any]) -> dict[str, Any]:
         "audience": fields["audience"],
         "fidelity": fields["fidelity"],
         "purpose_category": fields["purpose_category"],
+        "epsilon_micro": fields["epsilon_micro"],
+        "delta_atto": fields["delta_atto"],
     }
 
 
@@ -227,9 +239,14 @@ def request_submit(*, actor: Any, request_id: Any) -> GenerationRequest:
             raise PermissionDenied("Only the requester can submit this request.")
         if not check_transition("submit", request.status):
             return request
+        if is_dp_synthesizer(request.synthesizer):
+            # The dataset may have been signed off again since filing.
+            check_domain_declared(request.dataset, list(request.columns), request.synthesizer)
         version, policy = policy_ensure_active()
         facts = request_facts(request)
         assessment = evaluate(policy, facts)
+        if assessment.level != TierLevel.PROHIBITED:
+            _check_budget_fits(request)
         _apply_assessment(request, assessment, version)
         TierAssessment.objects.create(
             request=request,
@@ -256,6 +273,15 @@ def request_submit(*, actor: Any, request_id: Any) -> GenerationRequest:
         if request.status == RequestStatus.IN_REVIEW:
             notify_reviewers_on_commit(request)
     return request
+
+
+def _check_budget_fits(request: GenerationRequest) -> None:
+    """A DP request goes to review only if what is left of the budget can pay its epsilon and
+    delta today: reviewers should not spend time on what cannot be paid (approval reserves it
+    exactly, and may still find it spent meanwhile). A prohibited request is rejected with its
+    reasons instead, whatever the budget."""
+    if is_dp_synthesizer(request.synthesizer):
+        check_budget_fits(request.dataset, request.epsilon_micro, request.delta_atto)
 
 
 def _apply_assessment(request: GenerationRequest, assessment: Assessment, version: Any) -> None:

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
+from django.db.models import Q
+
 from approvals.choices import Audience, Fidelity, PurposeCategory
+from approvals.dp import BudgetCheck, budget_check, domain_refusal, validate_delta
 from approvals.models import GenerationRequest
 from approvals.policies import Assessment, Facts, Suggestion, evaluate, suggest
 from approvals.services.policy import policy_for_preview
-from core.errors import PermissionDenied
+from core.errors import PermissionDenied, ValidationFailed
 from core.ids import parse_uuid
 from core.roles import Role, has_role
 from generation.choices import Classification
 from generation.models import SourceDataset
 from generation.selectors import datasets_requestable_by
-from generation.synthesizers import REGISTRY
+from generation.services import epsilon_to_micro
+from generation.synthesizers import REGISTRY, is_dp_synthesizer
 
 MAX_ROWS = 1_000_000
 
@@ -27,6 +32,10 @@ class Preview:
     assessment: Assessment
     suggestions: list[Suggestion]
     policy_number: int
+    # DP requests: the epsilon (and delta) against the dataset's remaining budget, and why the
+    # requested columns cannot be synthesized under DP yet (undeclared domains), if they cannot.
+    budget: BudgetCheck | None = None
+    domain_refusal: str | None = None
 
 
 # --- Facts and tiering --------------------------------------------------------------------------
@@ -42,6 +51,7 @@ def facts_for(
     rows: int,
     fidelity: str = Fidelity.MEDIUM,
     purpose_category: str = PurposeCategory.RESEARCH,
+    delta: float | None = None,
 ) -> Facts:
     """The policy's view of a request. Reads column classifications and dataset-level estimates;
     never the source rows (the web process must not touch them)."""
@@ -59,6 +69,7 @@ def facts_for(
         synthesizer=synthesizer,
         is_dp=is_dp,
         epsilon=float(epsilon) if is_dp and epsilon is not None else None,
+        delta=float(delta) if is_dp and delta is not None else None,
         quasi_identifier_names=named(Classification.QUASI_IDENTIFIER),
         sensitive_names=named(Classification.SENSITIVE),
         direct_identifier_names=named(Classification.DIRECT_IDENTIFIER),
@@ -68,7 +79,26 @@ def facts_for(
         # Seams for the dataset-intake work: None (unknown) until the dataset carries them.
         small_cells=_optional_int(getattr(dataset, "small_cell_count", None)),
         reidentification_risk=_optional_float(getattr(dataset, "reidentification_risk", None)),
+        entity_column_declared=bool(dataset.entity_column),
+        repeating_identifier_names=repeating_identifiers(dataset),
     )
+
+
+def repeating_identifiers(dataset: SourceDataset) -> tuple[str, ...]:
+    """Identifier columns (classified, or suggested, as direct identifiers) with fewer distinct
+    values than filled rows: a sign that one person has several rows. Read from the intake
+    profile's aggregates (distinct count, missing rate), never from the rows."""
+    found = []
+    id_like = Q(classification=Classification.DIRECT_IDENTIFIER) | Q(
+        suggested_classification=Classification.DIRECT_IDENTIFIER
+    )
+    for name, distinct, missing_rate in dataset.columns.filter(id_like).values_list(
+        "name", "distinct", "missing_rate"
+    ):
+        filled = round(dataset.rows * (1.0 - float(missing_rate or 0.0)))
+        if 0 < distinct < filled:
+            found.append(name)
+    return tuple(found)
 
 
 def _optional_int(value: Any) -> int | None:
@@ -86,6 +116,7 @@ def request_facts(request: GenerationRequest) -> Facts:
         audience=request.audience,
         synthesizer=request.synthesizer,
         epsilon=float(request.epsilon) if request.epsilon is not None else None,
+        delta=float(request.delta) if request.delta is not None else None,
         rows=request.rows,
         fidelity=request.fidelity,
         purpose_category=request.purpose_category,
@@ -107,12 +138,16 @@ def request_preview(*, actor: Any, dataset_id: Any, **form: Any) -> Preview | No
     if dataset is None:
         return None
     known = set(dataset.columns.values_list("name", flat=True))
+    columns = [c for c in dict.fromkeys(form.get("columns") or []) if c in known]
+    synthesizer = str(form.get("synthesizer") or "")
+    epsilon_micro, delta_atto = _lenient_budget(synthesizer, form.get("epsilon"), form.get("delta"))
     facts = facts_for(
         dataset=dataset,
-        columns=[c for c in dict.fromkeys(form.get("columns") or []) if c in known],
+        columns=columns,
         audience=_pick(form.get("audience"), Audience.values, Audience.INTERNAL),
-        synthesizer=str(form.get("synthesizer") or ""),
+        synthesizer=synthesizer,
         epsilon=_lenient_float(form.get("epsilon")),
+        delta=float(Decimal(delta_atto) / 10**18) if delta_atto is not None else None,
         rows=_lenient_rows(form.get("rows")),
         fidelity=_pick(form.get("fidelity"), Fidelity.values, Fidelity.MEDIUM),
         purpose_category=_pick(
@@ -121,7 +156,28 @@ def request_preview(*, actor: Any, dataset_id: Any, **form: Any) -> Preview | No
     )
     number, policy = policy_for_preview()
     dp_available = any(cls.is_dp for cls in REGISTRY.values())
-    return Preview(evaluate(policy, facts), suggest(policy, facts, dp_available=dp_available), number)
+    return Preview(
+        evaluate(policy, facts),
+        suggest(policy, facts, dp_available=dp_available),
+        number,
+        budget=budget_check(dataset, epsilon_micro, delta_atto) if is_dp_synthesizer(synthesizer) else None,
+        domain_refusal=domain_refusal(dataset, columns, synthesizer) if columns else None,
+    )
+
+
+def _lenient_budget(synthesizer: str, epsilon: Any, delta: Any) -> tuple[int | None, int | None]:
+    """(micro-epsilon, atto-delta) of a half-filled form, None where not (yet) valid."""
+    if not is_dp_synthesizer(synthesizer):
+        return None, None
+    try:
+        epsilon_micro: int | None = epsilon_to_micro(epsilon)
+    except ValidationFailed:
+        epsilon_micro = None
+    try:
+        delta_atto = validate_delta(synthesizer, delta)
+    except ValidationFailed:
+        delta_atto = None
+    return epsilon_micro, delta_atto
 
 
 def _pick(value: Any, choices: list[str], default: str) -> str:

@@ -35,11 +35,23 @@ class FakeDPSynthesizer:
 
 
 @pytest.fixture
-def dp_synthesizer(monkeypatch: pytest.MonkeyPatch) -> str:
+def dp_synthesizer(monkeypatch: pytest.MonkeyPatch, dataset: Any) -> str:
+    """A DP synthesizer, and a dataset whose signed-off domains are the steward's (DP refuses
+    domains only a profile suggested: tested in test_dp_requests)."""
+    from approvals.tests.helpers import declare_by_steward
     from generation.synthesizers import REGISTRY
 
     monkeypatch.setitem(REGISTRY, FakeDPSynthesizer.name, FakeDPSynthesizer)
+    declare_by_steward(dataset)
     return FakeDPSynthesizer.name
+
+
+@pytest.fixture
+def declared_dataset(dataset: Any) -> Any:
+    """The shared dataset, its signed-off domains marked as declared by the steward."""
+    from approvals.tests.helpers import declare_by_steward
+
+    return declare_by_steward(dataset)
 
 
 @pytest.fixture

@@ -95,3 +95,28 @@ def test_the_evidence_charts_render_under_the_csp(
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "approvals-evidence.png"), full_page=True)
     assert page_for.errors == []
+
+
+def test_a_dp_request_on_profile_suggestions_is_refused_in_the_browser(
+    page_for: Any, live_server: Any, alice: Any, dataset: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    from approvals.models import GenerationRequest
+    from approvals.tests.helpers import profile_suggestions_only
+
+    profile_suggestions_only(dataset)
+    page = page_for("alice")
+    page.goto(f"{live_server.url}/requests/new/")
+    page.get_by_label("Dataset").select_option(str(dataset.pk))
+    page.get_by_label("kappa (other)").check()  # columns arrive through htmx
+    page.get_by_label("Title").fill("DP prototype")
+    page.get_by_label("Purpose", exact=True).fill("Model")
+    page.get_by_label("Intended use").fill("Notebook")
+    page.get_by_label("Epsilon").fill("0.5")
+    page.get_by_label("Synthesizer").select_option("dp_copula")
+    expect(page.get_by_test_id("preview-dp-domain")).to_contain_text("`kappa`")
+    page.get_by_role("button", name="Submit for review").click()
+    expect(page.get_by_role("alert").first).to_contain_text("only a suggestion read from the data")
+    assert not GenerationRequest.objects.exists()
+    assert page_for.errors == []

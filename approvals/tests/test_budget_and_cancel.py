@@ -13,6 +13,7 @@ import pytest
 from django.db import connection
 
 from approvals.services import request_cancel, request_decide, request_submit
+from approvals.tests.helpers import declare_by_steward
 from catalog.models import Release
 from catalog.services import pipeline_run
 from conftest import SAFE_COLUMNS
@@ -21,6 +22,13 @@ from generation.choices import JobState
 from generation.models import BudgetLedgerEntry, SourceDataset
 
 DP_COLUMNS = ["kappa", "lambda", "futime"]
+
+
+@pytest.fixture(autouse=True)
+def _steward_declared_domains(dataset: Any) -> None:
+    # DP requests need domains the steward declared (profile suggestions are refused, see
+    # test_dp_requests); these tests are about the ledger.
+    declare_by_steward(dataset)
 
 
 def _dp_request(make_request: Any, alice: Any, epsilon: float = 0.1, **extra: Any) -> Any:
@@ -71,7 +79,9 @@ def test_a_dp_release_spends_exactly_its_epsilon_and_says_so(
     if release is not None:
         body = api(alice).get(f"/api/v1/releases/{release.pk}/").json()
         assert body["is_dp"] is True and body["epsilon"] == 0.123457
-        assert "epsilon = 0.123457" in body["privacy"]
+        # `privacy` is the release's privacy block (issue 11); the sentence is `privacy_statement`.
+        assert "epsilon = 0.123457" in body["privacy_statement"]
+        assert body["privacy"]["dp"] is True and body["privacy"]["epsilon"] == 0.123457
 
 
 def test_a_non_dp_release_says_it_is_not_dp(
@@ -82,16 +92,19 @@ def test_a_non_dp_release_says_it_is_not_dp(
     assert pipeline_run(job_id=submitted_request.job_id) == "published"
     body = api(alice).get(f"/api/v1/releases/{submitted_request.release.pk}/").json()
     assert (
-        body["is_dp"] is False and body["epsilon"] is None and "Not differentially private" in body["privacy"]
+        body["is_dp"] is False
+        and body["epsilon"] is None
+        and "Not differentially private" in body["privacy_statement"]
     )
+    assert body["privacy"]["dp"] is False and body["privacy"]["epsilon"] is None
     assert not BudgetLedgerEntry.objects.exists()
 
 
 def test_approval_without_enough_budget_is_409_with_the_remaining_amount(
     make_request: Any, alice: Any, olivia: Any, dataset: Any, api: Any
 ) -> None:
-    _set_cap(dataset, 50_000)
     request = _dp_request(make_request, alice, epsilon=0.07)
+    _set_cap(dataset, 50_000)  # spent elsewhere after submission (submission checks it too)
     response = api(olivia).post(
         f"/api/v1/requests/{request.pk}/decisions/", {"decision": "approve"}, format="json"
     )

@@ -41,6 +41,28 @@ def fired_ids(f: Facts) -> set[str]:
 RULE_CASES = [
     # (case, facts overrides, rule expected to fire (or None), rule expected not to fire, tier)
     ("nothing fires", {}, "baseline", None, "low"),
+    (
+        "record-level DP where a patient id repeats",
+        {"repeating_identifier_names": ("patient_id",), **DP1},
+        "record_level_dp_repeated_entities",
+        None,
+        "high",
+    ),
+    (
+        "patient-level DP (entity column declared) where the id repeats",
+        {"repeating_identifier_names": ("patient_id",), "entity_column_declared": True, **DP1},
+        None,
+        "record_level_dp_repeated_entities",
+        "low",
+    ),
+    (
+        "a repeating id without DP (no DP claim to weaken)",
+        {"repeating_identifier_names": ("patient_id",)},
+        None,
+        "record_level_dp_repeated_entities",
+        "low",
+    ),
+    ("record-level DP on one row per patient", {**DP1}, None, "record_level_dp_repeated_entities", "low"),
     ("direct identifier", {"direct_identifier_names": ("ssn",)}, "direct_identifiers", None, "prohibited"),
     ("one sensitive column", {"sensitive_names": ("death",)}, "sensitive_columns", None, "medium"),
     ("no sensitive column", {}, None, "sensitive_columns", "low"),

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.models import AuditEvent, Outcome
-from audit.selectors import audit_events_filter, audit_events_visible_to, audit_verify
+from audit.selectors import REASONS, audit_events_filter, audit_events_visible_to, audit_verify
 from core.roles import AUDIT_READERS, has_role
 
 
@@ -55,7 +55,25 @@ class AuditEventSerializer(serializers.Serializer):
 class AuditVerdictSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     events = serializers.IntegerField(help_text="Events checked.")
-    first_bad_seq = serializers.IntegerField(allow_null=True)
+    first_bad_seq = serializers.IntegerField(
+        allow_null=True, help_text="First entry that cannot be trusted; null when intact."
+    )
+    # A CharField, not a ChoiceField: a generic `reason` enum would collide in the schema with
+    # other endpoints' reasons. The codes are listed in the help text.
+    reason = serializers.CharField(
+        help_text="Why verification failed; empty when intact. One of: "
+        + ", ".join(f"`{code}`" for code in REASONS)
+        + " (docs/security.md explains each)."
+    )
+    detail = serializers.CharField(help_text="The reason in words; empty when intact.")
+    unkeyed_events = serializers.IntegerField(
+        help_text="Entries written before keying (unkeyed SHA-256), accepted only as the chain's start."
+    )
+    checkpoints = serializers.IntegerField(help_text="Signed checkpoints whose signature verifies.")
+    checkpoint_seq = serializers.IntegerField(
+        allow_null=True, help_text="Head sequence number of the newest valid checkpoint."
+    )
+    bad_checkpoints = serializers.IntegerField(help_text="Checkpoint lines whose signature fails.")
 
 
 class AuditEventPagination(PageNumberPagination):
@@ -81,7 +99,10 @@ class AuditEventListApi(ListAPIView):
 class AuditVerifyApi(APIView):
     permission_classes = [IsAuthenticated, IsAuditReader]
 
-    @extend_schema(responses=AuditVerdictSerializer, summary="Verify the audit hash chain")
+    @extend_schema(
+        responses=AuditVerdictSerializer,
+        summary="Verify the audit chain against the audit key and the signed checkpoints",
+    )
     def get(self, request: Request) -> Response:
         verdict = audit_verify()
         return Response(AuditVerdictSerializer(verdict).data)

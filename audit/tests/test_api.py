@@ -18,6 +18,11 @@ from portal.services import user_update
 
 Api = Callable[[Any], APIClient]
 EVENT_FIELDS = {"seq", "at", "actor", "action", "target_type", "target_id", "outcome", "hash"}
+VERDICT_FIELDS = {"ok", "events", "first_bad_seq", "reason", "detail", "unkeyed_events"} | {
+    "checkpoints",
+    "checkpoint_seq",
+    "bad_checkpoints",
+}
 
 
 def events_url() -> str:
@@ -106,7 +111,9 @@ def test_pages_hold_100_events(api: Api, audrey: Any) -> None:
 def test_verify_reports_an_intact_chain(api: Api, olivia: Any, history: None) -> None:
     body = api(olivia).get(verify_url()).json()
 
-    assert body == {"ok": True, "events": AuditEvent.objects.count(), "first_bad_seq": None}
+    expected = {"ok": True, "events": AuditEvent.objects.count(), "first_bad_seq": None}
+    assert {key: body[key] for key in expected} == expected
+    assert (body["reason"], body["detail"], body["bad_checkpoints"]) == ("", "", 0)
 
 
 def test_verify_reports_where_the_chain_breaks(api: Api, audrey: Any, history: None) -> None:
@@ -170,4 +177,5 @@ def test_the_openapi_schema_documents_both_endpoints() -> None:
     components = schema["components"]["schemas"]
     assert EVENT_FIELDS <= components["AuditEvent"]["properties"].keys()
     assert "PaginatedAuditEventList" in components
-    assert components["AuditVerdict"]["properties"].keys() == {"ok", "events", "first_bad_seq"}
+    # The original contract, plus what the keyed chain and its checkpoints add (nothing renamed).
+    assert components["AuditVerdict"]["properties"].keys() == VERDICT_FIELDS

@@ -1,55 +1,24 @@
 """The audit log is append-only and hash-chained: tampering of any kind is pinned to a sequence number.
 
 To tamper, a test first does what a rogue DBA would: switch off the append-only triggers (by
-vendor, so the tests pass on SQLite and on PostgreSQL via DATABASE_URL).
+vendor, so the tests pass on SQLite and on PostgreSQL via DATABASE_URL). The attacks that also
+recompute hashes and fix the head are in test_attacks.py.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from audit.hashing import event_hash
+from audit.hashing import audit_key, hmac_event_hash, sha256_event_hash
 from audit.models import AuditEvent
 from audit.selectors import ChainVerdict, audit_verify
 from audit.services import audit_record
+from audit.tests.tampering import raw, triggers_off
 from portal.services import user_update
-
-TRIGGERS = importlib.import_module("audit.migrations.0002_append_only_triggers")
-
-
-def _execute(*statements: str) -> None:
-    with connection.cursor() as cursor:
-        for sql in statements:
-            cursor.execute(sql)
-
-
-@contextmanager
-def triggers_off() -> Iterator[None]:
-    """Drop (SQLite) or disable (PostgreSQL) the append-only triggers, and put them back after."""
-    if connection.vendor == "postgresql":
-        # PostgreSQL refuses ALTER TABLE while the test transaction holds deferred FK checks.
-        _execute("SET CONSTRAINTS ALL IMMEDIATE", "ALTER TABLE audit_auditevent DISABLE TRIGGER USER")
-    else:
-        _execute(*TRIGGERS.SQLITE_DROP)
-    try:
-        yield
-    finally:
-        if connection.vendor == "postgresql":
-            _execute("ALTER TABLE audit_auditevent ENABLE TRIGGER USER")
-        else:
-            _execute(*TRIGGERS.SQLITE)
-
-
-def raw(sql: str, params: list[Any] | None = None) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params or [])
 
 
 @pytest.fixture
@@ -83,8 +52,10 @@ def test_editing_a_rows_details_breaks_the_chain_at_that_row(history: int) -> No
 
 
 def test_rewriting_a_row_with_a_fresh_hash_is_caught_at_the_next_row(history: int) -> None:
+    # Even someone holding the audit key who rewrites one row leaves the next row's link stale.
     row = AuditEvent.objects.get(seq=3)
-    forged = event_hash(
+    forged = hmac_event_hash(
+        key=audit_key(),
         seq=3,
         at=row.at,
         actor_id=row.actor_id,
@@ -135,7 +106,7 @@ def test_a_forged_row_appended_at_the_end_is_detected_even_with_a_valid_hash(his
         "prev_hash": last.hash,
     }
     # Inserts are allowed by the triggers; only the chain head, kept apart, gives this one away.
-    AuditEvent.objects.create(actor=None, hash=event_hash(actor_id=None, **fields), **fields)
+    AuditEvent.objects.create(actor=None, hash=sha256_event_hash(actor_id=None, **fields), **fields)
 
     verdict = audit_verify()
     assert (verdict.ok, verdict.first_bad_seq) == (False, history + 1)

@@ -125,3 +125,18 @@ def test_anonymous_visitors_are_sent_to_sign_in(db: None, name: str) -> None:
 
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login"))
+
+
+def test_the_verify_page_says_why_and_shows_the_checkpoints(audrey: Any, history: None) -> None:
+    from audit.services import audit_checkpoint
+    from audit.tests.tampering import raw, triggers_off
+
+    audit_checkpoint()
+    with triggers_off():
+        raw("UPDATE audit_auditevent SET actor_name = 'nobody' WHERE seq = 2")
+
+    html = signed_in(audrey).get(reverse("audit:verify")).content.decode()
+
+    assert "Chain BROKEN at seq 2" in html
+    assert "edited, or written without the key" in html
+    assert f"1 valid, newest at seq {AuditEvent.objects.count()}" in html

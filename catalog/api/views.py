@@ -9,12 +9,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from approvals.api.serializers import GateOverrideDecisionInputSerializer
+from approvals.dp import dp_gate_visible_to, dp_metrics_visible_to, is_custodian
 from approvals.services import request_get_for
 from catalog.api.serializers import ReleaseOutputSerializer, ReleaseReportOutputSerializer
 from catalog.selectors import releases_visible_to
 from catalog.services import gate_override_approve, release_get_for, release_open_download
 from validation.report import glossary_rows
-from validation.selectors import gate_visible_to, metrics_visible_to, sees_full_report
+from validation.selectors import sees_full_report
 
 
 class ReleaseListApi(APIView):
@@ -35,13 +36,16 @@ class ReleaseReportApi(APIView):
     @extend_schema(responses=ReleaseReportOutputSerializer)
     def get(self, request: Request, release_id: str) -> Response:
         release = release_get_for(actor=request.user, release_id=release_id)
-        full = sees_full_report(request.user)
+        is_dp = release.is_dp
+        full = sees_full_report(request.user) and (not is_dp or is_custodian(request.user))
         checks = release.gate.get("checks", [])
         body = {
             "release": release.pk,
             "full": full,
-            "gate": gate_visible_to(user=request.user, gate=release.gate),
-            "metrics": metrics_visible_to(user=request.user, metrics=release.metrics, checks=checks),
+            "gate": dp_gate_visible_to(user=request.user, gate=release.gate, is_dp=is_dp),
+            "metrics": dp_metrics_visible_to(
+                user=request.user, metrics=release.metrics, checks=checks, is_dp=is_dp
+            ),
             "glossary": glossary_rows(release.metrics, checks) if full else [],
         }
         return Response(ReleaseReportOutputSerializer(body).data)

@@ -4,11 +4,24 @@ from typing import Any
 
 from rest_framework import serializers
 
-from core.roles import Role, has_role
+from generation.choices import ColumnKind
 from generation.models import SourceDataset
+from generation.policies import CUSTODIANS, declaration_warnings, sees_exact_figures
+from generation.selectors import (
+    budget_totals,
+    column_figures,
+    dataset_figures,
+    dataset_ledger_owner,
+    declared_visible_to,
+    ledger_entries_visible_to,
+)
+from generation.services.budget import format_delta
 
-# Roles that hold custody of the data see value-revealing aggregates (min/max, top categories).
-CUSTODIANS = (Role.DATA_STEWARD, Role.ADMIN, Role.PRIVACY_OFFICER, Role.AUDITOR)
+__all__ = ["CUSTODIANS"]  # re-exported: roles that see value-revealing aggregates
+
+
+def _user(serializer: serializers.Serializer) -> Any:
+    return serializer.context.get("user")
 
 
 class ColumnOutputSerializer(serializers.Serializer):
@@ -17,30 +30,61 @@ class ColumnOutputSerializer(serializers.Serializer):
     classification = serializers.CharField()
     suggested_classification = serializers.CharField()
     suggestion_reason = serializers.CharField()
-    missing_rate = serializers.FloatField()
-    distinct = serializers.IntegerField()
-    declared = serializers.DictField()
+    missing_rate = serializers.SerializerMethodField()
+    distinct = serializers.SerializerMethodField()
+    declared = serializers.SerializerMethodField()
     outcome = serializers.SerializerMethodField()
+    entity = serializers.SerializerMethodField()
     profile = serializers.SerializerMethodField()
+
+    def get_missing_rate(self, obj: Any) -> float:
+        return column_figures(user=_user(self), column=obj)["missing_rate"]
+
+    def get_distinct(self, obj: Any) -> int | None:
+        return column_figures(user=_user(self), column=obj)["distinct"]
+
+    def get_declared(self, obj: Any) -> dict[str, Any]:
+        return declared_visible_to(user=_user(self), column=obj)
 
     def get_outcome(self, obj: Any) -> bool:
         return bool(obj.declared.get("outcome"))
 
+    def get_entity(self, obj: Any) -> bool:
+        return bool(obj.dataset.entity_column) and obj.name == obj.dataset.entity_column
+
     def get_profile(self, obj: Any) -> dict[str, Any] | None:
-        user = self.context.get("user")
-        return obj.stats if has_role(user, *CUSTODIANS) else None
+        return obj.stats if sees_exact_figures(_user(self)) else None
 
 
 class BudgetOutputSerializer(serializers.Serializer):
+    """The ledger owner's totals: a later version of a source spends its first version's budget."""
+
+    ledger_owner = serializers.UUIDField(source="ledger_owner.pk")
+    shared = serializers.BooleanField()
     epsilon_cap = serializers.DecimalField(max_digits=12, decimal_places=6, coerce_to_string=False)
     epsilon_spent = serializers.DecimalField(max_digits=12, decimal_places=6, coerce_to_string=False)
     epsilon_remaining = serializers.DecimalField(max_digits=12, decimal_places=6, coerce_to_string=False)
+    # Strings: a delta such as 1E-9 keeps every digit.
+    delta_cap = serializers.CharField()
+    delta_spent = serializers.CharField()
+    delta_remaining = serializers.CharField()
+
+
+def budget_payload(dataset: SourceDataset) -> dict[str, Any]:
+    return BudgetOutputSerializer(budget_totals(dataset=dataset)).data  # type: ignore[return-value]
 
 
 class DatasetOutputSerializer(serializers.ModelSerializer):
+    rows = serializers.SerializerMethodField()
+    rows_exact = serializers.SerializerMethodField()
+    training_rows = serializers.SerializerMethodField()
+    reidentification_risk = serializers.SerializerMethodField()
+    small_cell_count = serializers.SerializerMethodField()
     columns = serializers.SerializerMethodField()
     budget = serializers.SerializerMethodField()
     holdout = serializers.SerializerMethodField()
+    population = serializers.SerializerMethodField()
+    warnings = serializers.SerializerMethodField()
 
     class Meta:
         model = SourceDataset
@@ -50,6 +94,7 @@ class DatasetOutputSerializer(serializers.ModelSerializer):
             "version",
             "status",
             "rows",
+            "rows_exact",
             "sha256",
             "description",
             "created_at",
@@ -62,19 +107,97 @@ class DatasetOutputSerializer(serializers.ModelSerializer):
             "reidentification_risk",
             "risk_columns",
             "small_cell_count",
+            "entity_column",
+            "population",
             "columns",
             "budget",
+            "warnings",
         ]
 
+    def _figures(self, obj: SourceDataset) -> dict[str, Any]:
+        return dataset_figures(user=_user(self), dataset=obj)
+
+    def get_rows(self, obj: SourceDataset) -> int:
+        # Custodians: exact. Everyone else: rounded to the nearest 100 (see `rows_exact`).
+        return self._figures(obj)["rows"]
+
+    def get_rows_exact(self, obj: SourceDataset) -> bool:
+        return self._figures(obj)["exact"]
+
+    def get_training_rows(self, obj: SourceDataset) -> int:
+        return self._figures(obj)["training_rows"]
+
+    def get_reidentification_risk(self, obj: SourceDataset) -> float | None:
+        risk = obj.reidentification_risk
+        if risk is None or sees_exact_figures(_user(self)):
+            return risk
+        return round(risk, 2)
+
+    def get_small_cell_count(self, obj: SourceDataset) -> int | None:
+        return obj.small_cell_count if sees_exact_figures(_user(self)) else None
+
     def get_columns(self, obj: SourceDataset) -> list[dict[str, Any]]:
-        columns = obj.columns.order_by("position")
+        columns = obj.columns.order_by("position").select_related("dataset")
         return ColumnOutputSerializer(columns, many=True, context=self.context).data  # type: ignore[return-value]
 
     def get_budget(self, obj: SourceDataset) -> dict[str, Any]:
-        return BudgetOutputSerializer(obj).data  # type: ignore[return-value]
+        return budget_payload(obj)
 
     def get_holdout(self, obj: SourceDataset) -> dict[str, Any]:
-        return {"share": obj.holdout_share, "rows": obj.holdout_rows}
+        return {"share": obj.holdout_share, "rows": self._figures(obj)["holdout_rows"]}
+
+    def get_population(self, obj: SourceDataset) -> dict[str, Any]:
+        owner = dataset_ledger_owner(dataset=obj)
+        data: dict[str, Any] = {"ledger_owner": str(owner.pk), "disjoint": bool(obj.population_reason)}
+        if sees_exact_figures(_user(self)):
+            data["reason"] = obj.population_reason
+        return data
+
+    def get_warnings(self, obj: SourceDataset) -> list[dict[str, str]]:
+        # Custodians only: a warning compares the declaration with the data's extremes.
+        if not sees_exact_figures(_user(self)):
+            return []
+        return [
+            warning
+            for column in obj.columns.order_by("position")
+            for warning in declaration_warnings(
+                name=column.name,
+                classification=column.classification,
+                declared=column.declared,
+                stats=column.stats,
+            )
+        ]
+
+
+class LedgerEntrySerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    kind = serializers.CharField()
+    purpose = serializers.CharField()
+    epsilon = serializers.DecimalField(
+        source="amount", max_digits=12, decimal_places=6, coerce_to_string=False
+    )
+    delta = serializers.SerializerMethodField()
+    epsilon_spent_after = serializers.DecimalField(
+        source="spent_after", max_digits=12, decimal_places=6, coerce_to_string=False
+    )
+    job = serializers.UUIDField(source="job_id", allow_null=True)
+    source = serializers.UUIDField(source="source_id", allow_null=True)
+    actor = serializers.CharField(source="actor_name")
+    reason = serializers.CharField()
+    composition = serializers.CharField()
+
+    def get_delta(self, obj: Any) -> str:
+        return format_delta(obj.delta_atto)
+
+
+def ledger_payload(dataset: SourceDataset, user: Any) -> dict[str, Any]:
+    """Totals for everyone who may see the dataset; the entries for custodians only."""
+    entries = ledger_entries_visible_to(user=user, dataset=dataset)
+    visible = sees_exact_figures(user)
+    return {
+        **budget_payload(dataset),
+        "entries": LedgerEntrySerializer(entries, many=True).data if visible else None,
+    }
 
 
 class DatasetInputSerializer(serializers.Serializer):
@@ -87,17 +210,27 @@ class DatasetInputSerializer(serializers.Serializer):
     delimiter = serializers.CharField(
         required=False, allow_blank=True, default="", max_length=2, trim_whitespace=False
     )
+    disjoint_population = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="This version holds people disjoint from earlier versions of the name: it gets its "
+        "own budget instead of sharing theirs. Needs `population_reason`.",
+    )
+    population_reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
 
 
 class ColumnChangeSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=255)
     classification = serializers.CharField(required=False)
+    kind = serializers.ChoiceField(choices=ColumnKind.choices, required=False)
+    integer = serializers.BooleanField(required=False, help_text="Whole numbers only.")
     lower = serializers.JSONField(required=False, allow_null=True)
     upper = serializers.JSONField(required=False, allow_null=True)
     categories = serializers.ListField(
         child=serializers.CharField(allow_blank=True, max_length=200), required=False, max_length=5000
     )
     unit = serializers.CharField(required=False, allow_blank=True, max_length=40)
+    nullable = serializers.BooleanField(required=False, help_text="Whether missing values are allowed.")
     outcome = serializers.BooleanField(
         required=False,
         help_text="The outcome the train-on-synthetic test predicts (at most one per dataset).",
@@ -105,4 +238,24 @@ class ColumnChangeSerializer(serializers.Serializer):
 
 
 class ColumnsInputSerializer(serializers.Serializer):
-    columns = ColumnChangeSerializer(many=True, allow_empty=False)
+    columns = ColumnChangeSerializer(many=True, required=False, default=list)
+    entity_column = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=255,
+        help_text="The column identifying the person (patient id): the privacy unit. Empty: none.",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs.get("columns") and "entity_column" not in attrs:
+            raise serializers.ValidationError(
+                {"columns": "Give at least one column change or `entity_column`."}
+            )
+        return attrs
+
+
+class DomainEstimateInputSerializer(serializers.Serializer):
+    # Text, parsed exactly by the service (epsilon never passes through a float).
+    epsilon = serializers.CharField(max_length=64)
+    lower = serializers.JSONField(help_text="Lower end of a wide, public search range.")
+    upper = serializers.JSONField(help_text="Upper end of a wide, public search range.")

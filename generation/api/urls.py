@@ -6,5 +6,11 @@ urlpatterns = [
     path("", views.DatasetListCreateApi.as_view(), name="api-dataset-list"),
     path("<str:dataset_id>/", views.DatasetDetailApi.as_view(), name="api-dataset-detail"),
     path("<str:dataset_id>/columns/", views.DatasetColumnsApi.as_view(), name="api-dataset-columns"),
+    path(
+        "<str:dataset_id>/columns/<path:column>/estimate/",
+        views.DatasetColumnEstimateApi.as_view(),
+        name="api-dataset-column-estimate",
+    ),
+    path("<str:dataset_id>/budget/", views.DatasetBudgetApi.as_view(), name="api-dataset-budget"),
     path("<str:dataset_id>/signoff/", views.DatasetSignOffApi.as_view(), name="api-dataset-signoff"),
 ]

@@ -10,9 +10,17 @@ from rest_framework.views import APIView
 
 from core.errors import NotFound, ValidationFailed
 from core.ids import parse_uuid
-from generation.api.serializers import ColumnsInputSerializer, DatasetInputSerializer, DatasetOutputSerializer
+from generation.api.serializers import (
+    ColumnsInputSerializer,
+    DatasetInputSerializer,
+    DatasetOutputSerializer,
+    DomainEstimateInputSerializer,
+    budget_payload,
+    ledger_payload,
+)
 from generation.selectors import datasets_visible_to
 from generation.services import dataset_register, dataset_sign_off, dataset_update_columns
+from generation.services.datasets import dataset_request_domain_estimate
 from generation.uploads import upload_was_too_large
 
 
@@ -48,17 +56,32 @@ class DatasetListCreateApi(APIView):
             description=values.get("description", ""),
             encoding=values.get("encoding") or None,
             delimiter=values.get("delimiter") or None,
+            disjoint_population=values.get("disjoint_population", False),
+            population_reason=values.get("population_reason", ""),
         )
         return Response(_render(dataset, request), status=201)
+
+
+def _visible(request: Request, dataset_id: str) -> Any:
+    dataset = datasets_visible_to(user=request.user).filter(pk=parse_uuid(dataset_id)).first()
+    if dataset is None:
+        raise NotFound("No such dataset.")
+    return dataset
 
 
 class DatasetDetailApi(APIView):
     @extend_schema(responses=DatasetOutputSerializer)
     def get(self, request: Request, dataset_id: str) -> Response:
-        dataset = datasets_visible_to(user=request.user).filter(pk=parse_uuid(dataset_id)).first()
-        if dataset is None:
-            raise NotFound("No such dataset.")
-        return Response(_render(dataset, request))
+        return Response(_render(_visible(request, dataset_id), request))
+
+
+class DatasetBudgetApi(APIView):
+    """The budget this dataset spends (its population's ledger): totals for everyone who may see
+    the dataset, every entry (jobs, approvers) for custodians only."""
+
+    @extend_schema(responses=None)
+    def get(self, request: Request, dataset_id: str) -> Response:
+        return Response(ledger_payload(_visible(request, dataset_id), request.user))
 
 
 class DatasetColumnsApi(APIView):
@@ -70,9 +93,42 @@ class DatasetColumnsApi(APIView):
     def patch(self, request: Request, dataset_id: str) -> Response:
         payload = ColumnsInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        changes = [dict(item) for item in payload.validated_data["columns"]]
-        dataset = dataset_update_columns(actor=request.user, dataset_id=dataset_id, changes=changes)
+        changes = [dict(item) for item in payload.validated_data.get("columns", [])]
+        dataset = dataset_update_columns(
+            actor=request.user,
+            dataset_id=dataset_id,
+            changes=changes,
+            entity_column=payload.validated_data.get("entity_column"),
+        )
         return Response(_render(dataset, request))
+
+
+class DatasetColumnEstimateApi(APIView):
+    """Stewards spend epsilon on DP bounds for a numeric or date column; a worker computes them."""
+
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=DomainEstimateInputSerializer, responses={202: None})
+    def post(self, request: Request, dataset_id: str, column: str) -> Response:
+        payload = DomainEstimateInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        values = payload.validated_data
+        entry = dataset_request_domain_estimate(
+            actor=request.user,
+            dataset_id=dataset_id,
+            column=column,
+            epsilon=values["epsilon"],
+            lower=values["lower"],
+            upper=values["upper"],
+        )
+        body = {
+            "column": column,
+            "state": "queued",
+            "ledger_entry": entry.pk,
+            "epsilon": entry.amount,
+            "budget": budget_payload(entry.source),
+        }
+        return Response(body, status=202)
 
 
 class DatasetSignOffApi(APIView):

@@ -30,10 +30,25 @@ from core.ids import parse_uuid
 from core.roles import Role, has_role
 from generation.choices import Classification, ColumnKind, DatasetStatus
 from generation.intake import ParsedTable, frame_to_parquet_bytes, parse_upload
-from generation.models import ClassificationVersion, DatasetColumn, SourceDataset
-from generation.policies import outcome_refusal, second_outcome_refusal, suggest_classification
-from generation.profiling import ColumnProfile, profile_frame, small_cell_total, unique_share
-from generation.services.budget import epsilon_to_micro
+from generation.models import BudgetLedgerEntry, ClassificationVersion, DatasetColumn, SourceDataset
+from generation.policies import (
+    DOMAIN_FIELDS,
+    MIN_POPULATION_REASON,
+    DeclarationSource,
+    declaration_source,
+    outcome_refusal,
+    second_outcome_refusal,
+    suggest_classification,
+)
+from generation.profiling import (
+    DP_QUANTILES,
+    ColumnProfile,
+    dp_bounds,
+    profile_frame,
+    small_cell_total,
+    unique_share,
+)
+from generation.services.budget import budget_spend_estimate, epsilon_to_micro, format_epsilon
 from generation.storage import delete_stored, storage_root, store_encrypted
 
 STEWARDS = (Role.DATA_STEWARD, Role.ADMIN)
@@ -101,14 +116,22 @@ def dataset_register(
     description: str = "",
     encoding: str | None = None,
     delimiter: str | None = None,
+    disjoint_population: bool = False,
+    population_reason: str = "",
 ) -> SourceDataset:
-    """Validate, profile, split and store a source table as a new version of `name`."""
+    """Validate, profile, split and store a source table as a new version of `name`.
+
+    A new version spends from its predecessor's budget (the budget belongs to the population,
+    not the file) unless the steward declares, with a written reason, that it holds a disjoint
+    population; then it starts a ledger of its own.
+    """
     _require_steward(actor, "dataset.register", "-")
     name = (name or "").strip()
     try:
         if not name or len(name) > 120:
             raise ValidationFailed("Name must be 1 to 120 characters.", fields={"name": "required"})
         cap_micro = epsilon_to_micro(epsilon_cap, field="epsilon_cap", is_cap=True)
+        reason = _population_reason(disjoint_population, population_reason)
         if uploaded_file is None:
             raise ValidationFailed(
                 "Attach a CSV or Parquet file.", code="missing_file", fields={"file": "required"}
@@ -121,10 +144,27 @@ def dataset_register(
             description=description,
             encoding=encoding,
             delimiter=delimiter,
+            population_reason=reason,
         )
     except ValidationFailed as exc:
         _audit_rejection(actor, name, exc)
         raise
+
+
+def _population_reason(disjoint: bool, reason: str) -> str | None:
+    """The steward's reason for a disjoint population (None: the version shares its ledger)."""
+    if not disjoint:
+        return None
+    text = (reason or "").strip()
+    if len(text) < MIN_POPULATION_REASON:
+        raise ValidationFailed(
+            "Say why this upload holds a population disjoint from earlier versions (at least "
+            f"{MIN_POPULATION_REASON} characters, for example which sites or years it covers), or "
+            "leave it sharing their privacy budget.",
+            code="population_reason_required",
+            fields={"population_reason": "too_short"},
+        )
+    return text[:5000]
 
 
 def _register(
@@ -136,6 +176,7 @@ def _register(
     description: str,
     encoding: str | None,
     delimiter: str | None,
+    population_reason: str | None,
 ) -> SourceDataset:
     spool_dir = storage_root() / "tmp"
     spool_dir.mkdir(mode=0o700, exist_ok=True)
@@ -164,6 +205,7 @@ def _register(
                 training_rows=len(training),
                 holdout_rows=len(holdout),
                 seed=seed,
+                population_reason=population_reason,
             )
     except BaseException:
         for relative in stored:
@@ -206,10 +248,17 @@ def _create_rows(
     training_rows: int,
     holdout_rows: int,
     seed: int,
+    population_reason: str | None,
 ) -> SourceDataset:
     version = (SourceDataset.objects.filter(name=name).aggregate(v=Max("version"))["v"] or 0) + 1
+    previous = SourceDataset.objects.filter(name=name).order_by("-version").first()
+    # Shares the ledger of the population's first version, unless declared disjoint.
+    population_id = previous.ledger_owner_id if previous is not None and population_reason is None else None
     suggestions = {
-        p.name: suggest_classification(name=p.name, kind=p.kind, patterns=p.patterns) for p in profiles
+        p.name: suggest_classification(
+            name=p.name, kind=p.kind, patterns=p.patterns, unique_per_row=p.unique_per_row
+        )
+        for p in profiles
     }
     quasi = [n for n, (c, _) in suggestions.items() if c == Classification.QUASI_IDENTIFIER]
     dataset = SourceDataset.objects.create(
@@ -232,6 +281,8 @@ def _create_rows(
         risk_columns=quasi,
         small_cell_count=small_cell_total(profiles),
         epsilon_cap_micro=cap_micro,
+        population_id=population_id,
+        population_reason=population_reason or "",
         uploaded_by=actor,
     )
     DatasetColumn.objects.bulk_create(
@@ -262,30 +313,45 @@ def _create_rows(
             "sha256": sha256,
             "columns": [p.name for p in profiles],
             "holdout_rows": holdout_rows,
+            "ledger_owner": str(dataset.ledger_owner_id),
+            **_population_audit(population_reason),
         },
     )
     return dataset
 
 
-def prefill_declared(profile: ColumnProfile) -> dict[str, Any]:
-    """A starting point for the steward's declaration, from the profile.
+def _population_audit(reason: str | None) -> dict[str, Any]:
+    # The reason is the steward's free text and may name people or sites: the audit row keeps its
+    # length and hash (which verify the text stored on the dataset), never the text itself.
+    if reason is None:
+        return {"disjoint_population": False}
+    return {
+        "disjoint_population": True,
+        "population_reason_length": len(reason),
+        "population_reason_sha256": hashlib.sha256(reason.encode()).hexdigest(),
+    }
 
-    Only categories seen at least k times are pre-filled: a declared domain is public metadata,
-    so a rare value must be added deliberately, not leak through a default.
+
+def prefill_declared(profile: ColumnProfile) -> dict[str, Any]:
+    """Suggestions for the steward, read from the data and marked so (`profile_suggestion`).
+
+    They are never a public declaration: the review form shows them beside its inputs, not in
+    them, DP synthesis refuses them, and the first field the steward enters replaces them all.
+    Non-DP synthesizers may use them after sign-off. Only categories seen at least k times are
+    suggested, so a rare value never appears in a suggestion.
     """
     stats = profile.stats
+    suggested: dict[str, Any] = {
+        "source": DeclarationSource.PROFILE_SUGGESTION.value,
+        "nullable": profile.missing_rate > 0,
+    }
     if profile.kind == ColumnKind.NUMERIC and "min" in stats:
-        return {
-            "lower": stats["min"],
-            "upper": stats["max"],
-            "integer": stats.get("integer", False),
-            "unit": "",
-        }
-    if profile.kind == ColumnKind.DATETIME and "min" in stats:
-        return {"lower": stats["min"], "upper": stats["max"], "unit": ""}
-    if profile.kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN):
-        return {"categories": stats.get("categories_at_least_k", []), "unit": ""}
-    return {}
+        suggested.update(lower=stats["min"], upper=stats["max"], integer=stats.get("integer", False), unit="")
+    elif profile.kind == ColumnKind.DATETIME and "min" in stats:
+        suggested.update(lower=stats["min"], upper=stats["max"], unit="")
+    elif profile.kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN):
+        suggested.update(categories=stats.get("categories_at_least_k", []), unit="")
+    return suggested
 
 
 # --- Review and sign-off -------------------------------------------------------------------------
@@ -301,36 +367,67 @@ def dataset_get_for_steward(*, actor: Any, dataset_id: Any, action: str) -> Sour
     return dataset
 
 
-def _clean_declared(column: DatasetColumn, change: dict[str, Any]) -> dict[str, Any]:
+_BOUNDED_KINDS = (ColumnKind.NUMERIC, ColumnKind.DATETIME)
+_LISTED_KINDS = (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN)
+
+
+def _apply_declaration(column: DatasetColumn, change: dict[str, Any]) -> None:
+    """Apply one column's edits to its kind and declared domain (in memory; the caller saves).
+
+    Entering any domain field makes the declaration the steward's. When it was a profile
+    suggestion, the suggestion is dropped first, so a value read from the data never becomes
+    public under the steward's name unless the steward typed it.
+    """
     declared = dict(column.declared)
+    if any(key in change for key in DOMAIN_FIELDS):
+        if declaration_source(declared) == DeclarationSource.PROFILE_SUGGESTION:
+            declared = {key: declared[key] for key in ("outcome",) if key in declared}
+        declared["source"] = DeclarationSource.STEWARD.value
+    if "kind" in change:
+        _change_kind(column, declared, change["kind"])
     for key in ("lower", "upper"):
         if key in change:
             declared[key] = _bound(column, key, change[key])
     if "categories" in change:
-        categories = change["categories"]
-        if not isinstance(categories, list) or not all(isinstance(c, str | int | float) for c in categories):
-            raise ValidationFailed(
-                f"Categories of `{column.name}` must be a list of values.", fields={column.name: "categories"}
-            )
-        declared["categories"] = sorted({str(c).strip() for c in categories if str(c).strip()})
+        declared["categories"] = _categories(column, change["categories"])
     if "unit" in change:
         declared["unit"] = str(change["unit"] or "")[:40]
-    if "outcome" in change:
-        declared["outcome"] = _outcome_flag(column, change["outcome"])
+    for key in ("integer", "nullable", "outcome"):
+        if key in change:
+            declared[key] = _flag(column, key, change[key])
     lower, upper = declared.get("lower"), declared.get("upper")
     if lower is not None and upper is not None and _as_number(lower) > _as_number(upper):
         raise ValidationFailed(
             f"`{column.name}`: the lower bound is above the upper bound.", fields={column.name: "bounds"}
         )
-    return declared
+    column.declared = declared
 
 
-def _outcome_flag(column: DatasetColumn, value: Any) -> bool:
-    # Strictly a boolean: "false" as text would be truthy and silently declare the outcome.
-    if not isinstance(value, bool):
+def _change_kind(column: DatasetColumn, declared: dict[str, Any], kind: Any) -> None:
+    if kind not in ColumnKind.values:
         raise ValidationFailed(
-            f"`{column.name}`: outcome must be true or false.", fields={column.name: "outcome"}
+            f"`{column.name}`: kind must be one of {', '.join(ColumnKind.values)}.",
+            fields={column.name: "kind"},
         )
+    if kind != column.kind:
+        # What described the old kind does not describe the new one (a date bound is no number).
+        for key in ("lower", "upper", "integer", "categories"):
+            declared.pop(key, None)
+        column.kind = kind
+
+
+def _categories(column: DatasetColumn, categories: Any) -> list[str]:
+    if not isinstance(categories, list) or not all(isinstance(c, str | int | float) for c in categories):
+        raise ValidationFailed(
+            f"Categories of `{column.name}` must be a list of values.", fields={column.name: "categories"}
+        )
+    return sorted({str(c).strip() for c in categories if str(c).strip()})
+
+
+def _flag(column: DatasetColumn, key: str, value: Any) -> bool:
+    # Strictly a boolean: "false" as text would be truthy and silently declare the flag.
+    if not isinstance(value, bool):
+        raise ValidationFailed(f"`{column.name}`: {key} must be true or false.", fields={column.name: key})
     return value
 
 
@@ -376,8 +473,13 @@ def _bound(column: DatasetColumn, key: str, value: Any) -> Any:
     return number
 
 
-def dataset_update_columns(*, actor: Any, dataset_id: Any, changes: list[dict[str, Any]]) -> SourceDataset:
-    """Edit classifications and declared metadata. Any edit reopens review (a new sign-off)."""
+def dataset_update_columns(
+    *, actor: Any, dataset_id: Any, changes: list[dict[str, Any]], entity_column: str | None = None
+) -> SourceDataset:
+    """Edit classifications, declared domains and the entity column (None: unchanged, "": none).
+
+    Any edit reopens review (a new sign-off).
+    """
     dataset = dataset_get_for_steward(actor=actor, dataset_id=dataset_id, action="dataset.review")
     columns = {c.name: c for c in dataset.columns.all()}
     previous_outcomes = {c.name for c in columns.values() if c.declared.get("outcome")}
@@ -395,34 +497,64 @@ def dataset_update_columns(*, actor: Any, dataset_id: Any, changes: list[dict[st
                     fields={column.name: "classification"},
                 )
             column.classification = change["classification"]
-        column.declared = _clean_declared(column, change)
+        _apply_declaration(column, change)
         edited[column.name] = sorted(k for k in change if k != "name")
     _check_outcome(list(columns.values()), previous_outcomes)
+    entity = _entity_change(dataset, columns, entity_column)
     with transaction.atomic():
         for column in columns.values():
             if column.name in edited:
-                column.save(update_fields=["classification", "declared"])
-        if edited and dataset.status == DatasetStatus.READY:
+                column.save(update_fields=["classification", "kind", "declared"])
+        if entity is not None:
+            dataset.entity_column = entity
+            dataset.save(update_fields=["entity_column"])
+        if (edited or entity is not None) and dataset.status == DatasetStatus.READY:
             dataset.status = DatasetStatus.PENDING_REVIEW
             dataset.save(update_fields=["status"])
+        details: dict[str, Any] = {"edited": edited}
+        if entity is not None:
+            details["entity_column"] = entity
         audit_record(
-            actor=actor,
-            action="dataset.review",
-            target_type="dataset",
-            target_id=dataset.pk,
-            details={"edited": edited},
+            actor=actor, action="dataset.review", target_type="dataset", target_id=dataset.pk, details=details
         )
     return dataset
 
 
-def column_spec_snapshot(column: DatasetColumn) -> dict[str, Any]:
+def _entity_change(
+    dataset: SourceDataset, columns: dict[str, DatasetColumn], entity: str | None
+) -> str | None:
+    """The new entity column, or None when it does not change. It must name a column."""
+    if entity is None:
+        return None
+    name = str(entity).strip()
+    if name and name not in columns:
+        raise ValidationFailed(
+            f"The entity column must be one of this dataset's columns; `{name[:80]}` is not.",
+            code="unknown_entity_column",
+            fields={"entity_column": "unknown"},
+        )
+    return None if name == dataset.entity_column else name
+
+
+def column_spec_snapshot(column: DatasetColumn, *, entity_column: str | None = None) -> dict[str, Any]:
+    """A column as signed off: what jobs pin into their metadata, and where each part came from."""
+    declared = column.declared
+    entity = column.dataset.entity_column if entity_column is None else entity_column
+    estimate = declared.get("estimate") or {}
     return {
         "name": column.name,
         "kind": column.kind,
         "classification": column.classification,
-        **{k: column.declared.get(k) for k in ("lower", "upper", "categories", "unit", "integer")},
+        **{k: declared.get(k) for k in ("lower", "upper", "categories", "unit")},
+        "integer": bool(declared.get("integer")),
+        # Undeclared, missing values are allowed: the data-independent choice.
+        "nullable": bool(declared.get("nullable", True)),
+        # DP synthesis refuses a column whose domain is a profile suggestion (read from the data).
+        "source": declaration_source(declared),
+        "estimate_epsilon": estimate.get("epsilon"),
+        "entity": bool(entity) and column.name == entity,
         # Pinned into each job's metadata, where validation reads which column TSTR predicts.
-        "outcome": bool(column.declared.get("outcome")),
+        "outcome": bool(declared.get("outcome")),
     }
 
 
@@ -437,7 +569,10 @@ def dataset_sign_off(*, actor: Any, dataset_id: Any) -> SourceDataset:
     with transaction.atomic():
         locked = SourceDataset.objects.select_for_update().get(pk=dataset.pk)
         number = locked.classification_version + 1
-        snapshot = [column_spec_snapshot(c) for c in locked.columns.order_by("position")]
+        snapshot = [
+            column_spec_snapshot(c, entity_column=locked.entity_column)
+            for c in locked.columns.order_by("position")
+        ]
         quasi = [c["name"] for c in snapshot if c["classification"] == Classification.QUASI_IDENTIFIER]
         ClassificationVersion.objects.create(
             dataset=locked,
@@ -457,6 +592,8 @@ def dataset_sign_off(*, actor: Any, dataset_id: Any) -> SourceDataset:
             details={
                 "classification_version": number,
                 "classifications": {c["name"]: c["classification"] for c in snapshot},
+                "sources": {c["name"]: c["source"] for c in snapshot},
+                "entity_column": locked.entity_column,
             },
         )
         if sorted(quasi) != sorted(locked.risk_columns):
@@ -515,3 +652,160 @@ def dataset_estimate_risk(*, dataset_id: Any) -> float | None:
             details={"quasi_identifiers": quasi, "unique_share": risk, "at": timezone.now().isoformat()},
         )
     return risk
+
+
+# --- DP domain estimation ------------------------------------------------------------------------
+
+DOMAIN_ESTIMATE_TASK = "synthgate.datasets.estimate_domain"
+
+
+def dataset_request_domain_estimate(
+    *, actor: Any, dataset_id: Any, column: str, epsilon: Any, lower: Any, upper: Any
+) -> BudgetLedgerEntry:
+    """Spend `epsilon` on DP bounds for a numeric or date column and queue the estimate.
+
+    The spend is the ledger entry written here, in this transaction: it is charged the moment a
+    worker may read the data, and never refunded. `lower`/`upper` are the steward's wide, public
+    search range. The worker (`dataset_estimate_domain`) records the result as the column's
+    declaration, marked `dp_estimate`. A new request replaces one still pending.
+    """
+    dataset = dataset_get_for_steward(actor=actor, dataset_id=dataset_id, action="dataset.domain_estimate")
+    target = dataset.columns.filter(name=str(column)).first()
+    if target is None:
+        raise ValidationFailed(
+            f"Column `{str(column)[:80]}` is not in this dataset.", fields={"column": "unknown"}
+        )
+    if target.kind not in _BOUNDED_KINDS:
+        raise ValidationFailed(
+            f"`{target.name}` is {target.get_kind_display().lower()}; DP bounds are estimated for numeric "
+            "and date columns only. Declare its categories instead.",
+            fields={"column": "kind"},
+        )
+    micro = epsilon_to_micro(epsilon)
+    search = _search_range(target, lower, upper)
+    with transaction.atomic():
+        locked = DatasetColumn.objects.select_for_update().get(pk=target.pk)
+        entry = budget_spend_estimate(
+            dataset=dataset, epsilon_micro=micro, actor=actor, reason=f"DP bounds of `{locked.name}`"[:200]
+        )
+        locked.declared = {
+            **locked.declared,
+            "estimate_request": {
+                "entry": entry.pk,
+                "epsilon_micro": micro,
+                "search": list(search),
+                "state": "queued",
+                "requested_by": actor.get_username(),
+            },
+        }
+        locked.save(update_fields=["declared"])
+        audit_record(
+            actor=actor,
+            action="dataset.domain_estimate.request",
+            target_type="dataset",
+            target_id=dataset.pk,
+            details={"column": locked.name, "epsilon_micro": micro, "ledger_entry": entry.pk},
+        )
+        _enqueue_domain_estimate(column_id=locked.pk, entry_id=entry.pk)
+    return entry
+
+
+def _search_range(column: DatasetColumn, lower: Any, upper: Any) -> tuple[Any, Any]:
+    low, high = _bound(column, "lower", lower), _bound(column, "upper", upper)
+    if low is None or high is None or _as_number(low) >= _as_number(high):
+        raise ValidationFailed(
+            f"`{column.name}`: give a wide public search range, lower below upper (for example 0 to 200 "
+            "for a lab value); the estimate never looks outside it.",
+            fields={"lower": "required", "upper": "required"},
+        )
+    return low, high
+
+
+def _enqueue_domain_estimate(*, column_id: int, entry_id: int) -> None:
+    from portal.celery import app
+
+    # Ids only cross the broker; the worker reads the search range and epsilon from the database.
+    kwargs = {"column_id": column_id, "entry_id": entry_id}
+    transaction.on_commit(lambda: app.send_task(DOMAIN_ESTIMATE_TASK, kwargs=kwargs))
+
+
+def _claim_estimate(column_id: Any, entry_id: Any) -> tuple[DatasetColumn, dict[str, Any]] | None:
+    """Move the request from queued to running, once: a redelivered task finds it running and
+    does nothing, so the data is never read twice under one debit."""
+    with transaction.atomic():
+        column = (
+            DatasetColumn.objects.select_for_update().select_related("dataset").filter(pk=column_id).first()
+        )
+        request = (column.declared.get("estimate_request") or {}) if column else {}
+        if column is None or request.get("entry") != entry_id or request.get("state") != "queued":
+            return None
+        request = {**request, "state": "running"}
+        column.declared = {**column.declared, "estimate_request": request}
+        column.save(update_fields=["declared"])
+    return column, request
+
+
+def dataset_estimate_domain(*, column_id: Any, entry_id: Any) -> dict[str, Any] | None:
+    """Worker side: compute the DP bounds and record them as the column's declaration."""
+    from generation.storage import read_encrypted_parquet
+
+    claimed = _claim_estimate(column_id, entry_id)
+    if claimed is None:
+        return None
+    column, request = claimed
+    search = request["search"]
+    span = (_as_number(search[0]), _as_number(search[1]))
+    # The training split only: the rows every synthesis job of this dataset reads.
+    values = read_encrypted_parquet(column.dataset.storage_path)[column.name]
+    low, high = dp_bounds(values, kind=column.kind, search=span, epsilon=request["epsilon_micro"] / 1_000_000)
+    return _record_estimate(column.pk, request, _public_bound(column, low), _public_bound(column, high))
+
+
+def _public_bound(column: DatasetColumn, value: float) -> Any:
+    if column.kind == ColumnKind.DATETIME:
+        return pd.Timestamp(value, unit="s").isoformat()
+    return round(value, 6)
+
+
+def _record_estimate(
+    column_id: Any, request: dict[str, Any], lower: Any, upper: Any
+) -> dict[str, Any] | None:
+    with transaction.atomic():
+        column = DatasetColumn.objects.select_for_update().select_related("dataset").get(pk=column_id)
+        pending = column.declared.get("estimate_request") or {}
+        if pending.get("entry") != request["entry"]:
+            return None  # replaced by a newer request while this one ran; its spend stands
+        declared = {k: v for k, v in column.declared.items() if k != "estimate_request"}
+        if declaration_source(declared) == DeclarationSource.PROFILE_SUGGESTION:
+            declared = {key: declared[key] for key in ("outcome",) if key in declared}
+        estimate = {
+            "epsilon": format_epsilon(request["epsilon_micro"]),
+            "epsilon_micro": request["epsilon_micro"],
+            "quantiles": list(DP_QUANTILES),
+            "search": request["search"],
+            "ledger_entry": request["entry"],
+            "at": timezone.now().isoformat(),
+        }
+        declared.update(
+            lower=lower, upper=upper, source=DeclarationSource.DP_ESTIMATE.value, estimate=estimate
+        )
+        column.declared = declared
+        column.save(update_fields=["declared"])
+        dataset = column.dataset
+        if dataset.status == DatasetStatus.READY:  # a changed declaration reopens review
+            SourceDataset.objects.filter(pk=dataset.pk).update(status=DatasetStatus.PENDING_REVIEW)
+        # The DP bounds are public once released; the audit row holds them, the column and epsilon.
+        audit_record(
+            actor=None,
+            action="dataset.domain_estimate",
+            target_type="dataset",
+            target_id=dataset.pk,
+            details={
+                "column": column.name,
+                "epsilon_micro": request["epsilon_micro"],
+                "lower": lower,
+                "upper": upper,
+                "ledger_entry": request["entry"],
+            },
+        )
+    return declared

@@ -1,8 +1,10 @@
 """Synthesizers behind one interface, chosen per request by name.
 
 DP synthesizers are named `dp_*`, have `is_dp = True` and are constructed with the epsilon the job
-reserved; they report what they spent with `epsilon_spent()`. Open-source SDV synthesizers are never
-DP and are labelled so. docs/synthesizers.md describes each one.
+reserved; they split fit (the mechanisms) from sample (post-processing), save what they released
+(`released_state()`, restored with `from_released_state`), and report what they spent with
+`epsilon_spent()`, `delta_spent()` and `privacy_facts()` (dp_base). Open-source SDV synthesizers are
+never DP and are labelled so. docs/synthesizers.md describes each one.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from decimal import Decimal
 from typing import Any
 
 from generation.synthesizers.base import ColumnSpec, ProgressFn, Synthesizer
+from generation.synthesizers.dp_aim import DPAIMSynthesizer
+from generation.synthesizers.dp_base import DPSynthesizer
 from generation.synthesizers.dp_copula import DPCopulaSynthesizer
-from generation.synthesizers.dp_mst import DPMSTSynthesizer, smartnoise_available
+from generation.synthesizers.dp_mst import DPMSTSynthesizer
 from generation.synthesizers.options import Options
 from generation.synthesizers.sdv_backend import GaussianCopulaSynthesizer
 from generation.synthesizers.sdv_deep import CTGANSynthesizer, TVAESynthesizer
@@ -26,11 +30,10 @@ REGISTRY: dict[str, type[Any]] = {
         TVAESynthesizer,
         PARSynthesizer,
         DPCopulaSynthesizer,
+        DPMSTSynthesizer,
+        DPAIMSynthesizer,
     )
 }
-# Optional until smartnoise-synth is pinned (docs/synthesizers.md): listed only where it can run.
-if smartnoise_available():
-    REGISTRY[DPMSTSynthesizer.name] = DPMSTSynthesizer
 
 
 # Not a synthesizer: a request for a synthetic file made outside SynthGate, which the requester
@@ -83,6 +86,7 @@ __all__ = [
     "EXTERNAL_UPLOAD_LABEL",
     "REGISTRY",
     "ColumnSpec",
+    "DPSynthesizer",
     "ProgressFn",
     "Synthesizer",
     "is_dp_synthesizer",

@@ -14,7 +14,8 @@ ProgressFn = Callable[[float, str], None]
 class ColumnSpec:
     """A column as the steward declared it. DP synthesizers may use only these fields as public
     metadata: `lower`/`upper` for numeric and datetime columns (datetimes as epoch seconds),
-    `categories` for categorical and boolean columns. They never look at the data to find them.
+    `categories` for categorical and boolean columns, `integer` for whole-number numeric columns.
+    They never look at the data to find them (not even a column's dtype).
     """
 
     name: str
@@ -23,6 +24,7 @@ class ColumnSpec:
     upper: float | None = None
     categories: tuple[str, ...] | None = None
     nullable: bool = True
+    integer: bool = False  # numeric columns only: released as whole numbers, dtype int64/Int64
 
 
 class Synthesizer(Protocol):

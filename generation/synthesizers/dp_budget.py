@@ -1,4 +1,4 @@
-"""Exact epsilon accounting inside one DP synthesis run.
+"""Exact epsilon (and delta) accounting inside one DP synthesis run.
 
 Budgets are whole micro-epsilon, as in the portal's ledger (`generation.services.epsilon_to_micro`),
 so a split of the requested epsilon into mechanism shares is integer arithmetic and the shares add
@@ -13,8 +13,10 @@ synthesizer's own mechanisms consumed, so the job can check it against what was 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from typing import Any
 
 MICRO = Decimal("0.000001")
 
@@ -53,6 +55,29 @@ def mechanism_epsilon(share: Decimal) -> float:
     return as_float
 
 
+def mechanism_epsilon_each(share: Decimal, parts: int) -> float:
+    """The largest float f with parts x f <= share exactly (f is what each of `parts` mechanisms that
+    split `share` equally may be given; checked in exact rational arithmetic)."""
+    target = Fraction(share) / parts
+    each = float(target)
+    while Fraction(each) > target:
+        each = math.nextafter(each, 0.0)
+    return each
+
+
+def parse_delta(value: Any, *, low: Decimal, high: Decimal) -> Decimal:
+    """Option `delta` as an exact Decimal (a float means the decimal that was typed)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise ValueError(f"Option 'delta' must be a number between {low} and {high}.")
+    try:
+        delta = value if isinstance(value, Decimal) else Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"Option 'delta' must be a number between {low} and {high}.") from None
+    if not delta.is_finite() or not low <= delta <= high:
+        raise ValueError(f"Option 'delta' must be between {low} and {high} (got {value}).")
+    return delta
+
+
 @dataclass(frozen=True)
 class Spend:
     """One mechanism invocation (possibly vector-valued) and the epsilon share it consumed."""
@@ -62,6 +87,25 @@ class Spend:
     epsilon: Decimal
     sensitivity: float
     delta: Decimal = Decimal(0)
+    library: str = ""
+    version: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        item = asdict(self)
+        item["epsilon"], item["delta"] = str(self.epsilon), str(self.delta)
+        return item
+
+    @classmethod
+    def from_json(cls, item: dict[str, Any]) -> Spend:
+        return cls(
+            step=str(item["step"]),
+            mechanism=str(item["mechanism"]),
+            epsilon=Decimal(item["epsilon"]),
+            sensitivity=float(item["sensitivity"]),
+            delta=Decimal(item["delta"]),
+            library=str(item.get("library", "")),
+            version=str(item.get("version", "")),
+        )
 
 
 class PrivacyLedger:
@@ -72,9 +116,17 @@ class PrivacyLedger:
         self.entries: list[Spend] = []
 
     def record(
-        self, step: str, mechanism: str, epsilon: Decimal, sensitivity: float, delta: Decimal = Decimal(0)
+        self,
+        step: str,
+        mechanism: str,
+        epsilon: Decimal,
+        sensitivity: float,
+        delta: Decimal = Decimal(0),
+        *,
+        library: str = "",
+        version: str = "",
     ) -> None:
-        self.entries.append(Spend(step, mechanism, epsilon, sensitivity, delta))
+        self.entries.append(Spend(step, mechanism, epsilon, sensitivity, delta, library, version))
 
     def total(self) -> Decimal:
         return sum((e.epsilon for e in self.entries), Decimal(0))

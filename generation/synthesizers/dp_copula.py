@@ -1,22 +1,30 @@
 """`dp_copula`: a differentially private Gaussian copula built on diffprivlib mechanisms.
 
-Guarantee: pure epsilon-DP (delta = 0) with respect to adding or removing one record, for exactly
+Guarantee: pure epsilon-DP (delta = 0) with respect to adding or removing one unit, for exactly
 the requested epsilon, by sequential composition of two mechanisms (docs/synthesizers.md has the
-full argument):
+full argument). The unit is one record, or one patient when the job passes the entity column's
+values: each patient then keeps at most k = `max_rows_per_entity` rows (dp_base) and every
+sensitivity below is multiplied by k (k rows change each column's histogram by at most k, and each
+pairwise sum by at most k c^2).
 
 1. Marginals, epsilon_m = epsilon - epsilon_c. Every column's histogram over its DECLARED cells
    (dp_domain) is one vector; one record adds 1 to at most one cell of each column, so the
    concatenated histogram of d columns has L1 sensitivity d. Each count gets discrete noise from
    diffprivlib's Geometric mechanism with sensitivity d and epsilon_m (coordinate-wise geometric
    noise at scale d/epsilon_m is the vector geometric mechanism: epsilon_m-DP for the whole vector).
-   Negative counts are set to 0 and the result normalised: post-processing.
+   Each noisy histogram is projected onto the nearest distribution (norm-sub): post-processing.
 2. Correlations, epsilon_c = floor(epsilon * correlation_share) (micro-epsilon). Each record's
    value in column j becomes a normal score z_j that is a function of that record's cell and of the
    RELEASED marginals only (the mean of a standard normal over the cell's quantile interval),
    clipped to [-c, c]; a record counting nowhere in j scores 0. The released statistic is the vector
    of sums S_jk = sum_i z_ij z_ik over the d(d-1)/2 column pairs. Adding or removing one record
-   changes each S_jk by z_j z_k, |z_j z_k| <= c^2, so the L1 sensitivity is c^2 d(d-1)/2; diffprivlib's
-   Laplace mechanism with that sensitivity and epsilon_c noises each sum. Turning the sums into a
+   changes each S_jk by z_j z_k, |z_j z_k| <= c^2, so each sum has sensitivity c^2 (L1 over all
+   sums: c^2 d(d-1)/2). Each sum is noised by diffprivlib's Snapping mechanism (Mironov's
+   floating-point-safe Laplace) with sensitivity c^2 and epsilon_c / P (P = d(d-1)/2 sums, the
+   per-sum share rounded down so that P shares add up to at most epsilon_c exactly): the same noise
+   scale as the vector Laplace mechanism, accounted by basic composition over the P sums. Snapping
+   clamps its input to public bounds, +/- c^2 x 10^9 (a row count no table here reaches), and
+   rounds its output to a power of two; neither is read from the data. Turning the sums into a
    correlation matrix (dividing by the noisy row count from step 1, centring with the score
    moments implied by the released marginals, projecting to the nearest valid correlation matrix)
    is post-processing. Because step 2 is chosen after step 1 is released, this is adaptive
@@ -27,7 +35,9 @@ the column's released CDF to a cell; a numeric value is placed inside its bin by
 the cell's CDF interval. The mechanisms' noise is NOT seeded from the job seed, which is recorded
 on the receipt: a known seed would let anyone subtract the noise. diffprivlib then draws from
 `secrets.SystemRandom`. So the same seed does not reproduce a DP release; a new draw of noise is a
-new release and spends new budget.
+new release and spends new budget. `released_state()` saves the noisy counts and noisy sums (and
+nothing else from the data); `from_released_state` rebuilds the marginals and the correlation from
+them, so a retried job samples again without reading the data or spending anything.
 """
 
 from __future__ import annotations
@@ -44,26 +54,22 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from generation.synthesizers.base import ColumnSpec, ProgressFn
+from generation.synthesizers.base import ProgressFn
+from generation.synthesizers.dp_base import DPSynthesizer, library_version
 from generation.synthesizers.dp_budget import (
     PrivacyLedger,
     mechanism_epsilon,
-    parse_epsilon,
+    mechanism_epsilon_each,
     split_epsilon,
 )
-from generation.synthesizers.dp_domain import NOWHERE, ColumnDomain, table_domain
-from generation.synthesizers.options import (
-    Options,
-    checked_options,
-    float_option,
-    int_option,
-    str_list_option,
-)
+from generation.synthesizers.dp_domain import NOWHERE, ColumnDomain
+from generation.synthesizers.options import float_option
 
 DEFAULT_BINS, MAX_BINS = 20, 200
 DEFAULT_CORRELATION_SHARE = 0.5
 DEFAULT_SCORE_CLIP = 2.0
 _EIGEN_FLOOR = 1e-6  # keeps the projected correlation matrix positive definite (Cholesky)
+SUM_ROWS_BOUND = 10**9  # Snapping's public clamp: |S_jk| <= c^2 x this many rows
 
 
 @contextmanager
@@ -94,30 +100,52 @@ class Marginal:
         return upper - np.where(np.arange(len(upper)) > last, 0.0, self.probabilities), upper
 
 
-def noisy_marginals(
-    domains: list[ColumnDomain], codes: np.ndarray, epsilon: Decimal, ledger: PrivacyLedger
-) -> list[Marginal]:
+def noisy_counts(
+    domains: list[ColumnDomain], codes: np.ndarray, epsilon: Decimal, ledger: PrivacyLedger, *, k: int = 1
+) -> list[np.ndarray]:
     """Step 1: discrete (geometric) noise on every declared cell count."""
     from diffprivlib.mechanisms import Geometric
 
-    sensitivity = len(domains)  # one record, one cell per column: L1 change of the whole vector <= d
+    # One unit (k rows at most), one cell per row and column: the whole vector moves by <= d k in L1.
+    sensitivity = len(domains) * k
     mechanism = Geometric(epsilon=mechanism_epsilon(epsilon), sensitivity=sensitivity)
-    ledger.record("marginals", "Geometric", epsilon, sensitivity)  # spent once the data is touched
+    ledger.record(  # spent once the data is touched
+        "marginals",
+        "Geometric (two-sided geometric, integer counts)",
+        epsilon,
+        sensitivity,
+        library="diffprivlib",
+        version=library_version("diffprivlib"),
+    )
     released = []
     for j, domain in enumerate(domains):
         column = codes[:, j]
         counts = np.bincount(column[column != NOWHERE], minlength=domain.cells)
-        noisy = np.array([mechanism.randomise(int(count)) for count in counts], dtype=np.int64)
-        released.append(_normalised(noisy))
+        released.append(np.array([mechanism.randomise(int(count)) for count in counts], dtype=np.int64))
     return released
 
 
+def marginals_from_counts(counts: list[np.ndarray]) -> list[Marginal]:
+    """Post-processing: negative noisy counts set to 0, then normalised."""
+    return [_normalised(np.asarray(c, dtype=np.int64)) for c in counts]
+
+
 def _normalised(noisy: np.ndarray) -> Marginal:
-    kept = np.maximum(noisy, 0).astype(float)
-    total = kept.sum()
-    if total == 0:  # all noise: nothing learnt, so no cell is preferred
-        return Marginal(np.full(len(kept), 1.0 / len(kept)), 0.0)
-    return Marginal(kept / total, float(total))
+    """Post-processing of one noisy histogram: the nearest distribution (Euclidean projection onto
+    the simplex scaled to the noisy total, "norm-sub": subtract one threshold from every count and
+    drop what falls below 0). Plain clipping at 0 would leave every empty cell the positive half
+    of its noise; the projection removes that mass evenly."""
+    counts = noisy.astype(float)
+    total = float(counts.sum())
+    if total <= 0:  # all noise: nothing learnt, so no cell is preferred
+        return Marginal(np.full(len(counts), 1.0 / len(counts)), 0.0)
+    ordered = np.sort(counts)[::-1]
+    cumulative = np.cumsum(ordered) - total
+    index = np.arange(1, len(counts) + 1)
+    rho = int(np.flatnonzero(ordered - cumulative / index > 0)[-1])
+    threshold = cumulative[rho] / (rho + 1)
+    kept = np.maximum(counts - threshold, 0.0)
+    return Marginal(kept / kept.sum(), total)
 
 
 def cell_scores(marginal: Marginal, clip: float) -> np.ndarray:
@@ -132,27 +160,46 @@ def cell_scores(marginal: Marginal, clip: float) -> np.ndarray:
     return np.clip(np.where(mass > 1e-12, mean, edge), -clip, clip)
 
 
-def noisy_correlation(
+def normal_scores(codes: np.ndarray, marginals: list[Marginal], clip: float) -> np.ndarray:
+    """Each record's clipped normal score per column (0 where it counts nowhere)."""
+    scores = [cell_scores(m, clip) for m in marginals]
+    return np.column_stack(
+        [np.where(codes[:, j] == NOWHERE, 0.0, s[np.maximum(codes[:, j], 0)]) for j, s in enumerate(scores)]
+    )
+
+
+def noisy_correlation_sums(
     codes: np.ndarray,
     marginals: list[Marginal],
     *,
     clip: float,
     epsilon: Decimal,
     ledger: PrivacyLedger,
-) -> np.ndarray:
-    """Step 2: Laplace noise on the pairwise sums of clipped normal scores, then a correlation."""
-    from diffprivlib.mechanisms import Laplace
+    k: int = 1,
+) -> dict[tuple[int, int], float]:
+    """Step 2: Snapping (floating-point-safe Laplace) noise on the pairwise sums of clipped normal
+    scores, each sum with sensitivity k c^2 and an equal share of epsilon_c."""
+    from diffprivlib.mechanisms import Snapping
 
-    scores = [cell_scores(m, clip) for m in marginals]
-    z = np.column_stack(
-        [np.where(codes[:, j] == NOWHERE, 0.0, s[np.maximum(codes[:, j], 0)]) for j, s in enumerate(scores)]
-    )
+    z = normal_scores(codes, marginals, clip)
     pairs = list(itertools.combinations(range(len(marginals)), 2))
-    sensitivity = clip**2 * len(pairs)
-    mechanism = Laplace(epsilon=mechanism_epsilon(epsilon), sensitivity=sensitivity)
-    ledger.record("correlations", "Laplace", epsilon, sensitivity)
-    sums = {(j, k): mechanism.randomise(float(z[:, j] @ z[:, k])) for j, k in pairs}
-    return _correlation_from_sums(sums, marginals, scores)
+    sensitivity = clip**2 * k
+    bound = clip**2 * SUM_ROWS_BOUND
+    mechanism = Snapping(
+        epsilon=mechanism_epsilon_each(epsilon, len(pairs)),
+        sensitivity=sensitivity,
+        lower=-bound,
+        upper=bound,
+    )
+    ledger.record(
+        "correlations",
+        f"Snapping (floating-point-safe Laplace), {len(pairs)} sums, epsilon split equally",
+        epsilon,
+        sensitivity * len(pairs),
+        library="diffprivlib",
+        version=library_version("diffprivlib"),
+    )
+    return {(j, m): float(mechanism.randomise(float(z[:, j] @ z[:, m]))) for j, m in pairs}
 
 
 def _correlation_from_sums(
@@ -199,86 +246,69 @@ def sample_copula(
     return pd.DataFrame(columns)
 
 
-def _mapping_option(options: Mapping[str, Any], key: str) -> dict[str, str]:
-    value = options.get(key, {})
-    if not isinstance(value, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise ValueError(f"Option {key!r} must map column names to one of their declared categories.")
-    return dict(value)
-
-
-class DPCopulaSynthesizer:
-    """See the module docstring. One instance runs once: a second run would spend the budget again."""
+class DPCopulaSynthesizer(DPSynthesizer):
+    """See the module docstring. One instance runs once: a second fit would spend the budget again."""
 
     name: ClassVar[str] = "dp_copula"
     label: ClassVar[str] = "DP Gaussian copula (diffprivlib), epsilon-DP"
-    is_dp: ClassVar[bool] = True
+    flavour: ClassVar[str] = "pure epsilon-DP (delta = 0)"
+    default_bins: ClassVar[int] = DEFAULT_BINS
+    max_bins: ClassVar[int] = MAX_BINS
+    extra_options: ClassVar[tuple[str, ...]] = ("correlation_share", "score_clip")
 
-    def __init__(self, epsilon: float | int | str | Decimal, options: Options | None = None) -> None:
-        self.epsilon = parse_epsilon(epsilon)
-        given = checked_options(
-            self.name,
-            options,
-            allowed=("bins", "integer_columns", "other_category", "correlation_share", "score_clip"),
-        )
-        self.bins = int_option(given, "bins", default=DEFAULT_BINS, low=2, high=MAX_BINS)
-        self.integer_columns = str_list_option(given, "integer_columns")
-        self.other_category = _mapping_option(given, "other_category")
+    def _read_options(self, given: dict[str, Any]) -> None:
         share = float_option(
             given, "correlation_share", default=DEFAULT_CORRELATION_SHARE, low=0.01, high=0.99
         )
         self.correlation_share = Decimal(str(share))
         self.score_clip = float_option(given, "score_clip", default=DEFAULT_SCORE_CLIP, low=0.5, high=5.0)
-        self.ledger = PrivacyLedger()
+        self.counts: list[np.ndarray] = []
+        self.sums: dict[tuple[int, int], float] = {}
 
-    def epsilon_spent(self) -> Decimal:
-        """Exactly the epsilon this instance's mechanisms consumed (0 before a run)."""
-        return self.ledger.total()
+    def settings(self) -> dict[str, Any]:
+        # `delta` is accepted for a uniform interface but unused: this synthesizer spends delta = 0.
+        return super().settings() | {
+            "correlation_share": str(self.correlation_share),
+            "score_clip": self.score_clip,
+        }
 
-    @property
-    def privacy_statement(self) -> str:
-        parts = "; ".join(
-            f"{e.step}: {e.mechanism} mechanism, epsilon {e.epsilon}, L1 sensitivity {e.sensitivity:g}"
-            for e in self.ledger.entries
-        )
-        return (
-            f"epsilon-differential privacy (delta = 0) for adding or removing one record, "
-            f"epsilon spent {self.epsilon_spent()} of {self.epsilon} requested, by sequential "
-            f"composition of: {parts or 'nothing yet'}. Bounds and categories are the steward's "
-            "declarations, not read from the data."
-        )
-
-    def fit_sample(
-        self,
-        frame: pd.DataFrame,
-        *,
-        columns: list[ColumnSpec],
-        rows: int,
-        seed: int,
-        progress: ProgressFn,
-    ) -> pd.DataFrame:
-        if self.ledger.entries:
-            raise RuntimeError("This DP synthesizer has already spent its budget; create a new one per job.")
-        # Every refusal happens here, before any mechanism sees the data: a refused job spends nothing.
-        domains = table_domain(
-            columns, bins=self.bins, integer_columns=self.integer_columns, other_category=self.other_category
-        )
+    def _measure(self, codes: np.ndarray, progress: ProgressFn) -> None:
+        k = self.rows_per_unit
         marginal_eps, correlation_eps = (
-            split_epsilon(self.epsilon, self.correlation_share) if len(domains) > 1 else (self.epsilon, None)
+            split_epsilon(self.epsilon, self.correlation_share)
+            if len(self.domains) > 1
+            else (self.epsilon, None)
         )
-        progress(0.05, "mapping records into the declared domain")
-        codes = np.column_stack([d.encode(frame[d.name]) for d in domains])
         with privacy_leaks_are_errors():
-            marginals = noisy_marginals(domains, codes, marginal_eps, self.ledger)
+            self.counts = noisy_counts(self.domains, codes, marginal_eps, self.ledger, k=k)
             progress(0.4, "noisy marginals released")
-            correlation = np.eye(1)
             if correlation_eps is not None:
-                correlation = noisy_correlation(
-                    codes, marginals, clip=self.score_clip, epsilon=correlation_eps, ledger=self.ledger
+                self.sums = noisy_correlation_sums(
+                    codes,
+                    marginals_from_counts(self.counts),
+                    clip=self.score_clip,
+                    epsilon=correlation_eps,
+                    ledger=self.ledger,
+                    k=k,
                 )
             progress(0.7, "noisy correlations released")
-        del codes  # nothing below may look at the data
-        synthetic = sample_copula(domains, marginals, correlation, rows=rows, seed=seed)
-        progress(1.0, "sampled")
-        return synthetic
+
+    def _released_payload(self) -> dict[str, Any]:
+        return {
+            "marginal_counts": [[int(v) for v in c] for c in self.counts],
+            "correlation_sums": [[j, m, value] for (j, m), value in sorted(self.sums.items())],
+        }
+
+    def _restore_payload(self, payload: dict[str, Any]) -> None:
+        self.counts = [np.asarray(c, dtype=np.int64) for c in payload["marginal_counts"]]
+        if [len(c) for c in self.counts] != [d.cells for d in self.domains]:
+            raise ValueError("The saved DP state does not match its declared domain.")
+        self.sums = {(int(j), int(m)): float(value) for j, m, value in payload["correlation_sums"]}
+
+    def _sample(self, *, rows: int, seed: int) -> pd.DataFrame:
+        marginals = marginals_from_counts(self.counts)
+        correlation = np.eye(len(self.domains))
+        if self.sums:
+            scores = [cell_scores(m, self.score_clip) for m in marginals]
+            correlation = _correlation_from_sums(self.sums, marginals, scores)
+        return sample_copula(self.domains, marginals, correlation, rows=rows, seed=seed)

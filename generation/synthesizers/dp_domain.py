@@ -4,13 +4,15 @@ A DP synthesizer may use only what the steward declared (ColumnSpec.lower/upper/
 nullable) plus request options; nothing here reads a bound, a category or a dtype from the data.
 So the set of cells, the released dtypes and the category set are the same for any two
 neighbouring datasets, and every record maps to at most one cell per column by a rule that looks
-at that record alone (which is what the sensitivity arguments in dp_copula rely on).
+at that record alone (which is what the sensitivity arguments in dp_copula rely on): values are
+read one at a time (typed reading, below), never by parsing a whole column at once.
 
 Cells, in order:
 - numeric / date-time: `bins` equal-width bins over [lower, upper] (date-times as epoch seconds);
   values are clipped into the bounds first, so an extreme value lands in the end bin. Integer
-  columns (option `integer_columns`) get bins on whole-number boundaries, one per value when the
-  range is small.
+  columns (`ColumnSpec.integer`, or the older option `integer_columns`) get bins on whole-number
+  boundaries, one per value when the range is small, and are released as int64 (Int64 when
+  nullable) whatever the data holds.
 - categorical / boolean: the declared categories, in declared order. A value outside them goes to
   the declared catch-all (option `other_category`) when there is one; otherwise it counts nowhere.
 - then, for a nullable column, one "missing" cell. In a non-nullable column a missing value, like an
@@ -21,7 +23,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -50,6 +53,8 @@ class ColumnDomain:
     labels: tuple[str, ...]  # categorical: declared categories
     other: int | None  # categorical: cell of the declared catch-all
     integer: bool
+    text_index: Mapping[str, int] = field(default_factory=dict)  # categorical: label -> cell
+    number_index: Mapping[float, int] = field(default_factory=dict)  # numeric labels -> cell
 
     @property
     def name(self) -> str:
@@ -88,10 +93,41 @@ class ColumnDomain:
         return np.where(np.isnan(x), _MISSING, cell)
 
     def _encode_categorical(self, values: pd.Series) -> np.ndarray:
-        index = {label: i for i, label in enumerate(self.labels)}
         fallback = NOWHERE if self.other is None else self.other
-        codes = [_MISSING if _is_missing(v) else index.get(_category_key(v), fallback) for v in values]
-        return np.asarray(codes, dtype=np.int64)
+        memo: dict[tuple[type, Any], int] = {}  # keyed by type too: 1, 1.0 and True are read apart
+        codes = np.empty(len(values), dtype=np.int64)
+        for i, value in enumerate(values.tolist()):
+            try:
+                key = (type(value), value)
+                if key not in memo:
+                    memo[key] = self._category_cell(value, fallback)
+                codes[i] = memo[key]
+            except TypeError:  # unhashable
+                codes[i] = self._category_cell(value, fallback)
+        return codes
+
+    def _category_cell(self, value: Any, fallback: int) -> int:
+        """The declared category one value belongs to, read against the declaration: text matches
+        text; a number (or numeric text, or a boolean) matches a label that stands for that number."""
+        if _is_missing(value):
+            return _MISSING
+        boolean = self.spec.kind == ColumnKind.BOOLEAN
+        if isinstance(value, str):
+            text = value.strip()
+            if text in self.text_index:
+                return self.text_index[text]
+            number = _label_number(text, boolean=boolean)
+        elif isinstance(value, bool | np.bool_):
+            if str(bool(value)) in self.text_index:
+                return self.text_index[str(bool(value))]
+            number = float(value)
+        elif isinstance(value, bool | np.bool_ | int | float | np.integer | np.floating | Decimal):
+            number = float(value)
+        else:
+            return self.text_index.get(str(value).strip(), fallback)
+        if number is not None and number in self.number_index:
+            return self.number_index[number]
+        return fallback
 
     def decode(self, cells: np.ndarray, within: np.ndarray) -> pd.Series:
         """Released values: `within` in [0, 1) places a value inside its numeric bin."""
@@ -120,30 +156,97 @@ class ColumnDomain:
 
 
 _MISSING = -2  # internal marker, resolved by ColumnDomain.encode
+_EPOCH = pd.Timestamp(0, tz="UTC")
 
 
 def _is_missing(value: Any) -> bool:
-    return (
-        value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
-    )
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, float | np.floating):
+        return math.isnan(value)
+    return isinstance(value, np.datetime64) and np.isnat(value)
 
 
-def _category_key(value: Any) -> str:
-    """How a cell value is compared with the declared (string) categories. A whole float prints as
-    an int, so 1.0 matches a declared "1" (pandas turns int columns with gaps into floats)."""
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
+# Typed reading. Every function below reads ONE value and looks at nothing else: not its neighbours,
+# not the column's dtype, not a format guessed from the first rows. (pd.to_datetime on a whole column
+# guesses one format from the first value, so one "2021-06-01 09:30:00" row once sent 999 following
+# "YYYY-MM-DD" values to the missing cell.) Results of pure per-value functions may be memoised by
+# value without changing that.
+
+
+def _number(value: Any) -> float:
+    """A numeric cell as a float; NaN when missing or not a number."""
+    if isinstance(value, bool | np.bool_):
+        return float(value)
+    if isinstance(value, int | float | np.integer | np.floating | Decimal):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return math.nan
+    return math.nan
 
 
 def _as_float(values: pd.Series) -> np.ndarray:
-    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    if pd.api.types.is_float_dtype(values) or pd.api.types.is_integer_dtype(values):
+        # Element-wise casts of numbers: the same per-value rule, done by numpy.
+        return values.to_numpy(dtype=float, na_value=np.nan)
+    memo: dict[str, float] = {}
+    out = np.empty(len(values), dtype=float)
+    for i, value in enumerate(values.tolist()):
+        if isinstance(value, str):
+            if value not in memo:
+                memo[value] = _number(value)
+            out[i] = memo[value]
+        else:
+            out[i] = _number(value)
+    return out
+
+
+def _epoch_seconds(value: Any) -> float:
+    """A date-time cell as seconds since 1970-01-01 UTC (naive values read as UTC); NaN when missing
+    or unparseable. Numbers are not guessed to be epoch times of some unit: they are unparseable."""
+    if _is_missing(value) or isinstance(value, bool | int | float | np.number | Decimal):
+        return math.nan
+    try:
+        stamp = pd.Timestamp(value.strip() if isinstance(value, str) else value)
+    except (ValueError, TypeError, OverflowError, pd.errors.OutOfBoundsDatetime):
+        return math.nan
+    if stamp is pd.NaT or pd.isna(stamp):
+        return math.nan
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return float((stamp - _EPOCH).total_seconds())
 
 
 def _as_epoch_seconds(values: pd.Series) -> np.ndarray:
-    parsed = pd.to_datetime(values, errors="coerce", utc=True)
-    seconds = (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
-    return seconds.to_numpy(dtype=float)
+    memo: dict[tuple[type, Any], float] = {}
+    out = np.empty(len(values), dtype=float)
+    for i, value in enumerate(values.tolist()):
+        try:
+            key = (type(value), value)
+            if key not in memo:
+                memo[key] = _epoch_seconds(value)
+            out[i] = memo[key]
+        except TypeError:  # unhashable
+            out[i] = _epoch_seconds(value)
+    return out
+
+
+_BOOLEAN_WORDS = {"true": 1.0, "false": 0.0}
+
+
+def _label_number(label: str, *, boolean: bool) -> float | None:
+    """The number a declared category label stands for, if any ("1" -> 1.0; for a boolean column
+    also "True" -> 1.0), so a cell holding 1, 1.0 or True matches it whatever the column's dtype."""
+    folded = label.strip().lower()
+    if boolean and folded in _BOOLEAN_WORDS:
+        return _BOOLEAN_WORDS[folded]
+    try:
+        number = float(label.strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def column_domain(spec: ColumnSpec, *, bins: int, integer: bool, other: str | None) -> ColumnDomain:
@@ -180,32 +283,109 @@ def _categorical_domain(spec: ColumnSpec, *, other: str | None) -> ColumnDomain:
     labels = tuple(spec.categories or ())
     if not labels:
         raise _refuse(spec, "categories")
-    if len(set(labels)) != len(labels):
+    if len({label.strip() for label in labels}) != len(labels):
         raise ValueError(f"Column {spec.name!r} declares the same category twice.")
     if other is not None and other not in labels:
         raise ValueError(
             f"Option 'other_category' for column {spec.name!r} must be one of its declared categories."
         )
+    numbers: dict[float, int] = {}
+    for i, label in enumerate(labels):
+        number = _label_number(label, boolean=spec.kind == ColumnKind.BOOLEAN)
+        if number is None:
+            continue
+        if number in numbers:
+            raise ValueError(
+                f"Column {spec.name!r} declares two categories that stand for the same number "
+                f"({labels[numbers[number]]!r} and {label!r}); declare each value once."
+            )
+        numbers[number] = i
     return ColumnDomain(
-        spec, edges=None, labels=labels, other=None if other is None else labels.index(other), integer=False
+        spec,
+        edges=None,
+        labels=labels,
+        other=None if other is None else labels.index(other),
+        integer=False,
+        text_index={label.strip(): i for i, label in enumerate(labels)},
+        number_index=numbers,
     )
+
+
+def is_integer_column(spec: ColumnSpec, integer_columns: list[str]) -> bool:
+    """Declared whole-number column: by the declaration, or (older callers) by option."""
+    return spec.integer or spec.name in integer_columns
 
 
 def table_domain(
     columns: list[ColumnSpec], *, bins: int, integer_columns: list[str], other_category: Mapping[str, str]
 ) -> list[ColumnDomain]:
-    names = {c.name for c in columns}
+    names = [c.name for c in columns]
+    if len(set(names)) != len(names):
+        raise ValueError("A column is named twice in the request.")
     for option, referenced in (
         ("integer_columns", integer_columns),
         ("other_category", list(other_category)),
     ):
-        unknown = sorted(set(referenced) - names)
+        unknown = sorted(set(referenced) - set(names))
         if unknown:
             raise ValueError(f"Option {option!r} names column(s) not in the request: {', '.join(unknown)}.")
     for spec in columns:
-        if spec.name in integer_columns and spec.kind != ColumnKind.NUMERIC:
-            raise ValueError(f"Option 'integer_columns' may name numeric columns only, not {spec.name!r}.")
+        if is_integer_column(spec, integer_columns) and spec.kind != ColumnKind.NUMERIC:
+            raise ValueError(
+                f"Only numeric columns can be declared integer (whole numbers), not {spec.name!r}."
+                if spec.integer
+                else f"Option 'integer_columns' may name numeric columns only, not {spec.name!r}."
+            )
     return [
-        column_domain(c, bins=bins, integer=c.name in integer_columns, other=other_category.get(c.name))
+        column_domain(
+            c, bins=bins, integer=is_integer_column(c, integer_columns), other=other_category.get(c.name)
+        )
         for c in columns
     ]
+
+
+def spec_to_json(spec: ColumnSpec) -> dict[str, Any]:
+    """A declaration as JSON (public metadata: the steward's declaration, nothing from the data)."""
+    return {
+        "name": spec.name,
+        "kind": str(getattr(spec.kind, "value", spec.kind)),
+        "lower": spec.lower,
+        "upper": spec.upper,
+        "categories": list(spec.categories) if spec.categories is not None else None,
+        "nullable": spec.nullable,
+        "integer": spec.integer,
+    }
+
+
+def spec_from_json(item: Mapping[str, Any]) -> ColumnSpec:
+    categories = item.get("categories")
+    return ColumnSpec(
+        name=str(item["name"]),
+        kind=str(item["kind"]),
+        lower=item.get("lower"),
+        upper=item.get("upper"),
+        categories=tuple(categories) if categories is not None else None,
+        nullable=bool(item.get("nullable", True)),
+        integer=bool(item.get("integer", False)),
+    )
+
+
+def rows_kept_per_entity(entities: pd.Series, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Positions of the rows kept when each entity (patient) may contribute at most k rows.
+
+    Each entity's kept rows are a uniformly random k-subset of ITS rows (all of them when it has at
+    most k), drawn independently of every other entity: whether a row is kept depends on that
+    entity's rows alone, so adding or removing one patient changes the kept table by at most k rows
+    of that patient. A missing id is its own entity (a row nobody else can be linked to). How many
+    rows were dropped is never reported.
+    """
+    codes, _ = pd.factorize(entities.reset_index(drop=True), use_na_sentinel=True)
+    codes = codes.astype(np.int64)
+    missing = codes < 0
+    codes[missing] = codes.max(initial=-1) + 1 + np.arange(int(missing.sum()))
+    keys = rng.random(len(codes))
+    order = np.lexsort((keys, codes))  # by entity, then by a random key within the entity
+    sorted_codes = codes[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_codes)) + 1]
+    rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    return np.sort(order[rank < k])

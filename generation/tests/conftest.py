@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-# dp_mst wraps SmartNoise, which is optional and not installed by `make` (it gives (epsilon, delta)-DP
-# and the ledger accounts for epsilon only). Its tests run where SmartNoise is installed
-# (docs/synthesizers.md has the exact install line); elsewhere they are not collected at all.
-collect_ignore = [] if importlib.util.find_spec("snsynth") else ["test_dp_mst.py"]
 
 
 @pytest.fixture(autouse=True)

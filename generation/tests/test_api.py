@@ -30,6 +30,7 @@ COLUMN_FIELDS = {
     "suggestion_reason",
     "declared",
     "outcome",
+    "entity",
     "profile",
 }
 CLASSIFICATIONS = {"direct_identifier", "quasi_identifier", "sensitive", "other"}
@@ -68,7 +69,13 @@ def test_steward_registers_a_dataset_and_gets_the_contract_object(api: Any, sam:
         200,
     )
     assert body["sha256"] == hashlib.sha256(small_flchain_csv(200)).hexdigest()
-    assert body["budget"] == {"epsilon_cap": 1.5, "epsilon_spent": 0.0, "epsilon_remaining": 1.5}
+    # The contract's three figures, plus delta and the ledger owner (issue 11) added beside them.
+    assert {k: body["budget"][k] for k in ("epsilon_cap", "epsilon_spent", "epsilon_remaining")} == {
+        "epsilon_cap": 1.5,
+        "epsilon_spent": 0.0,
+        "epsilon_remaining": 1.5,
+    }
+    assert body["budget"]["ledger_owner"] == body["id"] and body["budget"]["delta_spent"] == "0"
     header = small_flchain_csv(200).decode().splitlines()[0].split(",")
     assert [c["name"] for c in body["columns"]] == header
     for column in body["columns"]:
@@ -172,7 +179,8 @@ def test_scientist_lists_registered_datasets(api: Any, alice: Any, dataset: Sour
 
     assert response.status_code == 200
     assert [d["id"] for d in response.json()] == [str(dataset.pk)]
-    assert response.json()[0]["rows"] == 600
+    # 600 rounded to the nearest 100 is 600; scientists are told the figure is not exact (issue 11).
+    assert (response.json()[0]["rows"], response.json()[0]["rows_exact"]) == (600, False)
 
 
 def test_scientist_reads_a_dataset_by_id(api: Any, alice: Any, dataset: SourceDataset) -> None:

@@ -85,7 +85,8 @@ def test_sign_off_is_versioned_and_any_edit_reopens_review(with_identifiers: Any
     edited = dataset_update_columns(
         actor=sam,
         dataset_id=first.pk,
-        changes=[{"name": "kappa", "classification": "sensitive", "upper": 200}],
+        # Both bounds: entering one field replaces the whole profile suggestion (its data-read lower too).
+        changes=[{"name": "kappa", "classification": "sensitive", "lower": 0, "upper": 200}],
     )
     assert edited.status == DatasetStatus.PENDING_REVIEW
     second = dataset_sign_off(actor=sam, dataset_id=first.pk)

@@ -306,10 +306,11 @@ def test_with_a_tiny_epsilon_the_release_is_noisy_but_valid(flchain: pd.DataFram
 def test_counts_get_integer_noise_from_the_geometric_mechanism(
     flchain: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from diffprivlib.mechanisms import Geometric, Laplace
+    # Sums get Snapping (floating-point-safe Laplace, issue 11), no longer plain Laplace.
+    from diffprivlib.mechanisms import Geometric, Laplace, Snapping
 
-    seen: dict[str, list[Any]] = {"Geometric": [], "Laplace": []}
-    for cls in (Geometric, Laplace):
+    seen: dict[str, list[Any]] = {"Geometric": [], "Laplace": [], "Snapping": []}
+    for cls in (Geometric, Laplace, Snapping):
         original = cls.randomise
 
         def spy(self: Any, value: Any, _original: Any = original, _name: str = cls.__name__) -> Any:
@@ -326,7 +327,8 @@ def test_counts_get_integer_noise_from_the_geometric_mechanism(
     assert len(seen["Geometric"]) == cells
     assert all(isinstance(v, int) and isinstance(r, int) for v, r in seen["Geometric"])
     assert any(v != r for v, r in seen["Geometric"])  # noise was added
-    assert len(seen["Laplace"]) == len(SPECS) * (len(SPECS) - 1) // 2
+    assert len(seen["Snapping"]) == len(SPECS) * (len(SPECS) - 1) // 2
+    assert not seen["Laplace"]
 
 
 def test_sampling_never_lands_in_a_cell_whose_released_mass_is_zero() -> None:

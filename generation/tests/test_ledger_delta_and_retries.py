@@ -30,7 +30,9 @@ from generation.services import (
 from generation.storage import absolute_path
 
 
-def _job(dataset: Any, epsilon_micro: int | None = 100_000, delta_atto: int | None = None, **fields: Any) -> Any:
+def _job(
+    dataset: Any, epsilon_micro: int | None = 100_000, delta_atto: int | None = None, **fields: Any
+) -> Any:
     return SynthesisJob.objects.create(
         dataset=dataset,
         columns=["age"],
@@ -45,7 +47,14 @@ def _job(dataset: Any, epsilon_micro: int | None = 100_000, delta_atto: int | No
 
 @pytest.mark.parametrize(
     ("micro", "text"),
-    [(50_000_000, "50"), (10_000_000, "10"), (100_000_000, "100"), (500_000, "0.5"), (1, "0.000001"), (0, "0")],
+    [
+        (50_000_000, "50"),
+        (10_000_000, "10"),
+        (100_000_000, "100"),
+        (500_000, "0.5"),
+        (1, "0.000001"),
+        (0, "0"),
+    ],
 )
 def test_format_epsilon_keeps_whole_numbers_whole(micro: int, text: str) -> None:
     # It used to strip every trailing zero: a request for epsilon 50 was reported as needing 5.
@@ -64,7 +73,9 @@ def test_reserving_more_delta_than_is_left_changes_nothing(dataset: Any, olivia:
     SourceDataset.objects.filter(pk=dataset.pk).update(delta_cap_atto=2 * 10**9, delta_spent_atto=0)
     budget_reserve(job=_job(dataset, delta_atto=10**9), actor=olivia)
     budget_reserve(job=_job(dataset, delta_atto=10**9), actor=olivia)
-    spent_before = SourceDataset.objects.values_list("epsilon_spent_micro", "delta_spent_atto").get(pk=dataset.pk)
+    spent_before = SourceDataset.objects.values_list("epsilon_spent_micro", "delta_spent_atto").get(
+        pk=dataset.pk
+    )
     with pytest.raises(Conflict) as refused:
         budget_reserve(job=_job(dataset, delta_atto=1), actor=olivia)
     assert refused.value.code == "budget_exhausted" and "delta" in str(refused.value)

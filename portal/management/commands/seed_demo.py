@@ -39,6 +39,69 @@ DEMO_EPSILON_CAP = "3.0"
 # The study's outcome. Undeclared, the train-on-synthetic test would predict `mgus` (the first
 # sensitive yes/no column, a 1.5% condition), which says little about a release's usefulness.
 DEMO_OUTCOME = "death"
+# ICD-9 chapter headings as the flchain documentation names them (cause of death; empty for the
+# living): the coding scheme's list, not the chapters that happen to occur in this file.
+ICD9_CHAPTERS = [
+    "Infectious",
+    "Neoplasms",
+    "Endocrine",
+    "Blood",
+    "Mental",
+    "Nervous",
+    "Circulatory",
+    "Respiratory",
+    "Digestive",
+    "Genitourinary",
+    "Pregnancy",
+    "Skin",
+    "Musculoskeletal",
+    "Congenital",
+    "Perinatal",
+    "Ill Defined",
+    "Injury and Poisoning",
+    "External Causes",
+]
+# The steward's public declarations, written by hand from the study design and clinical reference
+# ranges, never from the file: DP synthesis may use them. Bounds are deliberately wider than any
+# value in the data (an adult cohort; free light chains and creatinine up to clearly pathological
+# levels; follow-up up to 20 years), so no record's value moves them.
+DEMO_DECLARATIONS: list[dict[str, Any]] = [
+    {
+        "name": "age",
+        "kind": "numeric",
+        "lower": 18,
+        "upper": 110,
+        "integer": True,
+        "unit": "years",
+        "nullable": False,
+    },
+    {"name": "chapter", "kind": "categorical", "categories": ICD9_CHAPTERS, "nullable": True},
+    {"name": "creatinine", "kind": "numeric", "lower": 0, "upper": 15, "unit": "mg/dL", "nullable": True},
+    # The free-light-chain group is the decile (1..10) of the summed kappa + lambda, by definition.
+    {"name": "flc.grp", "kind": "numeric", "lower": 1, "upper": 10, "integer": True, "nullable": False},
+    {"name": "kappa", "kind": "numeric", "lower": 0, "upper": 100, "unit": "mg/L", "nullable": False},
+    {"name": "lambda", "kind": "numeric", "lower": 0, "upper": 100, "unit": "mg/L", "nullable": False},
+    {"name": "mgus", "kind": "boolean", "categories": ["no", "yes"], "nullable": False},
+    {
+        "name": "sample.yr",
+        "kind": "numeric",
+        "lower": 1990,
+        "upper": 2010,
+        "integer": True,
+        "nullable": False,
+    },
+    {"name": "sex", "kind": "categorical", "categories": ["F", "M"], "nullable": False},
+    {"name": "death", "kind": "boolean", "categories": ["0", "1"], "nullable": False},
+    {
+        "name": "futime",
+        "kind": "numeric",
+        "lower": 0,
+        "upper": 7300,
+        "integer": True,
+        "unit": "days",
+        "nullable": False,
+    },
+]
 
 
 class Command(BaseCommand):
@@ -82,16 +145,19 @@ class Command(BaseCommand):
                 epsilon_cap=DEMO_EPSILON_CAP,
                 description="Mayo Clinic serum free light chain study (public, de-identified).",
             )
-        dataset = dataset_update_columns(
-            actor=steward, dataset_id=dataset.pk, changes=[{"name": DEMO_OUTCOME, "outcome": True}]
-        )
+        changes = [
+            {**declared, "outcome": True} if declared["name"] == DEMO_OUTCOME else declared
+            for declared in DEMO_DECLARATIONS
+        ]
+        dataset = dataset_update_columns(actor=steward, dataset_id=dataset.pk, changes=changes)
         if dataset.status != DatasetStatus.READY:
             self._sign_off(steward, dataset)
         return True
 
     def _sign_off(self, steward: User, dataset: SourceDataset) -> None:
         # A new registration awaits the steward's classification sign-off; the demo accepts the
-        # suggested classifications so a scientist can file a request straight away.
+        # suggested classifications, with its hand-written declarations, so a scientist can file a
+        # request (DP ones included) straight away.
         from generation.services import dataset_sign_off
 
         try:

@@ -100,6 +100,13 @@ def _set_audit_triggers(*, enabled: bool) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _own_audit_checkpoints(settings: Any, tmp_path: Path) -> None:
+    # Signed checkpoints live outside the database and outlive a test's database: each test gets
+    # its own folder, or a checkpoint of an earlier test's chain would "detect" a rewrite.
+    settings.SYNTHGATE_AUDIT_CHECKPOINT_DIR = tmp_path / "audit-checkpoints"
+
+
+@pytest.fixture(autouse=True)
 def _fixed_holdout_split(monkeypatch: pytest.MonkeyPatch) -> None:
     # Registration draws a random holdout split; a fixed one keeps a test release's gate verdict
     # (membership inference on a 120-row holdout, say) the same on every run.

@@ -48,6 +48,8 @@ def _worker_env() -> dict[str, str]:
             "DATABASE_URL": _database_url_for_worker(),
             "SYNTHGATE_STORAGE_DIR": str(settings.SYNTHGATE_STORAGE_DIR),
             "SYNTHGATE_VAR_DIR": str(settings.VAR_DIR),
+            # The worker signs audit checkpoints into the test's own folder (see the root conftest).
+            "SYNTHGATE_AUDIT_CHECKPOINT_DIR": str(settings.SYNTHGATE_AUDIT_CHECKPOINT_DIR),
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
             "DJANGO_SECRET_KEY": settings.SECRET_KEY,
             "PYTHONUNBUFFERED": "1",

@@ -116,11 +116,23 @@ class DomainEstimateForm(forms.Form):
     epsilon = forms.CharField(
         max_length=64, label="Epsilon to spend", help_text="Charged to this dataset's budget when queued."
     )
-    lower = forms.CharField(label="Search from", help_text="A wide public range, for example 0.")
-    upper = forms.CharField(label="Search to", help_text="For example 200 (or a date, 2030-12-31).")
+    lower = forms.CharField(
+        label="Search from", required=False, help_text="Numeric/date: a wide public range, for example 0."
+    )
+    upper = forms.CharField(
+        label="Search to", required=False, help_text="For example 200 (or a date, 2030-12-31)."
+    )
+    delta = forms.CharField(
+        label="Delta (categories)",
+        required=False,
+        max_length=64,
+        help_text="Categorical/boolean: DP category discovery is (epsilon, delta)-DP; default 1e-9.",
+    )
 
     def __init__(self, *args: Any, columns: list[Any], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["column"].choices = [
-            (c.name, c.name) for c in columns if c.kind in (ColumnKind.NUMERIC, ColumnKind.DATETIME)
+            (c.name, c.name)
+            for c in columns
+            if c.kind in (ColumnKind.NUMERIC, ColumnKind.DATETIME, ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN)
         ]

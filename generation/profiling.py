@@ -6,6 +6,7 @@ that hold custody of the data; any count below the small-cell threshold k is sup
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -205,6 +206,44 @@ def dp_bounds(
     )
     low, high = sorted(float(v) for v in found)  # ordering them is post-processing
     return low, high
+
+
+def dp_category_threshold(*, epsilon: float, delta: float) -> int:
+    """Smallest noisy count a category needs to be released (stability-based histogram).
+
+    A category held by a single record has true count 1; with two-sided geometric noise of
+    parameter alpha = exp(-epsilon), P[1 + Z >= t] = alpha**(t-1) / (1 + alpha) <= delta once
+    t - 1 >= ln(1/delta) / epsilon. So a category that one record adds or removes is released with
+    probability at most delta, and every other count moves by at most one (epsilon)."""
+    return 1 + math.ceil(math.log(1 / delta) / epsilon)
+
+
+def category_key(value: Any) -> str | None:
+    """How one cell is read as a category, by that cell alone (1.0 reads as "1")."""
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return "True" if value else "False"
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    text = str(value).strip()
+    return text or None
+
+
+def dp_categories(series: pd.Series, *, epsilon: float, delta: float) -> list[str]:
+    """(epsilon, delta)-DP category discovery: the categories whose geometric-noised count clears
+    `dp_category_threshold`. Each record counts in at most one category (sensitivity 1, add/remove
+    one record); the noisy counts are not released, only which categories cleared the bar."""
+    from diffprivlib.mechanisms import Geometric
+
+    counts: dict[str, int] = {}
+    for value in series.tolist():
+        key = category_key(value)
+        if key is not None:
+            counts[key] = counts.get(key, 0) + 1
+    mechanism = Geometric(epsilon=epsilon, sensitivity=1)
+    threshold = dp_category_threshold(epsilon=epsilon, delta=delta)
+    return sorted(key for key, count in counts.items() if mechanism.randomise(count) >= threshold)
 
 
 def unique_share(frame: pd.DataFrame, columns: list[str]) -> float | None:

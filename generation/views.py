@@ -170,7 +170,9 @@ def dataset_estimate_view(request: HttpRequest, dataset_id: str) -> HttpResponse
         raise Http404
     form = DomainEstimateForm(request.POST, columns=list(dataset_columns(dataset=dataset)))
     if not form.is_valid():
-        messages.error(request, "Choose a numeric or date column, an epsilon and a search range.")
+        messages.error(
+            request, "Choose a column and an epsilon (and a search range for a numeric or date column)."
+        )
         return redirect("generation:dataset-review", dataset.pk)
     data = form.cleaned_data
     try:
@@ -181,14 +183,15 @@ def dataset_estimate_view(request: HttpRequest, dataset_id: str) -> HttpResponse
             epsilon=data["epsilon"],
             lower=data["lower"],
             upper=data["upper"],
+            delta=data["delta"],
         )
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
         messages.success(
             request,
-            f"Spent epsilon {format_epsilon(entry.amount_micro)} on DP bounds for `{data['column']}`; "
-            "they appear here as its declaration when the worker has computed them.",
+            f"Spent epsilon {format_epsilon(entry.amount_micro)} on a DP domain estimate for "
+            f"`{data['column']}`; it appears here as its declaration when the worker has computed it.",
         )
     return redirect("generation:dataset-review", dataset.pk)
 

@@ -257,5 +257,14 @@ class ColumnsInputSerializer(serializers.Serializer):
 class DomainEstimateInputSerializer(serializers.Serializer):
     # Text, parsed exactly by the service (epsilon never passes through a float).
     epsilon = serializers.CharField(max_length=64)
-    lower = serializers.JSONField(help_text="Lower end of a wide, public search range.")
-    upper = serializers.JSONField(help_text="Upper end of a wide, public search range.")
+    lower = serializers.JSONField(
+        required=False, help_text="Numeric/date columns: lower end of a wide, public search range."
+    )
+    upper = serializers.JSONField(
+        required=False, help_text="Numeric/date columns: upper end of a wide, public search range."
+    )
+    delta = serializers.CharField(
+        max_length=64,
+        required=False,
+        help_text="Categorical/boolean columns: the delta of DP category discovery (default 1e-9).",
+    )

@@ -104,7 +104,8 @@ class DatasetColumnsApi(APIView):
 
 
 class DatasetColumnEstimateApi(APIView):
-    """Stewards spend epsilon on DP bounds for a numeric or date column; a worker computes them."""
+    """Stewards spend budget on a DP domain for a column (bounds for numeric/date columns, category
+    discovery for categorical/boolean ones); a worker computes it."""
 
     parser_classes = [JSONParser]
 
@@ -118,8 +119,9 @@ class DatasetColumnEstimateApi(APIView):
             dataset_id=dataset_id,
             column=column,
             epsilon=values["epsilon"],
-            lower=values["lower"],
-            upper=values["upper"],
+            lower=values.get("lower"),
+            upper=values.get("upper"),
+            delta=values.get("delta"),
         )
         body = {
             "column": column,

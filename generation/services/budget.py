@@ -198,13 +198,18 @@ def budget_reserve(*, job: Any, actor: Any) -> Any:
     return entry
 
 
-def budget_spend_estimate(*, dataset: SourceDataset, epsilon_micro: int, actor: Any, reason: str) -> Any:
+def budget_spend_estimate(
+    *, dataset: SourceDataset, epsilon_micro: int, actor: Any, reason: str, delta_atto: int = 0
+) -> Any:
     """Debit a DP domain estimate (no job) from the dataset's ledger owner, in the caller's
     transaction. It is never refunded: it is spent as soon as the worker may read the data."""
     if epsilon_micro < 1:
         raise ValidationFailed("epsilon must be positive.", fields={"epsilon": "invalid"})
     owner = _debit(
-        owner_id=dataset.ledger_owner_id, epsilon_micro=epsilon_micro, delta_atto=0, what="this estimate"
+        owner_id=dataset.ledger_owner_id,
+        epsilon_micro=epsilon_micro,
+        delta_atto=delta_atto,
+        what="this estimate",
     )
     entry = BudgetLedgerEntry.objects.create(
         dataset=owner,
@@ -214,7 +219,7 @@ def budget_spend_estimate(*, dataset: SourceDataset, epsilon_micro: int, actor: 
         kind=LedgerKind.RESERVE,
         amount_micro=epsilon_micro,
         spent_after_micro=owner.epsilon_spent_micro,
-        delta_atto=0,
+        delta_atto=delta_atto,
         delta_spent_after_atto=owner.delta_spent_atto,
         composition=COMPOSITION,
         actor_name=_name(actor),
@@ -228,6 +233,7 @@ def budget_spend_estimate(*, dataset: SourceDataset, epsilon_micro: int, actor: 
         details={
             "source": str(dataset.pk),
             "epsilon_micro": epsilon_micro,
+            "delta_atto": delta_atto,
             "spent_after_micro": owner.epsilon_spent_micro,
             "reason": reason[:200],
         },

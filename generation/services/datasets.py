@@ -44,11 +44,19 @@ from generation.profiling import (
     DP_QUANTILES,
     ColumnProfile,
     dp_bounds,
+    dp_categories,
+    dp_category_threshold,
     profile_frame,
     small_cell_total,
     unique_share,
 )
-from generation.services.budget import budget_spend_estimate, epsilon_to_micro, format_epsilon
+from generation.services.budget import (
+    budget_spend_estimate,
+    delta_to_atto,
+    epsilon_to_micro,
+    format_delta,
+    format_epsilon,
+)
 from generation.storage import delete_stored, storage_root, store_encrypted
 
 STEWARDS = (Role.DATA_STEWARD, Role.ADMIN)
@@ -659,15 +667,29 @@ def dataset_estimate_risk(*, dataset_id: Any) -> float | None:
 DOMAIN_ESTIMATE_TASK = "synthgate.datasets.estimate_domain"
 
 
-def dataset_request_domain_estimate(
-    *, actor: Any, dataset_id: Any, column: str, epsilon: Any, lower: Any, upper: Any
-) -> BudgetLedgerEntry:
-    """Spend `epsilon` on DP bounds for a numeric or date column and queue the estimate.
+DEFAULT_ESTIMATE_DELTA = "1e-9"  # category discovery's delta when the steward gives none
+_CATEGORY_KINDS = (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN)
 
-    The spend is the ledger entry written here, in this transaction: it is charged the moment a
-    worker may read the data, and never refunded. `lower`/`upper` are the steward's wide, public
-    search range. The worker (`dataset_estimate_domain`) records the result as the column's
-    declaration, marked `dp_estimate`. A new request replaces one still pending.
+
+def dataset_request_domain_estimate(
+    *,
+    actor: Any,
+    dataset_id: Any,
+    column: str,
+    epsilon: Any,
+    lower: Any = None,
+    upper: Any = None,
+    delta: Any = None,
+) -> BudgetLedgerEntry:
+    """Spend privacy budget on a DP domain for one column and queue the estimate.
+
+    Numeric and date columns: DP bounds (epsilon-DP quantiles) inside the steward's wide, public
+    search range `lower`/`upper`. Categorical and boolean columns: DP category discovery, which is
+    (epsilon, delta)-DP (a category one record holds is released with probability at most delta),
+    so it spends delta from the same ledger. The spend is the ledger entry written here, in this
+    transaction: it is charged the moment a worker may read the data, and never refunded. The
+    worker (`dataset_estimate_domain`) records the result as the column's declaration, marked
+    `dp_estimate`. A new request replaces one still pending.
     """
     dataset = dataset_get_for_steward(actor=actor, dataset_id=dataset_id, action="dataset.domain_estimate")
     target = dataset.columns.filter(name=str(column)).first()
@@ -675,25 +697,34 @@ def dataset_request_domain_estimate(
         raise ValidationFailed(
             f"Column `{str(column)[:80]}` is not in this dataset.", fields={"column": "unknown"}
         )
-    if target.kind not in _BOUNDED_KINDS:
+    categorical = target.kind in _CATEGORY_KINDS
+    if not categorical and target.kind not in _BOUNDED_KINDS:
         raise ValidationFailed(
-            f"`{target.name}` is {target.get_kind_display().lower()}; DP bounds are estimated for numeric "
-            "and date columns only. Declare its categories instead.",
+            f"`{target.name}` is {target.get_kind_display().lower()}; a DP domain is estimated for numeric, "
+            "date, categorical and boolean columns only.",
             fields={"column": "kind"},
         )
     micro = epsilon_to_micro(epsilon)
-    search = _search_range(target, lower, upper)
+    if categorical:
+        delta_atto = delta_to_atto(DEFAULT_ESTIMATE_DELTA if delta in (None, "") else delta)
+        search: tuple[Any, Any] | None = None
+        what = f"DP categories of `{target.name}`"
+    else:
+        delta_atto, search = 0, _search_range(target, lower, upper)
+        what = f"DP bounds of `{target.name}`"
     with transaction.atomic():
         locked = DatasetColumn.objects.select_for_update().get(pk=target.pk)
         entry = budget_spend_estimate(
-            dataset=dataset, epsilon_micro=micro, actor=actor, reason=f"DP bounds of `{locked.name}`"[:200]
+            dataset=dataset, epsilon_micro=micro, delta_atto=delta_atto, actor=actor, reason=what[:200]
         )
         locked.declared = {
             **locked.declared,
             "estimate_request": {
                 "entry": entry.pk,
+                "mode": "categories" if categorical else "bounds",
                 "epsilon_micro": micro,
-                "search": list(search),
+                "delta_atto": delta_atto,
+                "search": list(search) if search else None,
                 "state": "queued",
                 "requested_by": actor.get_username(),
             },
@@ -704,7 +735,12 @@ def dataset_request_domain_estimate(
             action="dataset.domain_estimate.request",
             target_type="dataset",
             target_id=dataset.pk,
-            details={"column": locked.name, "epsilon_micro": micro, "ledger_entry": entry.pk},
+            details={
+                "column": locked.name,
+                "epsilon_micro": micro,
+                "delta_atto": delta_atto,
+                "ledger_entry": entry.pk,
+            },
         )
         _enqueue_domain_estimate(column_id=locked.pk, entry_id=entry.pk)
     return entry
@@ -753,12 +789,19 @@ def dataset_estimate_domain(*, column_id: Any, entry_id: Any) -> dict[str, Any] 
     if claimed is None:
         return None
     column, request = claimed
-    search = request["search"]
-    span = (_as_number(search[0]), _as_number(search[1]))
+    epsilon = request["epsilon_micro"] / 1_000_000
     # The training split only: the rows every synthesis job of this dataset reads.
     values = read_encrypted_parquet(column.dataset.storage_path)[column.name]
-    low, high = dp_bounds(values, kind=column.kind, search=span, epsilon=request["epsilon_micro"] / 1_000_000)
-    return _record_estimate(column.pk, request, _public_bound(column, low), _public_bound(column, high))
+    if request.get("mode") == "categories":
+        delta = request["delta_atto"] / 10**18
+        found = dp_categories(values, epsilon=epsilon, delta=delta)
+        threshold = dp_category_threshold(epsilon=epsilon, delta=delta)
+        return _record_estimate(column.pk, request, {"categories": found}, {"threshold": threshold})
+    search = request["search"]
+    span = (_as_number(search[0]), _as_number(search[1]))
+    low, high = dp_bounds(values, kind=column.kind, search=span, epsilon=epsilon)
+    bounds = {"lower": _public_bound(column, low), "upper": _public_bound(column, high)}
+    return _record_estimate(column.pk, request, bounds, {"quantiles": list(DP_QUANTILES)})
 
 
 def _public_bound(column: DatasetColumn, value: float) -> Any:
@@ -768,7 +811,7 @@ def _public_bound(column: DatasetColumn, value: float) -> Any:
 
 
 def _record_estimate(
-    column_id: Any, request: dict[str, Any], lower: Any, upper: Any
+    column_id: Any, request: dict[str, Any], found: dict[str, Any], method: dict[str, Any]
 ) -> dict[str, Any] | None:
     with transaction.atomic():
         column = DatasetColumn.objects.select_for_update().select_related("dataset").get(pk=column_id)
@@ -781,14 +824,14 @@ def _record_estimate(
         estimate = {
             "epsilon": format_epsilon(request["epsilon_micro"]),
             "epsilon_micro": request["epsilon_micro"],
-            "quantiles": list(DP_QUANTILES),
+            "delta": format_delta(request.get("delta_atto") or 0),
+            "delta_atto": request.get("delta_atto") or 0,
+            **method,
             "search": request["search"],
             "ledger_entry": request["entry"],
             "at": timezone.now().isoformat(),
         }
-        declared.update(
-            lower=lower, upper=upper, source=DeclarationSource.DP_ESTIMATE.value, estimate=estimate
-        )
+        declared.update(found, source=DeclarationSource.DP_ESTIMATE.value, estimate=estimate)
         column.declared = declared
         column.save(update_fields=["declared"])
         dataset = column.dataset
@@ -803,8 +846,8 @@ def _record_estimate(
             details={
                 "column": column.name,
                 "epsilon_micro": request["epsilon_micro"],
-                "lower": lower,
-                "upper": upper,
+                "delta_atto": request.get("delta_atto") or 0,
+                **found,
                 "ledger_entry": request["entry"],
             },
         )

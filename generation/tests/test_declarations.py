@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 from typing import Any
 
 import pandas as pd
@@ -398,7 +399,7 @@ def test_the_estimate_api_queues_and_the_remaining_budget_drops(
 @pytest.mark.parametrize(
     ("column_name", "payload"),
     [
-        ("sex", {"epsilon": "0.1", "lower": 0, "upper": 1}),  # categorical: declare categories instead
+        ("sex", {"epsilon": "0.1", "delta": "2"}),  # categorical: a delta that protects nobody
         ("kappa", {"epsilon": "0.1", "lower": 200, "upper": 0}),  # empty range
         ("kappa", {"epsilon": "0", "lower": 0, "upper": 200}),
         ("nope", {"epsilon": "0.1", "lower": 0, "upper": 200}),
@@ -453,7 +454,7 @@ def test_the_review_page_offers_the_estimate_and_charges_it(
         {"column": "creatinine", "epsilon": "0.1", "lower": "0", "upper": "20"},
     )
 
-    assert "Estimate bounds (spends epsilon)" in page
+    assert "Estimate the domain (spends budget)" in page
     assert response.status_code == 302
     entry = BudgetLedgerEntry.objects.get()
     assert (entry.purpose, entry.amount_micro, entry.reason) == (
@@ -821,3 +822,41 @@ def test_the_demo_dataset_ships_steward_declarations_not_the_datas_extremes(db: 
     chapter = column(dataset, "chapter")
     assert set(chapter.stats["categories_at_least_k"]) < set(snapshot["chapter"]["categories"])
     assert [name for name, spec in snapshot.items() if spec["outcome"]] == ["death"]
+
+
+def test_dp_category_discovery_spends_epsilon_and_delta_and_never_releases_a_rare_category(
+    sam: Any,
+) -> None:
+    """A category only two records hold must not become public through an estimate: the noisy
+    count has to clear 1 + ln(1/delta)/epsilon, and the estimate is charged epsilon AND delta."""
+    from generation.profiling import dp_category_threshold
+    from generation.services import dataset_register
+    from generation.services.datasets import dataset_request_domain_estimate
+
+    frame = pd.DataFrame({"grp": ["A"] * 300 + ["B"] * 290 + ["RARE"] * 2, "x": range(592)})
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    dataset = dataset_register(
+        actor=sam, name="cats", uploaded_file=csv_upload(buffer.getvalue().encode()), epsilon_cap="2"
+    )
+    entry = dataset_request_domain_estimate(
+        actor=sam, dataset_id=dataset.pk, column="grp", epsilon="1", delta="1e-9"
+    )
+    assert (entry.amount_micro, entry.delta_atto, entry.purpose) == (1_000_000, 10**9, "domain_estimate")
+    declared = dataset_estimate_domain(column_id=column(dataset, "grp").pk, entry_id=entry.pk)
+
+    assert declared is not None and declared["categories"] == ["A", "B"]
+    assert declared["source"] == "dp_estimate" and declared["estimate"]["delta"] == "1E-9"
+    assert declared["estimate"]["threshold"] == dp_category_threshold(epsilon=1.0, delta=1e-9) == 22
+    dataset.refresh_from_db()
+    assert dataset.delta_spent_atto == 10**9 and dataset.epsilon_spent_micro == 1_000_000
+
+
+def test_the_category_threshold_bounds_the_chance_of_releasing_a_single_record() -> None:
+    from generation.profiling import dp_category_threshold
+
+    for epsilon, delta in ((0.1, 1e-6), (1.0, 1e-9), (4.0, 1e-12)):
+        alpha = math.exp(-epsilon)
+        threshold = dp_category_threshold(epsilon=epsilon, delta=delta)
+        # P[1 + Z >= t] for two-sided geometric Z with parameter alpha.
+        assert alpha ** (threshold - 1) / (1 + alpha) <= delta

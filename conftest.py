@@ -26,8 +26,9 @@ from rest_framework.test import APIClient
 
 os.environ.setdefault("XDG_DATA_HOME", str(Path(__file__).parent / "var" / "xdg"))
 
-SHARED_DATA = Path(__file__).resolve().parent.parent / "shared" / "data"
+# The public clinical tables the tests read, shipped in the repository (a clone needs nothing beside it).
 DEMO_DATA = Path(__file__).resolve().parent / "portal" / "demo"
+TEST_DATA = Path(__file__).resolve().parent / "tests" / "data"
 PASSWORD = "Correct-Horse-42"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -50,8 +51,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def data_file(name: str) -> Path:
-    """A shipped clinical table: the repo's demo copy, else ../shared/data."""
-    for folder in (DEMO_DATA, SHARED_DATA):
+    """A shipped clinical table: the demo copy (flchain) or tests/data (the others)."""
+    for folder in (DEMO_DATA, TEST_DATA):
         if (folder / name).exists():
             return folder / name
     raise FileNotFoundError(name)

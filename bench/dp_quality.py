@@ -277,12 +277,25 @@ def run_one(
     }
 
 
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _table_path(folder: Path | None, name: str) -> Path:
+    """A table from `--data`, else the repository's copy (portal/demo for flchain, tests/data)."""
+    candidates = [folder] if folder else [REPO / "portal" / "demo", REPO / "tests" / "data"]
+    for candidate in candidates:
+        if (candidate / f"{name}.csv").exists():
+            return candidate / f"{name}.csv"
+    raise SystemExit(f"{name}.csv not found in {', '.join(str(c) for c in candidates)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    default_data = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-    parser.add_argument("--data", type=Path, default=default_data)
+    parser.add_argument(
+        "--data", type=Path, default=None, help="folder of the tables (default: the repository's copies)"
+    )
     parser.add_argument("--tables", nargs="+", default=list(TABLES))
     parser.add_argument("--synthesizers", nargs="+", default=["dp_copula", "dp_mst", "dp_aim"])
     parser.add_argument("--epsilons", nargs="+", type=float, default=[0.5, 1, 2, 4])
@@ -297,7 +310,7 @@ def main() -> None:
     print("---|---|---|---|---|---|---|---|---|---")
     for table_name in args.tables:
         table = TABLES[table_name]
-        real = pd.read_csv(args.data / f"{table_name}.csv").drop(columns=list(table.dropped))
+        real = pd.read_csv(_table_path(args.data, table_name)).drop(columns=list(table.dropped))
         real = real[[s.name for s in table.specs]]
         order = np.random.default_rng(0).permutation(len(real))
         cut = int(0.8 * len(real))

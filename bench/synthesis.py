@@ -6,7 +6,7 @@ Not part of the test run. Prints figures; docs/benchmarks.md records a run.
     .venv/bin/python bench/synthesis.py --rows 20000 --synthesizers gaussian_copula,dp_copula
     .venv/bin/python bench/synthesis.py --synthesizers ctgan,tvae --repeat 2   # on a busy machine
 
-Data: /work/shared/data/flchain.csv (7,874 x 11) grown to --rows by resampling rows with
+Data: portal/demo/flchain.csv (7,874 x 11) grown to --rows by resampling rows with
 replacement and jittering: each numeric column gets Gaussian noise with sd = 5% of that column's
 std, is clipped to the column's observed range, and whole-number columns are rounded; categorical
 values and missing cells are copied as drawn. (A benchmark may read ranges from its own data: no
@@ -38,7 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-SOURCE = ROOT.parent / "shared" / "data" / "flchain.csv"
+SOURCE = ROOT / "portal" / "demo" / "flchain.csv"
 SEED = 20261122
 JITTER = 0.05
 WITH_RAW_PEER = ("gaussian_copula", "ctgan", "tvae")

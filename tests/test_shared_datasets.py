@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from conftest import SHARED_DATA, csv_upload
+from conftest import csv_upload, data_file
 
 # The gate's verdict per table (the checks that fail). pbc's missing values come in blocks (the 106
 # patients outside the trial lack most lab values together); the copula draws each column's gaps
@@ -43,7 +43,7 @@ def test_an_all_column_copula_release_of_each_shared_table_gets_its_verdict_and_
     from generation.services import dataset_register, dataset_sign_off, dataset_update_columns
 
     settings.SYNTHGATE_STORAGE_DIR = tmp_path / "storage"
-    path = SHARED_DATA / name
+    path = data_file(name)
     columns = list(pd.read_csv(path, nrows=1).columns)
     dataset = dataset_register(
         actor=sam, name=name, uploaded_file=csv_upload(path.read_bytes()), epsilon_cap="1"

@@ -28,21 +28,18 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from generation.synthesizers.base import ProgressFn
-from generation.synthesizers.dp_base import DPSynthesizer, library_version, os_seeded_generator
+from generation.synthesizers.dp_base import library_version, os_seeded_generator
 from generation.synthesizers.dp_budget import mechanism_epsilon
-from generation.synthesizers.dp_copula import privacy_leaks_are_errors
-from generation.synthesizers.dp_domain import NOWHERE, ColumnDomain
+from generation.synthesizers.dp_domain import ColumnDomain
 from generation.synthesizers.dp_mst import smartnoise_available
 from generation.synthesizers.dp_pgm import (
-    declared_transformer,
+    SmartNoisePGMSynthesizer,
     discrete_gaussian,
     estimate,
     exponential_mechanism,
     gaussian_rho,
     measurement_from_json,
     measurement_to_json,
-    quiet,
     sample_model,
 )
 from generation.synthesizers.options import int_option
@@ -141,10 +138,11 @@ def _aim_class() -> type:
     return SynthGateAIM
 
 
-class DPAIMSynthesizer(DPSynthesizer):
+class DPAIMSynthesizer(SmartNoisePGMSynthesizer):
     """See the module docstring. One instance runs once."""
 
     name: ClassVar[str] = "dp_aim"
+    step: ClassVar[str] = "AIM"
     label: ClassVar[str] = "DP AIM (SmartNoise), (epsilon, delta)-DP"
     flavour: ClassVar[str] = "approximate (epsilon, delta)-DP via zero-concentrated DP"
     default_bins: ClassVar[int] = DEFAULT_BINS
@@ -202,16 +200,14 @@ class DPAIMSynthesizer(DPSynthesizer):
         ]
 
     def _prepare(self, domains: list[ColumnDomain]) -> None:
-        self._transformer = declared_transformer(domains)
+        super()._prepare(domains)
         rounds = self.rounds or DEFAULT_ROUNDS_PER_COLUMN * len(domains)
         if rounds < 2 * len(domains):
             raise ValueError(
                 f"Option 'rounds' must be at least twice the number of columns ({2 * len(domains)})."
             )
 
-    def _measure(self, codes: np.ndarray, progress: ProgressFn) -> None:
-        cells = pd.DataFrame(codes[(codes != NOWHERE).all(axis=1)], columns=[d.name for d in self.domains])
-        epsilon = mechanism_epsilon(self.epsilon)
+    def _smartnoise(self, epsilon: float) -> Any:
         synth = _aim_class()(
             epsilon=epsilon,
             delta=mechanism_epsilon(self.delta),
@@ -220,30 +216,7 @@ class DPAIMSynthesizer(DPSynthesizer):
             max_cells=MAX_CELLS,
         )
         synth.k, synth.round_iters = self.rows_per_unit, self.round_iters
-        with privacy_leaks_are_errors(), quiet():
-            self.ledger.record(
-                "AIM",
-                "Gaussian + exponential mechanism (zCDP)",
-                self.epsilon,
-                float(self.rows_per_unit),
-                self.delta,
-                library="smartnoise-synth",
-                version=library_version("smartnoise-synth"),
-            )
-            synth.fit(cells, transformer=self._transformer)
-        if self._transformer.odometer.spent[0] or synth.epsilon != epsilon:
-            raise RuntimeError("SmartNoise spent budget on preprocessing; the declared domain was not used.")
-        del cells
-        self.released = synth.released
-        progress(0.6, "noisy marginals released")
-
-    def _released_payload(self) -> dict[str, Any]:
-        return self.released
-
-    def _restore_payload(self, payload: dict[str, Any]) -> None:
-        if payload["sizes"] != [d.cells for d in self.domains]:
-            raise ValueError("The saved DP state does not match its declared domain.")
-        self.released = payload
+        return synth
 
     def _fitted_model(self) -> Any:
         if self._model is None:

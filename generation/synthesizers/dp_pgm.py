@@ -40,12 +40,16 @@ import itertools
 import math
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from generation.synthesizers.dp_domain import ColumnDomain
+from generation.synthesizers.base import ProgressFn
+from generation.synthesizers.dp_base import DPSynthesizer, library_version
+from generation.synthesizers.dp_budget import mechanism_epsilon
+from generation.synthesizers.dp_copula import privacy_leaks_are_errors
+from generation.synthesizers.dp_domain import NOWHERE, ColumnDomain
 
 
 def declared_transformer(domains: list[ColumnDomain]) -> Any:
@@ -221,3 +225,49 @@ def marginal(
 
 def all_pairs(attrs: Sequence[str]) -> list[tuple[str, str]]:
     return list(itertools.combinations(attrs, 2))
+
+
+class SmartNoisePGMSynthesizer(DPSynthesizer):
+    """What dp_mst and dp_aim share: SmartNoise fitted on the declared cells through a transformer
+    fitted on the declared domain, one ledger entry for the whole zCDP run, the check that
+    SmartNoise spent nothing on preprocessing, and the noisy measurements as the released state.
+    Subclasses say which SmartNoise class to run (`_smartnoise`) and how to model and sample."""
+
+    step: ClassVar[str]  # the ledger step: "MST" or "AIM"
+    released: dict[str, Any]
+
+    def _prepare(self, domains: list[ColumnDomain]) -> None:
+        self._transformer = declared_transformer(domains)
+
+    def _smartnoise(self, epsilon: float) -> Any:
+        """A configured SmartNoise synthesizer for `epsilon` (and self.delta, self.rows_per_unit)."""
+        raise NotImplementedError
+
+    def _measure(self, codes: np.ndarray, progress: ProgressFn) -> None:
+        cells = pd.DataFrame(codes[(codes != NOWHERE).all(axis=1)], columns=[d.name for d in self.domains])
+        epsilon = mechanism_epsilon(self.epsilon)
+        synth = self._smartnoise(epsilon)
+        with privacy_leaks_are_errors(), quiet():
+            self.ledger.record(
+                self.step,
+                "Gaussian + exponential mechanism (zCDP)",
+                self.epsilon,
+                float(self.rows_per_unit),
+                self.delta,
+                library="smartnoise-synth",
+                version=library_version("smartnoise-synth"),
+            )
+            synth.fit(cells, transformer=self._transformer)
+        if self._transformer.odometer.spent[0] or synth.epsilon != epsilon:
+            raise RuntimeError("SmartNoise spent budget on preprocessing; the declared domain was not used.")
+        del cells
+        self.released = synth.released
+        progress(0.6, "noisy marginals released")
+
+    def _released_payload(self) -> dict[str, Any]:
+        return self.released
+
+    def _restore_payload(self, payload: dict[str, Any]) -> None:
+        if payload["sizes"] != [d.cells for d in self.domains]:
+            raise ValueError("The saved DP state does not match its declared domain.")
+        self.released = payload

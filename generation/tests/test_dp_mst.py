@@ -16,7 +16,7 @@ from generation.synthesizers.dp_domain import table_domain
 
 pytest.importorskip("snsynth")
 
-from generation.synthesizers.dp_mst import declared_transformer  # noqa: E402
+from generation.synthesizers.dp_pgm import declared_transformer  # noqa: E402
 
 SPECS = [
     ColumnSpec("age", ColumnKind.NUMERIC, lower=50, upper=105, nullable=False),

@@ -158,64 +158,28 @@ def _debit(*, owner_id: Any, epsilon_micro: int, delta_atto: int, what: str) -> 
     return owner
 
 
-def budget_reserve(*, job: Any, actor: Any) -> Any:
-    """Reserve the job's epsilon (and delta) from its dataset's ledger owner with one conditional
-    UPDATE, in the caller's transaction (the approval). Never overspends, even under concurrency:
-    the UPDATE's WHERE clause is evaluated under the row lock, and CHECK constraints back it up.
-    """
-    amount, delta = job.epsilon_micro, job.delta_atto or 0
-    source = SourceDataset.objects.get(pk=job.dataset_id)
+def _spend(
+    *,
+    source: SourceDataset,
+    job: Any,
+    purpose: str,
+    epsilon_micro: int,
+    delta_atto: int,
+    actor: Any,
+    action: str,
+    what: str,
+    reason: str = "",
+) -> Any:
+    """Debit the ledger owner of `source` (one conditional UPDATE, or 409 and nothing changed),
+    append its ledger entry and audit it, all in the caller's transaction."""
     owner = _debit(
-        owner_id=source.ledger_owner_id, epsilon_micro=amount, delta_atto=delta, what="this request"
+        owner_id=source.ledger_owner_id, epsilon_micro=epsilon_micro, delta_atto=delta_atto, what=what
     )
     entry = BudgetLedgerEntry.objects.create(
         dataset=owner,
         source=source,
         job=job,
-        purpose=EntryPurpose.SYNTHESIS,
-        kind=LedgerKind.RESERVE,
-        amount_micro=amount,
-        spent_after_micro=owner.epsilon_spent_micro,
-        delta_atto=delta,
-        delta_spent_after_atto=owner.delta_spent_atto,
-        composition=COMPOSITION,
-        actor_name=_name(actor),
-    )
-    audit_record(
-        actor=actor,
-        action="budget.reserve",
-        target_type="dataset",
-        target_id=owner.pk,
-        details={
-            "job": str(job.pk),
-            "source": str(source.pk),
-            "epsilon_micro": amount,
-            "delta_atto": delta,
-            "spent_after_micro": owner.epsilon_spent_micro,
-            "delta_spent_after_atto": owner.delta_spent_atto,
-        },
-    )
-    return entry
-
-
-def budget_spend_estimate(
-    *, dataset: SourceDataset, epsilon_micro: int, actor: Any, reason: str, delta_atto: int = 0
-) -> Any:
-    """Debit a DP domain estimate (no job) from the dataset's ledger owner, in the caller's
-    transaction. It is never refunded: it is spent as soon as the worker may read the data."""
-    if epsilon_micro < 1:
-        raise ValidationFailed("epsilon must be positive.", fields={"epsilon": "invalid"})
-    owner = _debit(
-        owner_id=dataset.ledger_owner_id,
-        epsilon_micro=epsilon_micro,
-        delta_atto=delta_atto,
-        what="this estimate",
-    )
-    entry = BudgetLedgerEntry.objects.create(
-        dataset=owner,
-        source=dataset,
-        job=None,
-        purpose=EntryPurpose.DOMAIN_ESTIMATE,
+        purpose=purpose,
         kind=LedgerKind.RESERVE,
         amount_micro=epsilon_micro,
         spent_after_micro=owner.epsilon_spent_micro,
@@ -225,20 +189,56 @@ def budget_spend_estimate(
         actor_name=_name(actor),
         reason=reason[:200],
     )
-    audit_record(
+    details: dict[str, Any] = {
+        "source": str(source.pk),
+        "epsilon_micro": epsilon_micro,
+        "delta_atto": delta_atto,
+        "spent_after_micro": owner.epsilon_spent_micro,
+        "delta_spent_after_atto": owner.delta_spent_atto,
+    }
+    if job is not None:
+        details["job"] = str(job.pk)
+    if reason:
+        details["reason"] = reason[:200]
+    audit_record(actor=actor, action=action, target_type="dataset", target_id=owner.pk, details=details)
+    return entry
+
+
+def budget_reserve(*, job: Any, actor: Any) -> Any:
+    """Reserve the job's epsilon (and delta) from its dataset's ledger owner with one conditional
+    UPDATE, in the caller's transaction (the approval). Never overspends, even under concurrency:
+    the UPDATE's WHERE clause is evaluated under the row lock, and CHECK constraints back it up.
+    """
+    return _spend(
+        source=SourceDataset.objects.get(pk=job.dataset_id),
+        job=job,
+        purpose=EntryPurpose.SYNTHESIS,
+        epsilon_micro=job.epsilon_micro,
+        delta_atto=job.delta_atto or 0,
+        actor=actor,
+        action="budget.reserve",
+        what="this request",
+    )
+
+
+def budget_spend_estimate(
+    *, dataset: SourceDataset, epsilon_micro: int, actor: Any, reason: str, delta_atto: int = 0
+) -> Any:
+    """Debit a DP domain estimate (no job) from the dataset's ledger owner, in the caller's
+    transaction. It is never refunded: it is spent as soon as the worker may read the data."""
+    if epsilon_micro < 1:
+        raise ValidationFailed("epsilon must be positive.", fields={"epsilon": "invalid"})
+    return _spend(
+        source=dataset,
+        job=None,
+        purpose=EntryPurpose.DOMAIN_ESTIMATE,
+        epsilon_micro=epsilon_micro,
+        delta_atto=delta_atto,
         actor=actor,
         action="budget.estimate",
-        target_type="dataset",
-        target_id=owner.pk,
-        details={
-            "source": str(dataset.pk),
-            "epsilon_micro": epsilon_micro,
-            "delta_atto": delta_atto,
-            "spent_after_micro": owner.epsilon_spent_micro,
-            "reason": reason[:200],
-        },
+        what="this estimate",
+        reason=reason,
     )
-    return entry
 
 
 def budget_refund(*, job: Any, reason: str) -> bool:

@@ -1,7 +1,7 @@
 """The DP side of a request, checked when it is filed, previewed, submitted and approved.
 
 - Domains: a DP synthesizer runs only on columns whose domain a steward declared (or a DP estimate
-  charged to the ledger produced); see generation.dp_declarations.
+  charged to the ledger produced); see generation.policies (dp_domain_refusal).
 - Delta: (epsilon, delta) synthesizers take a delta (default 1e-9); pure ones refuse it.
 - Budget: a request's epsilon and delta are compared with what is left on the dataset's ledger
   owner, so the requester learns it does not fit before reviewers spend time on it.
@@ -16,9 +16,8 @@ from decimal import Decimal
 from typing import Any
 
 from core.errors import Conflict, ValidationFailed
-from generation.dp_declarations import dp_domain_refusal
 from generation.models import SourceDataset
-from generation.policies import sees_exact_figures
+from generation.policies import dp_domain_refusal, sees_exact_figures
 from generation.services import budget_remaining, delta_to_atto, format_delta, format_epsilon
 from generation.synthesizers import REGISTRY, is_dp_synthesizer
 from validation.selectors import gate_visible_to, metrics_visible_to

@@ -8,7 +8,7 @@ direct identifiers; postcodes, birth dates and demographic names are quasi-ident
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.db import models
@@ -172,6 +172,38 @@ def second_outcome_refusal(*, flagged: list[str], previously: set[str]) -> str:
 def declaration_source(declared: Mapping[str, Any]) -> str:
     # A declaration without a source predates sources: it was pre-filled from the data.
     return str(declared.get("source") or DeclarationSource.PROFILE_SUGGESTION)
+
+
+# Declarations a DP synthesizer may be fed: written by a person, or estimated under DP and charged.
+# A profile suggestion is read from the data, so a domain taken from it moves when one record is
+# added or removed; snapshots signed off before sources existed count as suggestions.
+DP_SAFE_SOURCES = frozenset({DeclarationSource.STEWARD.value, DeclarationSource.DP_ESTIMATE.value})
+
+
+def undeclared_dp_columns(specs: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Names of the columns (in the order given) whose domain is not from a steward or a DP estimate."""
+    return [str(spec.get("name")) for spec in specs if declaration_source(spec) not in DP_SAFE_SOURCES]
+
+
+def dp_domain_refusal(specs: Iterable[Mapping[str, Any]]) -> str | None:
+    """Why a DP synthesizer may not run on these columns, or None when every domain is declared.
+
+    Names columns only, never values (the message is shown to requesters and audited)."""
+    missing = undeclared_dp_columns(specs)
+    if not missing:
+        return None
+    listed = ", ".join(f"`{name}`" for name in missing)
+    plural = "s" if len(missing) > 1 else ""
+    return (
+        f"Differential privacy needs each column's domain declared independently of the data, but "
+        f"the domain of column{plural} {listed} is only a suggestion read from the data (its "
+        "bounds or categories would change with the records, which breaks the guarantee). Ask the "
+        "data steward to declare the domain of "
+        f"{'these columns' if plural else 'this column'} (kind, bounds, whole-number flag, "
+        "categories) and sign the dataset off again, or run a DP domain estimate from the "
+        "dataset's review page; or remove the column from the request, or choose a non-DP "
+        "synthesizer."
+    )
 
 
 def _same_bound(declared: Any, observed: Any) -> bool:

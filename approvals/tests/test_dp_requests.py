@@ -27,8 +27,8 @@ from approvals.tests.conftest import NO_QI_COLUMNS
 from approvals.tests.helpers import declare_by_steward, profile_suggestions_only
 from conftest import SAFE_COLUMNS, csv_upload
 from core.errors import Conflict, ValidationFailed
-from generation.dp_declarations import dp_domain_refusal, undeclared_dp_columns
 from generation.models import BudgetLedgerEntry, ClassificationVersion, SourceDataset, SynthesisJob
+from generation.policies import dp_domain_refusal, undeclared_dp_columns
 
 DP_COLUMNS = ["kappa", "lambda", "futime"]
 SHIPPED_TEXT = (Path(__file__).resolve().parents[2] / "policies" / "tiering.yaml").read_text()

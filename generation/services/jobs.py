@@ -20,6 +20,7 @@ from core.errors import Conflict
 from generation.choices import FINAL_JOB_STATES, DatasetStatus, JobState
 from generation.conformance import changed_cells, conform_to_declared
 from generation.models import SourceDataset, SynthesisJob
+from generation.policies import dp_domain_refusal
 from generation.services.budget import budget_refund, budget_reserve
 from generation.storage import delete_stored, read_encrypted_parquet, store_encrypted, store_stream
 from generation.synthesizers import REGISTRY, ColumnSpec, is_dp_synthesizer, synthesizer_for
@@ -104,8 +105,6 @@ def job_create(
 def _refuse_undeclared_domain(metadata: list[dict[str, Any]]) -> None:
     """A DP job runs only on domains the steward declared (or a DP estimate): never on values
     read from the data, which would make the released domain depend on individual records."""
-    from generation.dp_declarations import dp_domain_refusal
-
     refusal = dp_domain_refusal(metadata)
     if refusal:
         raise Conflict(refusal, code="dp_domain_not_declared")

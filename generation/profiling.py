@@ -18,6 +18,7 @@ import pandas as pd
 from core.errors import ValidationFailed
 from generation.choices import ColumnKind
 from generation.policies import looks_like_id_name
+from generation.values import MISSING, as_labels, as_numbers
 
 PARQUET_MAGIC = b"PAR1"
 _BOOLEAN_WORDS = {"0", "1", "true", "false", "yes", "no", "y", "n", "t", "f"}
@@ -192,11 +193,7 @@ def dp_bounds(
     from diffprivlib.accountant import BudgetAccountant
     from diffprivlib.tools import quantile
 
-    if kind == ColumnKind.DATETIME:
-        parsed = pd.to_datetime(series.astype("string"), errors="coerce", format="mixed", utc=True).dropna()
-        values = ((parsed - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(dtype=float)
-    else:
-        values = pd.to_numeric(series, errors="coerce").dropna().to_numpy(dtype=float)
+    values = as_numbers(series, kind).dropna().to_numpy(dtype=float)
     found = quantile(
         values,
         list(DP_QUANTILES),
@@ -218,29 +215,15 @@ def dp_category_threshold(*, epsilon: float, delta: float) -> int:
     return 1 + math.ceil(math.log(1 / delta) / epsilon)
 
 
-def category_key(value: Any) -> str | None:
-    """How one cell is read as a category, by that cell alone (1.0 reads as "1")."""
-    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, bool | np.bool_):
-        return "True" if value else "False"
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return str(int(value))
-    text = str(value).strip()
-    return text or None
-
-
 def dp_categories(series: pd.Series, *, epsilon: float, delta: float) -> list[str]:
     """(epsilon, delta)-DP category discovery: the categories whose geometric-noised count clears
     `dp_category_threshold`. Each record counts in at most one category (sensitivity 1, add/remove
     one record); the noisy counts are not released, only which categories cleared the bar."""
     from diffprivlib.mechanisms import Geometric
 
-    counts: dict[str, int] = {}
-    for value in series.tolist():
-        key = category_key(value)
-        if key is not None:
-            counts[key] = counts.get(key, 0) + 1
+    # Read cell by cell (object dtype), the one reading of labels the conformance step and the gate use.
+    labels = as_labels(series.astype(object))
+    counts = labels[labels != MISSING].value_counts().to_dict()
     mechanism = Geometric(epsilon=epsilon, sensitivity=1)
     threshold = dp_category_threshold(epsilon=epsilon, delta=delta)
     return sorted(key for key, count in counts.items() if mechanism.randomise(count) >= threshold)

@@ -1,0 +1,233 @@
+"""Release quality benchmark: the default all-column request on each shared table, through the gate.
+
+Not part of the test run (tests/test_release_quality.py keeps a two-table version in the suite).
+Prints one block per table; docs/benchmarks.md ("Releases on the shared tables") records a run.
+
+    .venv/bin/python bench/release_quality.py                       # all five tables
+    .venv/bin/python bench/release_quality.py --tables pbc gbsg2
+    .venv/bin/python bench/release_quality.py --synthesizer ctgan --seed 7
+
+Protocol. A throwaway database and storage folder (a temporary SYNTHGATE_VAR_DIR, migrated here) so
+the run touches nothing of a real install. Each table goes through the services a browser would
+call, as a new user would: a steward registers the CSV (the intake profiles it, splits off the
+locked 20% holdout and suggests classifications), declares the study outcome, accepts every other
+suggestion and signs off; a scientist files the default request (the request form's defaults:
+synthesizer, 1,000 rows, medium fidelity, internal audience) for every column that is not a direct
+identifier; a privacy officer approves; the pipeline task the worker runs synthesizes, validates and
+judges it under the tier the policy assigned. Printed per table, all read from the validation report
+the portal stores (the same figures the release page shows):
+- the gate's verdict and the checks that failed or did not run;
+- SDMetrics-style quality: column shapes, column pair trends (SDMetrics' own pair formula) and their
+  mean, which is how SDMetrics' QualityReport scores a table;
+- the missingness-pattern similarity (1 - total variation distance between the real and synthetic
+  distributions of per-row missing-cell patterns);
+- TSTR / TRTR AUC for the declared outcome on the holdout;
+- exact copies, and the three anonymeter risks with their 95% confidence intervals;
+- wall-clock seconds for synthesis and for validation (the worker's own timings), and in total.
+pbc's `status` has three values (censored, transplant, death): its outcome is not binary, so TSTR is
+not applicable there and none is declared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# The five shared tables and the outcome each steward declares (None: no binary outcome).
+TABLES: dict[str, tuple[Path, str | None]] = {
+    "flchain": (ROOT / "portal" / "demo" / "flchain.csv", "death"),
+    "actg175": (ROOT / "tests" / "data" / "actg175.csv", "cens"),
+    "gbsg2": (ROOT / "tests" / "data" / "gbsg2.csv", "cens"),
+    "whas500": (ROOT / "tests" / "data" / "whas500.csv", "fstat"),
+    "pbc": (ROOT / "tests" / "data" / "pbc.csv", None),
+}
+
+
+def setup_django(var_dir: Path) -> None:
+    os.environ["SYNTHGATE_ENV"] = "test"
+    os.environ["SYNTHGATE_VAR_DIR"] = str(var_dir)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    for name in ("DATABASE_URL", "CELERY_BROKER_URL", "SYNTHGATE_STORAGE_DIR"):
+        os.environ.pop(name, None)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+def personas() -> dict[str, Any]:
+    from core.roles import Role
+    from portal.models import Team, User
+
+    team = Team.objects.create(name="Bench team")
+    made = {}
+    for username, role in (
+        ("steward", Role.DATA_STEWARD),
+        ("scientist", Role.DATA_SCIENTIST),
+        ("officer", Role.PRIVACY_OFFICER),
+    ):
+        made[username] = User.objects.create(
+            username=username, role=role, team=team if role == Role.DATA_SCIENTIST else None
+        )
+    return made
+
+
+def run_table(
+    name: str, path: Path, outcome: str | None, people: dict[str, Any], args: Any
+) -> dict[str, Any]:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from approvals.forms import DEFAULT_SYNTHESIZER
+    from approvals.services import RequestInput, request_create, request_decide, request_submit
+    from catalog.services import pipeline_run
+    from generation.models import SynthesisJob
+    from generation.services import dataset_register, dataset_sign_off, dataset_update_columns
+
+    started = time.perf_counter()
+    upload = SimpleUploadedFile(path.name, path.read_bytes(), content_type="text/csv")
+    dataset = dataset_register(actor=people["steward"], name=name, uploaded_file=upload, epsilon_cap="1")
+    if outcome:
+        dataset_update_columns(
+            actor=people["steward"], dataset_id=dataset.pk, changes=[{"name": outcome, "outcome": True}]
+        )
+    dataset = dataset_sign_off(actor=people["steward"], dataset_id=dataset.pk)
+    direct = set(dataset.columns.filter(classification="direct_identifier").values_list("name", flat=True))
+    columns = [
+        c for c in dataset.columns.order_by("position").values_list("name", flat=True) if c not in direct
+    ]
+    draft = request_create(
+        actor=people["scientist"],
+        data=RequestInput(
+            dataset_id=dataset.pk,
+            title=f"{name}: all columns",
+            purpose="Prototype a risk model before applying for the real data.",
+            intended_use="Notebook prototyping",
+            audience="internal",
+            columns=columns,
+            synthesizer=args.synthesizer or DEFAULT_SYNTHESIZER,
+            rows=args.rows,
+        ),
+    )
+    request = request_submit(actor=people["scientist"], request_id=draft.pk)
+    request_decide(actor=people["officer"], request_id=request.pk, decision="approve", comment="bench")
+    request.refresh_from_db()
+    SynthesisJob.objects.filter(pk=request.job_id).update(seed=args.seed)
+    verdict = pipeline_run(job_id=request.job_id)
+    total = time.perf_counter() - started
+    job = SynthesisJob.objects.select_related("validation").get(pk=request.job_id)
+    return summarize(name, job, verdict, total, len(columns), dataset.training_rows)
+
+
+def summarize(
+    name: str, job: Any, verdict: str, total: float, columns: int, training_rows: int
+) -> dict[str, Any]:
+    report = job.validation
+    metrics = report.metrics
+    checks = report.checks
+    failed = [
+        c["name"] for c in checks if c.get("status", "passed" if c.get("passed") else "failed") == "failed"
+    ]
+    not_run = [c["name"] for c in checks if c.get("status") == "not_run"]
+    shapes = metrics.get("column_shape_similarity")
+    pairs = metrics.get("column_pair_trend_similarity_sdmetrics")
+    quality = (shapes + pairs) / 2 if shapes is not None and pairs is not None else shapes
+    tstr = metrics.get("tstr") or {}
+    anonymeter = metrics.get("anonymeter") or {}
+    risks = {
+        attack: ((anonymeter.get(attack) or {}).get("risk"), (anonymeter.get(attack) or {}).get("ci"))
+        for attack in ("singling_out", "linkability", "inference")
+    }
+    return {
+        "table": name,
+        "columns": columns,
+        "training_rows": training_rows,
+        "synthesizer": job.synthesizer,
+        "verdict": verdict,
+        "failed": failed,
+        "not_run": not_run,
+        "shapes": shapes,
+        "pairs": pairs,
+        "quality": quality,
+        "missingness": (metrics.get("missingness") or {}).get("pattern_similarity"),
+        "tstr_ratio": tstr.get("ratio"),
+        "tstr": tstr.get("auc_tstr"),
+        "trtr": tstr.get("auc_trtr"),
+        "exact_copies": metrics.get("exact_copies"),
+        "risks": risks,
+        "validation_s": sum((metrics.get("seconds") or {}).values()) if metrics.get("seconds") else None,
+        "total_s": total,
+    }
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def print_result(r: dict[str, Any]) -> None:
+    print(
+        f"\n## {r['table']} ({r['training_rows']} training rows x {r['columns']} columns, {r['synthesizer']})"
+    )
+    print(f"  gate verdict            {r['verdict']}")
+    print(f"  failed checks           {', '.join(r['failed']) or 'none'}")
+    print(f"  checks not run          {', '.join(r['not_run']) or 'none'}")
+    print(f"  quality (shapes, pairs) {fmt(r['quality'])} ({fmt(r['shapes'])}, {fmt(r['pairs'])})")
+    print(f"  missingness patterns    {fmt(r['missingness'])}")
+    print(f"  TSTR / TRTR             {fmt(r['tstr_ratio'])} ({fmt(r['tstr'])} / {fmt(r['trtr'])})")
+    print(f"  exact copies            {fmt(r['exact_copies'])}")
+    for attack, (risk, ci) in r["risks"].items():
+        interval = f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "n/a"
+        print(f"  {attack + ' risk':<23} {fmt(risk)} {interval}")
+    print(f"  seconds                 total {r['total_s']:.1f}; validation {fmt(r['validation_s'], 1)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tables", nargs="*", choices=list(TABLES), default=list(TABLES))
+    parser.add_argument("--synthesizer", default=None, help="default: the request form's default")
+    parser.add_argument("--rows", type=int, default=1000, help="rows requested (the form's default: 1000)")
+    parser.add_argument("--seed", type=int, default=20240601)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="sg-release-quality-") as tmp:
+        setup_django(Path(tmp))
+        people = personas()
+        print(
+            f"# Release quality, {date.today()}, {platform.node()} ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
+        )
+        results = []
+        for name in args.tables:
+            path, outcome = TABLES[name]
+            result = run_table(name, path, outcome, people, args)
+            results.append(result)
+            print_result(result)
+            sys.stdout.flush()
+        print("\n| table | verdict | quality | missingness | TSTR/TRTR | copies | max risk upper CI | s |")
+        print("|---|---|---|---|---|---|---|---|")
+        for r in results:
+            uppers = [ci[1] for _, ci in r["risks"].values() if ci]
+            print(
+                f"| {r['table']} | {r['verdict']} | {fmt(r['quality'])} | {fmt(r['missingness'])} | "
+                f"{fmt(r['tstr_ratio'])} | {fmt(r['exact_copies'])} | {fmt(max(uppers) if uppers else None)} | "
+                f"{r['total_s']:.0f} |"
+            )
+
+
+if __name__ == "__main__":
+    main()

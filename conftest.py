@@ -172,18 +172,47 @@ def audrey(make_user: Callable[..., Any]) -> Any:
 
 @pytest.fixture
 def api() -> Callable[[Any], APIClient]:
-    """api(user) -> an APIClient authenticated as that user with a real token; api(None) is anonymous."""
+    """api(user) -> an APIClient authenticated as that user with a real (hashed, expiring) token;
+    api(None) is anonymous."""
 
     def client_for(user: Any | None) -> APIClient:
-        from rest_framework.authtoken.models import Token
+        from portal.auth_tokens import token_mint
 
         client = APIClient()
         if user is not None:
-            token, _ = Token.objects.get_or_create(user=user)
-            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+            # Minted without an audit row: fixture plumbing, not a sign-in the test is about.
+            issued = token_mint(user=user)
+            client.credentials(HTTP_AUTHORIZATION=f"Token {issued.key}")
         return client
 
     return client_for
+
+
+@pytest.fixture(autouse=True)
+def _mfa_not_required(settings: Any) -> None:
+    # Personas sign in with force_login or a password and no authenticator; tests of the second
+    # factor turn this on (`mfa_required`). Deployments cannot turn it off (see settings.py).
+    settings.SYNTHGATE_MFA_REQUIRED = False
+
+
+@pytest.fixture
+def mfa_required(settings: Any) -> None:
+    settings.SYNTHGATE_MFA_REQUIRED = True
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttle_cache(request: pytest.FixtureRequest) -> Iterator[None]:
+    # Throttle counters live in a shared cache (a database table outside any model), which a
+    # transactional test's flush does not empty; a rolled-back test leaves nothing behind.
+    if "transactional_db" not in request.fixturenames and "live_server" not in request.fixturenames:
+        yield
+        return
+    from django.core.cache import cache
+
+    request.getfixturevalue("transactional_db")
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture

@@ -45,3 +45,38 @@ class Conflict(DomainError):
 
     status = 409
     code = "conflict"
+
+
+# --- Refusals noted for the audit log --------------------------------------------------------
+# Views and the API's exception handler answer 403/404/409 in many places; they note the refusal
+# on the request here and audit.middleware.RefusalAuditMiddleware writes one `denied` audit row
+# for it after the response (unless the service already did). core imports no app, so this is
+# only a tag on the request, not the audit write itself.
+
+REFUSAL_ATTR = "_synthgate_refusal"
+AUDITED_STATUSES = frozenset({403, 404, 409})
+
+
+class Refusal:
+    """What was refused and why (a reason code, never a value from the request)."""
+
+    __slots__ = ("code", "status")
+
+    def __init__(self, *, status: int, code: str) -> None:
+        self.status = status
+        self.code = code
+
+
+def note_refusal(request: object, *, status: int, code: str) -> None:
+    """Tag a Django (or DRF) request with its refusal, if it is one the audit log records."""
+    if status not in AUDITED_STATUSES:
+        return
+    django_request = getattr(request, "_request", request)
+    try:
+        setattr(django_request, REFUSAL_ATTR, Refusal(status=status, code=str(code)[:64]))
+    except AttributeError:  # not a request object (a test calling a view function directly)
+        pass
+
+
+def noted_refusal(request: object) -> Refusal | None:
+    return getattr(getattr(request, "_request", request), REFUSAL_ATTR, None)

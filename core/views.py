@@ -11,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from core.errors import DomainError, NotFound
+from core.errors import DomainError, NotFound, note_refusal
 
 
 def domain_errors_as_messages(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -27,6 +27,7 @@ def domain_errors_as_messages(view: Callable[..., HttpResponse]) -> Callable[...
         except NotFound as exc:
             raise Http404(exc.message) from None
         except DomainError as exc:
+            note_refusal(request, status=exc.status, code=exc.code)  # audited by the middleware
             messages.error(request, exc.message)
             back = request.META.get("HTTP_REFERER", "")
             safe = url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()})

@@ -97,10 +97,13 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
     "core",
     "audit",
     "generation",
@@ -113,16 +116,25 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Below whitenoise, so static files stay cacheable; everything else is `no-store`.
+    "portal.middleware.NoStoreMiddleware",
     "audit.middleware.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Writes one `denied` audit row per refused request (404/403/409) of a signed-in user.
+    "audit.middleware.RefusalAuditMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "portal.middleware.SessionLifetimeMiddleware",
     "portal.middleware.PortalLoginRequiredMiddleware",
+    "portal.middleware.MfaRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, so it sees the lockout flag the authentication backend set during the view.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -168,9 +180,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_synthgate.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# ASVS V6.2: at least 12 characters, not a common (breached-list) password, not the username.
+# Django's common-password list is the offline breached-password check; querying HIBP would need
+# network access from hospital networks, so it is not done.
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
@@ -200,14 +219,98 @@ CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
 if IS_PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
     SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # Bound to the exact host, and never readable by scripts.
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
+
+# --- Authentication, sessions, tokens (ASVS V6, V7) ------------------------------------------
+# Idle timeout: the cookie and the stored session expire this long after the last request
+# (every request extends it). The absolute lifetime since sign-in is enforced by
+# portal.middleware.SessionLifetimeMiddleware, whatever the activity.
+SYNTHGATE_SESSION_IDLE_MINUTES = env_int("SYNTHGATE_SESSION_IDLE_MINUTES", 30)
+SYNTHGATE_SESSION_ABSOLUTE_HOURS = env_int("SYNTHGATE_SESSION_ABSOLUTE_HOURS", 8)
+if SYNTHGATE_SESSION_IDLE_MINUTES < 1 or SYNTHGATE_SESSION_ABSOLUTE_HOURS < 1:
+    raise ImproperlyConfigured(
+        "SYNTHGATE_SESSION_IDLE_MINUTES and SYNTHGATE_SESSION_ABSOLUTE_HOURS must be at least 1."
+    )
+SESSION_COOKIE_AGE = SYNTHGATE_SESSION_IDLE_MINUTES * 60
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# API tokens are stored as SHA-256 hashes and expire this many hours after they are issued.
+SYNTHGATE_API_TOKEN_HOURS = env_int("SYNTHGATE_API_TOKEN_HOURS", 24)
+if SYNTHGATE_API_TOKEN_HOURS < 1:
+    raise ImproperlyConfigured("SYNTHGATE_API_TOKEN_HOURS must be at least 1.")
+# A second factor (TOTP) for privacy officers, stewards, auditors and admins in the browser, and
+# for every API sign-in of a user who has one. Tests turn it off by default (conftest.py) and on
+# where they test it; there is no environment switch, so no deployment can turn it off.
+SYNTHGATE_MFA_REQUIRED = True
+OTP_TOTP_ISSUER = "SynthGate"
+SYNTHGATE_RECOVERY_CODES = 10
+
+AUTHENTICATION_BACKENDS = [
+    # First: refuses locked-out accounts and addresses before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Client addresses: X-Forwarded-For is believed only for the number of proxies the deployment
+# declares (0 by default: the TCP peer is the client). DRF's throttles read the same number.
+SYNTHGATE_TRUSTED_PROXIES = env_int("SYNTHGATE_TRUSTED_PROXIES", 0)
+if SYNTHGATE_TRUSTED_PROXIES < 0:
+    raise ImproperlyConfigured("SYNTHGATE_TRUSTED_PROXIES must be 0 or more.")
+# Lockout (django-axes, in the database so every web process counts together): an account is
+# locked after SYNTHGATE_LOCKOUT_FAILURES failed sign-ins from anywhere, and a client address
+# after SYNTHGATE_LOCKOUT_ADDRESS_FAILURES over any accounts (higher: staff share NAT addresses),
+# each for SYNTHGATE_LOCKOUT_MINUTES since the last counted failure.
+AXES_ENABLED = True
+# axes' database handler, with the two limits (portal/auth_lockout.py).
+AXES_HANDLER = "portal.auth_lockout.PortalAxesHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = env_int("SYNTHGATE_LOCKOUT_FAILURES", 10)
+SYNTHGATE_LOCKOUT_ADDRESS_FAILURES = env_int("SYNTHGATE_LOCKOUT_ADDRESS_FAILURES", 50)
+AXES_COOLOFF_TIME = env_int("SYNTHGATE_LOCKOUT_MINUTES", 15) / 60
+if (
+    AXES_FAILURE_LIMIT < 1
+    or SYNTHGATE_LOCKOUT_ADDRESS_FAILURES < AXES_FAILURE_LIMIT
+    or AXES_COOLOFF_TIME <= 0
+):
+    raise ImproperlyConfigured(
+        "SYNTHGATE_LOCKOUT_FAILURES and SYNTHGATE_LOCKOUT_MINUTES must be at least 1, and "
+        "SYNTHGATE_LOCKOUT_ADDRESS_FAILURES at least SYNTHGATE_LOCKOUT_FAILURES."
+    )
+AXES_CLIENT_IP_CALLABLE = "portal.auth_client.client_ip"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_RESET_ON_SUCCESS = False
+# Locked-out attempts do not extend the lock (an attacker cannot keep a victim locked forever
+# by guessing once a minute past the limit; the cool-off runs from the last counted failure).
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_ENABLE_ADMIN = False
+AXES_VERBOSE = False
+# Throttle counters (DRF) live in a cache every web process shares: Redis when configured,
+# otherwise a database table (created by portal's migration 0002 via createcachetable).
+SYNTHGATE_CACHE_URL = os.environ.get("SYNTHGATE_CACHE_URL", "")
+if SYNTHGATE_CACHE_URL:
+    if not SYNTHGATE_CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured("SYNTHGATE_CACHE_URL must be a redis:// or rediss:// URL.")
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": SYNTHGATE_CACHE_URL}
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "synthgate_cache",
+        }
+    }
+# Sign-in, sign-out and password pages.
+PASSWORD_RESET_TIMEOUT = env_int("SYNTHGATE_PASSWORD_RESET_SECONDS", 3600)
 
 # All scripts and styles come from our own origin; no CDN, no inline script.
 CONTENT_SECURITY_POLICY = {
@@ -318,6 +421,18 @@ if SYNTHGATE_AUDIT_CHECKPOINT_EVERY < 1 or SYNTHGATE_AUDIT_CHECKPOINT_SECONDS < 
     )
 
 SYNTHGATE_MAX_COLUMNS = env_int("SYNTHGATE_MAX_COLUMNS", 500)
+# Decoded-size limits for uploaded tables, checked from Parquet metadata or a streamed CSV count
+# before pandas builds a frame (generation/uploads.py): rows, cells (rows x columns), text bytes.
+SYNTHGATE_MAX_ROWS = env_int("SYNTHGATE_MAX_ROWS", 1_000_000)
+SYNTHGATE_MAX_CELLS = env_int("SYNTHGATE_MAX_CELLS", 10_000_000)
+SYNTHGATE_MAX_DECODED_BYTES = env_int("SYNTHGATE_MAX_DECODED_BYTES", 512 * 1024 * 1024)
+# Nesting depth of JSON request bodies (portal.api.parsers.BoundedJSONParser).
+SYNTHGATE_MAX_JSON_DEPTH = env_int("SYNTHGATE_MAX_JSON_DEPTH", 32)
+if (
+    min(SYNTHGATE_MAX_ROWS, SYNTHGATE_MAX_CELLS, SYNTHGATE_MAX_DECODED_BYTES, SYNTHGATE_MAX_COLUMNS) < 1
+    or SYNTHGATE_MAX_JSON_DEPTH < 4
+):
+    raise ImproperlyConfigured("Upload and JSON limits must be positive (JSON depth at least 4).")
 SYNTHGATE_HOLDOUT_SHARE = float(env_str("SYNTHGATE_HOLDOUT_SHARE", "0.2"))
 if not 0.05 <= SYNTHGATE_HOLDOUT_SHARE <= 0.5:
     raise ImproperlyConfigured("SYNTHGATE_HOLDOUT_SHARE must be between 0.05 and 0.5.")
@@ -329,13 +444,14 @@ SYNTHGATE_STORAGE_DIR = Path(env_str("SYNTHGATE_STORAGE_DIR", str(VAR_DIR / "sto
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "portal.auth_tokens.HashedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        # A JSON body is one object, nested no deeper than SYNTHGATE_MAX_JSON_DEPTH (issue 13, item 7).
+        "portal.api.parsers.BoundedJSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
@@ -343,6 +459,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "portal.api.errors.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"auth": env_str("SYNTHGATE_AUTH_THROTTLE", "30/minute")},
+    # X-Forwarded-For is read only behind this many trusted proxies (0: never).
+    "NUM_PROXIES": SYNTHGATE_TRUSTED_PROXIES,
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -354,6 +472,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Two choice sets share the field name `decision`: name them, so the schema is stable.
+    "ENUM_NAME_OVERRIDES": {
+        "ReviewDecisionEnum": "approvals.choices.DecisionKind",
+        "RetryDecisionEnum": [("approve", "Approve"), ("refuse", "Refuse")],
+    },
+    # Every operation documents the JSON error shape for its 4xx answers (tests/test_api_fuzz.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "portal.api.errors.document_error_responses",
+    ],
 }
 
 # --- Celery ---------------------------------------------------------------------------------

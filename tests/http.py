@@ -17,10 +17,12 @@ class ApiClient:
             self.session.headers["Authorization"] = f"Token {token}"
 
     @classmethod
-    def signed_in(cls, base_url: str, username: str, password: str) -> ApiClient:
-        response = requests.post(
-            f"{base_url}/api/v1/auth/token/", json={"username": username, "password": password}, timeout=30
-        )
+    def signed_in(cls, base_url: str, username: str, password: str, otp: str | None = None) -> ApiClient:
+        """A client holding a fresh token; `otp` is the current code of a user with a second factor."""
+        body = {"username": username, "password": password}
+        if otp is not None:
+            body["otp"] = otp
+        response = requests.post(f"{base_url}/api/v1/auth/token/", json=body, timeout=30)
         assert response.status_code == 200, response.text
         return cls(base_url, response.json()["token"])
 

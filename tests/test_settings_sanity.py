@@ -53,6 +53,9 @@ PINNED_MODULES = [
     "redis",
     "cryptography",
     "torch",
+    "django_otp",
+    "axes",
+    "qrcode",
 ]
 
 
@@ -98,7 +101,10 @@ def _load_settings(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[st
         "import json; from django.conf import settings as s; print(json.dumps({k: getattr(s, k, None) "
         "for k in ['DEBUG', 'SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', 'SECURE_SSL_REDIRECT', "
         "'SECURE_HSTS_SECONDS', 'SECURE_HSTS_INCLUDE_SUBDOMAINS', 'SECURE_PROXY_SSL_HEADER', "
-        "'ALLOWED_HOSTS', 'CELERY_TASK_ALWAYS_EAGER', 'WHITENOISE_USE_FINDERS']}))"
+        "'ALLOWED_HOSTS', 'CELERY_TASK_ALWAYS_EAGER', 'WHITENOISE_USE_FINDERS', 'SECURE_HSTS_PRELOAD', "
+        "'SESSION_COOKIE_NAME', 'CSRF_COOKIE_NAME', 'CACHES', 'REST_FRAMEWORK', 'AXES_LOCKOUT_PARAMETERS', "
+        "'AXES_HANDLER', 'SESSION_COOKIE_AGE', 'SYNTHGATE_SESSION_ABSOLUTE_HOURS', 'SYNTHGATE_MFA_REQUIRED', "
+        "'AUTH_PASSWORD_VALIDATORS']}))"
     )
     return subprocess.run(
         [sys.executable, "-c", script],
@@ -175,6 +181,80 @@ def test_production_sets_secure_cookies_hsts_and_ssl_redirect(tmp_path: Path) ->
     assert values["WHITENOISE_USE_FINDERS"] is False
 
 
+def _values(tmp_path: Path, **env: str) -> dict[str, object]:
+    result = _load_settings(tmp_path, **env)
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def test_production_preloads_hsts_and_binds_cookies_to_the_host(tmp_path: Path) -> None:
+    values = _values(tmp_path, **PRODUCTION)
+    assert values["SECURE_HSTS_PRELOAD"] is True
+    assert values["SESSION_COOKIE_NAME"] == "__Host-sessionid"
+    assert values["CSRF_COOKIE_NAME"] == "__Host-csrftoken"
+    assert values["SYNTHGATE_MFA_REQUIRED"] is True
+
+
+def test_check_deploy_with_production_settings_gives_no_warning(tmp_path: Path) -> None:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "SYNTHGATE_", "CELERY_")) and key != "DATABASE_URL"
+    }
+    env.update(PRODUCTION, SYNTHGATE_VAR_DIR=str(tmp_path / "var"), DJANGO_SETTINGS_MODULE="portal.settings")
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_the_django_admin_is_not_mounted_in_production(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "SYNTHGATE_"))}
+    env.update(PRODUCTION, SYNTHGATE_VAR_DIR=str(tmp_path / "var"), DJANGO_SETTINGS_MODULE="portal.settings")
+    script = (
+        "import django; django.setup(); from django.urls import resolve, Resolver404\n"
+        "try:\n    resolve('/django-admin/login/'); print('mounted')\n"
+        "except Resolver404:\n    print('absent')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.stdout.strip().splitlines()[-1] == "absent", result.stderr
+
+
+def test_by_default_x_forwarded_for_is_ignored_and_counters_share_the_database(tmp_path: Path) -> None:
+    values = _values(tmp_path, SYNTHGATE_ENV="development")
+    assert values["REST_FRAMEWORK"]["NUM_PROXIES"] == 0  # type: ignore[index]
+    assert values["CACHES"]["default"]["BACKEND"] == "django.core.cache.backends.db.DatabaseCache"  # type: ignore[index]
+    assert values["AXES_HANDLER"] == "portal.auth_lockout.PortalAxesHandler"  # axes' database handler
+    assert values["AXES_LOCKOUT_PARAMETERS"] == ["username", "ip_address"]
+    assert values["SESSION_COOKIE_AGE"] == 1800
+    assert values["SYNTHGATE_SESSION_ABSOLUTE_HOURS"] == 8
+    assert values["SYNTHGATE_MFA_REQUIRED"] is True
+    minimum = values["AUTH_PASSWORD_VALIDATORS"][0]  # type: ignore[index]
+    assert minimum["OPTIONS"]["min_length"] == 12
+
+
+def test_trusted_proxies_and_a_redis_cache_come_from_the_environment(tmp_path: Path) -> None:
+    values = _values(
+        tmp_path,
+        SYNTHGATE_ENV="development",
+        SYNTHGATE_TRUSTED_PROXIES="1",
+        SYNTHGATE_CACHE_URL="redis://r:6379/2",
+    )
+    assert values["REST_FRAMEWORK"]["NUM_PROXIES"] == 1  # type: ignore[index]
+    assert values["CACHES"]["default"] == {  # type: ignore[index]
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://r:6379/2",
+    }
+
+
 def test_an_unknown_environment_name_is_refused(tmp_path: Path) -> None:
     result = _load_settings(tmp_path, SYNTHGATE_ENV="prod")
     assert result.returncode != 0
@@ -212,8 +292,16 @@ def test_api_denies_by_default_and_never_uses_basic_auth() -> None:
 
 @pytest.mark.django_db
 def test_seed_demo_is_idempotent_and_logins_work() -> None:
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
     from generation.models import SourceDataset
-    from portal.management.commands.seed_demo import DEMO_DATASET_NAME, DEMO_PASSWORD, DEMO_USERS
+    from portal.auth_mfa import MFA_ROLES
+    from portal.management.commands.seed_demo import (
+        DEMO_DATASET_NAME,
+        DEMO_PASSWORD,
+        DEMO_TOTP_SECRET,
+        DEMO_USERS,
+    )
     from portal.models import User
 
     call_command("seed_demo", stdout=io.StringIO())
@@ -228,6 +316,13 @@ def test_seed_demo_is_idempotent_and_logins_work() -> None:
         user = User.objects.get(username=username)
         assert (user.role, user.team.name) == (role, team)
         assert user.check_password(DEMO_PASSWORD)
+        # The roles that need a second factor have the printed demo secret enrolled.
+        devices = TOTPDevice.objects.filter(user=user, confirmed=True)
+        if role in MFA_ROLES:
+            assert [base64.b32encode(d.bin_key).decode() for d in devices] == [DEMO_TOTP_SECRET]
+        else:
+            assert not devices.exists()
+    assert DEMO_TOTP_SECRET in output.getvalue()
     dataset = SourceDataset.objects.get(name=DEMO_DATASET_NAME)
     assert dataset.rows == 7874
     # Signed off, so the scientist can file a request as soon as `make run` prints the logins.

@@ -16,7 +16,7 @@ from catalog.models import Release
 from conftest import SAFE_COLUMNS
 
 URL = "/api/v1/releases/"
-GATE_CHECK_FIELDS = {"name", "value", "threshold", "passed"}
+GATE_CHECK_FIELDS = {"name", "value", "threshold", "passed", "status", "reason", "required"}
 
 
 def signed_in(user: Any) -> Client:
@@ -58,12 +58,21 @@ def test_requester_reads_the_release_with_the_contract_fields(api: Any, alice: A
         "column_pair_trend_similarity",
         "missingness_similarity",
         "bound_violation_rate",
+        "tstr_auc_ratio",
         "exact_copy_rate",
         "replicated_uniques_rate",
         "membership_inference_auc",
-    ]  # a 120-row holdout is too small to gate TSTR and anonymeter's risks (both still reported)
+        "singling_out_risk",
+        "linkability_risk",
+        "inference_risk",
+    ]
     assert all(set(c) == GATE_CHECK_FIELDS for c in body["gate"]["checks"])
     assert all(c["passed"] is True for c in body["gate"]["checks"])
+    # A 120-row holdout is too small to gate TSTR and anonymeter's risks: listed as not run, with
+    # the reason in words, never dropped (not required at this tier, so they do not block).
+    status = {c["name"]: c["status"] for c in body["gate"]["checks"]}
+    assert status["singling_out_risk"] == status["inference_risk"] == "not_run"
+    assert all(c["reason"] for c in body["gate"]["checks"] if c["status"] == "not_run")
     assert body["metrics"]["rows_synthetic"] == 300
 
 
@@ -84,7 +93,7 @@ def test_another_team_gets_404_for_an_internal_release_and_its_download(
 
     assert_not_found(client.get(f"{URL}{release.pk}/"))
     assert_not_found(client.get(f"{URL}{release.pk}/download/"))
-    assert not AuditEvent.objects.filter(action="release.download").exists()
+    assert not AuditEvent.objects.filter(action="release.download", outcome="success").exists()
 
 
 def test_another_team_reads_an_organization_release(
@@ -103,7 +112,7 @@ def test_anonymous_gets_401_on_list_detail_and_download(api: Any, release: Relea
         response = anonymous.get(path)
         assert response.status_code == 401, path
         assert response.json()["error"]["code"] == "not_authenticated"
-    assert not AuditEvent.objects.filter(action="release.download").exists()
+    assert not AuditEvent.objects.filter(action="release.download", outcome="success").exists()
 
 
 @pytest.mark.parametrize("release_id", [str(uuid.uuid4()), "not-a-uuid"])
@@ -197,7 +206,7 @@ def test_another_team_gets_404_on_the_release_page_and_download(charlie: Any, re
     assert client.get(f"/catalog/{release.pk}/").status_code == 404
     assert client.get(f"/catalog/{release.pk}/download/").status_code == 404
     assert release.title not in client.get("/catalog/").content.decode()
-    assert not AuditEvent.objects.filter(action="release.download").exists()
+    assert not AuditEvent.objects.filter(action="release.download", outcome="success").exists()
 
 
 def test_oversight_sees_the_release_page(olivia: Any, audrey: Any, release: Release) -> None:
@@ -210,4 +219,4 @@ def test_anonymous_is_sent_to_sign_in_from_the_catalog_pages(release: Release) -
         response = Client().get(path)
         assert response.status_code == 302, path
         assert response["Location"].startswith("/accounts/login/?next=")
-    assert not AuditEvent.objects.filter(action="release.download").exists()
+    assert not AuditEvent.objects.filter(action="release.download", outcome="success").exists()

@@ -1,7 +1,9 @@
 """Synthetic files made outside SynthGate ("bring your own"): intake and the job that validates them.
 
-The file gets the same hostile-file checks as a source table, must have exactly the request's
-columns (an extra column could smuggle out anything) and at most the approved number of rows.
+The file gets the same hostile-file checks as a source table (its decoded size included, from
+metadata or a streaming count, before it is parsed), must have exactly the request's columns
+(an extra column could smuggle out anything), at most the approved number of rows, and values of
+each column's signed-off kind: numbers, date-times, or the declared categories.
 It is stored encrypted until the worker validates it, because nothing is known yet about what it
 holds: it could be a copy of the real table, which is what the gate is there to find.
 """
@@ -9,16 +11,23 @@ holds: it could be a copy of the real table, which is what the gate is there to 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from core.errors import ValidationFailed
+from generation.choices import ColumnKind
 from generation.intake import frame_to_parquet_bytes, parse_upload
 from generation.models import SourceDataset, SynthesisJob
 from generation.services.datasets import _spool
 from generation.services.jobs import job_create
 from generation.storage import delete_stored, storage_root, store_encrypted
 from generation.synthesizers import EXTERNAL_UPLOAD
+from generation.uploads import check_decoded_size
+from generation.values import as_datetimes, as_labels, declared_labels
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +39,15 @@ class StoredUpload:
     rows: int
 
 
-def synthetic_upload_store(*, uploaded_file: Any, columns: list[str], max_rows: int) -> StoredUpload:
+TOO_MANY_ROWS = (
+    "The file has {rows} rows; the request was approved for at most {limit}. "
+    "Upload fewer rows, or file a new request."
+)
+
+
+def synthetic_upload_store(
+    *, uploaded_file: Any, dataset: SourceDataset, columns: list[str], max_rows: int
+) -> StoredUpload:
     """Check an uploaded synthetic table against the request and store it encrypted.
 
     Raises ValidationFailed saying what to fix; nothing is kept on any failure. Messages name
@@ -44,19 +61,67 @@ def synthetic_upload_store(*, uploaded_file: Any, columns: list[str], max_rows: 
     spool_dir.mkdir(mode=0o700, exist_ok=True, parents=True)
     path, sha256, _size = _spool(uploaded_file, spool_dir)
     try:
+        check_decoded_size(path, max_rows=max_rows, rows_message=TOO_MANY_ROWS)
         frame = parse_upload(path).frame
         _check_columns(list(frame.columns), columns)
         if len(frame) > max_rows:
             raise ValidationFailed(
-                f"The file has {len(frame):,} rows; the request was approved for at most {max_rows:,}. "
-                "Upload fewer rows, or file a new request.",
+                TOO_MANY_ROWS.format(rows=f"{len(frame):,}", limit=f"{max_rows:,}"),
                 code="too_many_rows",
                 fields={"file": "too_many_rows"},
             )
+        check_declared_kinds(frame, signed_off_specs(dataset, columns))
         stored = store_encrypted(frame_to_parquet_bytes(frame[columns]), folder="uploads", suffix=".parquet")
     finally:
         path.unlink(missing_ok=True)
     return StoredUpload(relative_path=stored.relative_path, sha256=sha256, rows=len(frame))
+
+
+def signed_off_specs(dataset: SourceDataset, columns: list[str]) -> list[Mapping[str, Any]]:
+    """The request's columns as the steward signed them off (kind and declared domain)."""
+    version = dataset.classification_versions.filter(number=dataset.classification_version).first()
+    by_name = {c["name"]: c for c in (version.columns if version is not None else [])}
+    # A column missing from the sign-off cannot be checked, and cannot be released either:
+    # job_create refuses a dataset that is not signed off.
+    return [by_name[name] for name in columns if name in by_name]
+
+
+def check_declared_kinds(frame: pd.DataFrame, specs: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse the first column whose values are not of its declared kind: numbers for numeric
+    columns, date-times for date/time ones, the declared categories where categories are declared.
+    Empty cells are allowed. Says how many cells are wrong, never which values."""
+    for spec in specs:
+        name, kind = str(spec["name"]), str(spec.get("kind") or "")
+        series = frame[name]
+        wrong, expected = _wrong_cells(series, kind, spec.get("categories"))
+        count = int(wrong.sum())
+        if count:
+            raise ValidationFailed(
+                f"Column `{name}` is declared {_kind_label(kind)}, but {count:,} of its cells are not {expected}. Fix those cells (or leave them empty) "
+                "and upload again.",
+                code="invalid_values",
+                fields={"file": "invalid_values", name: f"{count:,} cells are not {expected}"},
+            )
+
+
+def _kind_label(kind: str) -> str:
+    return str(ColumnKind(kind).label).lower() if kind in ColumnKind.values else kind
+
+
+def _wrong_cells(series: pd.Series, kind: str, categories: Any) -> tuple[pd.Series, str]:
+    present = series.notna()
+    if kind == ColumnKind.NUMERIC:
+        numbers = pd.to_numeric(series, errors="coerce").astype("float64")
+        return present & ~np.isfinite(numbers), "numbers"
+    if kind == ColumnKind.DATETIME:
+        return present & as_datetimes(series).isna(), "dates or date-times"
+    if categories:
+        allowed = declared_labels(categories, kind)
+        return present & ~as_labels(series).isin(allowed), "among the declared categories"
+    if kind == ColumnKind.BOOLEAN:
+        folded = as_labels(series).str.lower()
+        return present & ~folded.isin({"0", "1", "true", "false"}), "true/false values"
+    return pd.Series(False, index=series.index), ""
 
 
 def _check_columns(found: list[str], requested: list[str]) -> None:

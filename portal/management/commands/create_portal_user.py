@@ -1,4 +1,5 @@
-"""Create a portal user from a script: `... create_portal_user --username U --role R [--team T]`.
+"""Create a portal user from a script: `... create_portal_user --username U --role R [--team T]
+[--totp-secret BASE32]`.
 
 The password comes from stdin (never argv, which other users of the host can read in `ps`).
 Failures exit non-zero with one line on stderr, so provisioning scripts can log and stop.
@@ -11,9 +12,11 @@ import sys
 from typing import Any, TextIO
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 
 from core.errors import DomainError
 from core.roles import Role
+from portal.auth_mfa import totp_enrol_with_secret
 from portal.services import user_create
 
 
@@ -32,6 +35,11 @@ class Command(BaseCommand):
         parser.add_argument("--role", help=f"One of {', '.join(Role.values)} (required).")
         parser.add_argument("--team", default=None, help="Team name; created if it does not exist.")
         parser.add_argument("--email", default="", help="Email address.")
+        parser.add_argument(
+            "--totp-secret",
+            default=None,
+            help="Base32 TOTP secret (at least 16 characters) to enrol as the user's confirmed second factor.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         missing = [f"--{name}" for name in ("username", "role") if not options.get(name)]
@@ -39,18 +47,23 @@ class Command(BaseCommand):
             raise CommandError(f"Missing {' and '.join(missing)}; see --help.")
         password = self._read_password(options.get("stdin") or sys.stdin)
         try:
-            user = user_create(
-                actor=None,
-                username=options["username"],
-                role=options["role"],
-                team_name=options["team"],
-                email=options["email"],
-                password=password,
-            )
+            # One transaction: a bad secret leaves no half-made user behind.
+            with transaction.atomic():
+                user = user_create(
+                    actor=None,
+                    username=options["username"],
+                    role=options["role"],
+                    team_name=options["team"],
+                    email=options["email"],
+                    password=password,
+                )
+                if options.get("totp_secret"):
+                    totp_enrol_with_secret(user=user, secret_base32=options["totp_secret"])
         except DomainError as exc:
             raise CommandError(_one_line(exc.message)) from exc
         team = f", team {user.team.name}" if user.team else ""
-        self.stdout.write(f"Created {user.username} ({user.role}{team}).")
+        factor = ", TOTP enrolled" if options.get("totp_secret") else ""
+        self.stdout.write(f"Created {user.username} ({user.role}{team}{factor}).")
 
     def _read_password(self, stdin: TextIO) -> str:
         if stdin.isatty():

@@ -19,6 +19,7 @@ from core.roles import Role
 from generation.choices import DatasetStatus
 from generation.models import SourceDataset
 from generation.services import dataset_register, dataset_update_columns
+from portal.auth_mfa import MFA_ROLES, mfa_enrolled, totp_enrol_with_secret
 from portal.models import User
 from portal.services import user_create
 
@@ -32,6 +33,10 @@ DEMO_USERS: list[tuple[str, str, str]] = [
     ("admin", Role.ADMIN, "IT"),
     ("auditor", Role.AUDITOR, "Audit"),
 ]
+# The second factor of the demo logins whose role needs one (every role but the scientist): one
+# published secret, like the password (so seed_demo stays refused in production). Add it to an
+# authenticator app (FreeOTP, Aegis, Google Authenticator); `make run` prints it.
+DEMO_TOTP_SECRET = "SYNTHGATEDEMO234SYNTHGATEDEMO234"
 STEWARD = "steward"
 DEMO_DATASET_NAME = "flchain (Mayo serum free light chain)"
 DEMO_DATASET_FILE = Path(__file__).resolve().parents[2] / "demo" / "flchain.csv"
@@ -122,11 +127,16 @@ class Command(BaseCommand):
         self._print_logins()
 
     def _ensure_user(self, username: str, role: str, team: str) -> bool:
-        if User.objects.filter(username=username).exists():
-            return False
-        # actor=None: a trusted operator on the host, the same path as create_portal_user.
-        user_create(actor=None, username=username, password=DEMO_PASSWORD, role=role, team_name=team)
-        return True
+        user = User.objects.filter(username=username).first()
+        created = user is None
+        if user is None:
+            # actor=None: a trusted operator on the host, the same path as create_portal_user.
+            user = user_create(
+                actor=None, username=username, password=DEMO_PASSWORD, role=role, team_name=team
+            )
+        if role in MFA_ROLES and not mfa_enrolled(user):
+            totp_enrol_with_secret(user=user, secret_base32=DEMO_TOTP_SECRET)
+        return created
 
     def _ensure_dataset(self) -> bool:
         if SourceDataset.objects.filter(name=DEMO_DATASET_NAME).exists():
@@ -171,4 +181,9 @@ class Command(BaseCommand):
     def _print_logins(self) -> None:
         self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
         for username, role, team in DEMO_USERS:
-            self.stdout.write(f"  {username:<10} {Role(role).label:<16} team {team}")
+            factor = "  + code from TOTP secret below" if role in MFA_ROLES else ""
+            self.stdout.write(f"  {username:<10} {Role(role).label:<16} team {team}{factor}")
+        self.stdout.write(
+            f"Second factor (TOTP secret for all but the scientist; add it to an authenticator app): "
+            f"{DEMO_TOTP_SECRET}"
+        )

@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib.auth.forms import PasswordResetForm
 
 from core.errors import DomainError
 from core.roles import Role
-from portal.models import Team
+from portal.models import Team, User
 
 _ROLE_CHOICES = [("", "Any role"), *Role.choices]
 
@@ -69,3 +70,37 @@ class UserEditForm(forms.Form):
 
 class TeamCreateForm(forms.Form):
     name = forms.CharField(max_length=80, label="Team name")
+
+
+class ChangeDecisionForm(forms.Form):
+    """Approve, reject (with a reason) or withdraw one pending account change."""
+
+    action = forms.ChoiceField(
+        choices=[("approve", "Approve"), ("reject", "Reject"), ("withdraw", "Withdraw")]
+    )
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        max_length=2000,
+        label="Reason for rejecting",
+        help_text="Required to reject; every admin sees it.",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        if data.get("action") == "reject" and not (data.get("reason") or "").strip():
+            self.add_error("reason", "Say why you reject this change.")
+        return data
+
+
+class PortalPasswordResetForm(PasswordResetForm):
+    """Password reset by e-mail, including accounts whose password is unusable.
+
+    Django's form skips those, for sites where such accounts sign in elsewhere. Here an unusable
+    password means one thing: two admins forced a reset (portal.services), and this page is how
+    the user sets a new one. Inactive accounts still get nothing."""
+
+    def get_users(self, email: str) -> Any:
+        wanted = email.casefold()
+        users = User._default_manager.filter(email__iexact=email, is_active=True)
+        return (user for user in users if user.email.casefold() == wanted)

@@ -10,7 +10,20 @@ urlpatterns = [
     path("users/", manage_views.user_list, name="user-list"),
     path("users/new/", manage_views.user_create, name="user-create"),
     path("users/<int:pk>/", manage_views.user_edit, name="user-edit"),
+    path(
+        "users/<int:pk>/reset/<str:kind>/",
+        manage_views.user_reset,
+        name="user-reset",
+    ),
     path("teams/", manage_views.team_list, name="team-list"),
+    path("changes/", manage_views.change_list, name="change-list"),
+    path("changes/<int:pk>/decide/", manage_views.change_decide, name="change-decide"),
     path("policy/", policy_views.policy_manage, name="policy"),
     path("policy/<int:number>/", policy_views.policy_version_detail, name="policy-version"),
+    path("policy/proposals/<int:pk>/", policy_views.policy_proposal_detail, name="policy-proposal"),
+    path(
+        "policy/proposals/<int:pk>/decide/",
+        policy_views.policy_proposal_decide,
+        name="policy-proposal-decide",
+    ),
 ]

@@ -16,8 +16,15 @@ from audit.services import audit_denied
 from core.errors import DomainError
 from core.roles import Role, has_role
 from portal import services
-from portal.forms import TeamCreateForm, UserCreateForm, UserEditForm, UserFilterForm, add_domain_error
-from portal.models import Team, User
+from portal.forms import (
+    ChangeDecisionForm,
+    TeamCreateForm,
+    UserCreateForm,
+    UserEditForm,
+    UserFilterForm,
+    add_domain_error,
+)
+from portal.models import PendingAccountChange, Team, User
 
 
 def admin_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -36,7 +43,7 @@ def admin_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
                     action="manage.write",
                     target_type="page",
                     target_id=request.path[:64],
-                    reason="admin role required",
+                    reason="not_admin",
                 )
             raise Http404("No such page.")
         return view(request, *args, **kwargs)
@@ -58,7 +65,11 @@ def _users_filtered(form: UserFilterForm) -> QuerySet[User]:
 @require_http_methods(["GET"])
 def user_list(request: HttpRequest) -> HttpResponse:
     form = UserFilterForm(request.GET or None)
-    context = {"form": form, "users": _users_filtered(form)}
+    context = {
+        "form": form,
+        "users": _users_filtered(form),
+        "pending_count": services.account_changes_pending().count(),
+    }
     return render(request, "portal/manage/user_list.html", context)
 
 
@@ -79,7 +90,14 @@ def user_create(request: HttpRequest) -> HttpResponse:
         except DomainError as exc:
             add_domain_error(form, exc)
         else:
-            messages.success(request, f"Created {user.username} ({user.role_label}).")
+            if user.is_active:
+                messages.success(request, f"Created {user.username} ({user.role_label}).")
+            else:
+                messages.info(
+                    request,
+                    f"Created {user.username} as an inactive data scientist. The role and team you chose "
+                    "are waiting for a second admin; the account can sign in once they approve.",
+                )
             return redirect("portal:user-list")
     return render(request, "portal/manage/user_form.html", {"form": form})
 
@@ -93,7 +111,7 @@ def user_edit(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         team = form.cleaned_data["team"]
         try:
-            services.user_update(
+            outcome = services.user_update(
                 actor=request.user,
                 user_id=subject.pk,
                 role=form.cleaned_data["role"],
@@ -104,9 +122,106 @@ def user_edit(request: HttpRequest, pk: int) -> HttpResponse:
         except DomainError as exc:
             add_domain_error(form, exc)
         else:
-            messages.success(request, f"Saved {subject.username}.")
+            _report_update(request, subject, outcome)
             return redirect("portal:user-list")
-    return render(request, "portal/manage/user_edit.html", {"form": form, "subject": subject})
+    context = {
+        "form": form,
+        "subject": subject,
+        "own_account": subject.pk == request.user.pk,
+        "pending": services.account_changes_pending().filter(target=subject),
+    }
+    return render(request, "portal/manage/user_edit.html", context)
+
+
+def _report_update(request: HttpRequest, subject: User, outcome: services.AccountUpdate) -> None:
+    if outcome.applied:
+        messages.success(request, f"Saved {subject.username}: {', '.join(outcome.applied)} changed.")
+    if outcome.pending is not None:
+        messages.info(
+            request,
+            f"The change of {', '.join(outcome.pending.fields)} for {subject.username} is waiting for a "
+            "second admin (Pending changes).",
+        )
+    if not outcome.applied and outcome.pending is None:
+        messages.success(request, f"Saved {subject.username}: nothing changed.")
+
+
+@admin_only
+@require_http_methods(["POST"])
+def user_reset(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
+    """Propose resetting a user's second factor or password (applied when a second admin approves)."""
+    subject = get_object_or_404(User, pk=pk)
+    try:
+        services.account_reset_propose(actor=request.user, user_id=subject.pk, kind=kind)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("portal:user-edit", pk=subject.pk)
+    label = PendingAccountChange.Kind(kind).label
+    messages.info(request, f"{label} for {subject.username} is waiting for a second admin.")
+    return redirect("portal:change-list")
+
+
+@admin_only
+@require_http_methods(["GET"])
+def change_list(request: HttpRequest) -> HttpResponse:
+    """The queue of changes waiting for a second admin, each with what this admin may do."""
+    teams = dict(Team.objects.values_list("pk", "name"))
+    pending = [
+        {
+            "change": change,
+            "rows": _describe(change, teams),
+            "refusal": services.account_change_refusal(actor=request.user, change=change),
+            "may_withdraw": services.account_change_withdraw_refusal(actor=request.user, change=change)
+            is None,
+        }
+        for change in services.account_changes_pending()
+    ]
+    decided = [{"change": c, "rows": _describe(c, teams)} for c in services.account_changes_decided()]
+    context = {"pending": pending, "decided": decided, "form": ChangeDecisionForm()}
+    return render(request, "portal/manage/change_list.html", context)
+
+
+def _describe(change: PendingAccountChange, teams: dict[int, str]) -> list[tuple[str, str, str]]:
+    """(what, from, to) rows that say what approving would do, in words."""
+    if change.kind != PendingAccountChange.Kind.ACCOUNT:
+        return [(change.get_kind_display(), "", "")]
+
+    def shown(key: str, value: Any) -> str:
+        if key == "role":
+            return Role(value).label if value in Role.values else str(value)
+        if key == "team":
+            return teams.get(value, "no team") if value else "no team"
+        return "active" if value else "inactive"
+
+    labels = {"role": "Role", "team": "Team", "is_active": "Status"}
+    return [(labels.get(k, k), shown(k, change.before.get(k)), shown(k, v)) for k, v in change.fields.items()]
+
+
+@admin_only
+@require_http_methods(["POST"])
+def change_decide(request: HttpRequest, pk: int) -> HttpResponse:
+    form = ChangeDecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+        return redirect("portal:change-list")
+    action = form.cleaned_data["action"]
+    try:
+        if action == "approve":
+            change = services.account_change_approve(actor=request.user, change_id=pk)
+        elif action == "reject":
+            change = services.account_change_reject(
+                actor=request.user, change_id=pk, reason=form.cleaned_data["reason"]
+            )
+        else:
+            change = services.account_change_withdraw(actor=request.user, change_id=pk)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("portal:change-list")
+    messages.success(
+        request,
+        f"{change.get_kind_display()} for {change.target.username}: {change.get_outcome_display().lower()}.",
+    )
+    return redirect("portal:change-list")
 
 
 @admin_only

@@ -24,6 +24,7 @@ PAGES = [
     "/manage/users/",
     "/manage/policy/",
     "/manage/policy/1/",
+    "/manage/changes/",
 ]
 
 
@@ -52,9 +53,10 @@ def test_anonymous_visitors_are_sent_to_sign_in(client: Client, submitted_reques
         ("olivia", "/manage/users/"),
         ("alice", "/requests/evidence/"),
         ("sam", "/requests/evidence/"),
-        ("olivia", "/manage/policy/"),
-        ("audrey", "/manage/policy/"),
+        ("sam", "/manage/policy/"),
         ("alice", "/manage/policy/"),
+        ("olivia", "/manage/changes/"),
+        ("audrey", "/manage/changes/"),
         ("bob", "/requests/{request}/edit/"),
         ("olivia", "/requests/{request}/edit/"),
     ],

@@ -1,6 +1,7 @@
-"""Policy versions: the active rule set, first load from the repository file, publishing.
+"""Policy versions: the active rule set, first load from the repository file, and publishing
+by two people: an admin or privacy officer proposes, another privacy officer approves.
 
-The active version is the highest number. The repository file (policies/tiering.yaml) becomes
+The active version is the highest published number. The repository file (policies/tiering.yaml) becomes
 version 1 the first time anything needs a policy, inside the caller's transaction, so a fresh
 database (including the test database) never tiers a request without a recorded version.
 """
@@ -16,11 +17,14 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
 
 from approvals.models import PolicyVersion
 from approvals.policies import Policy, PolicyError, Problem, parse_policy
+from approvals.selectors import policy_versions_for
 from audit.services import audit_denied, audit_record
-from core.errors import Conflict, PermissionDenied, ValidationFailed
+from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from core.roles import Role, has_role
 
 
@@ -66,7 +70,13 @@ def policy_parse(source: str) -> Policy:
 
 
 def policy_active() -> PolicyVersion | None:
-    return PolicyVersion.objects.order_by("-number").first()
+    """The highest published version (proposals have no number and tier nothing)."""
+    return PolicyVersion.objects.filter(status=PolicyVersion.Status.PUBLISHED).order_by("-number").first()
+
+
+def policy_versions_published(*, user: Any) -> QuerySet[PolicyVersion]:
+    """The published versions `user` may read (admins, privacy officers, auditors), newest first."""
+    return policy_versions_for(user=user).filter(status=PolicyVersion.Status.PUBLISHED)
 
 
 def policy_for_preview() -> tuple[int, Policy]:
@@ -110,20 +120,57 @@ def _load_file_as_first_version() -> PolicyVersion:
     return version
 
 
-def policy_publish(
+# Who may write a proposal, and who may approve one (a privacy officer who did not write it).
+POLICY_AUTHORS = (Role.ADMIN, Role.PRIVACY_OFFICER)
+POLICY_APPROVERS = (Role.PRIVACY_OFFICER,)
+
+# Reason codes of refusals (audited as the `reason` of a denied event).
+NOT_POLICY_AUTHOR = "not_policy_author"
+NOT_OFFICER = "not_officer"
+OWN_PROPOSAL = "own_proposal"
+NOT_PROPOSED = "not_proposed"
+NOT_REVIEWED = "not_reviewed"
+
+
+def policy_decide_refusal(*, actor: Any, proposal: PolicyVersion) -> str | None:
+    """Why `actor` may not approve or reject `proposal` (a reason code), or None if they may.
+
+    The one statement of the rule: services raise from it, pages show buttons from it."""
+    if not has_role(actor, *POLICY_APPROVERS):
+        return NOT_OFFICER
+    if proposal.published_by_id == actor.pk:
+        return OWN_PROPOSAL
+    if proposal.status != PolicyVersion.Status.PROPOSED:
+        return NOT_PROPOSED
+    return None
+
+
+def may_propose_policy(user: Any) -> bool:
+    return has_role(user, *POLICY_AUTHORS)
+
+
+def policy_proposals_open() -> QuerySet[PolicyVersion]:
+    """Proposals waiting for a privacy officer, oldest first."""
+    return PolicyVersion.objects.filter(status=PolicyVersion.Status.PROPOSED).order_by("published_at", "pk")
+
+
+def policy_propose(
     *, actor: Any, source: str, notes: str = "", base_number: int | None = None
 ) -> PolicyVersion:
-    """Publish a new version (admins only). `base_number` is the version the author diffed
-    against: if another version was published since, this refuses (409) rather than overwrite."""
-    if not has_role(actor, Role.ADMIN):
+    """Propose a new version (admins and privacy officers). It tiers nothing until a privacy
+    officer who is not its author approves it. `base_number` is the version the author diffed
+    against: if another version was published since, this refuses (409) rather than hide it."""
+    if not may_propose_policy(actor):
         audit_denied(
             actor=actor,
-            action="policy.publish",
+            action="policy.propose",
             target_type="policy",
             target_id="-",
-            reason="admin role required",
+            reason=NOT_POLICY_AUTHOR,
         )
-        raise PermissionDenied("Only administrators can publish policy versions.")
+        raise PermissionDenied(
+            "Only administrators and privacy officers can propose policy versions.", code=NOT_POLICY_AUTHOR
+        )
     source = normalize_source(source)
     policy_parse(source)
     with transaction.atomic():
@@ -131,28 +178,125 @@ def policy_publish(
         if base_number is not None and base_number != active.number:
             raise Conflict(
                 f"Version {active.number} was published while you were editing; review the diff against it "
-                "and publish again.",
+                "and propose again.",
                 code="policy_changed",
             )
-        if sha256_of(source) == active.sha256:
-            raise ValidationFailed(
-                f"This text is identical to the active version {active.number}; nothing to publish.",
-                fields={"source": "unchanged"},
+        _refuse_duplicate(source, active)
+        proposal = PolicyVersion.objects.create(
+            number=None,
+            status=PolicyVersion.Status.PROPOSED,
+            base_number=active.number,
+            source=source,
+            sha256=sha256_of(source),
+            notes=notes.strip()[:2000],
+            published_by=actor,
+            published_by_name=actor.get_username(),
+        )
+        audit_record(
+            actor=actor,
+            action="policy.propose",
+            target_type="policy_proposal",
+            target_id=proposal.pk,
+            details={"sha256": proposal.sha256, "base": active.number},
+        )
+    return proposal
+
+
+# Kept under its old name for callers of the package: publishing starts as a proposal.
+policy_publish = policy_propose
+
+
+def _refuse_duplicate(source: str, active: PolicyVersion) -> None:
+    sha = sha256_of(source)
+    if sha == active.sha256:
+        raise ValidationFailed(
+            f"This text is identical to the active version {active.number}; nothing to propose.",
+            fields={"source": "unchanged"},
+        )
+    twin = policy_proposals_open().filter(sha256=sha).first()
+    if twin is not None:
+        raise ValidationFailed(
+            f"This text is already proposed (proposal #{twin.pk} by {twin.published_by_name}); "
+            "it is waiting for a privacy officer.",
+            fields={"source": "already_proposed"},
+        )
+
+
+def _proposal_or_404(proposal_id: int) -> PolicyVersion:
+    proposal = (
+        PolicyVersion.objects.filter(pk=proposal_id).exclude(status=PolicyVersion.Status.PUBLISHED).first()
+    )
+    if proposal is None:
+        raise NotFound("No such policy proposal.")
+    return proposal
+
+
+def _refuse_unless_may_decide(actor: Any, proposal: PolicyVersion, action: str) -> None:
+    refusal = policy_decide_refusal(actor=actor, proposal=proposal)
+    if refusal is None:
+        return
+    audit_denied(
+        actor=actor, action=action, target_type="policy_proposal", target_id=proposal.pk, reason=refusal
+    )
+    if refusal == NOT_PROPOSED:
+        raise Conflict(f"This proposal is already {proposal.get_status_display().lower()}.", code=refusal)
+    if refusal == OWN_PROPOSAL:
+        raise PermissionDenied(
+            "You wrote this proposal; another privacy officer must decide it.", code=refusal
+        )
+    raise PermissionDenied("Only a privacy officer can approve or reject a policy proposal.", code=refusal)
+
+
+def _locked_proposal(proposal_id: int) -> PolicyVersion:
+    proposal = PolicyVersion.objects.select_for_update().get(pk=proposal_id)
+    if proposal.status != PolicyVersion.Status.PROPOSED:  # decided by someone else meanwhile
+        raise Conflict(
+            f"This proposal is already {proposal.get_status_display().lower()}.", code=NOT_PROPOSED
+        )
+    return proposal
+
+
+def policy_approve(*, actor: Any, proposal_id: int, reviewed_sha: str) -> PolicyVersion:
+    """A privacy officer who did not write the proposal publishes it as the next version.
+
+    `reviewed_sha` is the SHA-256 of the text on the page that showed the officer the diff: an
+    approval that did not come from reading it is refused. If another version was published
+    since the proposal, the diff the officer read is not the change they would make: 409."""
+    proposal = _proposal_or_404(proposal_id)
+    _refuse_unless_may_decide(actor, proposal, "policy.approve")
+    if reviewed_sha != proposal.sha256:
+        audit_denied(
+            actor=actor,
+            action="policy.approve",
+            target_type="policy_proposal",
+            target_id=proposal.pk,
+            reason=NOT_REVIEWED,
+        )
+        raise ValidationFailed("Approve from the proposal's page, after reading its diff.", code=NOT_REVIEWED)
+    with transaction.atomic():
+        proposal = _locked_proposal(proposal_id)
+        active, _ = policy_ensure_active()
+        if proposal.base_number != active.number:
+            raise Conflict(
+                f"Version {active.number} was published after this was proposed against "
+                f"v{proposal.base_number}; the diff no longer shows what would change. Reject it; the "
+                "author proposes again.",
+                code="policy_changed",
             )
-        return _create_version(actor, source, notes, active)
+        version = _publish(actor, proposal, active)
+        _supersede_others(actor, version)
+    return version
 
 
-def _create_version(actor: Any, source: str, notes: str, previous: PolicyVersion) -> PolicyVersion:
+def _publish(actor: Any, proposal: PolicyVersion, previous: PolicyVersion) -> PolicyVersion:
+    proposal.number = previous.number + 1
+    proposal.status = PolicyVersion.Status.PUBLISHED
+    proposal.approved_by = actor
+    proposal.approved_by_name = actor.get_username()
+    proposal.decided_at = timezone.now()
     try:
         with transaction.atomic():
-            version = PolicyVersion.objects.create(
-                number=previous.number + 1,
-                source=source,
-                sha256=sha256_of(source),
-                notes=notes.strip()[:2000],
-                published_by=actor,
-                published_by_name=actor.get_username(),
-            )
+            proposal.save(update_fields=["number", "status", "approved_by", "approved_by_name", "decided_at"])
     except IntegrityError:
         raise Conflict(
             "Another version was published at the same moment; review again.", code="policy_changed"
@@ -161,10 +305,59 @@ def _create_version(actor: Any, source: str, notes: str, previous: PolicyVersion
         actor=actor,
         action="policy.publish",
         target_type="policy",
-        target_id=version.number,
-        details={"number": version.number, "sha256": version.sha256, "previous": previous.number},
+        target_id=proposal.number,
+        details={
+            "number": proposal.number,
+            "sha256": proposal.sha256,
+            "previous": previous.number,
+            "proposal": proposal.pk,
+            "proposed_by": proposal.published_by_name,
+            "approved_by": proposal.approved_by_name,
+        },
     )
-    return version
+    return proposal
+
+
+def _supersede_others(actor: Any, version: PolicyVersion) -> None:
+    """Open proposals written against the previous version no longer show a true diff."""
+    for stale in policy_proposals_open().exclude(pk=version.pk).select_for_update():
+        stale.status = PolicyVersion.Status.SUPERSEDED
+        stale.decided_at = timezone.now()
+        stale.save(update_fields=["status", "decided_at"])
+        audit_record(
+            actor=actor,
+            action="policy.supersede",
+            target_type="policy_proposal",
+            target_id=stale.pk,
+            details={"by_version": version.number},
+        )
+
+
+def policy_reject(*, actor: Any, proposal_id: int, reason: str) -> PolicyVersion:
+    """A privacy officer who did not write the proposal rejects it, saying why."""
+    proposal = _proposal_or_404(proposal_id)
+    _refuse_unless_may_decide(actor, proposal, "policy.reject")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed("Say why you reject this proposal.", fields={"reason": "required"})
+    with transaction.atomic():
+        proposal = _locked_proposal(proposal_id)
+        proposal.status = PolicyVersion.Status.REJECTED
+        proposal.approved_by = actor  # the officer who decided
+        proposal.approved_by_name = actor.get_username()
+        proposal.decided_at = timezone.now()
+        proposal.decision_reason = reason[:2000]
+        proposal.save(
+            update_fields=["status", "approved_by", "approved_by_name", "decided_at", "decision_reason"]
+        )
+        audit_record(
+            actor=actor,
+            action="policy.reject",
+            target_type="policy_proposal",
+            target_id=proposal.pk,
+            details={"proposed_by": proposal.published_by_name, "sha256": proposal.sha256},
+        )
+    return proposal
 
 
 def normalize_source(source: str) -> str:

@@ -1,5 +1,6 @@
-"""The admin page that publishes policy versions: admin only, diff before confirming, invalid
-drafts refused with line and field (never a 500), and the effect on the next submission."""
+"""The risk policy pages: admins, privacy officers and auditors read them; admins and officers
+propose with the diff shown before confirming; invalid drafts are refused with line and field
+(never a 500); a privacy officer's approval is what changes the next submission."""
 
 from __future__ import annotations
 
@@ -22,22 +23,22 @@ def _stricter() -> str:
     return text.replace(OLD, OLD.replace("tier: medium", "tier: high"))
 
 
-@pytest.mark.parametrize("persona", ["alice", "olivia", "sam", "audrey"])
+@pytest.mark.parametrize("persona", ["alice", "sam"])
 @pytest.mark.parametrize("path", ["/manage/policy/", "/manage/policy/1/"])
-def test_the_policy_pages_do_not_exist_for_non_admins(
-    client: Client, request: pytest.FixtureRequest, persona: str, path: str
+def test_the_policy_pages_do_not_exist_for_scientists_and_stewards(
+    client: Client, request: pytest.FixtureRequest, persona: str, path: str, submitted_request: Any
 ) -> None:
     client.force_login(request.getfixturevalue(persona))
     assert client.get(path).status_code == 404
 
 
-@pytest.mark.parametrize("persona", ["olivia", "alice"])
-def test_a_non_admin_cannot_publish_and_the_attempt_is_audited(
+@pytest.mark.parametrize("persona", ["alice", "audrey"])
+def test_a_scientist_or_auditor_cannot_propose_and_the_attempt_is_audited(
     client: Client, request: pytest.FixtureRequest, persona: str
 ) -> None:
     client.force_login(request.getfixturevalue(persona))
-    response = client.post("/manage/policy/", {"source": _stricter(), "action": "publish"})
-    assert response.status_code == 404
+    response = client.post("/manage/policy/", {"source": _stricter(), "action": "propose"})
+    assert response.status_code in (403, 404)
     assert PolicyVersion.objects.count() == 0
     assert AuditEvent.objects.filter(action="manage.write", outcome="denied").count() == 1
 
@@ -63,7 +64,7 @@ def test_reviewing_a_draft_shows_the_diff_and_offers_to_publish(
     ).content.decode()
     assert 'class="diff-remove">-    tier: medium<' in page
     assert 'class="diff-add">+    tier: high<' in page
-    assert "Publish as v2" in page
+    assert "Propose for approval" in page
     assert f'name="reviewed" value="{sha256_of(_stricter())}"' in page
     assert PolicyVersion.objects.count() == 1  # reviewing writes nothing
 
@@ -75,11 +76,11 @@ def test_publishing_without_reviewing_the_exact_text_shows_the_diff_instead(
     page = client.post(
         "/manage/policy/", {"source": _stricter(), "base": "1", "action": "publish", "reviewed": "stale"}
     ).content.decode()
-    assert "Publish as v2" in page and PolicyVersion.objects.count() == 1
+    assert "Propose for approval" in page and PolicyVersion.objects.count() == 1
 
 
-def test_publishing_the_reviewed_draft_makes_the_next_submission_use_it(
-    client: Client, ada: Any, submitted_request: Any, submit: Callable[..., Any]
+def test_the_reviewed_draft_is_proposed_and_the_next_submission_uses_it_once_an_officer_approves(
+    client: Client, ada: Any, olivia: Any, submitted_request: Any, submit: Callable[..., Any]
 ) -> None:
     client.force_login(ada)
     source = _stricter()
@@ -89,19 +90,30 @@ def test_publishing_the_reviewed_draft_makes_the_next_submission_use_it(
             "source": source.replace("\n", "\r\n"),
             "notes": "Sensitive is high",
             "base": "1",
-            "action": "publish",
+            "action": "propose",
             "reviewed": sha256_of(source),
         },
     )
-    assert response.status_code == 302 and response["Location"] == "/manage/policy/"
-    version = PolicyVersion.objects.get(number=2)
-    assert version.source == source and version.published_by == ada and version.notes == "Sensitive is high"
-    assert AuditEvent.objects.filter(action="policy.publish", actor_name="ada", target_id="2").exists()
+    proposal = PolicyVersion.objects.get(status="proposed")
+    assert response.status_code == 302 and response["Location"] == f"/manage/policy/proposals/{proposal.pk}/"
+    assert (
+        proposal.source == source and proposal.published_by == ada and proposal.notes == "Sensitive is high"
+    )
+    assert AuditEvent.objects.filter(action="policy.propose", actor_name="ada").exists()
+    assert (submit().tier_level, submit().policy_version) == ("medium", "1")  # not in force yet
+
+    client.force_login(olivia)
+    approved = client.post(
+        f"/manage/policy/proposals/{proposal.pk}/decide/", {"action": "approve", "reviewed": proposal.sha256}
+    )
+    assert approved.status_code == 302 and approved["Location"] == "/manage/policy/2/"
+    assert AuditEvent.objects.filter(action="policy.publish", actor_name="olivia", target_id="2").exists()
     submitted_request.refresh_from_db()
     assert (submitted_request.tier_level, submitted_request.policy_version) == ("medium", "1")
     assert (submit().tier_level, submit().policy_version) == ("high", "2")
     detail = client.get("/manage/policy/2/").content.decode()
     assert "Changes from v1" in detail and "+    tier: high" in detail
+    assert "approved and published" in detail and "olivia" in detail
 
 
 @pytest.mark.parametrize(
@@ -132,14 +144,17 @@ def test_a_schema_error_names_the_line_and_field(client: Client, ada: Any) -> No
     assert f"Line {line}, <code>rules[5].when.eq</code>" in page
 
 
-def test_publishing_over_a_newer_version_is_refused(client: Client, ada: Any, submitted_request: Any) -> None:
-    from approvals.services import policy_publish
+def test_proposing_over_a_newer_version_is_refused(
+    client: Client, ada: Any, olivia: Any, submitted_request: Any
+) -> None:
+    from approvals.services.policy import policy_approve, policy_propose
 
-    policy_publish(actor=ada, source=_stricter(), base_number=1)
+    proposal = policy_propose(actor=ada, source=_stricter(), base_number=1)
+    policy_approve(actor=olivia, proposal_id=proposal.pk, reviewed_sha=proposal.sha256)
     client.force_login(ada)
     draft = _stricter() + "# mine\n"
     page = client.post(
-        "/manage/policy/", {"source": draft, "base": "1", "action": "publish", "reviewed": sha256_of(draft)}
+        "/manage/policy/", {"source": draft, "base": "1", "action": "propose", "reviewed": sha256_of(draft)}
     ).content.decode()
     assert "Version 2 was published while you were editing" in page
     assert PolicyVersion.objects.count() == 2

@@ -20,7 +20,7 @@ from approvals.services import (
     request_submit,
     request_update,
 )
-from approvals.services.policy import PolicyInvalid, policy_file
+from approvals.services.policy import PolicyInvalid, policy_approve, policy_file, policy_propose
 from approvals.tests.conftest import NO_QI_COLUMNS
 from audit.models import AuditEvent
 from conftest import SAFE_COLUMNS
@@ -437,30 +437,45 @@ def _stricter_policy() -> str:
     return text.replace(old, old.replace("tier: medium", "tier: high"))
 
 
+def _published(
+    author: Any, officer: Any, source: str, *, notes: str = "", base_number: int = 1
+) -> PolicyVersion:
+    """Two people publish a version: `author` proposes it, `officer` approves it after the diff."""
+    proposal = policy_propose(actor=author, source=source, notes=notes, base_number=base_number)
+    return policy_approve(actor=officer, proposal_id=proposal.pk, reviewed_sha=proposal.sha256)
+
+
 def test_a_new_version_tiers_the_next_submission_but_not_past_decisions(
-    submitted_request: Any, submit: Callable[..., Any], ada: Any
+    submitted_request: Any, submit: Callable[..., Any], ada: Any, olivia: Any
 ) -> None:
     assert (submitted_request.tier_level, submitted_request.policy_version) == ("medium", "1")
-    version = policy_publish(
-        actor=ada, source=_stricter_policy(), notes="Sensitive columns are high risk", base_number=1
-    )
+    version = _published(ada, olivia, _stricter_policy(), notes="Sensitive columns are high risk")
     assert version.number == 2
     submitted_request.refresh_from_db()
     assert (submitted_request.tier_level, submitted_request.policy_version) == ("medium", "1")
     assert submitted_request.assessments.get().policy.number == 1
     later = submit()
     assert (later.tier_level, later.policy_version, later.required_approvals) == ("high", "2", 2)
-    event = AuditEvent.objects.get(action="policy.publish", actor_name="ada")
+    event = AuditEvent.objects.get(action="policy.publish", actor_name="olivia")
     assert event.details["number"] == 2 and event.details["previous"] == 1
+    assert event.details["proposed_by"] == "ada"
+
+
+def test_a_proposal_tiers_nothing_until_it_is_approved(
+    submitted_request: Any, submit: Callable[..., Any], ada: Any
+) -> None:
+    proposal = policy_publish(actor=ada, source=_stricter_policy(), base_number=1)
+    assert (proposal.status, proposal.number) == ("proposed", None)
+    assert (submit().tier_level, submit().policy_version) == ("medium", "1")
 
 
 def test_resubmission_is_tiered_under_the_version_in_force(
-    submitted_request: Any, alice: Any, olivia: Any, ada: Any
+    submitted_request: Any, alice: Any, olivia: Any, oscar: Any, ada: Any
 ) -> None:
     request_decide(
         actor=olivia, request_id=submitted_request.pk, decision="request_changes", comment="Why death?"
     )
-    policy_publish(actor=ada, source=_stricter_policy(), base_number=1)
+    _published(ada, oscar, _stricter_policy())
     again = request_submit(actor=alice, request_id=submitted_request.pk)
     assert (again.tier_level, again.policy_version) == ("high", "2")
     assert [(a.review_round, a.policy.number, a.level) for a in again.assessments.all()] == [
@@ -469,28 +484,30 @@ def test_resubmission_is_tiered_under_the_version_in_force(
     ]
 
 
-@pytest.mark.parametrize("persona", ["olivia", "alice", "audrey", "sam"])
-def test_only_administrators_publish(request: pytest.FixtureRequest, persona: str, db: Any) -> None:
+@pytest.mark.parametrize("persona", ["alice", "audrey", "sam"])
+def test_only_administrators_and_privacy_officers_propose(
+    request: pytest.FixtureRequest, persona: str, db: Any
+) -> None:
     with pytest.raises(PermissionDenied):
-        policy_publish(actor=request.getfixturevalue(persona), source=_stricter_policy())
+        policy_propose(actor=request.getfixturevalue(persona), source=_stricter_policy())
     assert PolicyVersion.objects.count() == 0
-    assert AuditEvent.objects.filter(action="policy.publish", outcome="denied").count() == 1
+    assert AuditEvent.objects.filter(action="policy.propose", outcome="denied").count() == 1
 
 
 def test_an_invalid_version_is_refused_with_its_problems(ada: Any) -> None:
     with pytest.raises(PolicyInvalid) as refused:
-        policy_publish(actor=ada, source=_stricter_policy().replace("tier: high\n", "tier: severe\n", 1))
+        policy_propose(actor=ada, source=_stricter_policy().replace("tier: high\n", "tier: severe\n", 1))
     assert any("tier" in p.path for p in refused.value.problems)
     assert PolicyVersion.objects.filter(number__gt=1).count() == 0
 
 
-def test_publishing_the_active_text_again_is_refused(ada: Any) -> None:
+def test_proposing_the_active_text_again_is_refused(ada: Any) -> None:
     with pytest.raises(ValidationFailed, match="identical to the active version 1"):
-        policy_publish(actor=ada, source=policy_file().read_text())
+        policy_propose(actor=ada, source=policy_file().read_text())
 
 
-def test_publishing_over_a_version_you_did_not_review_is_a_conflict(ada: Any) -> None:
-    policy_publish(actor=ada, source=_stricter_policy(), base_number=1)
+def test_proposing_over_a_version_you_did_not_review_is_a_conflict(ada: Any, olivia: Any) -> None:
+    _published(ada, olivia, _stricter_policy())
     with pytest.raises(Conflict, match="Version 2 was published while you were editing"):
-        policy_publish(actor=ada, source=_stricter_policy() + "# another\n", base_number=1)
+        policy_propose(actor=ada, source=_stricter_policy() + "# another\n", base_number=1)
     assert PolicyVersion.objects.count() == 2

@@ -70,9 +70,9 @@ def test_filters_by_actor_action_and_target(api: Api, audrey: Any, alice: Any, h
     def actions(**params: str) -> list[str]:
         return [e["action"] for e in client.get(events_url(), params).json()["results"]]
 
-    assert actions(actor="ada") == ["user.update"]
+    assert actions(actor="ada") == ["account_change.propose"]
     assert actions(action="download") == ["release.download"]
-    assert actions(target=f"user:{alice.pk}") == ["user.update", "user.create"]
+    assert actions(target=f"user:{alice.pk}") == ["account_change.propose", "user.create"]
     assert actions(target="release") == ["release.download"]
     assert actions(target="r-7") == ["release.download"]
     assert actions(actor="nobody") == []

@@ -5,7 +5,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.staticfiles import finders
 from django.db.models import Q
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.utils.text import slugify
@@ -19,7 +19,7 @@ from catalog.api.views import release_file_response
 from catalog.privacy import release_privacy_of
 from catalog.selectors import releases_visible_to
 from catalog.services import gate_override_approve, release_get_for
-from core.errors import NotFound
+from core.errors import Conflict, NotFound
 from core.ids import parse_uuid
 from core.views import domain_errors_as_messages
 from generation.synthesizers import is_dp_synthesizer
@@ -62,11 +62,14 @@ def release_detail(request: HttpRequest, release_id: str) -> HttpResponse:
     return render(request, "catalog/release_detail.html", context)
 
 
-def release_download(request: HttpRequest, release_id: str) -> FileResponse:
+def release_download(request: HttpRequest, release_id: str) -> HttpResponse | StreamingHttpResponse:
     try:
         return release_file_response(actor=request.user, release_id=release_id)
     except NotFound:
         raise Http404 from None
+    except Conflict as exc:  # the stored file is unreadable: say so on the release page
+        messages.error(request, exc.message)
+        return redirect("catalog:release-detail", release_id)
 
 
 def _inline_static(path: str) -> str:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from django.http import FileResponse
+from django.http import StreamingHttpResponse
+from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -51,18 +52,23 @@ class ReleaseReportApi(APIView):
         return Response(ReleaseReportOutputSerializer(body).data)
 
 
-def release_file_response(*, actor: object, release_id: str) -> FileResponse:
-    """Shared by the API and the page: authorize, audit, then stream the CSV."""
-    release, path = release_open_download(actor=actor, release_id=release_id)
+def release_file_response(*, actor: object, release_id: str) -> StreamingHttpResponse:
+    """Shared by the API and the page: authorize, audit, then stream the CSV, decrypted chunk by
+    chunk. Its bytes are exactly those the release's `sha256` was computed over; formula-like
+    cells were neutralised when the file was written (generation.csv_safety)."""
+    release, opened = release_open_download(actor=actor, release_id=release_id)
     filename = f"{slugify(release.title)[:60] or 'release'}-{str(release.pk)[:8]}.csv"
-    response = FileResponse(path.open("rb"), as_attachment=True, filename=filename, content_type="text/csv")
+    response = StreamingHttpResponse(opened.chunks, content_type="text/csv; charset=utf-8")
+    response["Content-Length"] = str(opened.size)
+    response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=filename)
+    response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "no-store"
     return response
 
 
 class ReleaseDownloadApi(APIView):
     @extend_schema(responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY)})
-    def get(self, request: Request, release_id: str) -> FileResponse:
+    def get(self, request: Request, release_id: str) -> StreamingHttpResponse:
         return release_file_response(actor=request.user, release_id=release_id)
 
 

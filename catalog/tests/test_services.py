@@ -74,10 +74,10 @@ def test_organization_audience_makes_the_release_visible_to_another_team(
 
 
 def test_download_is_audited_with_the_actor_name(release: Release, bob: Any) -> None:
-    opened, path = release_open_download(actor=bob, release_id=release.pk)
+    opened, stream = release_open_download(actor=bob, release_id=release.pk)
 
     assert opened == release
-    assert path.is_file()
+    assert stream.size > 0 and b"".join(stream.chunks).startswith(b"age,")
     event = AuditEvent.objects.get(action="release.download")
     assert (event.actor_name, event.target_id, event.outcome) == ("bob", str(release.pk), Outcome.SUCCESS)
 

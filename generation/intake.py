@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,9 @@ import pandas as pd
 from django.conf import settings
 
 from core.errors import ValidationFailed
+from generation.choices import Classification, ColumnKind
+from generation.policies import suggest_classification
+from generation.profiling import ColumnProfile
 
 SNIFF_BYTES = 64 * 1024
 PARQUET_MAGIC = b"PAR1"
@@ -204,3 +208,80 @@ def frame_to_parquet_bytes(frame: pd.DataFrame) -> bytes:
     buffer = io.BytesIO()
     clean.to_parquet(buffer, index=False)
     return buffer.getvalue()
+
+
+# --- Classification suggestions (issue 12, item 5) --------------------------------------------------
+
+# Outcomes and diagnoses a steward would call sensitive that generation.policies' name list misses;
+# a token may carry a number ("dx2", "icd10").
+_OUTCOME_OR_DIAGNOSIS = re.compile(
+    r"(^|_)(dead|died|death|mortality|mort|deceased|vital_?status|survival|surv|event|events|relapse|"
+    r"recurrence|recur|readmission|readmit|progression|censored|censor|diag|diagnosis|diagnoses|dx|icd|"
+    r"icd_?\d+|disease|comorbidity|comorbidities|condition|syndrome|disorder|stage|grade|tumou?r|"
+    r"metastasis|infection|sepsis|stroke|diabetes|hypertension|copd|aids|hiv|symptom|symptoms|"
+    r"homo|hemo|hemophilia|haemophilia|drugs|sexual|pregnancy|pregnant|psychiatric|addiction|alcohol|smoking|substance)\d*($|_)"
+)
+# ICD-9/ICD-10-shaped codes ("I21.4", "E11", "250.00"): a column of them holds diagnoses.
+_ICD_CODE = re.compile(r"^([A-TV-Z]\d{2}(\.\d{1,4}[A-Z]?)?|\d{3}(\.\d{1,2})?|V\d{2}(\.\d{1,2})?)$")
+_ICD_SAMPLE = 500
+MIN_ROWS_FOR_UNIQUE_ID = 20  # below this a measurement is unique per row by chance
+
+
+def suggest_classifications(
+    profiles: list[ColumnProfile], frame: pd.DataFrame | None = None
+) -> dict[str, tuple[str, str]]:
+    """(classification, reason in plain words) for each profiled column: the name and value-shape
+    rules of generation.policies, then two the intake adds because clinical tables need them.
+
+    - A whole-number column with a different value in every row (a patient or record number such
+      as `pidnum`) is a direct identifier, whatever its name: it links a release row to a person.
+    - A column named like an outcome or a diagnosis, or holding ICD-shaped codes, is sensitive:
+      it is what an attacker would most like to infer (the inference attack's secret).
+    Stewards review every suggestion before sign-off.
+    """
+    suggestions = {}
+    for profile in profiles:
+        suggestion = suggest_classification(
+            name=profile.name,
+            kind=profile.kind,
+            patterns=profile.patterns,
+            unique_per_row=profile.unique_per_row,
+        )
+        if suggestion[0] == Classification.OTHER:
+            column = frame[profile.name] if frame is not None and profile.name in frame.columns else None
+            suggestion = _clinical_suggestion(profile, column) or suggestion
+        suggestions[profile.name] = suggestion
+    return suggestions
+
+
+def _clinical_suggestion(profile: ColumnProfile, column: pd.Series | None) -> tuple[str, str] | None:
+    if _looks_like_record_number(profile, column):
+        return (
+            Classification.DIRECT_IDENTIFIER,
+            "A whole number that differs in every row, like a patient or record number.",
+        )
+    name = re.sub(r"[^a-z0-9]+", "_", profile.name.strip().lower()).strip("_")
+    if _OUTCOME_OR_DIAGNOSIS.search(name):
+        return Classification.SENSITIVE, "The column name suggests an outcome, diagnosis or health condition."
+    if column is not None and profile.kind == ColumnKind.CATEGORICAL and _holds_icd_codes(column):
+        return Classification.SENSITIVE, "Values look like diagnosis (ICD) codes."
+    return None
+
+
+def _looks_like_record_number(profile: ColumnProfile, column: pd.Series | None) -> bool:
+    if profile.kind not in (ColumnKind.NUMERIC, ColumnKind.IDENTIFIER) or not profile.unique_per_row:
+        return False
+    if column is not None:
+        if len(column) < MIN_ROWS_FOR_UNIQUE_ID:
+            return False
+        numbers = pd.to_numeric(column, errors="coerce")
+        return bool(numbers.notna().all() and (numbers == numbers.round()).all())
+    return bool(profile.stats.get("integer")) and profile.distinct >= MIN_ROWS_FOR_UNIQUE_ID
+
+
+def _holds_icd_codes(column: pd.Series) -> bool:
+    present = column.dropna().astype(str).str.strip()
+    if present.empty:
+        return False
+    sample = present.sample(min(len(present), _ICD_SAMPLE), random_state=0)
+    return bool(sample.str.upper().str.match(_ICD_CODE).mean() >= 0.8)

@@ -63,9 +63,9 @@ def glossary_rows(metrics: dict[str, Any], checks: list[dict[str, Any]]) -> list
         entry = _for_this_report(name, entry, metrics)
         check = by_name.get(name)
         if check is not None:
-            rows.append(
-                GlossaryRow(name, entry, check.get("value"), check.get("threshold"), check.get("passed"))
-            )
+            # A check that was not run has no verdict to show beside its glossary entry.
+            verdict = None if check.get("status") == "not_run" else check.get("passed")
+            rows.append(GlossaryRow(name, entry, check.get("value"), check.get("threshold"), verdict))
         elif name in extras:
             rows.append(GlossaryRow(name, entry, extras[name], None, None))
     return rows

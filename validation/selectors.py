@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from core.roles import Role, has_role
-from validation.glossary import reason_for
+from validation.gate import check_status, needs_acknowledgement
+from validation.glossary import reason_for, title_for
 
 FULL_REPORT_ROLES = (Role.PRIVACY_OFFICER, Role.AUDITOR, Role.ADMIN)
 # Aggregates that say nothing about the source rows beyond what the release card already shows.
@@ -23,26 +24,50 @@ def sees_full_report(user: Any) -> bool:
 
 
 def gate_visible_to(*, user: Any, gate: dict[str, Any]) -> dict[str, Any]:
-    """The gate as `user` may see it: all of it, or names, pass/fail, thresholds and reasons."""
+    """The gate as `user` may see it: all of it, or names, status, thresholds and reasons.
+
+    Either way each check carries its glossary `title`, its `status` ("passed", "failed",
+    "not_run") and a value-free `reason`, and the gate lists the required checks that did not run
+    (`needs_acknowledgement`). The sentence with numbers (glossary.check_explanation) is rendered
+    from the copy the viewer finally gets (a DP release's values are withheld after this)."""
     checks = list(gate.get("checks") or [])
     # A release published despite a failed gate says so to everyone who can see it, with who
     # approved it and why (a requester needs that as much as a reviewer).
     overridden = {"overridden": True, "override": gate.get("override")} if gate.get("overridden") else {}
     if sees_full_report(user):
-        return {"passed": bool(gate.get("passed")), "checks": checks, **overridden}
-    coarse = [
-        {
-            "name": c.get("name"),
-            "value": None,
-            "threshold": c.get("threshold"),
-            "passed": bool(c.get("passed")),
-            "direction": c.get("direction"),
-            "kind": c.get("kind"),
-            "reason": "" if c.get("passed") else reason_for(str(c.get("name"))),
-        }
-        for c in checks
-    ]
-    return {"passed": bool(gate.get("passed")), "checks": coarse, **overridden}
+        shown = [{**c, **_words(c)} for c in checks]
+    else:
+        shown = []
+        for c in checks:
+            coarse = {
+                "name": c.get("name"),
+                "value": None,
+                "threshold": c.get("threshold"),
+                "passed": bool(c.get("passed")),
+                "direction": c.get("direction"),
+                "kind": c.get("kind"),
+                "status": check_status(c),
+                "required": bool(c.get("required")),
+                "reason": _coarse_reason(c),
+            }
+            shown.append({**coarse, **_words(coarse)})
+    return {
+        "passed": bool(gate.get("passed")),
+        "checks": shown,
+        "needs_acknowledgement": needs_acknowledgement(checks),
+        **overridden,
+    }
+
+
+def _coarse_reason(check: dict[str, Any]) -> str:
+    """Value-free: why it did not run or could not be computed, or what a failure means."""
+    if check_status(check) == "not_run" or check.get("error"):
+        return str(check.get("reason") or "")
+    return "" if check.get("passed") else reason_for(str(check.get("name")))
+
+
+def _words(check: dict[str, Any]) -> dict[str, str]:
+    return {"title": title_for(str(check.get("name"))), "status": check_status(check)}
 
 
 def metrics_visible_to(*, user: Any, metrics: dict[str, Any], checks: list[dict[str, Any]]) -> dict[str, Any]:

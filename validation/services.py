@@ -74,7 +74,7 @@ def validation_run(
     missing = [name for name in job.columns if name not in {i.name for i in infos}]
     checks = [c.as_dict() for c in result.checks]
     if missing:
-        checks[0].update(value=round(1 - len(missing) / len(job.columns), 6), passed=False)
+        checks[0].update(value=round(1 - len(missing) / len(job.columns), 6), passed=False, status="failed")
     passed = all(c["passed"] for c in checks)
     with transaction.atomic():
         report, _ = ValidationReport.objects.update_or_create(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -20,10 +20,12 @@ from validation.gate import (
     PRIVACY,
     UTILITY,
     Check,
+    apply_required,
     check_estimate_max,
     check_estimate_min,
     check_max,
     check_min,
+    not_run,
     thresholds_with_defaults,
 )
 from validation.metrics.columns import ColumnInfo
@@ -53,7 +55,47 @@ from validation.metrics.utility import (
 )
 
 logger = logging.getLogger(__name__)
-SUITE_VERSION = 2  # bump when a metric's definition changes, so old reports can be told apart
+SUITE_VERSION = 3  # bump when a metric's definition changes, so old reports can be told apart
+
+# Value-free reasons for checks that were not run (every viewer may see them).
+REASON_NO_PAIR_TREND = (
+    "No pair of requested columns shows a relationship in the source data, so there is no trend to preserve."
+)
+REASON_NO_OUTCOME = (
+    "No requested column is declared the outcome (or is a two-valued sensitive column), so there is "
+    "nothing to predict; a data steward can declare the outcome on the dataset's review page."
+)
+REASON_OUTCOME_ONLY = "The outcome is the only requested column, so there is nothing to predict it from."
+REASON_ONE_OUTCOME_VALUE = "The real test rows hold only one outcome value, so prediction cannot be scored."
+REASON_TOO_FEW_EVENTS = (
+    "Too few outcome events among the real test rows to score prediction (at least 10 of each outcome "
+    "value are needed); request more rows or a more common outcome."
+)
+REASON_ANONYMETER_SMALL = (
+    "Too few rows for this attack to give a verdict: it needs at least 500 training and 500 holdout rows "
+    "(with fewer its 95% interval spans about +-0.3). The risk measured anyway is shown to reviewers."
+)
+REASON_NO_QUASI = (
+    "No requested column is classified a quasi-identifier, so there is nothing an attacker could link on."
+)
+REASON_NO_SECRET = (
+    "No requested column is classified sensitive or declared the outcome, so there is no secret to infer."
+)
+# The metrics (timed in metrics["seconds"]) each check reads, for its `seconds`.
+CHECK_METRICS = {
+    "column_shape_similarity": ("column_shapes",),
+    "column_pair_trend_similarity": ("column_pair_trends",),
+    "missingness_similarity": ("missingness",),
+    "bound_violation_rate": ("bounds",),
+    "tstr_auc_ratio": ("tstr",),
+    "exact_copy_rate": ("exact_copies", "exact_copies_holdout"),
+    "replicated_uniques_rate": ("replicated_uniques",),
+    "membership_inference_auc": ("distances", "membership_inference"),
+    "singling_out_risk": ("singling_out",),
+    "linkability_risk": ("linkability",),
+    "inference_risk": ("inference",),
+    "dp_empirical_epsilon": ("dp_audit",),
+}
 
 
 class HoldoutUnavailable(Exception):
@@ -68,6 +110,11 @@ class SuiteResult:
     @property
     def passed(self) -> bool:
         return all(c.passed for c in self.checks)
+
+    @property
+    def needs_acknowledgement(self) -> list[str]:
+        """Required checks that did not run (they block until a privacy officer acknowledges)."""
+        return [c.name for c in self.checks if c.status == "not_run" and not c.passed]
 
 
 @dataclass
@@ -144,7 +191,13 @@ def gate_checks(
     checks = [check_min("requested_columns_present", metrics.get("requested_columns_present"), 1.0)]
     checks += _utility_checks(metrics, limits, errors)
     checks += _privacy_checks(metrics, limits, errors, dp_epsilon)
-    return checks
+    checks = apply_required(checks, (thresholds or {}).get("required_checks"))
+    return [_timed(check, metrics.get("seconds") or {}) for check in checks]
+
+
+def _timed(check: Check, seconds: dict[str, float]) -> Check:
+    spent = [seconds[name] for name in CHECK_METRICS.get(check.name, ()) if name in seconds]
+    return replace(check, seconds=round(sum(spent), 3) if spent else 0.0)
 
 
 # --- Utility ----------------------------------------------------------------------------------
@@ -203,6 +256,17 @@ def _utility_checks(metrics: dict[str, Any], limits: dict[str, float], errors: d
                 error=errors.get("column_pair_trends", ""),
             )
         )
+    else:
+        checks.append(
+            not_run(
+                "column_pair_trend_similarity",
+                limits["column_pair_trend_min"],
+                "min",
+                UTILITY,
+                REASON_NO_PAIR_TREND,
+                applicable=False,
+            )
+        )
     checks.append(
         check_min(
             "missingness_similarity",
@@ -220,20 +284,32 @@ def _utility_checks(metrics: dict[str, Any], limits: dict[str, float], errors: d
             error=errors.get("bounds", ""),
         )
     )
-    tstr_result = metrics.get("tstr")
-    # TSTR without a binary outcome is "not applicable", recorded in metrics, and not a failure;
-    # with fewer than 100 events or non-events to test on it is shown but not gated.
-    if tstr_result is None or (tstr_result.get("status") == "ok" and tstr_result.get("gated", True)):
-        checks.append(
-            check_estimate_min(
-                "tstr_auc_ratio",
-                (tstr_result or {}).get("ratio"),
-                limits["tstr_auc_ratio_min"],
-                ci=(tstr_result or {}).get("ratio_ci"),
-                error=errors.get("tstr", ""),
-            )
-        )
+    checks.append(_tstr_check(metrics.get("tstr"), limits["tstr_auc_ratio_min"], errors.get("tstr", "")))
     return checks
+
+
+def _tstr_check(result: dict[str, Any] | None, floor: float, error: str) -> Check:
+    """Judged on the ratio's interval (Hanley-McNeil with 100+ events and non-events, a paired
+    bootstrap below); not run, with the reason, when there is no outcome or too few events."""
+    status = (result or {}).get("status")
+    if result is not None and status != "ok":
+        reason = {
+            "too_few_events": REASON_TOO_FEW_EVENTS,
+            "one_outcome_value": REASON_ONE_OUTCOME_VALUE,
+        }.get(str(result.get("reason_code")), REASON_NO_OUTCOME)
+        if result.get("reason_code") == "outcome_only":
+            reason = REASON_OUTCOME_ONLY
+        applicable = result.get("reason_code") in ("too_few_events", "one_outcome_value")
+        return not_run("tstr_auc_ratio", floor, "min", UTILITY, reason, applicable=applicable)
+    if result is not None and result.get("gated") is False:
+        # Reports from suite version 2 and before: shown, not gated, below 100 events.
+        return not_run(
+            "tstr_auc_ratio", floor, "min", UTILITY, REASON_TOO_FEW_EVENTS,
+            value=result.get("ratio"), ci=result.get("ratio_ci"),
+        )  # fmt: skip
+    return check_estimate_min(
+        "tstr_auc_ratio", (result or {}).get("ratio"), floor, ci=(result or {}).get("ratio_ci"), error=error
+    )
 
 
 # --- Privacy ----------------------------------------------------------------------------------
@@ -364,15 +440,28 @@ def _anonymeter_checks(
     risks: dict[str, Any] | None, limits: dict[str, float], errors: dict[str, str]
 ) -> list[Check]:
     checks: list[Check] = []
-    # Too few holdout rows for the attacks to mean anything: shown in the report, not gated.
-    if risks is not None and risks.get("gated") is False:
-        return checks
     for attack, name, key in _ANONYMETER_CHECKS:
         result = (risks or {}).get(attack)
-        # An attack that needs quasi-identifiers or sensitive columns the request lacks does not apply.
+        # An attack that needs quasi-identifiers or secrets the request lacks does not apply.
         if result is not None and result.get("status") == "not_applicable":
+            reason = REASON_NO_QUASI if attack == "linkability" else REASON_NO_SECRET
+            checks.append(not_run(name, limits[key], "max", PRIVACY, reason, applicable=False))
             continue
         error = errors.get(attack, "") or errors.get("anonymeter", "")
+        # Too few rows for the attacks to mean anything: measured and shown, not judged.
+        if risks is not None and risks.get("gated") is False and result is not None and not error:
+            checks.append(
+                not_run(
+                    name,
+                    limits[key],
+                    "max",
+                    PRIVACY,
+                    REASON_ANONYMETER_SMALL,
+                    value=result.get("risk"),
+                    ci=result.get("ci"),
+                )  # fmt: skip
+            )
+            continue
         checks.append(
             check_estimate_max(
                 name,
@@ -401,6 +490,6 @@ def _warnings(metrics: dict[str, Any]) -> list[str]:
     tstr_result = metrics.get("tstr") or {}
     if tstr_result.get("test_rows") == "training_split":
         found.append("tstr_tested_on_training_rows")
-    if tstr_result.get("gated") is False:
+    if tstr_result.get("interval") == "bootstrap" or tstr_result.get("reason_code") == "too_few_events":
         found.append("tstr_too_few_test_events")
     return found

@@ -49,6 +49,10 @@ class GateCheckSerializer(serializers.Serializer):
     value = serializers.FloatField(allow_null=True)
     threshold = serializers.FloatField()
     passed = serializers.BooleanField()
+    # passed / failed / not_run, why in plain words, and whether the tier requires it (issue 12).
+    status = serializers.CharField(default="")
+    reason = serializers.CharField(default="", allow_blank=True)
+    required = serializers.BooleanField(default=False)
 
 
 class ReleaseOutputSerializer(serializers.ModelSerializer):
@@ -122,7 +126,11 @@ class ReleaseOutputSerializer(serializers.ModelSerializer):
         # custodians only: approvals.dp.dp_gate_visible_to.
         visible = dp_gate_visible_to(user=self._user(), gate=obj.gate, is_dp=obj.is_dp)
         checks = GateCheckSerializer(visible["checks"], many=True).data
-        body = {"passed": visible["passed"], "checks": checks}
+        body = {
+            "passed": visible["passed"],
+            "checks": checks,
+            "needs_acknowledgement": visible.get("needs_acknowledgement", []),
+        }
         if visible.get("overridden"):
             body.update(overridden=True, override=visible["override"])
         return body

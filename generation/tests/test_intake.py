@@ -10,11 +10,12 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from audit.models import AuditEvent
-from conftest import csv_upload, small_flchain_csv
+from conftest import csv_upload, data_file, small_flchain_csv
 from generation.models import SourceDataset
 
 URL = "/api/v1/datasets/"
@@ -127,3 +128,56 @@ def test_holdout_is_split_off_at_registration(post: Any) -> None:
     body = post(small_flchain_csv(500)).json()
     assert body["holdout"] == {"share": 0.2, "rows": 100}
     assert body["training_rows"] == 400
+
+
+# --- Classification suggestions for clinical tables (issue 12, item 5) ---------------------------
+
+
+def _suggested(frame: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    from generation.intake import suggest_classifications
+    from generation.profiling import profile_frame
+
+    return suggest_classifications(profile_frame(frame), frame)
+
+
+def test_a_whole_number_unique_per_row_is_suggested_as_a_direct_identifier_whatever_its_name() -> None:
+    frame = pd.read_csv(data_file("actg175.csv"))  # `pidnum`: the trial's patient number
+
+    suggested = _suggested(frame)
+
+    assert suggested["pidnum"][0] == "direct_identifier"
+    assert "patient or record number" in suggested["pidnum"][1]
+    # Measurements are not identifiers, even with many distinct values.
+    assert suggested["wtkg"][0] == "other" and suggested["cd80"][0] == "other"
+
+
+def test_a_unique_measurement_in_a_tiny_table_or_with_fractions_is_not_an_identifier() -> None:
+    tiny = pd.DataFrame({"score": [3, 9, 14, 27, 35], "weight": [60.5, 71.25, 80.0, 92.75, 55.5]})
+    fractions = pd.DataFrame({"weight": [50 + i * 0.37 for i in range(200)]})
+
+    assert _suggested(tiny)["score"][0] == "other"
+    assert _suggested(fractions)["weight"][0] == "other"
+
+
+def test_outcomes_and_diagnosis_like_columns_are_suggested_as_sensitive() -> None:
+    actg = _suggested(pd.read_csv(data_file("actg175.csv")))
+    pbc = _suggested(pd.read_csv(data_file("pbc.csv")))
+    rng = np.random.default_rng(1)
+    icd = _suggested(
+        pd.DataFrame(
+            {
+                "code": rng.choice(["I21.4", "E11.9", "J44.1", "N18.3", "C50.9"], size=100),
+                "ward": rng.choice(["north", "south"], size=100),
+                "mortality_30d": rng.integers(0, 2, size=100),
+            }
+        )
+    )
+
+    assert actg["cens"][0] == "sensitive"  # the study's outcome
+    assert actg["symptom"][0] == "sensitive" and actg["drugs"][0] == "sensitive"
+    assert pbc["status"][0] == "sensitive" and pbc["stage"][0] == "sensitive"
+    assert icd["code"] == ("sensitive", "Values look like diagnosis (ICD) codes.")
+    assert icd["mortality_30d"][0] == "sensitive"
+    assert icd["ward"][0] == "other"
+    # The name rules keep precedence: a demographic stays a quasi-identifier.
+    assert actg["age"][0] == "quasi_identifier"

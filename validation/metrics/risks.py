@@ -8,6 +8,7 @@ with both), and every risk carries anonymeter's confidence interval.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ import pandas as pd
 from validation.metrics.columns import ColumnInfo, as_labels, as_numbers, quasi_identifiers, sensitive_columns
 from validation.metrics.stats import rounded, rounded_pair
 
+logger = logging.getLogger(__name__)
 REFERENCE_CAP = 2_000  # original and control rows per attack
 SYNTHETIC_CAP = 5_000
 N_ATTACKS = 500
@@ -26,6 +28,22 @@ N_ATTACKS = 500
 # measured and shown, but a gate verdict on them would be a coin toss (a GaussianCopula release
 # of a 600-row table breached 0.15 "significantly" in 4 of 30 random splits), so they are not gated.
 MIN_GATED_ROWS = 500
+
+
+def _cache_compiled_kernels() -> None:
+    """Keep anonymeter's numba kernels compiled on disk (numba's own cache, keyed by the source
+    file and numba version): compiling them costs about 7 s in every new worker process, more than
+    all three attacks on a 5,000 x 40 release. Where no cache folder is writable numba refuses,
+    and the kernels compile in memory as before."""
+    try:
+        import anonymeter.evaluators  # noqa: F401  (imports the kernels' module without a cycle)
+        from anonymeter.neighbors import mixed_types_kneighbors as kernels
+
+        for kernel in (kernels.gower_distance, kernels._nearest_neighbors):
+            if getattr(kernel, "_cache", None) is None or type(kernel._cache).__name__ == "NullCache":
+                kernel.enable_caching()
+    except Exception as exc:  # noqa: BLE001 - caching is an optimisation; never fail a run on it
+        logger.info("anonymeter kernels not cached: %s", type(exc).__name__)
 
 
 def _prepared(frame: pd.DataFrame, infos: list[ColumnInfo]) -> pd.DataFrame:
@@ -68,6 +86,7 @@ def anonymeter_risks(
 ) -> dict[str, Any]:
     """Singling-out, linkability and inference risks; each attack runs under `guard` if given
     (so one failing attack fails its own check, not the others)."""
+    _cache_compiled_kernels()
     rng = np.random.default_rng(seed)
     n = min(len(training), len(holdout), REFERENCE_CAP)
     ori = _prepared(training.sample(n=n, random_state=seed), infos)
@@ -132,13 +151,19 @@ def inference(
     n_attacks: int,
     seed: int,
 ) -> dict[str, Any]:
-    """For each sensitive column, guess its value from every other column via the release's
-    nearest record. The reported risk is the worst secret's."""
+    """For each secret (the declared outcome and every sensitive column), guess its value from
+    every other column via the release's nearest record. The reported risk is the worst secret's.
+
+    The outcome is a secret even when nobody classified it sensitive: "died during follow-up" is
+    what an attacker would most like to learn, and the steward's declaring it says it matters."""
     from anonymeter.evaluators import InferenceEvaluator
 
-    secrets = sensitive_columns(infos)
+    secrets = inference_secrets(infos)
     if not secrets or len(infos) < 2:
-        return {"status": "not_applicable", "reason": "No requested column is classified sensitive."}
+        return {
+            "status": "not_applicable",
+            "reason": "No requested column is classified sensitive or declared the outcome.",
+        }
     kinds = {i.name: i.continuous for i in infos}
     per_secret: dict[str, Any] = {}
     for secret in secrets:
@@ -157,3 +182,9 @@ def inference(
         per_secret[secret] = _risk(evaluator, n_attacks)
     worst = max(per_secret, key=lambda s: per_secret[s]["risk"] or 0.0)
     return {"status": "ok", **per_secret[worst], "secret": worst, "secrets": per_secret}
+
+
+def inference_secrets(infos: list[ColumnInfo]) -> list[str]:
+    """The declared outcome first, then the sensitive columns, each once."""
+    outcome = [i.name for i in infos if i.outcome]
+    return list(dict.fromkeys(outcome + sensitive_columns(infos)))

@@ -30,6 +30,11 @@ MIN_TEST_ROWS = 20
 # holdout gave a GaussianCopula release a failing ratio about once in 25 splits), so the result is
 # reported but not gated.
 MIN_GATED_EVENTS = 100
+# Below that, the ratio's interval comes from a paired bootstrap of the real test rows (both
+# models' scores resampled together, so the AUCs' correlation is kept); below 10 events or
+# non-events even that says nothing and the check is not run, with the reason.
+MIN_BOOTSTRAP_EVENTS = 10
+BOOTSTRAP_RESAMPLES = 1_000
 # How the outcome was chosen, recorded as tstr.outcome_source.
 DECLARED, CONVENTION = "declared", "convention"
 
@@ -85,21 +90,21 @@ def _model(infos: list[ColumnInfo], seed: int) -> Pipeline:
     return Pipeline([("columns", columns), ("classifier", classifier)])
 
 
-def _auc(
+def _scores(
     train_x: pd.DataFrame,
     train_y: np.ndarray,
     test_x: pd.DataFrame,
-    test_y: np.ndarray,
     infos: list[ColumnInfo],
     seed: int,
-) -> float:
-    # A table whose outcome takes one value teaches nothing: its model ranks at chance.
+) -> np.ndarray:
+    """The model's event probability for each test row."""
+    # A table whose outcome takes one value teaches nothing: its model ranks at chance (AUC 0.5).
     if len(np.unique(train_y)) < 2:
-        return 0.5
+        return np.zeros(len(test_x))
     # One OpenMP thread: on a shared two-core worker, more threads made this ten times slower.
     with threadpool_limits(limits=1):
         model = _model(infos, seed).fit(train_x, train_y)
-        return float(roc_auc_score(test_y, model.predict_proba(test_x)[:, 1]))
+        return np.asarray(model.predict_proba(test_x)[:, 1])
 
 
 def _sample(frame: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:
@@ -118,13 +123,19 @@ def tstr(
     if outcome is None:
         return {
             "status": "not_applicable",
+            "reason_code": "no_outcome",
             "reason": "No requested column is declared the outcome or classified sensitive with "
             "exactly two values; a data steward can declare the outcome on the dataset's review page.",
         }
     chosen = {"outcome": outcome, "outcome_source": outcome_source(outcome, infos)}
     features = [i for i in infos if i.name != outcome]
     if not features:
-        return {"status": "not_applicable", "reason": "The outcome is the only requested column.", **chosen}
+        return {
+            "status": "not_applicable",
+            "reason_code": "outcome_only",
+            "reason": "The outcome is the only requested column.",
+            **chosen,
+        }
     positive = positive_label(as_labels(training[outcome]))
 
     def labelled(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
@@ -139,14 +150,33 @@ def tstr(
     if len(np.unique(y_test)) < 2:
         return {
             "status": "not_applicable",
+            "reason_code": "one_outcome_value",
             "reason": "The real test rows hold only one outcome value.",
             **chosen,
         }
-    auc_trtr = _auc(x_real, y_real, x_test, y_test, features, seed)
-    auc_tstr = _auc(x_syn, y_syn, x_test, y_test, features, seed)
     n_pos, n_neg = int(y_test.sum()), int(len(y_test) - y_test.sum())
+    if min(n_pos, n_neg) < MIN_BOOTSTRAP_EVENTS:
+        return {
+            "status": "not_run",
+            "reason_code": "too_few_events",
+            "reason": f"Fewer than {MIN_BOOTSTRAP_EVENTS} events or non-events among the real test rows.",
+            "n_events": n_pos,
+            "n_non_events": n_neg,
+            **chosen,
+        }
+    scores_trtr = _scores(x_real, y_real, x_test, features, seed)
+    scores_tstr = _scores(x_syn, y_syn, x_test, features, seed)
+    auc_trtr = float(roc_auc_score(y_test, scores_trtr))
+    auc_tstr = float(roc_auc_score(y_test, scores_tstr))
+    gated = n_pos >= MIN_GATED_EVENTS and n_neg >= MIN_GATED_EVENTS
     tstr_ci = auc_interval(auc_tstr, n_pos, n_neg)
     trtr_ci = auc_interval(auc_trtr, n_pos, n_neg)
+    if gated:
+        interval = "hanley_mcneil"
+        ratio_ci = _ratio_interval(auc_tstr, tstr_ci, auc_trtr, trtr_ci) if auc_trtr > 0 else None
+    else:
+        interval = "bootstrap"
+        tstr_ci, trtr_ci, ratio_ci = _bootstrap_intervals(y_test, scores_tstr, scores_trtr, seed)
     return {
         "status": "ok",
         **chosen,
@@ -156,17 +186,54 @@ def tstr(
         "n_train_synthetic": len(y_syn),
         "n_test": len(y_test),
         "auc_trtr": rounded(auc_trtr),
-        "auc_trtr_ci": rounded_pair(auc_interval(auc_trtr, n_pos, n_neg)),
+        "auc_trtr_ci": rounded_pair(trtr_ci),
         "auc_tstr": rounded(auc_tstr),
         "auc_tstr_ci": rounded_pair(tstr_ci),
         "ratio": rounded(auc_tstr / auc_trtr) if auc_trtr > 0 else None,
-        "ratio_ci": rounded_pair(_ratio_interval(auc_tstr, tstr_ci, auc_trtr, trtr_ci))
-        if auc_trtr > 0
-        else None,
+        "ratio_ci": rounded_pair(ratio_ci) if ratio_ci is not None and auc_trtr > 0 else None,
+        "interval": interval,
         "n_events": n_pos,
         "n_non_events": n_neg,
-        "gated": n_pos >= MIN_GATED_EVENTS and n_neg >= MIN_GATED_EVENTS,
+        # Judged either way; `interval` says how (a bootstrap below 100 events or non-events).
+        "gated": True,
     }
+
+
+def _bootstrap_intervals(
+    y: np.ndarray, scores_tstr: np.ndarray, scores_trtr: np.ndarray, seed: int
+) -> tuple[tuple[float, float], tuple[float, float], tuple[float, float] | None]:
+    """95% percentile intervals of both AUCs and their ratio from a paired bootstrap of the test
+    rows: each resample scores both models on the same rows, so their correlation is kept. It
+    covers the test rows' sampling, not the models' fitting (which a small test set dominates)."""
+    rng = np.random.default_rng(seed)
+    samples = rng.integers(0, len(y), size=(BOOTSTRAP_RESAMPLES, len(y)))
+    tstr_aucs = _resampled_aucs(y, scores_tstr, samples)
+    trtr_aucs = _resampled_aucs(y, scores_trtr, samples)
+    keep = ~np.isnan(tstr_aucs) & ~np.isnan(trtr_aucs) & (trtr_aucs > 0)
+    ratios = tstr_aucs[keep] / trtr_aucs[keep]
+
+    def percentile(values: np.ndarray) -> tuple[float, float]:
+        return (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
+
+    return (
+        percentile(tstr_aucs[keep]),
+        percentile(trtr_aucs[keep]),
+        percentile(ratios) if len(ratios) else None,
+    )
+
+
+def _resampled_aucs(y: np.ndarray, scores: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """ROC AUC (Mann-Whitney, ties counting one half) of each resample, vectorised: one row of
+    `samples` is one resample's row indices."""
+    from scipy.stats import rankdata
+
+    labels, values = y[samples], scores[samples]
+    ranks = rankdata(values, axis=1)
+    n_pos = labels.sum(axis=1)
+    n_neg = labels.shape[1] - n_pos
+    with np.errstate(divide="ignore", invalid="ignore"):
+        auc = ((ranks * labels).sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    return np.where((n_pos > 0) & (n_neg > 0), auc, np.nan)
 
 
 def _ratio_interval(

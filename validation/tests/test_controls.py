@@ -120,12 +120,19 @@ def test_a_perturbed_copy_scores_high_on_shapes_but_is_blocked_by_membership_inf
         assert "membership_inference_auc" in failed(result, thresholds), tier
 
 
-def test_with_a_small_holdout_anonymeter_risks_are_reported_but_not_gated(
+def test_with_a_small_holdout_anonymeter_risks_are_reported_as_not_run_with_a_reason(
     training: pd.DataFrame, holdout: pd.DataFrame, infos: list[ColumnInfo]
 ) -> None:
     result = judge(training, holdout, infos, smooth_marginals, 600)
+    checks = {c.name: c for c in result.checks}
 
     assert result.metrics["anonymeter"]["gated"] is False
     assert result.metrics["anonymeter"]["singling_out"]["ci"] is not None
-    assert "singling_out_risk" not in {c.name for c in result.checks}
+    # Not silently dropped: each attack is listed as not run, says why in words, keeps its estimate.
+    for name in ("singling_out_risk", "linkability_risk", "inference_risk"):
+        assert checks[name].status == "not_run", name
+        assert "at least 500 training and 500 holdout rows" in checks[name].reason
+        assert "_" not in checks[name].reason  # plain words, no codes
+        assert checks[name].passed is True  # not required by default: shown, not blocking
+    assert checks["singling_out_risk"].value == result.metrics["anonymeter"]["singling_out"]["risk"]
     assert "anonymeter_too_few_holdout_rows" in result.metrics["warnings"]

@@ -142,16 +142,38 @@ def test_a_release_with_scrambled_outcomes_fails_the_tstr_floor(source: pd.DataF
     assert check.passed is False
 
 
-def test_with_fewer_than_100_test_events_tstr_is_reported_but_not_gated(source: pd.DataFrame) -> None:
+def test_with_fewer_than_100_test_events_tstr_is_judged_on_a_bootstrap_interval(source: pd.DataFrame) -> None:
     frame = source[SAFE_COLUMNS]
     training, holdout = frame.iloc[:480], frame.iloc[480:600]
     scrambled = training.assign(death=np.random.default_rng(0).permutation(training["death"].to_numpy()))
 
-    result = tstr(training, scrambled, holdout, SAFE_INFOS, seed=1)
+    resampled = training.sample(frac=1.0, replace=True, random_state=3)  # a faithful stand-in release
+    faithful = tstr(training, resampled, holdout, SAFE_INFOS, seed=1)
+    broken = tstr(training, scrambled, holdout, SAFE_INFOS, seed=1)
 
-    assert (result["status"], result["gated"]) == ("ok", False)
-    assert result["n_events"] < 100
-    assert "tstr_auc_ratio" not in {c.name for c in gate_checks({"tstr": result}, None)}
+    assert faithful["n_events"] < 100 and faithful["interval"] == broken["interval"] == "bootstrap"
+    lo, hi = faithful["ratio_ci"]
+    assert lo < faithful["ratio"] < hi and hi - lo < 0.6, faithful
+    by_name = {c.name: c for c in gate_checks({"tstr": faithful}, None)}
+    assert by_name["tstr_auc_ratio"].status == "passed" and by_name["tstr_auc_ratio"].ci == (lo, hi)
+    # Label-scrambled training rows teach nothing: the whole interval sits below the floor.
+    assert broken["ratio_ci"][1] < DEFAULT_THRESHOLDS["tstr_auc_ratio_min"]
+    assert {c.name: c for c in gate_checks({"tstr": broken}, None)}["tstr_auc_ratio"].status == "failed"
+
+
+def test_with_almost_no_test_events_tstr_is_not_run_and_says_why(source: pd.DataFrame) -> None:
+    frame = source[SAFE_COLUMNS]
+    survivors = frame[frame["death"] == 0]
+    holdout = pd.concat([survivors.iloc[500:600], frame[frame["death"] == 1].iloc[:5]])
+
+    result = tstr(frame.iloc[:480], frame.iloc[:480], holdout, SAFE_INFOS, seed=1)
+    check = {c.name: c for c in gate_checks({"tstr": result}, None)}["tstr_auc_ratio"]
+
+    assert (result["status"], result["n_events"]) == ("not_run", 5)
+    assert check.status == "not_run" and check.applicable and "Too few outcome events" in check.reason
+    assert check.passed is True  # shown, not blocking, unless the tier requires it
+    required = {c.name: c for c in gate_checks({"tstr": result}, {"required_checks": ["tstr_auc_ratio"]})}
+    assert required["tstr_auc_ratio"].passed is False
 
 
 def test_without_a_binary_sensitive_column_tstr_is_not_applicable_and_not_a_failure(
@@ -163,8 +185,17 @@ def test_without_a_binary_sensitive_column_tstr_is_not_applicable_and_not_a_fail
     result = tstr(training, training, holdout, infos)
     names = [c.name for c in gate_checks({"tstr": result, "columns": []}, None)]
 
+    checks = {
+        c.name: c
+        for c in gate_checks({"tstr": result, "columns": []}, {"required_checks": ["tstr_auc_ratio"]})
+    }
+
     assert result["status"] == "not_applicable"
-    assert "tstr_auc_ratio" not in names
+    assert "tstr_auc_ratio" in names
+    # Nothing to predict: not run, with the reason, and not a failure even where required.
+    assert checks["tstr_auc_ratio"].status == "not_run" and not checks["tstr_auc_ratio"].applicable
+    assert "declare the outcome" in checks["tstr_auc_ratio"].reason
+    assert checks["tstr_auc_ratio"].passed is True
 
 
 def test_overlays_hide_training_bins_and_categories_below_k() -> None:

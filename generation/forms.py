@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
 
 from generation.choices import Classification, ColumnKind
 from generation.intake import DELIMITERS
-from generation.policies import MIN_POPULATION_REASON, DeclarationSource, declaration_source
+from generation.policies import MAX_DECIMALS, MIN_POPULATION_REASON, DeclarationSource, declaration_source
 
 
 class DatasetUploadForm(forms.Form):
@@ -65,6 +66,20 @@ class ColumnReviewForm(forms.Form):
     )
     unit = forms.CharField(required=False, max_length=40)
     nullable = forms.ChoiceField(required=False, choices=_TRI_STATE, label="Missing values allowed")
+    decimals = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=MAX_DECIMALS,
+        label="Decimals",
+        help_text="How many decimals values are recorded to (2 for 3.62); releases are rounded to it.",
+    )
+    allowed_values = forms.CharField(
+        required=False,
+        label="Allowed values",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Scores and codes only: every value the column can take (for example 3 to 15 for a "
+        "coma score), separated by commas or new lines; releases use only these.",
+    )
     outcome = forms.BooleanField(required=False, label="Outcome (for the train-on-synthetic test)")
 
     def __init__(self, *args: Any, column: Any, **kwargs: Any) -> None:
@@ -80,6 +95,8 @@ class ColumnReviewForm(forms.Form):
             "categories": "\n".join(shown.get("categories") or []),
             "unit": shown.get("unit", ""),
             "nullable": {True: "yes", False: "no"}.get(shown.get("nullable"), ""),
+            "decimals": "" if shown.get("decimals") is None else shown["decimals"],
+            "allowed_values": ", ".join(_number_text(v) for v in shown.get("allowed_values") or []),
             "outcome": bool(declared.get("outcome")),
         }
         super().__init__(*args, initial=initial, **kwargs)
@@ -88,7 +105,7 @@ class ColumnReviewForm(forms.Form):
         if column.kind not in (ColumnKind.NUMERIC, ColumnKind.DATETIME):
             del self.fields["lower"], self.fields["upper"]
         if column.kind != ColumnKind.NUMERIC:
-            del self.fields["integer"]
+            del self.fields["integer"], self.fields["decimals"], self.fields["allowed_values"]
         if column.kind not in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN):
             del self.fields["categories"]
         # Dates, free text and identifiers can never be two-valued; the service refuses them too.
@@ -104,9 +121,16 @@ class ColumnReviewForm(forms.Form):
             elif key == "nullable":
                 if data[key]:
                     change[key] = data[key] == "yes"
+            elif key == "allowed_values":
+                change[key] = [item for item in re.split(r"[\s,;]+", data[key]) if item]
             else:
                 change[key] = data[key]
         return change
+
+
+def _number_text(value: Any) -> str:
+    number = float(value)
+    return str(int(number)) if number.is_integer() else repr(number)
 
 
 class DomainEstimateForm(forms.Form):

@@ -26,7 +26,22 @@ class DeclarationSource(models.TextChoices):
 
 
 # The fields of a declared domain: entering any of them makes the declaration the steward's.
-DOMAIN_FIELDS = ("kind", "integer", "lower", "upper", "categories", "unit", "nullable")
+DOMAIN_FIELDS = (
+    "kind",
+    "integer",
+    "lower",
+    "upper",
+    "categories",
+    "unit",
+    "nullable",
+    "decimals",
+    "allowed_values",
+)
+# Numeric columns only: the precision values are recorded to, and (scores, codes) the only values
+# the column takes. Releases are rounded and snapped to them (generation.synthesizers.shaping).
+NUMERIC_ONLY_FIELDS = ("decimals", "allowed_values")
+MAX_DECIMALS = 10
+MAX_ALLOWED_VALUES = 1000
 
 # Roles that hold custody of the data: they see exact row counts, profile statistics (min/max,
 # histograms, category counts) and the full budget ledger. Everyone else sees rounded figures and

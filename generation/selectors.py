@@ -109,6 +109,8 @@ PUBLIC_DECLARED = (
     "upper",
     "integer",
     "categories",
+    "decimals",
+    "allowed_values",
     "unit",
     "nullable",
     "outcome",

@@ -6,7 +6,13 @@ from rest_framework import serializers
 
 from generation.choices import ColumnKind
 from generation.models import SourceDataset
-from generation.policies import CUSTODIANS, declaration_warnings, sees_exact_figures
+from generation.policies import (
+    CUSTODIANS,
+    MAX_ALLOWED_VALUES,
+    MAX_DECIMALS,
+    declaration_warnings,
+    sees_exact_figures,
+)
 from generation.selectors import (
     budget_totals,
     column_figures,
@@ -231,6 +237,21 @@ class ColumnChangeSerializer(serializers.Serializer):
     )
     unit = serializers.CharField(required=False, allow_blank=True, max_length=40)
     nullable = serializers.BooleanField(required=False, help_text="Whether missing values are allowed.")
+    decimals = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=MAX_DECIMALS,
+        help_text="Numeric: the decimals values are recorded to; releases are rounded to it. Null: undeclared.",
+    )
+    allowed_values = serializers.ListField(
+        child=serializers.FloatField(allow_null=False),
+        required=False,
+        allow_null=True,
+        max_length=MAX_ALLOWED_VALUES,
+        help_text="Numeric scores and codes: the only values the column takes; releases snap to the "
+        "nearest. Null or []: undeclared.",
+    )
     outcome = serializers.BooleanField(
         required=False,
         help_text="The outcome the train-on-synthetic test predicts (at most one per dataset).",

@@ -29,16 +29,18 @@ from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from core.ids import parse_uuid
 from core.roles import Role, has_role
 from generation.choices import Classification, ColumnKind, DatasetStatus
-from generation.intake import ParsedTable, frame_to_parquet_bytes, parse_upload
+from generation.intake import ParsedTable, frame_to_parquet_bytes, parse_upload, suggest_classifications
 from generation.models import BudgetLedgerEntry, ClassificationVersion, DatasetColumn, SourceDataset
 from generation.policies import (
     DOMAIN_FIELDS,
+    MAX_ALLOWED_VALUES,
+    MAX_DECIMALS,
     MIN_POPULATION_REASON,
+    NUMERIC_ONLY_FIELDS,
     DeclarationSource,
     declaration_source,
     outcome_refusal,
     second_outcome_refusal,
-    suggest_classification,
 )
 from generation.profiling import (
     DP_QUANTILES,
@@ -58,6 +60,7 @@ from generation.services.budget import (
     format_epsilon,
 )
 from generation.storage import delete_stored, storage_root, store_encrypted
+from generation.uploads import check_decoded_size
 
 STEWARDS = (Role.DATA_STEWARD, Role.ADMIN)
 
@@ -191,6 +194,8 @@ def _register(
     path, sha256, size = _spool(uploaded_file, spool_dir)
     stored: list[str] = []
     try:
+        # Rows, columns and cells from the footer or a streaming count, before pandas decodes it.
+        check_decoded_size(path, encoding=encoding, delimiter=delimiter)
         parsed = parse_upload(path, encoding=encoding, delimiter=delimiter)
         profiles = profile_frame(parsed.frame, k=settings.SYNTHGATE_SMALL_CELL_K)
         training, holdout, seed = split_holdout(parsed.frame)
@@ -262,12 +267,7 @@ def _create_rows(
     previous = SourceDataset.objects.filter(name=name).order_by("-version").first()
     # Shares the ledger of the population's first version, unless declared disjoint.
     population_id = previous.ledger_owner_id if previous is not None and population_reason is None else None
-    suggestions = {
-        p.name: suggest_classification(
-            name=p.name, kind=p.kind, patterns=p.patterns, unique_per_row=p.unique_per_row
-        )
-        for p in profiles
-    }
+    suggestions = suggest_classifications(profiles, parsed.frame)
     quasi = [n for n, (c, _) in suggestions.items() if c == Classification.QUASI_IDENTIFIER]
     dataset = SourceDataset.objects.create(
         name=name,
@@ -403,6 +403,11 @@ def _apply_declaration(column: DatasetColumn, change: dict[str, Any]) -> None:
     for key in ("integer", "nullable", "outcome"):
         if key in change:
             declared[key] = _flag(column, key, change[key])
+    if "decimals" in change:
+        declared["decimals"] = _decimals(column, change["decimals"])
+    if "allowed_values" in change:
+        declared["allowed_values"] = _allowed_values(column, change["allowed_values"])
+    _check_value_shape(column, declared)
     lower, upper = declared.get("lower"), declared.get("upper")
     if lower is not None and upper is not None and _as_number(lower) > _as_number(upper):
         raise ValidationFailed(
@@ -419,7 +424,7 @@ def _change_kind(column: DatasetColumn, declared: dict[str, Any], kind: Any) -> 
         )
     if kind != column.kind:
         # What described the old kind does not describe the new one (a date bound is no number).
-        for key in ("lower", "upper", "integer", "categories"):
+        for key in ("lower", "upper", "integer", "categories", "decimals", "allowed_values"):
             declared.pop(key, None)
         column.kind = kind
 
@@ -430,6 +435,70 @@ def _categories(column: DatasetColumn, categories: Any) -> list[str]:
             f"Categories of `{column.name}` must be a list of values.", fields={column.name: "categories"}
         )
     return sorted({str(c).strip() for c in categories if str(c).strip()})
+
+
+def _decimals(column: DatasetColumn, value: Any) -> int | None:
+    """Declared precision: a whole number of decimals from 0 to MAX_DECIMALS, or None (undeclared)."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DECIMALS:
+        raise ValidationFailed(
+            f"`{column.name}`: decimals must be a whole number from 0 to {MAX_DECIMALS}.",
+            fields={column.name: "decimals"},
+        )
+    return value
+
+
+def _allowed_values(column: DatasetColumn, values: Any) -> list[float | int] | None:
+    """Declared allowed values (a score's or code's support): sorted distinct numbers, or None."""
+    if values in (None, "", []):
+        return None
+    message = (
+        f"`{column.name}`: allowed values must be a list of at most {MAX_ALLOWED_VALUES} finite numbers."
+    )
+    if not isinstance(values, list) or len(values) > MAX_ALLOWED_VALUES:
+        raise ValidationFailed(message, fields={column.name: "allowed_values"})
+    numbers: set[float] = set()
+    for value in values:
+        try:
+            number = float(value) if not isinstance(value, bool) else math.nan
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number):
+            raise ValidationFailed(message, fields={column.name: "allowed_values"})
+        numbers.add(number)
+    return [int(v) if v.is_integer() else v for v in sorted(numbers)]
+
+
+def _check_value_shape(column: DatasetColumn, declared: dict[str, Any]) -> None:
+    """Precision and allowed values describe numbers: numeric columns only, inside the bounds,
+    whole when the column is whole-number."""
+    present = [key for key in NUMERIC_ONLY_FIELDS if declared.get(key) is not None]
+    if not present:
+        return
+    if column.kind != ColumnKind.NUMERIC:
+        raise ValidationFailed(
+            f"`{column.name}`: {' and '.join(present)} can be declared for numeric columns only.",
+            fields={column.name: present[0]},
+        )
+    allowed = declared.get("allowed_values")
+    if not allowed:
+        return
+    lower, upper = declared.get("lower"), declared.get("upper")
+    if (lower is not None and min(allowed) < float(lower)) or (
+        upper is not None and max(allowed) > float(upper)
+    ):
+        raise ValidationFailed(
+            f"`{column.name}`: every allowed value must lie within the declared bounds.",
+            fields={column.name: "allowed_values"},
+        )
+    if declared.get("integer") and not all(float(v).is_integer() for v in allowed):
+        raise ValidationFailed(
+            f"`{column.name}`: the column is declared whole numbers only, so its allowed values must be whole.",
+            fields={column.name: "allowed_values"},
+        )
 
 
 def _flag(column: DatasetColumn, key: str, value: Any) -> bool:
@@ -555,6 +624,9 @@ def column_spec_snapshot(column: DatasetColumn, *, entity_column: str | None = N
         "classification": column.classification,
         **{k: declared.get(k) for k in ("lower", "upper", "categories", "unit")},
         "integer": bool(declared.get("integer")),
+        # Numeric precision and support; releases are rounded and snapped to them.
+        "decimals": declared.get("decimals"),
+        "allowed_values": declared.get("allowed_values"),
         # Undeclared, missing values are allowed: the data-independent choice.
         "nullable": bool(declared.get("nullable", True)),
         # DP synthesis refuses a column whose domain is a profile suggestion (read from the data).

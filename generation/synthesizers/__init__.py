@@ -81,6 +81,31 @@ def synthesizer_for(
     return cls(options=options)  # type: ignore[no-any-return]
 
 
+def validate_options(name: str, options: Options | None) -> dict[str, Any]:
+    """The options a request may carry for synthesizer `name`, or ValueError saying what is wrong
+    (an unknown key, a value outside the synthesizer's caps). For the edge (request forms and API):
+    the same parsing the job runs, so a request is refused when it is filed, not when it runs."""
+    try:
+        cls = REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"Unknown synthesizer {name!r}.") from None
+    # Constructing validates; a DP synthesizer needs some epsilon to construct (nothing is spent).
+    cls(epsilon=1, options=options) if cls.is_dp else cls(options=options)
+    return dict(options or {})
+
+
+def with_time_budget(name: str, options: Options | None, seconds: int | None) -> dict[str, Any]:
+    """`options` plus policy's synthesis time budget (`time_budget_s`) for a synthesizer that
+    takes one (ctgan, tvae); unchanged for the others, which refuse unknown options. An explicit
+    `time_budget_s` in the options is kept when it is the smaller."""
+    given = dict(options or {})
+    cls = REGISTRY.get(name)
+    if seconds is None or cls is None or not getattr(cls, "takes_time_budget", False):
+        return given
+    given["time_budget_s"] = min(int(seconds), int(given.get("time_budget_s", seconds)))
+    return given
+
+
 __all__ = [
     "EXTERNAL_UPLOAD",
     "EXTERNAL_UPLOAD_LABEL",
@@ -93,4 +118,6 @@ __all__ = [
     "is_known_synthesizer",
     "synthesizer_for",
     "synthesizer_label",
+    "validate_options",
+    "with_time_budget",
 ]

@@ -16,6 +16,10 @@ class ColumnSpec:
     metadata: `lower`/`upper` for numeric and datetime columns (datetimes as epoch seconds),
     `categories` for categorical and boolean columns, `integer` for whole-number numeric columns.
     They never look at the data to find them (not even a column's dtype).
+
+    `decimals` (numeric: the precision values are recorded to) and `allowed_values` (numeric scores
+    and codes: the only values the column takes) shape released values (generation.synthesizers
+    .shaping); `outcome` marks the declared outcome, which the Gaussian copula may stratify on.
     """
 
     name: str
@@ -25,6 +29,9 @@ class ColumnSpec:
     categories: tuple[str, ...] | None = None
     nullable: bool = True
     integer: bool = False  # numeric columns only: released as whole numbers, dtype int64/Int64
+    decimals: int | None = None  # numeric columns only: released rounded to this many decimals
+    allowed_values: tuple[float, ...] | None = None  # numeric columns only: released on these values
+    outcome: bool = False  # the steward's declared outcome (train-on-synthetic predicts it)
 
 
 class Synthesizer(Protocol):

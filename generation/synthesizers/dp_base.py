@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Mapping
+from dataclasses import replace
 from decimal import Decimal
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, ClassVar
@@ -39,6 +40,7 @@ from generation.synthesizers.dp_domain import (
     table_domain,
 )
 from generation.synthesizers.options import Options, checked_options, int_option, str_list_option
+from generation.synthesizers.shaping import declared_shapes, shape_frame
 
 STATE_FORMAT = "synthgate.dp-released-state"
 STATE_VERSION = 1
@@ -322,7 +324,10 @@ class DPSynthesizer:
         self._require_ready()
         if rows < 1:
             raise ValueError("Ask for at least one row.")
-        return self._sample(rows=rows, seed=seed)
+        # Declared precision and allowed values only (never learnt from the data): post-processing.
+        integers = {d.name for d in self.domains if d.integer}
+        specs = [replace(c, integer=c.integer or c.name in integers) for c in self.columns]
+        return shape_frame(self._sample(rows=rows, seed=seed), declared_shapes(specs))
 
     def _sample(self, *, rows: int, seed: int) -> pd.DataFrame:
         raise NotImplementedError

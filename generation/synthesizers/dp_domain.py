@@ -55,6 +55,7 @@ class ColumnDomain:
     integer: bool
     text_index: Mapping[str, int] = field(default_factory=dict)  # categorical: label -> cell
     number_index: Mapping[float, int] = field(default_factory=dict)  # numeric labels -> cell
+    points: np.ndarray | None = None  # numeric with declared allowed values: one cell per value
 
     @property
     def name(self) -> str:
@@ -88,6 +89,10 @@ class ColumnDomain:
         lower, upper = self.edges[0], self.edges[-1]
         clipped = np.clip(x, lower, upper)  # NaN stays NaN; +/-inf land on a bound
         bins = len(self.edges) - 1
+        if self.points is not None:
+            # The nearest declared value: a cell per value, edges at the midpoints (one record alone).
+            cell = np.searchsorted(self.edges[1:-1], np.nan_to_num(clipped, nan=lower), side="left")
+            return np.where(np.isnan(x), _MISSING, cell.astype(np.int64))
         cell = np.floor((clipped - lower) / (upper - lower) * bins)
         cell = np.clip(np.nan_to_num(cell, nan=0.0), 0, bins - 1).astype(np.int64)
         return np.where(np.isnan(x), _MISSING, cell)
@@ -139,6 +144,8 @@ class ColumnDomain:
         safe = np.where(missing, 0, cells)
         lo, hi = self.edges[safe], self.edges[safe + 1]
         values = np.clip(lo + within * (hi - lo), self.edges[0], self.edges[-1])
+        if self.points is not None:
+            values = self.points[safe]
         if self.spec.kind == ColumnKind.DATETIME:
             seconds = np.where(missing, np.nan, np.round(values))
             return pd.Series(pd.to_datetime(seconds, unit="s"), name=self.name)
@@ -267,6 +274,8 @@ def _numeric_domain(spec: ColumnSpec, *, bins: int, integer: bool) -> ColumnDoma
         raise _refuse(spec, "bounds (lower and upper)")
     if not (math.isfinite(lower) and math.isfinite(upper) and lower < upper):
         raise ValueError(f"Column {spec.name!r} has declared bounds that are not finite with lower < upper.")
+    if spec.allowed_values and spec.kind == ColumnKind.NUMERIC:
+        return _allowed_values_domain(spec, integer=integer)
     if integer:
         first, last = math.ceil(lower), math.floor(upper)
         if first > last:
@@ -277,6 +286,18 @@ def _numeric_domain(spec: ColumnSpec, *, bins: int, integer: bool) -> ColumnDoma
     else:
         edges = np.linspace(lower, upper, bins + 1)
     return ColumnDomain(spec, edges=edges, labels=(), other=None, integer=integer)
+
+
+def _allowed_values_domain(spec: ColumnSpec, *, integer: bool) -> ColumnDomain:
+    """A score or code: one cell per declared allowed value; a value maps to the nearest one."""
+    assert spec.allowed_values and spec.lower is not None and spec.upper is not None
+    points = np.unique(np.asarray(spec.allowed_values, dtype=float))
+    if not np.isfinite(points).all() or points[0] < spec.lower or points[-1] > spec.upper:
+        raise ValueError(f"Column {spec.name!r} declares allowed values outside its declared bounds.")
+    if integer and not all(float(p).is_integer() for p in points):
+        raise ValueError(f"Column {spec.name!r} is declared integer but allows a value that is not whole.")
+    edges = np.concatenate([[spec.lower], (points[1:] + points[:-1]) / 2, [spec.upper]])
+    return ColumnDomain(spec, edges=edges, labels=(), other=None, integer=integer, points=points)
 
 
 def _categorical_domain(spec: ColumnSpec, *, other: str | None) -> ColumnDomain:
@@ -354,6 +375,8 @@ def spec_to_json(spec: ColumnSpec) -> dict[str, Any]:
         "categories": list(spec.categories) if spec.categories is not None else None,
         "nullable": spec.nullable,
         "integer": spec.integer,
+        "decimals": spec.decimals,
+        "allowed_values": list(spec.allowed_values) if spec.allowed_values is not None else None,
     }
 
 
@@ -367,6 +390,8 @@ def spec_from_json(item: Mapping[str, Any]) -> ColumnSpec:
         categories=tuple(categories) if categories is not None else None,
         nullable=bool(item.get("nullable", True)),
         integer=bool(item.get("integer", False)),
+        decimals=item.get("decimals"),
+        allowed_values=tuple(float(v) for v in allowed) if (allowed := item.get("allowed_values")) else None,
     )
 
 

@@ -7,6 +7,16 @@ with an `Epoch` column holding the 0-based epoch number. `EpochReporting` turns 
 a property whose setter reports `max(Epoch) + 1` epochs done, so progress follows real epochs, not a
 timer. The synthesizer tests assert one report per epoch, which catches a library change that
 breaks the hook.
+
+Before epoch 1, ctgan fits its `DataTransformer` (a Bayesian Gaussian mixture per continuous
+column: on large tables most of the time) and assigns it to `_transformer` (CTGAN) or `transformer`
+(TVAE) just before fitting it. The same trick on those attributes wraps the new transformer's
+per-column fit and its transform, so a stage callback reports "fitting transformers: column 3/36"
+and "encoding the table" instead of no sign of life.
+
+A time budget: an epoch report may raise `StopTraining` (the caller's epoch callback decides); it
+is raised after the epoch's weights and losses are stored, so the model is left trained up to that
+epoch and the caller catches it and samples.
 """
 
 from __future__ import annotations
@@ -16,6 +26,54 @@ from typing import Any
 
 EpochFn = Callable[[int], None]
 """Called with the number of epochs completed so far (1..epochs)."""
+
+StageFn = Callable[[float, str], None]
+"""Called with (fraction of the transformer fitting done, stage label)."""
+
+
+class StopTraining(Exception):  # noqa: N818 (a signal, not an error)
+    """Raised from an epoch report to end training early (the time budget is spent)."""
+
+
+def _report_stage(owner: Any, fraction: float, label: str) -> None:
+    report: StageFn | None = owner.__dict__.get("_on_stage")
+    if report is not None:
+        report(fraction, label)
+
+
+def _hook_transformer(owner: Any, transformer: Any) -> None:
+    """Wrap one DataTransformer instance's per-column fits and its transform with stage reports."""
+    if transformer is None or owner.__dict__.get("_on_stage") is None:
+        return
+    done = {"columns": 0}
+
+    def per_column(method: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapped(data: Any) -> Any:
+            total = int(owner.__dict__.get("_stage_columns") or 0)
+            column = done["columns"] + 1
+            _report_stage(
+                owner, (column - 1) / max(total, 1), f"fitting transformers: column {column}/{total}"
+            )
+            result = method(data)
+            done["columns"] = column
+            return result
+
+        return wrapped
+
+    for name in ("_fit_continuous", "_fit_discrete"):
+        if hasattr(transformer, name):
+            setattr(transformer, name, per_column(getattr(transformer, name)))
+    fit, transform = transformer.fit, transformer.transform
+
+    def fit_reporting(raw_data: Any, *args: Any, **kwargs: Any) -> Any:
+        owner.__dict__["_stage_columns"] = getattr(raw_data, "shape", (0, 0))[1]
+        return fit(raw_data, *args, **kwargs)
+
+    def transform_reporting(raw_data: Any, *args: Any, **kwargs: Any) -> Any:
+        _report_stage(owner, 1.0, "encoding the table")
+        return transform(raw_data, *args, **kwargs)
+
+    transformer.fit, transformer.transform = fit_reporting, transform_reporting
 
 
 class EpochReporting:
@@ -35,6 +93,28 @@ class EpochReporting:
 
     def report_epochs_to(self, report: EpochFn | None) -> None:
         self.__dict__["_on_epoch"] = report
+
+    def report_stages_to(self, report: StageFn | None) -> None:
+        self.__dict__["_on_stage"] = report
+
+    # CTGAN keeps its DataTransformer in `_transformer`, TVAE in `transformer`.
+    @property
+    def _transformer(self) -> Any:
+        return self.__dict__.get("_transformer_value")
+
+    @_transformer.setter
+    def _transformer(self, value: Any) -> None:
+        self.__dict__["_transformer_value"] = value
+        _hook_transformer(self, value)
+
+    @property
+    def transformer(self) -> Any:
+        return self.__dict__.get("transformer_value")
+
+    @transformer.setter
+    def transformer(self, value: Any) -> None:
+        self.__dict__["transformer_value"] = value
+        _hook_transformer(self, value)
 
 
 def epoch_progress(

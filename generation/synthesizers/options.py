@@ -58,3 +58,18 @@ def str_list_option(options: Mapping[str, Any], key: str) -> list[str]:
     if not all(isinstance(item, str) for item in value):
         raise ValueError(f"Option {key!r} must be a list of column names.")
     return list(value)
+
+
+def bool_option(options: Mapping[str, Any], key: str, *, default: bool) -> bool:
+    value = options.get(key, default)
+    if not isinstance(value, bool):
+        raise ValueError(f"Option {key!r} must be true or false.")
+    return value
+
+
+def choice_option(options: Mapping[str, Any], key: str, choices: Iterable[str], *, default: str) -> str:
+    allowed = tuple(choices)
+    value = options.get(key, default)
+    if value not in allowed:
+        raise ValueError(f"Option {key!r} must be one of {', '.join(allowed)}.")
+    return str(value)

@@ -92,3 +92,70 @@ def tier_summary(times: list[CycleTime]) -> list[dict[str, Any]]:
                 {"tier": tier, "count": len(hours), "median": median(hours), "longest": max(hours)}
             )
     return summary
+
+
+# --- Bake-off -----------------------------------------------------------------------------------
+
+PASS_COLOUR, FAIL_COLOUR = "#1a7f37", "#cf222e"
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both axes (lower risk, higher utility),
+    ordered by risk: the frontier a requester trades along."""
+    front = []
+    for i, (risk, utility) in enumerate(points):
+        dominated = any(
+            r <= risk and u >= utility and (r, u) != (risk, utility)
+            for j, (r, u) in enumerate(points)
+            if j != i
+        )
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def pareto_figure(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Privacy risk (x, lower is better) against utility (y, higher is better), one point per
+    candidate with both scores, coloured by the gate's verdict; the Pareto front as a line and
+    the recommended candidate as a star. None when no candidate has both scores to plot."""
+    plotted = [r for r in rows if r["risk"] is not None and r["utility"] is not None]
+    if not plotted:
+        return None
+    figure = go.Figure()
+    points = [(r["risk"], r["utility"]) for r in plotted]
+    front = pareto_front(points)
+    figure.add_scatter(
+        name="Pareto front",
+        x=[points[i][0] for i in front],
+        y=[points[i][1] for i in front],
+        mode="lines",
+        line={"color": "#57606a", "dash": "dot"},
+        hoverinfo="skip",
+    )
+    for passed, label, colour in (
+        (True, "passed the gate", PASS_COLOUR),
+        (False, "failed the gate", FAIL_COLOUR),
+    ):
+        chosen = [r for r in plotted if r["passed"] == passed]
+        if chosen:
+            figure.add_scatter(
+                name=label,
+                x=[r["risk"] for r in chosen],
+                y=[r["utility"] for r in chosen],
+                mode="markers+text",
+                text=[r["label"] for r in chosen],
+                textposition="top center",
+                marker={
+                    "color": colour,
+                    "size": 12,
+                    "symbol": ["star" if r["recommended"] else "circle" for r in chosen],
+                },
+                hovertemplate="%{text}<br>risk %{x:.3f}, utility %{y:.3f}<extra></extra>",
+            )
+    figure.update_layout(
+        title="Bake-off: privacy risk against utility (recommended: star)",
+        xaxis_title="Privacy risk (worst attack advantage; lower is better)",
+        yaxis_title="Utility (mean of the utility checks; higher is better)",
+        **_LAYOUT,
+    )
+    return _as_dict(figure)

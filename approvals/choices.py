@@ -17,6 +17,8 @@ class RequestStatus(models.TextChoices):
     VALIDATING = "validating", "Validating"
     PUBLISHED = "published", "Published"
     GATE_FAILED = "gate_failed", "Failed the release gate"
+    # A bake-off whose candidates are validated, at least one passing: someone picks one to publish.
+    AWAITING_CHOICE = "awaiting_choice", "Candidates ready: choose one to publish"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
 
@@ -57,3 +59,9 @@ class OverrideStatus(models.TextChoices):
     PENDING = "pending", "Awaiting a second approver"
     APPROVED = "approved", "Approved: published despite the failed gate"
     DECLINED = "declined", "Declined"
+
+
+class RetryStatus(models.TextChoices):
+    PENDING = "pending", "Awaiting a privacy officer"
+    APPROVED = "approved", "Approved: the retry was queued"
+    REFUSED = "refused", "Refused"

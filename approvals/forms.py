@@ -10,6 +10,8 @@ from generation.models import SourceDataset
 from generation.synthesizers import EXTERNAL_UPLOAD, EXTERNAL_UPLOAD_LABEL, REGISTRY
 
 DEFAULT_SYNTHESIZER = "gaussian_copula"
+# Candidate rows in the browser form (the API takes up to the policy's max_candidates).
+CANDIDATE_ROWS = 4
 
 
 class RequestForm(forms.Form):
@@ -52,6 +54,18 @@ class RequestForm(forms.Form):
         "Pure DP synthesizers such as dp_copula spend no delta: leave it empty.",
     )
 
+    bakeoff = forms.ChoiceField(
+        label="Bake-off",
+        required=False,
+        choices=[
+            ("", "No: use the synthesizer above"),
+            ("auto", "Auto: the default candidates (no epsilon spent)"),
+            ("custom", "Yes: the candidates below"),
+        ],
+        help_text="Fit several candidates, compare them on a privacy x utility plot and publish the "
+        "best one that passes the gate. Each DP candidate reserves its own epsilon at approval.",
+    )
+
     def __init__(self, *args: Any, datasets: Any, dataset: SourceDataset | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["dataset"].queryset = datasets
@@ -60,11 +74,42 @@ class RequestForm(forms.Form):
         self.fields["synthesizer"].choices = [(name, REGISTRY[name].label) for name in order] + [
             (EXTERNAL_UPLOAD, EXTERNAL_UPLOAD_LABEL)
         ]
+        for n in range(1, CANDIDATE_ROWS + 1):
+            self.fields[f"candidate_{n}_synthesizer"] = forms.ChoiceField(
+                label=f"Candidate {n}: synthesizer",
+                required=False,
+                choices=[("", "(none)")] + [(name, REGISTRY[name].label) for name in order],
+            )
+            self.fields[f"candidate_{n}_epsilon"] = forms.DecimalField(
+                label=f"Candidate {n}: epsilon",
+                required=False,
+                min_value=0,
+                max_digits=12,
+                decimal_places=6,
+                help_text="DP synthesizers only." if n == 1 else "",
+            )
         if dataset is not None:
             self.fields["columns"].choices = [
                 (c.name, f"{c.name} ({c.get_classification_display().lower()})")
                 for c in dataset.columns.exclude(classification="direct_identifier").order_by("position")
             ]
+
+    def candidates(self) -> Any:
+        """What the bake-off fields ask for: None (no bake-off), "auto", or the candidate list."""
+        choice = self.cleaned_data.get("bakeoff")
+        if choice == "auto":
+            return "auto"
+        if choice != "custom":
+            return None
+        return [
+            {
+                "synthesizer": self.cleaned_data[f"candidate_{n}_synthesizer"],
+                "epsilon": self.cleaned_data.get(f"candidate_{n}_epsilon"),
+                "options": {},
+            }
+            for n in range(1, CANDIDATE_ROWS + 1)
+            if self.cleaned_data.get(f"candidate_{n}_synthesizer")
+        ]
 
 
 class DecisionForm(forms.Form):
@@ -126,4 +171,27 @@ class GateOverrideDecisionForm(forms.Form):
         required=False,
         max_length=5000,
         help_text="Required when declining.",
+    )
+
+
+class RetryAskForm(forms.Form):
+    reason = forms.CharField(
+        label="Why a retry (optional)",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        max_length=5000,
+        help_text="For the privacy officer who decides. Nothing is spent until they approve.",
+    )
+
+
+class RetryDecisionForm(forms.Form):
+    decision = forms.ChoiceField(
+        choices=[("approve", "Approve retry"), ("refuse", "Refuse retry")], widget=forms.RadioSelect
+    )
+    comment = forms.CharField(
+        label="Comment",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        min_length=20,
+        max_length=5000,
+        help_text="Required (at least 20 characters): why a new attempt is acceptable, or not. Audited.",
     )

@@ -14,6 +14,7 @@ from approvals.choices import (
     OverrideStatus,
     PurposeCategory,
     RequestStatus,
+    RetryStatus,
     TierLevel,
 )
 from core.roles import Role
@@ -21,30 +22,61 @@ from generation.models import atto_to_delta, micro_to_epsilon
 
 
 class PolicyVersion(models.Model):
-    """One published version of the risk-tiering rules (YAML text), numbered from 1.
+    """One version of the risk-tiering rules (YAML text).
 
-    The active version is the highest number. Versions are never edited: publishing writes a new
-    row, and every tier decision points at the version that made it.
+    A version is first `proposed` (by an admin or a privacy officer; no number yet) and becomes
+    `published` only when a privacy officer who is not its author approves it after reading its
+    diff against `base_number`; publishing assigns the next number. The active version is the
+    highest published number. A rejected proposal keeps its text and the reason; one left behind
+    by another publication is `superseded`. Versions are never edited, and every tier decision
+    points at the published version that made it.
     """
 
-    number = models.PositiveIntegerField(unique=True)
+    class Status(models.TextChoices):
+        PROPOSED = "proposed", "Waiting for a privacy officer"
+        PUBLISHED = "published", "Published"
+        REJECTED = "rejected", "Rejected"
+        SUPERSEDED = "superseded", "Superseded by another version"
+
+    number = models.PositiveIntegerField(unique=True, null=True, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PUBLISHED)
     source = models.TextField(help_text="The rule set as published (YAML).")
     sha256 = models.CharField(max_length=64)
     notes = models.TextField(blank=True)
+    # The author, who proposed this text (named "published" from before proposals existed).
     published_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     published_by_name = models.CharField(max_length=150)
-    published_at = models.DateTimeField(auto_now_add=True)
+    published_at = models.DateTimeField(auto_now_add=True, help_text="When the text was proposed.")
+    base_number = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The published version the author diffed against."
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_by_name = models.CharField(max_length=150, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-number"]
         constraints = [
-            models.CheckConstraint(condition=models.Q(number__gte=1), name="policy_number_positive")
+            models.CheckConstraint(condition=models.Q(number__gte=1), name="policy_number_positive"),
+            # Only a published version has a number, and every published version has one.
+            models.CheckConstraint(
+                condition=models.Q(status="published", number__isnull=False)
+                | (models.Q(number__isnull=True) & ~models.Q(status="published")),
+                name="policy_number_iff_published",
+            ),
+            # Two people: whoever approves a version did not write it.
+            models.CheckConstraint(
+                condition=~models.Q(approved_by=models.F("published_by")), name="policy_approver_not_author"
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"policy v{self.number}"
+        return f"policy v{self.number}" if self.number else f"policy proposal #{self.pk}"
 
 
 class GenerationRequest(models.Model):
@@ -76,6 +108,13 @@ class GenerationRequest(models.Model):
     epsilon_micro = models.PositiveBigIntegerField(null=True, blank=True)
     # For (epsilon, delta)-DP synthesizers (dp_mst, dp_aim): the delta asked for, in 1e-18 units.
     delta_atto = models.PositiveBigIntegerField(null=True, blank=True)
+    # A bake-off: [{synthesizer, epsilon_micro, delta_atto, options}], each fitted and validated,
+    # one published. Empty for a single-synthesizer request. For a bake-off, `synthesizer` is
+    # BAKEOFF and epsilon_micro/delta_atto are the sums over the DP candidates (what approval
+    # reserves from the ledger).
+    candidates = models.JSONField(default=list, blank=True)
+    # The candidates are the policy's default set ("auto"), not the requester's choice.
+    candidates_auto = models.BooleanField(default=False)
     status = models.CharField(max_length=20, choices=RequestStatus.choices, default=RequestStatus.DRAFT)
     review_round = models.PositiveIntegerField(default=0)
     tier_level = models.CharField(max_length=12, choices=TierLevel.choices, blank=True)
@@ -242,3 +281,87 @@ class GateOverride(models.Model):
 
     def __str__(self) -> str:
         return f"gate override of {self.job_id} ({self.status})"
+
+
+class CandidateRun(models.Model):
+    """One candidate of a bake-off attempt: its own synthesis job (its own ledger reservation for
+    a DP candidate), whether it was recommended and whether it was chosen for publication. Rows
+    are kept after the choice, so the rejected candidates stay in the lineage."""
+
+    attempt = models.ForeignKey(GenerationAttempt, on_delete=models.CASCADE, related_name="candidates")
+    index = models.PositiveSmallIntegerField()
+    job = models.OneToOneField(
+        "generation.SynthesisJob", on_delete=models.PROTECT, related_name="candidate_run"
+    )
+    synthesizer = models.CharField(max_length=40)
+    epsilon_micro = models.PositiveBigIntegerField(null=True, blank=True)
+    options = models.JSONField(default=dict, blank=True)
+    recommended = models.BooleanField(default=False)
+    chosen = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["attempt", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["attempt", "index"], name="candidate_index_unique_per_attempt"),
+            models.UniqueConstraint(
+                fields=["attempt"], condition=models.Q(chosen=True), name="one_chosen_candidate_per_attempt"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.attempt} candidate {self.index} ({self.synthesizer})"
+
+    @property
+    def epsilon(self) -> Decimal | None:
+        return micro_to_epsilon(self.epsilon_micro)
+
+
+class PrivacyRetry(models.Model):
+    """A new attempt after a failed privacy check: the requester may only ask for it; a privacy
+    officer (never the requester) approves it with a comment, which queues the attempt and
+    reserves its epsilon, or refuses it. Names are kept beside the foreign keys."""
+
+    request = models.ForeignKey(GenerationRequest, on_delete=models.CASCADE, related_name="privacy_retries")
+    failed_job = models.ForeignKey("generation.SynthesisJob", on_delete=models.PROTECT, related_name="+")
+    failed_checks = models.JSONField(default=list, help_text="Names of the privacy checks that failed.")
+    # What the retry reserves from the ledger (null: nothing, a non-DP request).
+    epsilon_micro = models.PositiveBigIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=RetryStatus.choices, default=RetryStatus.PENDING)
+    asked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    asked_by_name = models.CharField(max_length=150, blank=True)
+    reason = models.TextField(blank=True)
+    asked_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_by_name = models.CharField(max_length=150, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_comment = models.TextField(blank=True)
+    retry_job = models.ForeignKey(
+        "generation.SynthesisJob", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["asked_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["failed_job"],
+                condition=models.Q(status__in=["pending", "approved"]),
+                name="one_open_or_approved_retry_per_failed_job",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(decided_by__isnull=True)
+                | models.Q(asked_by__isnull=True)
+                | ~models.Q(decided_by=models.F("asked_by")),
+                name="retry_decider_is_not_asker",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"privacy retry of {self.failed_job_id} ({self.status})"
+
+    @property
+    def epsilon(self) -> Decimal | None:
+        return micro_to_epsilon(self.epsilon_micro)

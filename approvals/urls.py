@@ -9,6 +9,7 @@ urlpatterns = [
     path("preview/", views.request_preview_view, name="request-preview"),
     path("review/", views.review_queue_view, name="review-queue"),
     path("evidence/", views.review_evidence, name="review-evidence"),
+    path("checks/", views.check_glossary, name="check-glossary"),
     path("<str:request_id>/", views.request_detail, name="request-detail"),
     path("<str:request_id>/edit/", views.request_edit, name="request-edit"),
     path("<str:request_id>/job/", views.request_job, name="request-job"),
@@ -17,4 +18,6 @@ urlpatterns = [
     path("<str:request_id>/decide/", views.request_decide_view, name="request-decide"),
     path("<str:request_id>/regenerate/", views.request_regenerate_view, name="request-regenerate"),
     path("<str:request_id>/upload/", views.request_upload_view, name="request-upload"),
+    path("<str:request_id>/retry/", views.request_retry_ask_view, name="request-retry-ask"),
+    path("<str:request_id>/retry/decide/", views.request_retry_decide_view, name="request-retry-decide"),
 ]

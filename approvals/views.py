@@ -8,17 +8,23 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from approvals.charts import cycle_time_figures, tier_summary
+from approvals.bakeoff import choose_refusal, score
+from approvals.charts import cycle_time_figures, pareto_figure, tier_summary
 from approvals.choices import DecisionKind, OverrideStatus, RequestStatus
-from approvals.dp import budget_check, domain_refusal, is_custodian
+from approvals.dp import budget_check, domain_refusal, dp_gate_visible_to, is_custodian
 from approvals.forms import (
+    CANDIDATE_ROWS,
+    DEFAULT_SYNTHESIZER,
     DecisionForm,
     GateOverrideDecisionForm,
     GateOverrideForm,
     RequestForm,
+    RetryAskForm,
+    RetryDecisionForm,
     SyntheticUploadForm,
 )
 from approvals.models import GenerationRequest
+from approvals.outcomes import explain_failed, glossary_entries
 from approvals.quorum import decide_refusal, required_approvals, reviewer_roles
 from approvals.selectors import (
     REVIEWER_ROLES,
@@ -40,14 +46,22 @@ from approvals.services import (
     request_submit,
     request_update,
     request_upload_synthetic,
+    retry_approve,
+    retry_ask,
+    retry_pending,
+    retry_refuse,
     round_quorum,
 )
+from approvals.services.attempts import latest_attempt_jobs, latest_privacy_failures
+from approvals.services.bakeoffs import candidate_rows, latest_candidates
+from approvals.services.retries import retry_ask_refusal, retry_decide_refusal
 from approvals.workflow import allowed
 from core.errors import DomainError
 from core.ids import parse_uuid
 from core.roles import AUDIT_READERS, Role, has_role
 from core.views import domain_errors_as_messages
 from generation.choices import FINAL_JOB_STATES
+from generation.models import micro_to_epsilon
 from generation.policies import about
 from generation.selectors import dataset_columns, datasets_requestable_by
 from generation.services import format_delta, ledger_owner
@@ -108,7 +122,7 @@ def _request_form_page(request: HttpRequest, *, existing: GenerationRequest | No
     )
     if request.method == "POST" and form.is_valid():
         try:
-            saved = _save(request, form.cleaned_data, existing)
+            saved = _save(request, {**form.cleaned_data, "candidates": form.candidates()}, existing)
         except DomainError as exc:
             form.add_error(None, exc.message)
         else:
@@ -151,7 +165,25 @@ def _initial(existing: GenerationRequest | None, dataset: Any) -> dict[str, Any]
         "columns": existing.columns,
         "epsilon": existing.epsilon,
         "delta": format_delta(existing.delta_atto) if existing.delta_atto else "",
+        **_candidate_initial(existing),
     }
+
+
+def _candidate_initial(existing: GenerationRequest) -> dict[str, Any]:
+    if not existing.candidates:
+        return {}
+    if existing.candidates_auto:
+        return {"bakeoff": "auto", "synthesizer": DEFAULT_SYNTHESIZER, "epsilon": None}
+    initial: dict[str, Any] = {
+        "bakeoff": "custom",
+        "synthesizer": DEFAULT_SYNTHESIZER,
+        "epsilon": None,
+        "delta": "",
+    }
+    for n, c in enumerate(existing.candidates, start=1):
+        initial[f"candidate_{n}_synthesizer"] = c["synthesizer"]
+        initial[f"candidate_{n}_epsilon"] = micro_to_epsilon(c.get("epsilon_micro"))
+    return initial
 
 
 def _save(
@@ -166,10 +198,11 @@ def _save(
         audience=data["audience"],
         fidelity=data["fidelity"],
         columns=data["columns"],
-        synthesizer=data["synthesizer"],
+        synthesizer="" if data.get("candidates") else data["synthesizer"],
         rows=data["rows"],
-        epsilon=data["epsilon"],
-        delta=data.get("delta") or None,
+        epsilon=None if data.get("candidates") else data["epsilon"],
+        delta=None if data.get("candidates") else data.get("delta") or None,
+        candidates=data.get("candidates"),
     )
     if existing is None:
         saved = request_create(actor=request.user, data=payload)
@@ -185,19 +218,46 @@ def request_preview_view(request: HttpRequest) -> HttpResponse:
     """The live tier preview beside the request form (htmx). Runs the policy; writes nothing."""
     if not has_role(request.user, Role.DATA_SCIENTIST):
         raise Http404
+    synthesizer, epsilon = _previewed_synthesizer(request.POST)
     preview = request_preview(
         actor=request.user,
         dataset_id=request.POST.get("dataset"),
         columns=request.POST.getlist("columns"),
         audience=request.POST.get("audience"),
-        synthesizer=request.POST.get("synthesizer"),
-        epsilon=request.POST.get("epsilon"),
+        synthesizer=synthesizer,
+        epsilon=epsilon,
         delta=request.POST.get("delta"),
         rows=request.POST.get("rows"),
         fidelity=request.POST.get("fidelity"),
         purpose_category=request.POST.get("purpose_category"),
     )
     return render(request, "approvals/_tier_preview.html", {"preview": preview})
+
+
+def _previewed_synthesizer(post: Any) -> tuple[str | None, str | None]:
+    """What the preview tiers: the synthesizer field, or a bake-off's riskiest candidate (any
+    non-DP one, else the largest epsilon), as submission will (approvals.bakeoff.riskiest)."""
+    choice = post.get("bakeoff")
+    if choice == "auto":
+        return DEFAULT_SYNTHESIZER, None
+    if choice != "custom":
+        return post.get("synthesizer"), post.get("epsilon")
+    named = [
+        (post.get(f"candidate_{n}_synthesizer"), post.get(f"candidate_{n}_epsilon"))
+        for n in range(1, CANDIDATE_ROWS + 1)
+        if post.get(f"candidate_{n}_synthesizer")
+    ]
+    plain = [(name, None) for name, _ in named if not is_dp_synthesizer(name)]
+    if plain or not named:
+        return plain[0] if plain else (post.get("synthesizer"), post.get("epsilon"))
+    return max(named, key=lambda c: _number_or_zero(c[1]))
+
+
+def _number_or_zero(text: Any) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _status_message(status: str) -> str:
@@ -242,8 +302,86 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
         "final": item.job is None or item.job.state in FINAL_JOB_STATES,
         **_attempts_context(request.user, item),
         **_dp_context(request.user, item),
+        **_retry_context(request.user, item),
+        **_bakeoff_context(request.user, item),
+        "outcomes": _outcomes(request.user, item),
     }
     return render(request, "approvals/request_detail.html", context)
+
+
+def _outcomes(user: Any, item: GenerationRequest) -> list[dict[str, Any]]:
+    """The latest attempt's failed checks in plain words, per job (one, or one per candidate),
+    with values only where this user may see them."""
+    if item.status not in (RequestStatus.GATE_FAILED, RequestStatus.FAILED, RequestStatus.AWAITING_CHOICE):
+        return []
+    found = []
+    for job in latest_attempt_jobs(item):
+        report = getattr(job, "validation", None)
+        if report is None or report.passed:
+            continue
+        gate = dp_gate_visible_to(
+            user=user,
+            gate={"passed": report.passed, "checks": report.checks},
+            is_dp=is_dp_synthesizer(job.synthesizer),
+        )
+        found.append({"job": job, "failed": explain_failed(gate["checks"])})
+    return found
+
+
+def _bakeoff_context(user: Any, item: GenerationRequest) -> dict[str, Any]:
+    """A bake-off's candidates: table rows (scores only where this user may see values), the
+    Pareto plot, and whether this user may pick the one to publish."""
+    if not item.candidates:
+        return {"bakeoff": None}
+    rows = []
+    for row in candidate_rows(latest_candidates(item)):
+        report = getattr(row["run"].job, "validation", None)
+        visible = (
+            dp_gate_visible_to(
+                user=user,
+                gate={"passed": report.passed, "checks": report.checks},
+                is_dp=row["epsilon_micro"] is not None,
+            )
+            if report
+            else {"checks": []}
+        )
+        shown = score(visible["checks"])
+        label = f"{row['index'] + 1}: {row['synthesizer']}" + (
+            f" eps {row['epsilon']}" if row["epsilon"] else ""
+        )
+        rows.append({**row, "utility": shown.utility, "risk": shown.privacy_risk, "label": label})
+    figure = pareto_figure(rows)
+    refusal = choose_refusal(user, requester_id=item.requester_id, tier_level=item.tier_level)
+    return {
+        "bakeoff": {
+            "rows": rows,
+            "figure": figure,
+            "auto": item.candidates_auto,
+            "total_epsilon": item.epsilon,
+            "can_choose": allowed("choose", item.status) and not refusal,
+            "chooser": "a privacy officer" if item.tier_level == "high" else "the requester",
+        }
+    }
+
+
+def _retry_context(user: Any, item: GenerationRequest) -> dict[str, Any]:
+    """After a failed privacy check: the rule, what a retry would reserve, and who may do what."""
+    retries = list(item.privacy_retries.all())
+    failed = latest_privacy_failures(item) if allowed("regenerate", item.status) else []
+    if not failed:
+        return {"privacy_failures": [], "privacy_retries": retries}
+    pending = retry_pending(item)
+    left = attempts_used(item) < attempts_allowed(item)
+    return {
+        "privacy_failures": failed,
+        "privacy_retries": retries,
+        "pending_retry": pending,
+        "retry_cost": budget_check(item.dataset, item.epsilon_micro, item.delta_atto),
+        "retry_ask_form": RetryAskForm()
+        if pending is None and left and not retry_ask_refusal(user, item)
+        else None,
+        "retry_decision_form": RetryDecisionForm() if left and not retry_decide_refusal(user, item) else None,
+    }
 
 
 def _dp_context(user: Any, item: GenerationRequest) -> dict[str, Any]:
@@ -287,9 +425,13 @@ def _attempts_context(user: Any, item: GenerationRequest) -> dict[str, Any]:
         "can_regenerate": not external
         and left
         and allowed("regenerate", item.status)
-        and (is_requester or officer),
+        and (is_requester or officer)
+        and not latest_privacy_failures(item),
         "upload_form": SyntheticUploadForm()
-        if external and is_requester and left and (awaiting_upload or allowed("regenerate", item.status))
+        if external
+        and is_requester
+        and left
+        and (awaiting_upload or (allowed("regenerate", item.status) and _upload_retry_allowed(item)))
         else None,
         "override_form": GateOverrideForm()
         if officer and not is_requester and pending is None and item.status == RequestStatus.GATE_FAILED
@@ -300,6 +442,13 @@ def _attempts_context(user: Any, item: GenerationRequest) -> dict[str, Any]:
         else None,
         "overrides": list(item.gate_overrides.all()),
     }
+
+
+def _upload_retry_allowed(item: GenerationRequest) -> bool:
+    """After a privacy failure, a new file needs an officer's approved retry first."""
+    if not latest_privacy_failures(item):
+        return True
+    return item.privacy_retries.filter(status="approved", retry_job__isnull=True).exists()
 
 
 def _can_decide(user: Any, item: GenerationRequest, decisions: list[Any]) -> bool:
@@ -429,3 +578,40 @@ def request_upload_view(request: HttpRequest, request_id: str) -> HttpResponse:
     )
     messages.success(request, "File received: it is being validated against the release gate.")
     return redirect("approvals:request-detail", item.pk)
+
+
+@require_POST
+@domain_errors_as_messages
+def request_retry_ask_view(request: HttpRequest, request_id: str) -> HttpResponse:
+    request_get_for(actor=request.user, request_id=request_id)  # 404 before any message
+    form = RetryAskForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    retry_ask(actor=request.user, request_id=request_id, reason=reason)
+    messages.success(request, "Retry asked for: a privacy officer will approve or refuse it.")
+    return redirect("approvals:request-detail", request_id)
+
+
+@require_POST
+@domain_errors_as_messages
+def request_retry_decide_view(request: HttpRequest, request_id: str) -> HttpResponse:
+    request_get_for(actor=request.user, request_id=request_id)
+    form = RetryDecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose approve or refuse, and write a comment of at least 20 characters.")
+        return redirect("approvals:request-detail", request_id)
+    approve = form.cleaned_data["decision"] == "approve"
+    decide = retry_approve if approve else retry_refuse
+    item = decide(actor=request.user, request_id=request_id, comment=form.cleaned_data["comment"])
+    if approve:
+        messages.success(
+            request, f"Retry approved: attempt {attempts_used(item)} of {attempts_allowed(item)} is queued."
+        )
+    else:
+        messages.success(request, "Retry refused.")
+    return redirect("approvals:request-detail", request_id)
+
+
+def check_glossary(request: HttpRequest) -> HttpResponse:
+    """What each release-gate check means, its threshold's reason and the next step when it fails
+    (no data: the same page for every signed-in user)."""
+    return render(request, "approvals/check_glossary.html", {"entries": glossary_entries()})

@@ -8,6 +8,8 @@
     approved --> generating --> validating --> published | gate_failed | failed   (the job's path)
     approved --upload--> approved (external_upload requests: the uploaded file's job is queued)
     gate_failed | failed --regenerate / upload--> approved (a new attempt, within the policy's limit)
+    (bake-off) generating | validating --> awaiting_choice (a candidate passed) | gate_failed (none did)
+    awaiting_choice --choose--> published (the requester, or a privacy officer for a high tier)
     gate_failed --publish_override--> published (a privacy officer's justified override, approved by
                                                  a second privacy officer)
 
@@ -36,7 +38,11 @@ TRANSITIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "start": {S.APPROVED: (S.GENERATING,)},
     "validate": {S.GENERATING: (S.VALIDATING,), S.APPROVED: (S.VALIDATING,)},
     "publish": {S.VALIDATING: (S.PUBLISHED,)},
-    "gate_fail": {S.VALIDATING: (S.GATE_FAILED,)},
+    # A bake-off follows all its candidates' jobs at once, so it may fail the gate (or have
+    # candidates ready) straight from generating.
+    "gate_fail": {S.VALIDATING: (S.GATE_FAILED,), S.GENERATING: (S.GATE_FAILED,)},
+    "bakeoff_ready": {S.GENERATING: (S.AWAITING_CHOICE,), S.VALIDATING: (S.AWAITING_CHOICE,)},
+    "choose": {S.AWAITING_CHOICE: (S.PUBLISHED,)},
     "fail": {S.APPROVED: (S.FAILED,), S.GENERATING: (S.FAILED,), S.VALIDATING: (S.FAILED,)},
     # Stopping generation (requester or a privacy officer); the request follows when the job ends.
     "cancel_job": {S.APPROVED: (S.APPROVED,), S.GENERATING: (S.GENERATING,), S.VALIDATING: (S.VALIDATING,)},
@@ -61,6 +67,8 @@ _IDEMPOTENT_RESULT = {
     # A second click on "regenerate" finds the new attempt already under way.
     "regenerate": (S.APPROVED, S.GENERATING, S.VALIDATING),
     "publish_override": (S.PUBLISHED,),
+    "bakeoff_ready": (S.AWAITING_CHOICE,),
+    "choose": (S.PUBLISHED,),
 }
 
 
@@ -97,4 +105,6 @@ def action_label(action: str) -> str:
         "regenerate": "generated again",
         "upload": "given an uploaded file",
         "publish_override": "published by override",
+        "bakeoff_ready": "offered for a choice of candidate",
+        "choose": "published from a chosen candidate",
     }[action]

@@ -24,12 +24,22 @@ from approvals.services import (
     request_follow_job,
     request_published_by_override,
 )
+from approvals.services.bakeoffs import (
+    bakeoff_chosen,
+    bakeoff_pick,
+    bakeoff_pick_refused,
+    candidate_run_of,
+    latest_candidates,
+    request_for_job,
+)
+from audit.models import Outcome
 from audit.services import audit_record
 from catalog.models import Release
 from catalog.selectors import releases_visible_to
 from core.errors import Conflict, NotFound, PermissionDenied
 from core.ids import parse_uuid
 from generation.choices import JobState
+from generation.crypto import DecryptionError
 from generation.models import SynthesisJob
 from generation.services import (
     DPStateLost,
@@ -42,7 +52,7 @@ from generation.services import (
     job_store_output,
     job_synthesize,
 )
-from generation.storage import absolute_path, read_encrypted_parquet
+from generation.storage import OpenedFile, open_encrypted, read_encrypted_parquet
 from generation.synthesizers import EXTERNAL_UPLOAD, is_dp_synthesizer
 from validation.services import validation_run
 
@@ -197,9 +207,28 @@ def release_get_for(*, actor: Any, release_id: Any) -> Release:
     return release
 
 
-def release_open_download(*, actor: Any, release_id: Any) -> tuple[Release, Path]:
-    """Authorize and audit a download; the audit row commits before any byte is sent."""
+def release_open_download(*, actor: Any, release_id: Any) -> tuple[Release, OpenedFile]:
+    """Authorize, check the stored file and audit a download; the audit row commits before any
+    byte is sent. The file is decrypted chunk by chunk as it streams (no plaintext on disk)."""
     release = release_get_for(actor=actor, release_id=release_id)
+    try:
+        opened = open_encrypted(release.storage_path)
+    except (OSError, DecryptionError) as exc:
+        # Missing, altered, or encrypted under another key: never serve it, say so, leave evidence.
+        logger.error("release %s file unreadable: %s", release.pk, type(exc).__name__)
+        audit_record(
+            actor=actor,
+            action="release.download",
+            target_type="release",
+            target_id=release.pk,
+            outcome=Outcome.FAILURE,
+            details={"sha256": release.sha256, "error": type(exc).__name__},
+        )
+        raise Conflict(
+            "This release's file cannot be read (it is missing or failed its integrity check). "
+            "Ask an administrator to restore it from backup.",
+            code="release_file_unavailable",
+        ) from None
     with transaction.atomic():
         audit_record(
             actor=actor,
@@ -208,7 +237,7 @@ def release_open_download(*, actor: Any, release_id: Any) -> tuple[Release, Path
             target_id=release.pk,
             details={"sha256": release.sha256},
         )
-    return release, absolute_path(release.storage_path)
+    return release, opened
 
 
 # --- The pipeline -----------------------------------------------------------------------------
@@ -270,7 +299,7 @@ def _stop_after_cancel(job: SynthesisJob) -> str:
 
 
 def _pipeline_steps(job: SynthesisJob) -> str:
-    request = GenerationRequest.objects.get(job_id=job.pk)
+    request = request_for_job(job)
     conformed: dict[str, Any] = {}
     privacy_facts: dict[str, Any] = {}
     if job.synthesizer == EXTERNAL_UPLOAD:
@@ -319,6 +348,8 @@ def _validate_and_publish(
     receipt = {**build_receipt(job), "conformed_to_declared": conformed}
     if privacy_facts:
         receipt["privacy_facts"] = privacy_facts
+    if candidate_run_of(job) is not None:
+        return _finish_candidate(job, passed=report.passed, receipt=receipt)
     if not report.passed:
         job_finalize(
             job=job,
@@ -335,3 +366,65 @@ def _validate_and_publish(
             release_publish(job=job, request=request, gate=gate, metrics=report.metrics, receipt=receipt)
             request_follow_job(job=job)
     return "published"
+
+
+# --- Bake-offs ------------------------------------------------------------------------------------
+
+
+def _finish_candidate(job: SynthesisJob, *, passed: bool, receipt: dict[str, Any]) -> str:
+    """A bake-off candidate is validated but never published by the pipeline: a pass leaves it
+    succeeded (publishable), a failure gate-failed; the request follows all its candidates."""
+    state = JobState.SUCCEEDED if passed else JobState.GATE_FAILED
+    job_finalize(
+        job=job,
+        state=state,
+        error_code="" if passed else "gate_failed",
+        error_message="" if passed else "The release gate failed; see the validation checks.",
+        receipt=receipt,
+    )
+    request_follow_job(job=job)
+    return "candidate_passed" if passed else "gate_failed"
+
+
+def bakeoff_choose(*, actor: Any, request_id: Any, index: Any) -> Release:
+    """Publish the chosen candidate of a bake-off through the release path. The release's receipt
+    names every candidate of the attempt (chosen and rejected) with its gate verdict, so the
+    lineage keeps them; the choice is audited with the rejected ones."""
+    try:
+        with transaction.atomic():
+            request, run = bakeoff_pick(actor=actor, request_id=request_id, index=index)
+            job = run.job
+            receipt = {**(job.receipt or build_receipt(job)), "bakeoff": _bakeoff_lineage(request, run)}
+            release = release_publish(
+                job=job,
+                request=request,
+                gate={"passed": True, "checks": job.validation.checks},
+                metrics=job.validation.metrics,
+                receipt=receipt,
+            )
+            if release is None:
+                raise Conflict("This request already has a release.", code="already_published")
+            bakeoff_chosen(actor=actor, request=request, run=run)
+            return release
+    except PermissionDenied as exc:
+        bakeoff_pick_refused(actor=actor, request_id=request_id, reason=str(exc))
+        raise
+
+
+def _bakeoff_lineage(request: GenerationRequest, chosen: Any) -> dict[str, Any]:
+    return {
+        "chosen": chosen.index,
+        "candidates": [
+            {
+                "index": r.index,
+                "synthesizer": r.synthesizer,
+                "epsilon_micro": r.epsilon_micro,
+                "options": r.options,
+                "job": str(r.job_id),
+                "state": r.job.state,
+                "gate_passed": bool(getattr(r.job, "validation", None) and r.job.validation.passed),
+                "recommended": r.recommended,
+            }
+            for r in latest_candidates(request)
+        ],
+    }

@@ -7,8 +7,10 @@ from rest_framework import serializers
 
 from approvals.choices import Audience, DecisionKind, Fidelity, PurposeCategory, RequestStatus
 from approvals.dp import budget_check
-from approvals.models import Decision, GateOverride, GenerationAttempt, GenerationRequest
+from approvals.models import Decision, GateOverride, GenerationAttempt, GenerationRequest, PrivacyRetry
 from approvals.services import attempts_allowed, round_quorum
+from approvals.services.attempts import latest_privacy_failures
+from generation.models import atto_to_delta, micro_to_epsilon
 
 
 class DecisionOutputSerializer(serializers.ModelSerializer):
@@ -59,6 +61,8 @@ class AttemptOutputSerializer(serializers.ModelSerializer):
 
 class AttemptReportOutputSerializer(serializers.Serializer):
     number = serializers.IntegerField()
+    # Bake-off attempts: one entry per candidate, with its own gate and metrics; null otherwise.
+    candidates = serializers.JSONField(allow_null=True, required=False)
     source = serializers.CharField()
     state = serializers.CharField()
     gate_passed = serializers.BooleanField(allow_null=True)
@@ -90,6 +94,42 @@ class GateOverrideOutputSerializer(serializers.ModelSerializer):
         ]
 
 
+class PrivacyRetryOutputSerializer(serializers.ModelSerializer):
+    failed_job = serializers.UUIDField(source="failed_job_id")
+    retry_job = serializers.UUIDField(source="retry_job_id", allow_null=True)
+    asked_by = serializers.CharField(source="asked_by_name")
+    decided_by = serializers.CharField(source="decided_by_name")
+    epsilon = serializers.DecimalField(
+        max_digits=12, decimal_places=6, coerce_to_string=False, allow_null=True
+    )
+
+    class Meta:
+        model = PrivacyRetry
+        fields = [
+            "id",
+            "status",
+            "failed_job",
+            "failed_checks",
+            "epsilon",
+            "asked_by",
+            "reason",
+            "asked_at",
+            "decided_by",
+            "decided_at",
+            "decision_comment",
+            "retry_job",
+        ]
+
+
+class RetryAskInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+
+
+class RetryDecisionInputSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=[("approve", "Approve"), ("refuse", "Refuse")])
+    comment = serializers.CharField(allow_blank=True, max_length=5000)
+
+
 # Before approval reserves the budget, the comparison with what is left is news to the requester.
 _BUDGET_STATUSES = (RequestStatus.DRAFT, RequestStatus.CHANGES_REQUESTED, RequestStatus.IN_REVIEW)
 
@@ -114,6 +154,9 @@ class RequestOutputSerializer(serializers.ModelSerializer):
     attempts = AttemptOutputSerializer(many=True)
     attempts_allowed = serializers.SerializerMethodField()
     gate_overrides = GateOverrideOutputSerializer(many=True)
+    privacy_retries = PrivacyRetryOutputSerializer(many=True)
+    retry = serializers.SerializerMethodField()
+    candidates = serializers.SerializerMethodField()
 
     class Meta:
         model = GenerationRequest
@@ -144,6 +187,10 @@ class RequestOutputSerializer(serializers.ModelSerializer):
             "attempts",
             "attempts_allowed",
             "gate_overrides",
+            "privacy_retries",
+            "retry",
+            "candidates",
+            "candidates_auto",
             "release",
             "created_at",
             "submitted_at",
@@ -156,6 +203,36 @@ class RequestOutputSerializer(serializers.ModelSerializer):
             return None
         check = budget_check(obj.dataset, obj.epsilon_micro, obj.delta_atto)
         return check.as_dict() if check else None
+
+    def get_candidates(self, obj: GenerationRequest) -> list[dict[str, Any]] | None:
+        """A bake-off's candidates as filed (null for a single-synthesizer request); each
+        candidate's gate and metrics are on GET .../attempts/."""
+        if not obj.candidates:
+            return None
+        return [
+            {
+                "index": i,
+                "synthesizer": c["synthesizer"],
+                "epsilon": micro_to_epsilon(c.get("epsilon_micro")),
+                "delta": atto_to_delta(c.get("delta_atto")),
+                "options": c.get("options") or {},
+            }
+            for i, c in enumerate(obj.candidates)
+        ]
+
+    def get_retry(self, obj: GenerationRequest) -> dict[str, Any] | None:
+        """After a failed gate or job: whether a new attempt needs a privacy officer (the last one
+        failed a privacy check), which checks, and what it will reserve from the ledger."""
+        if obj.status not in (RequestStatus.GATE_FAILED, RequestStatus.FAILED):
+            return None
+        failed = latest_privacy_failures(obj)
+        check = budget_check(obj.dataset, obj.epsilon_micro, obj.delta_atto)
+        return {
+            "needs_officer": bool(failed),
+            "failed_privacy_checks": failed,
+            "epsilon": check.epsilon_needed if check else None,
+            "budget": check.as_dict() if check else None,
+        }
 
     def get_tier(self, obj: GenerationRequest) -> dict[str, Any] | None:
         return TierOutputSerializer(obj).data if obj.tier_level else None  # type: ignore[return-value]
@@ -212,7 +289,10 @@ class RequestInputSerializer(serializers.Serializer):
     columns = serializers.ListField(
         child=serializers.CharField(max_length=255), allow_empty=False, max_length=2000
     )
-    synthesizer = serializers.CharField(max_length=40)
+    # Required unless `candidates` is given (a bake-off names a synthesizer per candidate).
+    synthesizer = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
+    # A bake-off: [{"synthesizer", "epsilon", "options"}] or "auto" (the policy's default set).
+    candidates = serializers.JSONField(required=False, allow_null=True, default=None)
     rows = serializers.IntegerField(min_value=1)
     # Any JSON value: the service accepts only finite positive numbers (or null for non-DP).
     epsilon = serializers.JSONField(required=False, allow_null=True, default=None)
@@ -229,6 +309,20 @@ class RequestInputSerializer(serializers.Serializer):
 
     def validate_delta(self, value: Any) -> Any:
         return _validate_delta_value(value)
+
+    def validate_candidates(self, value: Any) -> Any:
+        if value is None or value == "auto":
+            return value
+        if not isinstance(value, list) or len(value) > 50:
+            raise serializers.ValidationError(
+                'candidates must be a list of {synthesizer, epsilon, options}, or "auto".'
+            )
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs.get("synthesizer") and attrs.get("candidates") is None:
+            raise serializers.ValidationError({"synthesizer": "This field is required (or give candidates)."})
+        return attrs
 
 
 class RequestPreviewInputSerializer(serializers.Serializer):

@@ -11,6 +11,12 @@ urlpatterns = [
     path("<str:request_id>/decisions/", views.RequestDecisionApi.as_view(), name="api-request-decisions"),
     path("<str:request_id>/attempts/", views.RequestAttemptsApi.as_view(), name="api-request-attempts"),
     path("<str:request_id>/regenerate/", views.RequestRegenerateApi.as_view(), name="api-request-regenerate"),
+    path("<str:request_id>/retry/", views.RequestRetryAskApi.as_view(), name="api-request-retry"),
+    path(
+        "<str:request_id>/retry/decisions/",
+        views.RequestRetryDecisionApi.as_view(),
+        name="api-request-retry-decisions",
+    ),
     path("<str:request_id>/upload/", views.RequestUploadApi.as_view(), name="api-request-upload"),
     path(
         "<str:request_id>/gate-override/",

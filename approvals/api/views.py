@@ -17,11 +17,15 @@ from approvals.api.serializers import (
     GateOverrideInputSerializer,
     GateOverrideOutputSerializer,
     PreviewOutputSerializer,
+    PrivacyRetryOutputSerializer,
     RequestInputSerializer,
     RequestOutputSerializer,
     RequestPreviewInputSerializer,
+    RetryAskInputSerializer,
+    RetryDecisionInputSerializer,
     UploadInputSerializer,
 )
+from approvals.bakeoff import BAKEOFF, score
 from approvals.dp import dp_gate_visible_to, dp_metrics_visible_to
 from approvals.selectors import requests_visible_to
 from approvals.services import (
@@ -37,7 +41,11 @@ from approvals.services import (
     request_submit,
     request_update,
     request_upload_synthetic,
+    retry_approve,
+    retry_ask,
+    retry_refuse,
 )
+from approvals.services.bakeoffs import candidate_rows
 from core.errors import ValidationFailed
 from generation.synthesizers import is_dp_synthesizer
 from generation.uploads import upload_was_too_large
@@ -61,6 +69,7 @@ def _input(data: dict[str, Any]) -> RequestInput:
         delta=data.get("delta"),
         fidelity=data["fidelity"],
         purpose_category=data["purpose_category"],
+        candidates=data.get("candidates"),
     )
 
 
@@ -156,8 +165,35 @@ class RequestRegenerateApi(APIView):
     @extend_schema(request=None, responses=RequestOutputSerializer)
     def post(self, request: Request, request_id: str) -> Response:
         """Generate again after a failed gate or job: a new attempt (policy-limited), a new seed,
-        and for DP synthesizers a new reservation of the request's epsilon (409 if it does not fit)."""
+        and for DP synthesizers a new reservation of the request's epsilon (409 if it does not fit).
+        After a failed privacy check: 409 `privacy_retry_needs_officer` and nothing is reserved;
+        ask for a retry (`retry/`) and a privacy officer approves it (`retry/decisions/`)."""
         return Response(_render(request_regenerate(actor=request.user, request_id=request_id)))
+
+
+class RequestRetryAskApi(APIView):
+    @extend_schema(request=RetryAskInputSerializer, responses={201: PrivacyRetryOutputSerializer})
+    def post(self, request: Request, request_id: str) -> Response:
+        """The requester asks a privacy officer to approve a retry after a failed privacy check
+        (nothing is reserved until an officer approves; asking twice returns the pending ask)."""
+        request_get_for(actor=request.user, request_id=request_id)  # 404 before 400 for the unseen
+        payload = RetryAskInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        retry = retry_ask(actor=request.user, request_id=request_id, reason=payload.validated_data["reason"])
+        return Response(PrivacyRetryOutputSerializer(retry).data, status=201)
+
+
+class RequestRetryDecisionApi(APIView):
+    @extend_schema(request=RetryDecisionInputSerializer, responses=RequestOutputSerializer)
+    def post(self, request: Request, request_id: str) -> Response:
+        """A privacy officer approves (queues the attempt and reserves its epsilon) or refuses a
+        retry after a failed privacy check, with a comment of at least 20 characters."""
+        request_get_for(actor=request.user, request_id=request_id)
+        payload = RetryDecisionInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        decide = retry_approve if data["decision"] == "approve" else retry_refuse
+        return Response(_render(decide(actor=request.user, request_id=request_id, comment=data["comment"])))
 
 
 class RequestUploadApi(APIView):
@@ -212,24 +248,52 @@ class RequestAttemptsApi(APIView):
     @extend_schema(responses=AttemptReportOutputSerializer(many=True))
     def get(self, request: Request, request_id: str) -> Response:
         """Every generation attempt with its gate and metrics as the caller may see them (values
-        for oversight roles; pass/fail and reasons for others): what an override is decided on."""
+        for oversight roles; pass/fail and reasons for others): what an override is decided on.
+        A bake-off attempt lists each candidate with its own gate, metrics and scores."""
         item = request_get_for(actor=request.user, request_id=request_id)
-        # For a DP request, values computed on the real rows go to custodians only.
-        is_dp = is_dp_synthesizer(item.synthesizer)
         rows = []
-        for attempt in item.attempts.select_related("job"):
-            report = getattr(attempt.job, "validation", None)
-            gate = {"passed": report.passed, "checks": report.checks} if report else None
+        for attempt in item.attempts.select_related("job", "job__validation"):
+            runs = list(attempt.candidates.select_related("job", "job__validation"))
             rows.append(
                 {
                     **AttemptOutputSerializer(attempt).data,
+                    **_job_report(request.user, attempt.job, item.synthesizer),
                     "job": attempt.job_id,
-                    "gate": dp_gate_visible_to(user=request.user, gate=gate, is_dp=is_dp) if gate else None,
-                    "metrics": dp_metrics_visible_to(
-                        user=request.user, metrics=report.metrics, checks=report.checks, is_dp=is_dp
-                    )
-                    if report
+                    "candidates": [_candidate(request.user, row) for row in candidate_rows(runs)]
+                    if runs
                     else None,
                 }
             )
         return Response(AttemptReportOutputSerializer(rows, many=True).data)
+
+
+def _job_report(user: Any, job: Any, synthesizer: str) -> dict[str, Any]:
+    # For a DP job, values computed on the real rows go to custodians only.
+    is_dp = is_dp_synthesizer(job.synthesizer if synthesizer == BAKEOFF else synthesizer)
+    report = getattr(job, "validation", None)
+    if report is None:
+        return {"gate": None, "metrics": None}
+    gate = dp_gate_visible_to(user=user, gate={"passed": report.passed, "checks": report.checks}, is_dp=is_dp)
+    metrics = dp_metrics_visible_to(user=user, metrics=report.metrics, checks=report.checks, is_dp=is_dp)
+    return {"gate": gate, "metrics": metrics}
+
+
+def _candidate(user: Any, row: dict[str, Any]) -> dict[str, Any]:
+    run = row["run"]
+    report = _job_report(user, run.job, BAKEOFF)
+    visible = score((report["gate"] or {}).get("checks") or [])
+    return {
+        "index": row["index"],
+        "synthesizer": row["synthesizer"],
+        "epsilon": str(row["epsilon"]) if row["epsilon"] is not None else None,
+        "options": row["options"],
+        "job": str(run.job_id),
+        "state": row["state"],
+        "gate_passed": row["passed"] if row["validated"] else None,
+        "failed_checks": row["failed_checks"],
+        "utility_score": visible.utility,
+        "privacy_risk": visible.privacy_risk,
+        "recommended": row["recommended"],
+        "chosen": row["chosen"],
+        **report,
+    }

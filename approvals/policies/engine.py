@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from validation.gate import CHECK_NAMES, REQUIRED_CHECKS_KEY
+
 LEVELS = ("low", "medium", "high", "prohibited")
 AUDIENCES = ("internal", "organization", "external")
 FIDELITIES = ("low", "medium", "high")
@@ -287,7 +289,13 @@ def merge_controls(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict
     for key, value in override.items():
         if key == "gate":
             for name, limit in value.items():
-                merged["gate"][name] = _stricter_limit(name, merged["gate"].get(name), limit)
+                if name == REQUIRED_CHECKS_KEY:
+                    # Requiring more checks is stricter: the union, in the gate's order.
+                    merged["gate"][name] = [
+                        c for c in CHECK_NAMES if c in {*(merged["gate"].get(name) or []), *limit}
+                    ]
+                else:
+                    merged["gate"][name] = _stricter_limit(name, merged["gate"].get(name), limit)
         elif key in ("required_approvals", "min_privacy_officer_approvals"):
             merged[key] = max(int(merged.get(key) or 0), int(value))
         elif key == "dp_required":
@@ -296,7 +304,7 @@ def merge_controls(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict
             merged[key] = value if merged.get(key) is None else min(merged[key], value)
         elif key == "expiry_days":
             merged[key] = min(int(merged[key]), int(value)) if merged.get(key) else int(value)
-        elif key == "max_generation_attempts":
+        elif key in ("max_generation_attempts", "max_candidates", "synthesis_time_budget_s"):
             merged[key] = min(int(merged.get(key, value)), int(value))
         elif key == "access_level":
             merged[key] = min(merged.get(key, value), value, key=ACCESS_LEVELS.index)

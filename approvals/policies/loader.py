@@ -25,6 +25,7 @@ from approvals.policies.engine import (
     Rule,
 )
 from core.roles import Role
+from validation.gate import CHECK_NAMES, REQUIRED_CHECKS_KEY
 
 SCHEMA_VERSION = 1
 MAX_SOURCE_CHARS = 200_000
@@ -42,7 +43,7 @@ _TIER_KEYS = {
 }
 # Optional, so rule sets published before they existed stay valid (engine.DEFAULT_MAX_ATTEMPTS;
 # no max_delta means no cap beyond the ledger's).
-_OPTIONAL_TIER_KEYS = {"max_generation_attempts", "max_delta"}
+_OPTIONAL_TIER_KEYS = {"max_generation_attempts", "max_delta", "max_candidates", "synthesis_time_budget_s"}
 _RULE_KEYS = {"id", "when", "tier", "message", "controls"}
 # Rules may tighten these; who may approve is a property of the tier alone.
 _OVERRIDE_KEYS = (_TIER_KEYS | _OPTIONAL_TIER_KEYS) - {"approver_roles"} | {"access_level"}
@@ -267,6 +268,8 @@ class _Checker:
                 b["max_generation_attempts"] > a["max_generation_attempts"]
             ):
                 self.fail(f"tiers.{higher}.max_generation_attempts", f"must be at most the {lower} tier's")
+            if _ints(a, b, "max_candidates") and b["max_candidates"] > a["max_candidates"]:
+                self.fail(f"tiers.{higher}.max_candidates", f"must be at most the {lower} tier's")
             if _numbers(a, b, "max_delta") and b["max_delta"] > a["max_delta"]:
                 self.fail(f"tiers.{higher}.max_delta", f"must be at most the {lower} tier's")
 
@@ -284,6 +287,10 @@ class _Checker:
             "max_generation_attempts": lambda v: (
                 isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 20
             ),
+            "max_candidates": lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 10,
+            "synthesis_time_budget_s": lambda v: (
+                isinstance(v, int) and not isinstance(v, bool) and 10 <= v <= 14400
+            ),
         }
         expected = {
             "required_approvals": "a whole number from 0 to 10",
@@ -294,6 +301,8 @@ class _Checker:
             "expiry_days": "a whole number of days from 0 to 3650",
             "access_level": f"one of {', '.join(ACCESS_LEVELS)}",
             "max_generation_attempts": "a whole number from 0 to 20",
+            "max_candidates": "a whole number of bake-off candidates from 1 to 10",
+            "synthesis_time_budget_s": "a whole number of seconds from 10 to 14400",
         }
         for key, value in controls.items():
             if key not in keys:
@@ -310,7 +319,13 @@ class _Checker:
             self.fail(path, "must be a mapping of threshold names to numbers")
             return
         for name, value in gate.items():
-            if not (isinstance(name, str) and name.endswith(("_min", "_max"))):
+            if name == REQUIRED_CHECKS_KEY:
+                # The checks that must run at this tier (validation.gate): a list of check names.
+                if not (isinstance(value, list) and all(v in CHECK_NAMES for v in value)):
+                    self.fail(
+                        f"{path}.{name}", f"must be a list of gate check names ({', '.join(CHECK_NAMES)})"
+                    )
+            elif not (isinstance(name, str) and name.endswith(("_min", "_max"))):
                 self.fail(f"{path}.{name}", "threshold names end in _min or _max (which way is stricter)")
             elif not (_is_number(value) and 0 <= value <= 1):
                 self.fail(f"{path}.{name}", "must be a number from 0 to 1")

@@ -32,6 +32,7 @@ from approvals.services.requests import (
     request_submit,
     request_update,
 )
+from approvals.services.retries import retry_approve, retry_ask, retry_pending, retry_refuse
 from approvals.services.tiering import (
     MAX_ROWS,
     Preview,
@@ -50,6 +51,10 @@ __all__ = [
     "gate_override_propose",
     "request_published_by_override",
     "request_regenerate",
+    "retry_approve",
+    "retry_ask",
+    "retry_pending",
+    "retry_refuse",
     "request_upload_synthetic",
     "MAX_ROWS",
     "PolicyInvalid",

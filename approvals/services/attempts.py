@@ -13,9 +13,12 @@ from typing import Any
 
 from django.db import transaction
 
-from approvals.choices import AttemptSource, OverrideStatus, RequestStatus
-from approvals.models import GenerationAttempt, GenerationRequest
+from approvals.bakeoff import DEFAULT_AUTO_TIME_BUDGET_S as DEFAULT_TIME_BUDGET_S
+from approvals.bakeoff import with_time_budget
+from approvals.choices import AttemptSource, OverrideStatus, RequestStatus, RetryStatus
+from approvals.models import CandidateRun, GenerationAttempt, GenerationRequest, PrivacyRetry
 from approvals.policies.engine import DEFAULT_MAX_ATTEMPTS
+from approvals.services.outputs import outputs_purge_unreleased
 from approvals.services.requests import request_get_for
 from approvals.workflow import check_transition
 from audit.services import audit_denied, audit_record
@@ -24,6 +27,8 @@ from core.roles import Role, has_role
 from generation.models import SynthesisJob
 from generation.services import job_create, job_create_for_upload, synthetic_upload_store, upload_discard
 from generation.synthesizers import EXTERNAL_UPLOAD
+from generation.synthesizers import with_time_budget as synthesizer_time_budget
+from validation.glossary import title_for
 
 
 def attempts_allowed(request: GenerationRequest) -> int:
@@ -54,9 +59,16 @@ def attempt_record(
 
 
 def attempt_job_for_approval(*, request: GenerationRequest, actor: Any) -> None:
-    """On approval: queue attempt 1, unless the requester will upload the synthetic file."""
+    """On approval (and each new attempt): queue the request's job, or one job per bake-off
+    candidate (each DP candidate reserving its own epsilon, in the caller's transaction), unless
+    the requester will upload the synthetic file."""
     if request.synthesizer == EXTERNAL_UPLOAD:
         return
+    if request.candidates:
+        _queue_candidates(request=request, actor=actor)
+        return
+    # A deep synthesizer trains within the tier's time budget (generation.synthesizers.sdv_deep).
+    budget = int((request.tier_controls or {}).get("synthesis_time_budget_s") or DEFAULT_TIME_BUDGET_S)
     job = job_create(
         dataset=request.dataset,
         columns=request.columns,
@@ -64,9 +76,41 @@ def attempt_job_for_approval(*, request: GenerationRequest, actor: Any) -> None:
         rows=request.rows,
         epsilon_micro=request.epsilon_micro,
         delta_atto=request.delta_atto,
+        options=synthesizer_time_budget(request.synthesizer, {}, budget),
         actor=actor,
     )
     attempt_record(request=request, job=job, source=AttemptSource.SYNTHESIZED, actor=actor)
+
+
+def _queue_candidates(*, request: GenerationRequest, actor: Any) -> None:
+    candidates = with_time_budget(
+        list(request.candidates), auto=request.candidates_auto, controls=request.tier_controls or {}
+    )
+    jobs = [
+        job_create(
+            dataset=request.dataset,
+            columns=request.columns,
+            synthesizer=c["synthesizer"],
+            rows=request.rows,
+            epsilon_micro=c.get("epsilon_micro"),
+            delta_atto=c.get("delta_atto"),
+            options=c.get("options") or {},
+            actor=actor,
+            audit_details={"candidate": index},
+        )
+        for index, c in enumerate(candidates)
+    ]
+    # The first candidate's job is the attempt's (and the request's) job; every candidate has a run.
+    attempt = attempt_record(request=request, job=jobs[0], source=AttemptSource.SYNTHESIZED, actor=actor)
+    for index, (candidate, job) in enumerate(zip(candidates, jobs, strict=True)):
+        CandidateRun.objects.create(
+            attempt=attempt,
+            index=index,
+            job=job,
+            synthesizer=candidate["synthesizer"],
+            epsilon_micro=candidate.get("epsilon_micro"),
+            options=candidate.get("options") or {},
+        )
 
 
 def _check_attempt_left(request: GenerationRequest) -> None:
@@ -103,23 +147,105 @@ def _check_classification_unchanged(request: GenerationRequest) -> None:
 def request_regenerate(*, actor: Any, request_id: Any) -> GenerationRequest:
     """Synthesize again after a failed gate (or a failed job), as a new attempt with a new seed.
 
-    The requester or a privacy officer may ask; the request's parameters stay as approved.
+    The requester or a privacy officer may ask; the request's parameters stay as approved. After a
+    failed privacy check nobody regenerates directly (409 `privacy_retry_needs_officer`, nothing
+    reserved): the requester asks for a retry and a privacy officer approves it with a comment
+    (approvals.services.retries), so a release cannot be re-rolled until an attack misses.
     """
     with transaction.atomic():
         request = request_get_for(actor=actor, request_id=request_id, lock=True)
         refusal = _regenerate_refusal(actor, request)
+        blocked = ""
         if not refusal:
             if not check_transition("regenerate", request.status):
                 return request
-            _check_no_pending_override(request)
-            _check_classification_unchanged(request)
-            _check_attempt_left(request)
-            attempt_job_for_approval(request=request, actor=actor)
-            return _start_attempt(actor, request, action="request.regenerate")
+            blocked = privacy_retry_refusal(request)
+            if not blocked:
+                return regenerate_locked(actor=actor, request=request, action="request.regenerate")
+    if blocked:
+        audit_denied(
+            actor=actor,
+            action="request.regenerate",
+            target_type="request",
+            target_id=request.pk,
+            reason=blocked,
+        )
+        raise Conflict(blocked, code="privacy_retry_needs_officer")
     audit_denied(
         actor=actor, action="request.regenerate", target_type="request", target_id=request.pk, reason=refusal
     )
     raise PermissionDenied(refusal)
+
+
+def regenerate_locked(
+    *, actor: Any, request: GenerationRequest, action: str, **details: Any
+) -> GenerationRequest:
+    """Queue the next attempt of a request whose row the caller has locked (checks included)."""
+    _check_no_pending_override(request)
+    _check_classification_unchanged(request)
+    _check_attempt_left(request)
+    attempt_job_for_approval(request=request, actor=actor)
+    return _start_attempt(actor, request, action=action, **details)
+
+
+# The gate's privacy checks (validation.gate, validation.suite): a failure of any of them means an
+# attack on the release worked, and a new seed must not be tried without a privacy officer.
+PRIVACY_CHECKS = frozenset(
+    {
+        "exact_copy_rate",
+        "replicated_uniques_rate",
+        "membership_inference_auc",
+        "singling_out_risk",
+        "linkability_risk",
+        "inference_risk",
+        "dp_empirical_epsilon",
+    }
+)
+
+
+def failed_privacy_checks(checks: list[dict[str, Any]]) -> list[str]:
+    """Names of the privacy checks that failed. A check that could not run (`not_run`) is not an
+    attack that worked: a new seed cannot make it run, so it does not count here."""
+    return [
+        str(c.get("name"))
+        for c in checks
+        if not c.get("passed")
+        and c.get("status") != "not_run"
+        and (c.get("name") in PRIVACY_CHECKS or c.get("kind") == "privacy")
+    ]
+
+
+def latest_attempt_jobs(request: GenerationRequest) -> list[SynthesisJob]:
+    """The jobs of the request's latest attempt (one, or one per bake-off candidate)."""
+    attempt = request.attempts.order_by("-number").first()
+    if attempt is None:
+        return []
+    runs = list(attempt.candidates.select_related("job"))
+    return [run.job for run in runs] if runs else [attempt.job]
+
+
+def latest_privacy_failures(request: GenerationRequest) -> list[str]:
+    """The privacy checks the latest attempt failed (over all its candidates), in gate order."""
+    failed: list[str] = []
+    for job in latest_attempt_jobs(request):
+        report = getattr(job, "validation", None)
+        if report is not None:
+            failed += [name for name in failed_privacy_checks(report.checks) if name not in failed]
+    return failed
+
+
+def privacy_retry_refusal(request: GenerationRequest) -> str:
+    """Why a direct (self-service) retry is refused, or "" when it may run: the latest attempt
+    failed a privacy check, so only a privacy officer's approval can queue another."""
+    failed = latest_privacy_failures(request)
+    if not failed:
+        return ""
+    names = ", ".join(f"{title_for(n)} ({n})" for n in failed)
+    return (
+        f"The last attempt failed the privacy check(s) {names}; generating again could publish a "
+        "release only because an attack missed by chance. Ask a privacy officer to approve a retry "
+        "(with a comment); the retry reserves the request's epsilon only once approved."
+    )
 
 
 def _regenerate_refusal(actor: Any, request: GenerationRequest) -> str:
@@ -138,7 +264,10 @@ def request_upload_synthetic(*, actor: Any, request_id: Any, uploaded_file: Any)
     check_transition("upload", request.status)  # before reading the file; checked again below
     # Parsed and stored before the transaction (it can take seconds); removed if anything fails.
     upload = synthetic_upload_store(
-        uploaded_file=uploaded_file, columns=list(request.columns), max_rows=request.rows
+        uploaded_file=uploaded_file,
+        dataset=request.dataset,
+        columns=list(request.columns),
+        max_rows=request.rows,
     )
     try:
         with transaction.atomic():
@@ -150,14 +279,31 @@ def request_upload_synthetic(*, actor: Any, request_id: Any, uploaded_file: Any)
             _check_no_pending_override(request)
             _check_classification_unchanged(request)
             _check_attempt_left(request)
+            retry = _privacy_retry_for_upload(request)
             job = job_create_for_upload(
                 dataset=request.dataset, columns=list(request.columns), upload=upload, actor=actor
             )
             attempt_record(request=request, job=job, source=AttemptSource.UPLOADED, actor=actor)
+            if retry is not None:
+                PrivacyRetry.objects.filter(pk=retry.pk).update(retry_job=job)
             return _start_attempt(actor, request, action="request.upload", sha256=upload.sha256)
     except BaseException:
         upload_discard(upload)
         raise
+
+
+def _privacy_retry_for_upload(request: GenerationRequest) -> PrivacyRetry | None:
+    """After an uploaded file failed a privacy check, the next file needs a privacy officer's
+    approved retry too (uploading a reworked file until an attack misses is the same re-roll)."""
+    if request.status == RequestStatus.APPROVED or not privacy_retry_refusal(request):
+        return None
+    jobs = latest_attempt_jobs(request)
+    retry = PrivacyRetry.objects.filter(
+        request=request, failed_job__in=jobs, status=RetryStatus.APPROVED, retry_job__isnull=True
+    ).first()
+    if retry is None:
+        raise Conflict(privacy_retry_refusal(request), code="privacy_retry_needs_officer")
+    return retry
 
 
 def _check_may_upload(actor: Any, request: GenerationRequest) -> None:
@@ -195,4 +341,5 @@ def _start_attempt(
             **details,
         },
     )
+    outputs_purge_unreleased(request=request, reason="superseded by a new attempt", actor=actor)
     return request

@@ -18,6 +18,7 @@ from django.utils import timezone
 from approvals.choices import OverrideStatus, RequestStatus
 from approvals.models import GateOverride, GenerationRequest
 from approvals.services.decisions import MAX_TEXT
+from approvals.services.outputs import outputs_purge_unreleased
 from approvals.services.requests import request_get_for
 from approvals.workflow import check_transition
 from audit.services import audit_denied, audit_record
@@ -147,6 +148,8 @@ def gate_override_decide(*, actor: Any, request_id: Any, approve: bool, comment:
             "justification_sha256": _digest(override.justification),
         },
     )
+    if not approve:
+        outputs_purge_unreleased(request=request, reason="gate override declined", actor=actor)
     return override
 
 
@@ -184,3 +187,4 @@ def request_published_by_override(*, actor: Any, request: GenerationRequest, ove
         target_id=request.pk,
         details={"job": str(override.job_id), "override": override.pk},
     )
+    outputs_purge_unreleased(request=request, reason="request published", actor=actor)

@@ -8,13 +8,21 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from approvals.bakeoff import (
+    BAKEOFF,
+    clean_candidates,
+    policy_max_candidates,
+    tier_max_candidates,
+    total_budget,
+)
 from approvals.choices import Audience, Fidelity, PurposeCategory, RequestStatus, TierLevel
 from approvals.dp import check_budget_fits, check_domain_declared, validate_delta
 from approvals.models import GenerationRequest, TierAssessment
 from approvals.policies import Assessment, Facts, evaluate
 from approvals.selectors import requests_visible_to
 from approvals.services.notifications import notify_reviewers_on_commit
-from approvals.services.policy import policy_ensure_active
+from approvals.services.outputs import outputs_purge_unreleased
+from approvals.services.policy import policy_ensure_active, policy_for_preview
 from approvals.services.tiering import MAX_ROWS, request_facts
 from approvals.workflow import TRANSITIONS, check_transition
 from audit.services import audit_denied, audit_record
@@ -46,6 +54,9 @@ class RequestInput:
     purpose_category: str = PurposeCategory.RESEARCH
     # (epsilon, delta) synthesizers only; omitted means the default (approvals.dp.DEFAULT_DELTA).
     delta: Any = None
+    # A bake-off: [{synthesizer, epsilon, options}] or "auto" (approvals.bakeoff); then
+    # `synthesizer` and `epsilon` are left empty.
+    candidates: Any = None
 
 
 # --- Validation (everything the requester controls) ---------------------------------------------
@@ -121,6 +132,8 @@ def _cleaned(actor: Any, data: RequestInput) -> dict[str, Any]:
     _validate_choice(data.audience, "audience", Audience.values)
     _validate_choice(data.fidelity, "fidelity", Fidelity.values)
     _validate_choice(data.purpose_category, "purpose_category", PurposeCategory.values)
+    if data.candidates not in (None, "", []):
+        return _cleaned_bakeoff(dataset, data)
     if not is_known_synthesizer(data.synthesizer):
         raise ValidationFailed(
             f"Unknown synthesizer; choose one of {', '.join(sorted([*REGISTRY, EXTERNAL_UPLOAD]))}.",
@@ -155,6 +168,59 @@ def _cleaned(actor: Any, data: RequestInput) -> dict[str, Any]:
     }
 
 
+def _cleaned_common(dataset: SourceDataset, data: RequestInput) -> dict[str, Any]:
+    for field_name in ("title", "purpose", "intended_use"):
+        if not str(getattr(data, field_name) or "").strip():
+            raise ValidationFailed(
+                f"{field_name.replace('_', ' ').capitalize()} is required.", fields={field_name: "required"}
+            )
+    columns = [str(c) for c in data.columns]
+    _validate_columns(dataset, columns)
+    return {
+        "dataset": dataset,
+        "title": data.title.strip()[:200],
+        "purpose": data.purpose.strip(),
+        "purpose_category": data.purpose_category,
+        "intended_use": data.intended_use.strip(),
+        "audience": data.audience,
+        "fidelity": data.fidelity,
+        "columns": columns,
+        "rows": _validate_rows(data.rows),
+    }
+
+
+def _cleaned_bakeoff(dataset: SourceDataset, data: RequestInput) -> dict[str, Any]:
+    """A bake-off's fields: its candidates, and the sums every attempt reserves from the ledger."""
+    if (
+        data.synthesizer not in (None, "", BAKEOFF)
+        or data.epsilon not in (None, "")
+        or data.delta not in (None, "")
+    ):
+        raise ValidationFailed(
+            "A bake-off names its synthesizers and epsilons per candidate; leave synthesizer, epsilon "
+            "and delta of the request empty.",
+            code="invalid_candidates",
+            fields={"synthesizer": "not_applicable"},
+        )
+    fields = _cleaned_common(dataset, data)
+    _, policy = policy_for_preview()
+    candidates, auto = clean_candidates(
+        data.candidates,
+        dataset=dataset,
+        columns=fields["columns"],
+        cap=policy_max_candidates(dict(policy.tiers)),
+    )
+    epsilon_micro, delta_atto = total_budget(candidates)
+    return {
+        **fields,
+        "synthesizer": BAKEOFF,
+        "candidates": candidates,
+        "candidates_auto": auto,
+        "epsilon_micro": epsilon_micro,
+        "delta_atto": delta_atto,
+    }
+
+
 def _audit_details(fields: dict[str, Any]) -> dict[str, Any]:
     return {
         "dataset": str(fields["dataset"].pk),
@@ -166,6 +232,11 @@ def _audit_details(fields: dict[str, Any]) -> dict[str, Any]:
         "purpose_category": fields["purpose_category"],
         "epsilon_micro": fields["epsilon_micro"],
         "delta_atto": fields["delta_atto"],
+        # Candidates: synthesizer, epsilon and option names only (values are settings, not data).
+        "candidates": [
+            {"synthesizer": c["synthesizer"], "epsilon_micro": c["epsilon_micro"], "options": c["options"]}
+            for c in fields.get("candidates") or []
+        ],
     }
 
 
@@ -203,7 +274,7 @@ def request_update(*, actor: Any, request_id: Any, data: RequestInput) -> Genera
         if request.requester_id != actor.pk:
             raise PermissionDenied("Only the requester can edit this request.")
         check_transition("update", request.status)
-        fields = _cleaned(actor, data)
+        fields = {"candidates": [], "candidates_auto": False, **_cleaned(actor, data)}
         for name, value in fields.items():
             setattr(request, name, value)
         request.save()
@@ -239,13 +310,14 @@ def request_submit(*, actor: Any, request_id: Any) -> GenerationRequest:
             raise PermissionDenied("Only the requester can submit this request.")
         if not check_transition("submit", request.status):
             return request
-        if is_dp_synthesizer(request.synthesizer):
+        for name in _synthesizers_of(request):
             # The dataset may have been signed off again since filing.
-            check_domain_declared(request.dataset, list(request.columns), request.synthesizer)
+            check_domain_declared(request.dataset, list(request.columns), name)
         version, policy = policy_ensure_active()
         facts = request_facts(request)
         assessment = evaluate(policy, facts)
         if assessment.level != TierLevel.PROHIBITED:
+            _check_candidates_within_tier(request, assessment)
             _check_budget_fits(request)
         _apply_assessment(request, assessment, version)
         TierAssessment.objects.create(
@@ -275,12 +347,30 @@ def request_submit(*, actor: Any, request_id: Any) -> GenerationRequest:
     return request
 
 
+def _synthesizers_of(request: GenerationRequest) -> list[str]:
+    if request.candidates:
+        return [c["synthesizer"] for c in request.candidates]
+    return [request.synthesizer]
+
+
+def _check_candidates_within_tier(request: GenerationRequest, assessment: Assessment) -> None:
+    cap = tier_max_candidates(dict(assessment.controls))
+    if request.candidates and len(request.candidates) > cap:
+        raise ValidationFailed(
+            f"This request is {assessment.level} tier, whose policy allows at most {cap} bake-off "
+            f"candidates; edit the request to name at most {cap}.",
+            code="too_many_candidates",
+            fields={"candidates": "too_many"},
+        )
+
+
 def _check_budget_fits(request: GenerationRequest) -> None:
     """A DP request goes to review only if what is left of the budget can pay its epsilon and
     delta today: reviewers should not spend time on what cannot be paid (approval reserves it
     exactly, and may still find it spent meanwhile). A prohibited request is rejected with its
     reasons instead, whatever the budget."""
-    if is_dp_synthesizer(request.synthesizer):
+    if is_dp_synthesizer(request.synthesizer) or request.epsilon_micro is not None:
+        # A bake-off: the sum of its DP candidates' epsilons (what approval reserves).
         check_budget_fits(request.dataset, request.epsilon_micro, request.delta_atto)
 
 
@@ -333,13 +423,17 @@ def request_cancel(*, actor: Any, request_id: Any) -> GenerationRequest:
         request.status = RequestStatus.CANCELLED
         request.save(update_fields=["status", "updated_at"])
         audit_record(actor=actor, action="request.cancel", target_type="request", target_id=request.pk)
+        outputs_purge_unreleased(request=request, reason="request cancelled", actor=actor)
     return request
 
 
 def _cancel_job(actor: Any, request: GenerationRequest) -> GenerationRequest:
     if request.requester_id != actor.pk and not has_role(actor, Role.PRIVACY_OFFICER):
         raise PermissionDenied("Only the requester or a privacy officer can stop this generation job.")
-    job_cancel(job=request.job, actor=actor)
+    # A bake-off stops every candidate still running; the request follows them all.
+    runs = list(request.job.attempt.candidates.select_related("job")) if request.candidates else []
+    for job in [r.job for r in runs] or [request.job]:
+        job_cancel(job=job, actor=actor)
     audit_record(
         actor=actor,
         action="request.cancel_job",
@@ -371,7 +465,13 @@ _ACTION_TO_STATUS = {
 
 
 def request_follow_job(*, job: SynthesisJob) -> GenerationRequest | None:
-    """Mirror the job's state onto its request (system transition, audited)."""
+    """Mirror the job's state onto its request (system transition, audited). A bake-off
+    candidate's job moves its request together with the other candidates' jobs."""
+    from approvals.services.bakeoffs import bakeoff_follow, candidate_run_of
+
+    run = candidate_run_of(job)
+    if run is not None:
+        return bakeoff_follow(run=run)
     action = _JOB_TO_ACTION.get(SynthesisJob.objects.values_list("state", flat=True).get(pk=job.pk))
     if action is None:
         return None
@@ -389,4 +489,5 @@ def request_follow_job(*, job: SynthesisJob) -> GenerationRequest | None:
             target_id=request.pk,
             details={"job": str(job.pk)},
         )
+        outputs_purge_unreleased(request=request, reason=f"request {request.status}")
     return request

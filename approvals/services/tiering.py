@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db.models import Q
 
+from approvals.bakeoff import riskiest
 from approvals.choices import Audience, Fidelity, PurposeCategory
 from approvals.dp import BudgetCheck, budget_check, domain_refusal, validate_delta
 from approvals.models import GenerationRequest
@@ -17,7 +18,7 @@ from core.errors import PermissionDenied, ValidationFailed
 from core.ids import parse_uuid
 from core.roles import Role, has_role
 from generation.choices import Classification
-from generation.models import SourceDataset
+from generation.models import SourceDataset, atto_to_delta, micro_to_epsilon
 from generation.selectors import datasets_requestable_by
 from generation.services import epsilon_to_micro
 from generation.synthesizers import REGISTRY, is_dp_synthesizer
@@ -110,13 +111,21 @@ def _optional_float(value: Any) -> float | None:
 
 
 def request_facts(request: GenerationRequest) -> Facts:
+    """The policy's view of a request. A bake-off is judged by its riskiest candidate (any
+    non-DP one; otherwise the largest epsilon), since any candidate may be the one published."""
+    synthesizer, epsilon, delta = request.synthesizer, request.epsilon, request.delta
+    if request.candidates:
+        worst = riskiest(list(request.candidates))
+        synthesizer = worst["synthesizer"]
+        epsilon = micro_to_epsilon(worst.get("epsilon_micro"))
+        delta = atto_to_delta(worst.get("delta_atto"))
     return facts_for(
         dataset=request.dataset,
         columns=list(request.columns),
         audience=request.audience,
-        synthesizer=request.synthesizer,
-        epsilon=float(request.epsilon) if request.epsilon is not None else None,
-        delta=float(request.delta) if request.delta is not None else None,
+        synthesizer=synthesizer,
+        epsilon=float(epsilon) if epsilon is not None else None,
+        delta=float(delta) if delta is not None else None,
         rows=request.rows,
         fidelity=request.fidelity,
         purpose_category=request.purpose_category,

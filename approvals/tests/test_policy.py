@@ -319,7 +319,17 @@ def test_every_shipped_rule_is_exercised_by_the_table() -> None:
             "high",
             2,
             ["privacy_officer", "data_steward"],
-            {"column_shape_min": 0.80, "exact_copy_rate_max": 0.005},
+            {
+                "column_shape_min": 0.80,
+                "exact_copy_rate_max": 0.005,
+                "required_checks": [
+                    "membership_inference_auc",
+                    "singling_out_risk",
+                    "linkability_risk",
+                    "inference_risk",
+                    "tstr_auc_ratio",
+                ],
+            },
             90,
         ),
         ({"direct_identifier_names": ("ssn",)}, "prohibited", 0, [], {}, 0),
@@ -574,21 +584,16 @@ def _line_of(text: str, fragment: str) -> int:
             "approver_roles: [privacy_officer, admin]",
         ),
         (
-            _edit(
-                "gate: {column_shape_min: 0.80, exact_copy_rate_max: 0.005}", "gate: {column_shape_min: 0.80}"
-            ),
+            _edit("      exact_copy_rate_max: 0.005\n", ""),
             "tiers.high.gate",
             "exact_copy_rate_max",
-            "gate: {column_shape_min: 0.80}",
+            "gate:\n      column_shape_min: 0.80",
         ),
         (
-            _edit(
-                "gate: {column_shape_min: 0.80, exact_copy_rate_max: 0.005}",
-                "gate: {column_shape_min: 0.80, exact_copy_rate_max: 5}",
-            ),
+            _edit("      exact_copy_rate_max: 0.005\n", "      exact_copy_rate_max: 5\n"),
             "exact_copy_rate_max",
             "from 0 to 1",
-            "exact_copy_rate_max: 5}",
+            "exact_copy_rate_max: 5\n",
         ),
         (
             _edit("    expiry_days: 90", "    expiry_days: 400"),

@@ -325,15 +325,26 @@ def test_only_the_requester_uploads_and_only_to_an_upload_request(
 
 
 def test_a_second_upload_waits_for_the_first_and_a_failed_one_can_be_replaced(
-    upload_request: GenerationRequest, alice: Any
+    upload_request: GenerationRequest, alice: Any, olivia: Any
 ) -> None:
+    from approvals.services import retry_approve
+
     copied = _training(upload_request).sample(n=100, random_state=2)
     request = request_upload_synthetic(actor=alice, request_id=upload_request.pk, uploaded_file=_csv(copied))
     with pytest.raises(Conflict):
         request_upload_synthetic(actor=alice, request_id=upload_request.pk, uploaded_file=_csv(copied))
     assert pipeline_run(job_id=request.job_id) == "gate_failed"
 
+    # Copies failed a privacy check: a replacement file needs a privacy officer's approved retry.
     honest = smooth_marginals(_training(upload_request), 300, seed=5)
+    with pytest.raises(Conflict) as refused:
+        request_upload_synthetic(actor=alice, request_id=upload_request.pk, uploaded_file=_csv(honest))
+    assert refused.value.code == "privacy_retry_needs_officer"
+    retry_approve(
+        actor=olivia,
+        request_id=upload_request.pk,
+        comment="The copies were a mistake; a file made properly may follow.",
+    )
     again = request_upload_synthetic(actor=alice, request_id=upload_request.pk, uploaded_file=_csv(honest))
 
     assert list(again.attempts.values_list("number", "source")) == [(1, "uploaded"), (2, "uploaded")]

@@ -19,10 +19,11 @@ from audit.services import audit_record
 from core.errors import Conflict
 from generation.choices import FINAL_JOB_STATES, DatasetStatus, JobState
 from generation.conformance import changed_cells, conform_to_declared
+from generation.csv_safety import frame_to_safe_csv
 from generation.models import SourceDataset, SynthesisJob
 from generation.policies import dp_domain_refusal
 from generation.services.budget import budget_refund, budget_reserve
-from generation.storage import delete_stored, read_encrypted_parquet, store_encrypted, store_stream
+from generation.storage import delete_stored, read_encrypted_parquet, store_encrypted
 from generation.synthesizers import REGISTRY, ColumnSpec, is_dp_synthesizer, synthesizer_for
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ def job_create(
     upload_path: str = "",
     audit_details: dict[str, Any] | None = None,
     retry_hint: str = "approve again",
+    options: dict[str, Any] | None = None,
 ) -> SynthesisJob:
     """Create a queued job pinned to the dataset's signed-off column specs; enqueue on commit.
 
@@ -81,6 +83,8 @@ def job_create(
         entity_column=dataset.entity_column if epsilon_micro is not None else "",
         seed=secrets.randbelow(2**31 - 1),
         upload_path=upload_path,
+        # Synthesizer options (a bake-off candidate's), validated when the request was filed.
+        options=dict(options or {}),
     )
     audit_record(
         actor=actor,
@@ -134,6 +138,9 @@ def job_column_specs(job: SynthesisJob) -> list[ColumnSpec]:
                 # Declared, never inferred: whether a column has gaps is a fact about the data.
                 nullable=item.get("nullable", True),
                 integer=bool(item.get("integer")),
+                decimals=item.get("decimals"),
+                allowed_values=tuple(item["allowed_values"]) if item.get("allowed_values") else None,
+                outcome=bool(item.get("outcome")),
             )
         )
     return specs
@@ -425,9 +432,12 @@ def job_synthesize(*, job: SynthesisJob) -> SynthesisOutput:
 
 def job_store_output(*, job: SynthesisJob, frame: Any) -> SynthesisJob:
     """Store the output, only while `job`'s worker still holds it; the output of an earlier
-    attempt (superseded) is deleted. A late worker's output is deleted, never recorded."""
-    csv_bytes = frame.to_csv(index=False).encode("utf-8")
-    stored = store_stream([csv_bytes], folder="releases", suffix=".csv", max_bytes=2**40)
+    attempt (superseded) is deleted. A late worker's output is deleted, never recorded.
+
+    The CSV is written with formula-like text cells neutralised (generation.csv_safety) and
+    stored encrypted like the sources; `output_sha256` is the SHA-256 of that plaintext CSV, i.e.
+    of exactly the bytes every downloader receives, so receipts stay verifiable."""
+    stored = store_encrypted(frame_to_safe_csv(frame), folder="releases", suffix=".csv")
     previous = SynthesisJob.objects.values_list("output_path", flat=True).get(pk=job.pk)
     updated = (
         SynthesisJob.objects.filter(pk=job.pk, worker=job.worker, output_path=previous)

@@ -2,6 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
 
+from catalog.api.bakeoff import RequestChooseCandidateApi
 from catalog.api.views import GateOverrideApproveApi
 from portal.api.views import TokenApi
 
@@ -14,6 +15,8 @@ urlpatterns = [
         GateOverrideApproveApi.as_view(),
         name="api-request-gate-override-approve",
     ),
+    # Choosing a bake-off candidate publishes it: catalog's view too.
+    path("requests/<str:request_id>/choose/", RequestChooseCandidateApi.as_view(), name="api-request-choose"),
     path("requests/", include("approvals.api.urls")),
     path("releases/", include("catalog.api.urls")),
     path("audit/", include("audit.api.urls")),

@@ -6,6 +6,7 @@ Prints one block per table; docs/benchmarks.md ("Releases on the shared tables")
     .venv/bin/python bench/release_quality.py                       # all five tables
     .venv/bin/python bench/release_quality.py --tables pbc gbsg2
     .venv/bin/python bench/release_quality.py --synthesizer ctgan --seed 7
+    .venv/bin/python bench/release_quality.py --bakeoff --candidates gaussian_copula ctgan tvae
 
 Protocol. A throwaway database and storage folder (a temporary SYNTHGATE_VAR_DIR, migrated here) so
 the run touches nothing of a real install. Each table goes through the services a browser would
@@ -24,6 +25,9 @@ the portal stores (the same figures the release page shows):
 - TSTR / TRTR AUC for the declared outcome on the holdout;
 - exact copies, and the three anonymeter risks with their 95% confidence intervals;
 - wall-clock seconds for synthesis and for validation (the worker's own timings), and in total.
+With --bakeoff each table is also filed as a bake-off of --candidates (default: gaussian_copula and
+ctgan; deep models train within the tier's time budget); every candidate is fitted and validated by
+the pipeline task and printed, and the recommended one is published.
 pbc's `status` has three values (censored, transplant, death): its outcome is not binary, so TSTR is
 not applicable there and none is declared.
 """
@@ -130,6 +134,73 @@ def run_table(
     return summarize(name, job, verdict, total, len(columns), dataset.training_rows)
 
 
+def run_bakeoff(
+    name: str, path: Path, outcome: str | None, people: dict[str, Any], args: Any
+) -> list[dict[str, Any]]:
+    """The same table as a bake-off: each candidate fitted and validated by the pipeline task, the
+    recommended one (the best that passed) published through the release path."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from approvals.models import CandidateRun
+    from approvals.services import RequestInput, request_create, request_decide, request_submit
+    from catalog.services import bakeoff_choose, pipeline_run
+    from generation.models import SynthesisJob
+    from generation.services import dataset_register, dataset_sign_off, dataset_update_columns
+
+    upload = SimpleUploadedFile(path.name, path.read_bytes(), content_type="text/csv")
+    dataset = dataset_register(
+        actor=people["steward"], name=f"{name}-bakeoff", uploaded_file=upload, epsilon_cap="1"
+    )
+    if outcome:
+        dataset_update_columns(
+            actor=people["steward"], dataset_id=dataset.pk, changes=[{"name": outcome, "outcome": True}]
+        )
+    dataset = dataset_sign_off(actor=people["steward"], dataset_id=dataset.pk)
+    direct = set(dataset.columns.filter(classification="direct_identifier").values_list("name", flat=True))
+    columns = [
+        c for c in dataset.columns.order_by("position").values_list("name", flat=True) if c not in direct
+    ]
+    candidates = [{"synthesizer": s, "epsilon": None, "options": {}} for s in args.candidates]
+    draft = request_create(
+        actor=people["scientist"],
+        data=RequestInput(
+            dataset_id=dataset.pk,
+            title=f"{name}: bake-off",
+            purpose="Pick the synthesizer that keeps the outcome signal.",
+            intended_use="Notebook prototyping",
+            audience="internal",
+            columns=columns,
+            synthesizer="",
+            rows=args.rows,
+            candidates=candidates,
+        ),
+    )
+    request = request_submit(actor=people["scientist"], request_id=draft.pk)
+    request_decide(actor=people["officer"], request_id=request.pk, decision="approve", comment="bench")
+    results = []
+    runs = list(CandidateRun.objects.filter(attempt__request_id=request.pk).order_by("index"))
+    for run in runs:
+        SynthesisJob.objects.filter(pk=run.job_id).update(seed=args.seed + run.index)
+        started = time.perf_counter()
+        verdict = pipeline_run(job_id=run.job_id)
+        job = SynthesisJob.objects.select_related("validation").get(pk=run.job_id)
+        results.append(
+            summarize(
+                f"{name} #{run.index}",
+                job,
+                verdict,
+                time.perf_counter() - started,
+                len(columns),
+                dataset.training_rows,
+            )
+        )
+    recommended = CandidateRun.objects.filter(attempt__request_id=request.pk, recommended=True).first()
+    if recommended is not None:
+        bakeoff_choose(actor=people["scientist"], request_id=request.pk, index=recommended.index)
+        results[recommended.index]["verdict"] += " (recommended, published)"
+    return results
+
+
 def summarize(
     name: str, job: Any, verdict: str, total: float, columns: int, training_rows: int
 ) -> dict[str, Any]:
@@ -141,7 +212,10 @@ def summarize(
     ]
     not_run = [c["name"] for c in checks if c.get("status") == "not_run"]
     shapes = metrics.get("column_shape_similarity")
-    pairs = metrics.get("column_pair_trend_similarity_sdmetrics")
+    # SDMetrics' pair formula; our own when no pair shows a trend by SDMetrics' binning.
+    pairs = metrics.get("column_pair_trend_similarity_sdmetrics") or metrics.get(
+        "column_pair_trend_similarity"
+    )
     quality = (shapes + pairs) / 2 if shapes is not None and pairs is not None else shapes
     tstr = metrics.get("tstr") or {}
     anonymeter = metrics.get("anonymeter") or {}
@@ -204,6 +278,12 @@ def main() -> None:
     parser.add_argument("--synthesizer", default=None, help="default: the request form's default")
     parser.add_argument("--rows", type=int, default=1000, help="rows requested (the form's default: 1000)")
     parser.add_argument("--seed", type=int, default=20240601)
+    parser.add_argument(
+        "--bakeoff",
+        action="store_true",
+        help="also run each table as a bake-off of --candidates and publish the recommended one",
+    )
+    parser.add_argument("--candidates", nargs="*", default=["gaussian_copula", "ctgan"])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sg-release-quality-") as tmp:
         setup_django(Path(tmp))
@@ -218,6 +298,11 @@ def main() -> None:
             results.append(result)
             print_result(result)
             sys.stdout.flush()
+            if args.bakeoff:
+                for candidate in run_bakeoff(name, path, outcome, people, args):
+                    results.append(candidate)
+                    print_result(candidate)
+                    sys.stdout.flush()
         print("\n| table | verdict | quality | missingness | TSTR/TRTR | copies | max risk upper CI | s |")
         print("|---|---|---|---|---|---|---|---|")
         for r in results:

@@ -10,8 +10,10 @@ import codecs
 import csv
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from django.conf import settings
@@ -126,10 +128,34 @@ def check_header(header: list[str]) -> None:
         seen[name] = position
 
 
+# The longest physical line the CSV scan reads (characters). A clinical row of 500 columns is a few
+# kilobytes; a line of millions of delimiters would make the tokenizer build millions of fields
+# (about 1 GB for a 200 MB file) before the field count could be compared with the header.
+DEFAULT_MAX_LINE_CHARS = 1024 * 1024
+
+
+def _bounded_lines(handle: Any, limit: int) -> Iterator[str]:
+    """The file's physical lines, refusing (before tokenizing) any longer than `limit` characters."""
+    number = 0
+    while True:
+        line = handle.readline(limit + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > limit and not line.endswith("\n"):
+            raise _refuse(
+                "line_too_long",
+                f"Line {number} is longer than {limit:,} characters; no clinical table row is that long "
+                "(check the delimiter and line endings).",
+            )
+        yield line
+
+
 def scan_csv(path: Path, encoding: str, delimiter: str) -> int:
     """Check structure row by row (streaming); return the number of data rows."""
+    limit = int(getattr(settings, "SYNTHGATE_MAX_LINE_CHARS", DEFAULT_MAX_LINE_CHARS))
     with path.open("r", encoding=encoding, newline="") as handle:
-        reader = csv.reader(handle, delimiter=delimiter, strict=True)
+        reader = csv.reader(_bounded_lines(handle, limit), delimiter=delimiter, strict=True)
         try:
             header = next(reader, [])
             check_header(header)

@@ -426,6 +426,8 @@ SYNTHGATE_MAX_COLUMNS = env_int("SYNTHGATE_MAX_COLUMNS", 500)
 SYNTHGATE_MAX_ROWS = env_int("SYNTHGATE_MAX_ROWS", 1_000_000)
 SYNTHGATE_MAX_CELLS = env_int("SYNTHGATE_MAX_CELLS", 10_000_000)
 SYNTHGATE_MAX_DECODED_BYTES = env_int("SYNTHGATE_MAX_DECODED_BYTES", 512 * 1024 * 1024)
+# Longest physical CSV line the intake tokenizes (generation.intake.scan_csv).
+SYNTHGATE_MAX_LINE_CHARS = env_int("SYNTHGATE_MAX_LINE_CHARS", 1024 * 1024)
 # Nesting depth of JSON request bodies (portal.api.parsers.BoundedJSONParser).
 SYNTHGATE_MAX_JSON_DEPTH = env_int("SYNTHGATE_MAX_JSON_DEPTH", 32)
 if (

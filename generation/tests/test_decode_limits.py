@@ -318,3 +318,17 @@ def test_a_header_of_a_hundred_million_delimiters_is_refused_without_parsing_it(
     assert response.status_code == 400 and response.json()["error"]["code"] == "too_many_columns"
     assert peak.below(400 * MB), vars(peak)
     _nothing_registered(storage_dir)
+
+
+def test_one_data_row_of_millions_of_delimiters_is_refused_before_it_is_tokenized(
+    api: Any, sam: Any, storage_dir: Path, measure: Any
+) -> None:
+    # A short header passes the header check; the bomb is the first data row. Tokenized, its
+    # 50 million fields would cost about a gigabyte before the field count met the header's.
+    upload = csv_upload(b"age,sex\n" + b"," * 50_000_000 + b"\n")
+    with measure(trace_python=False) as peak:
+        response = _register(api, sam, upload)
+
+    assert response.status_code == 400 and response.json()["error"]["code"] == "line_too_long"
+    assert peak.below(400 * MB), vars(peak)
+    _nothing_registered(storage_dir)

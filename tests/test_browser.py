@@ -86,7 +86,7 @@ def test_scientist_files_officer_approves_scientist_downloads(
     scientist.get_by_label("Purpose").fill("Prototype a survival model on free light chains")
     scientist.get_by_label("Intended use").fill("Feature engineering in a team notebook")
     scientist.get_by_label("Audience").select_option("internal")
-    scientist.get_by_label("Synthesizer").select_option("gaussian_copula")
+    scientist.get_by_label("Synthesizer", exact=True).select_option("gaussian_copula")
     scientist.get_by_label("Rows").fill("400")
     scientist.get_by_role("button", name="Submit for review").click()
     _shot(scientist, "1-request-submitted")

@@ -28,7 +28,7 @@ def _file_request(page: Any, base: str, dataset: Any, title: str, synthesizer: s
     page.get_by_label("Purpose").fill("Prototype a survival model on free light chains")
     page.get_by_label("Intended use").fill("Feature engineering in a team notebook")
     page.get_by_label("Audience").select_option("internal")
-    page.get_by_label("Synthesizer").select_option(synthesizer)
+    page.get_by_label("Synthesizer", exact=True).select_option(synthesizer)
     page.get_by_label("Rows").fill("300")
     page.get_by_role("button", name="Submit for review").click()
     page.get_by_test_id("request-status").wait_for()

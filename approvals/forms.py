@@ -8,6 +8,7 @@ from approvals.choices import Audience, DecisionKind, Fidelity, PurposeCategory
 from approvals.policies.loader import MAX_SOURCE_CHARS
 from generation.models import SourceDataset
 from generation.synthesizers import EXTERNAL_UPLOAD, EXTERNAL_UPLOAD_LABEL, REGISTRY
+from generation.synthesizers.sdv_backend import DISTRIBUTIONS as COPULA_DISTRIBUTIONS
 
 DEFAULT_SYNTHESIZER = "gaussian_copula"
 # Candidate rows in the browser form (the API takes up to the policy's max_candidates).
@@ -53,6 +54,26 @@ class RequestForm(forms.Form):
         help_text="Only for (epsilon, delta) synthesizers (dp_mst, dp_aim); empty means 1e-9. "
         "Pure DP synthesizers such as dp_copula spend no delta: leave it empty.",
     )
+    # Synthesizer options (each synthesizer refuses the ones it does not take, with a message).
+    epochs = forms.IntegerField(
+        label="Training epochs",
+        required=False,
+        min_value=1,
+        help_text="ctgan and tvae only; empty means scaled to the table. Training also stops at the "
+        "tier's time budget.",
+    )
+    batch_size = forms.IntegerField(
+        label="Training batch size",
+        required=False,
+        min_value=1,
+        help_text="ctgan and tvae only (ctgan: a multiple of 10); empty means about a tenth of the rows.",
+    )
+    distribution = forms.ChoiceField(
+        label="Marginal distributions",
+        required=False,
+        choices=[("", "Default (empirical)")] + [(d, d) for d in COPULA_DISTRIBUTIONS],
+        help_text="gaussian_copula only: how each numeric column's distribution is modelled.",
+    )
 
     bakeoff = forms.ChoiceField(
         label="Bake-off",
@@ -93,6 +114,13 @@ class RequestForm(forms.Form):
                 (c.name, f"{c.name} ({c.get_classification_display().lower()})")
                 for c in dataset.columns.exclude(classification="direct_identifier").order_by("position")
             ]
+
+    def options(self) -> dict[str, Any]:
+        """The single synthesizer's options the requester filled in (validated by the service)."""
+        data = self.cleaned_data
+        given = {"epochs": data.get("epochs"), "batch_size": data.get("batch_size")}
+        given["distribution"] = data.get("distribution") or None
+        return {key: value for key, value in given.items() if value not in (None, "")}
 
     def candidates(self) -> Any:
         """What the bake-off fields ask for: None (no bake-off), "auto", or the candidate list."""

@@ -113,6 +113,9 @@ class GenerationRequest(models.Model):
     # BAKEOFF and epsilon_micro/delta_atto are the sums over the DP candidates (what approval
     # reserves from the ledger).
     candidates = models.JSONField(default=list, blank=True)
+    # A single-synthesizer request's options (epochs, batch_size, distribution, ...), validated by
+    # the synthesizer's own parser when filed; the tier's time budget is added when the job is queued.
+    options = models.JSONField(default=dict, blank=True)
     # The candidates are the policy's default set ("auto"), not the requester's choice.
     candidates_auto = models.BooleanField(default=False)
     status = models.CharField(max_length=20, choices=RequestStatus.choices, default=RequestStatus.DRAFT)

@@ -122,7 +122,11 @@ def _request_form_page(request: HttpRequest, *, existing: GenerationRequest | No
     )
     if request.method == "POST" and form.is_valid():
         try:
-            saved = _save(request, {**form.cleaned_data, "candidates": form.candidates()}, existing)
+            saved = _save(
+                request,
+                {**form.cleaned_data, "candidates": form.candidates(), "options": form.options()},
+                existing,
+            )
         except DomainError as exc:
             form.add_error(None, exc.message)
         else:
@@ -203,6 +207,7 @@ def _save(
         epsilon=None if data.get("candidates") else data["epsilon"],
         delta=None if data.get("candidates") else data.get("delta") or None,
         candidates=data.get("candidates"),
+        options=None if data.get("candidates") else data.get("options"),
     )
     if existing is None:
         saved = request_create(actor=request.user, data=payload)

@@ -191,6 +191,7 @@ class RequestOutputSerializer(serializers.ModelSerializer):
             "retry",
             "candidates",
             "candidates_auto",
+            "options",
             "release",
             "created_at",
             "submitted_at",
@@ -293,6 +294,9 @@ class RequestInputSerializer(serializers.Serializer):
     synthesizer = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
     # A bake-off: [{"synthesizer", "epsilon", "options"}] or "auto" (the policy's default set).
     candidates = serializers.JSONField(required=False, allow_null=True, default=None)
+    # A single synthesizer's options, e.g. {"epochs": 200, "batch_size": 100} for ctgan/tvae or
+    # {"distribution": "truncnorm"} for gaussian_copula; each synthesizer's caps apply.
+    options = serializers.JSONField(required=False, allow_null=True, default=None)
     rows = serializers.IntegerField(min_value=1)
     # Any JSON value: the service accepts only finite positive numbers (or null for non-DP).
     epsilon = serializers.JSONField(required=False, allow_null=True, default=None)

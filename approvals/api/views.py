@@ -70,6 +70,7 @@ def _input(data: dict[str, Any]) -> RequestInput:
         fidelity=data["fidelity"],
         purpose_category=data["purpose_category"],
         candidates=data.get("candidates"),
+        options=data.get("options"),
     )
 
 

@@ -76,7 +76,7 @@ def attempt_job_for_approval(*, request: GenerationRequest, actor: Any) -> None:
         rows=request.rows,
         epsilon_micro=request.epsilon_micro,
         delta_atto=request.delta_atto,
-        options=synthesizer_time_budget(request.synthesizer, {}, budget),
+        options=synthesizer_time_budget(request.synthesizer, request.options, budget),
         actor=actor,
     )
     attempt_record(request=request, job=job, source=AttemptSource.SYNTHESIZED, actor=actor)

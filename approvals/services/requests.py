@@ -33,7 +33,13 @@ from generation.choices import Classification, ColumnKind, JobState
 from generation.models import SourceDataset, SynthesisJob
 from generation.selectors import datasets_requestable_by
 from generation.services import epsilon_to_micro, job_cancel
-from generation.synthesizers import EXTERNAL_UPLOAD, REGISTRY, is_dp_synthesizer, is_known_synthesizer
+from generation.synthesizers import (
+    EXTERNAL_UPLOAD,
+    REGISTRY,
+    is_dp_synthesizer,
+    is_known_synthesizer,
+    validate_options,
+)
 
 _SYNTHESIZABLE_KINDS = {ColumnKind.NUMERIC, ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN, ColumnKind.DATETIME}
 
@@ -57,6 +63,8 @@ class RequestInput:
     # A bake-off: [{synthesizer, epsilon, options}] or "auto" (approvals.bakeoff); then
     # `synthesizer` and `epsilon` are left empty.
     candidates: Any = None
+    # A single synthesizer's options (generation.synthesizers: each synthesizer's own caps).
+    options: Any = None
 
 
 # --- Validation (everything the requester controls) ---------------------------------------------
@@ -152,6 +160,7 @@ def _cleaned(actor: Any, data: RequestInput) -> dict[str, Any]:
     # After the 400s: a well-formed DP request on undeclared domains is refused as a conflict
     # with the dataset's state (409), naming the columns and what to do.
     check_domain_declared(dataset, columns, data.synthesizer)
+    options = _validate_options(data.synthesizer, data.options)
     return {
         "dataset": dataset,
         "title": data.title.strip()[:200],
@@ -165,7 +174,32 @@ def _cleaned(actor: Any, data: RequestInput) -> dict[str, Any]:
         "rows": rows,
         "epsilon_micro": epsilon_micro,
         "delta_atto": delta_atto,
+        "options": options,
     }
+
+
+def _validate_options(synthesizer: str, options: Any) -> dict[str, Any]:
+    """The synthesizer's options as filed, parsed by the synthesizer itself (unknown keys and values
+    outside its caps are refused now, not when the job runs)."""
+    if options in (None, "", {}):
+        return {}
+    if not isinstance(options, dict) or len(options) > 20:
+        raise ValidationFailed(
+            "Options must be an object of option names and values.", fields={"options": "invalid"}
+        )
+    if synthesizer == EXTERNAL_UPLOAD:
+        raise ValidationFailed(
+            "A bring-your-own request takes no synthesizer options.", fields={"options": "invalid"}
+        )
+    if "time_budget_s" in options:
+        raise ValidationFailed(
+            "The training time budget is set by the tier's policy, not by the request.",
+            fields={"options": "invalid"},
+        )
+    try:
+        return validate_options(synthesizer, options)
+    except (ValueError, TypeError) as exc:
+        raise ValidationFailed(str(exc), fields={"options": "invalid"}) from None
 
 
 def _cleaned_common(dataset: SourceDataset, data: RequestInput) -> dict[str, Any]:
@@ -216,6 +250,7 @@ def _cleaned_bakeoff(dataset: SourceDataset, data: RequestInput) -> dict[str, An
         "synthesizer": BAKEOFF,
         "candidates": candidates,
         "candidates_auto": auto,
+        "options": {},
         "epsilon_micro": epsilon_micro,
         "delta_atto": delta_atto,
     }
@@ -232,6 +267,7 @@ def _audit_details(fields: dict[str, Any]) -> dict[str, Any]:
         "purpose_category": fields["purpose_category"],
         "epsilon_micro": fields["epsilon_micro"],
         "delta_atto": fields["delta_atto"],
+        "options": fields.get("options") or {},
         # Candidates: synthesizer, epsilon and option names only (values are settings, not data).
         "candidates": [
             {"synthesizer": c["synthesizer"], "epsilon_micro": c["epsilon_micro"], "options": c["options"]}

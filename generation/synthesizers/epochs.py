@@ -71,6 +71,11 @@ def _hook_transformer(owner: Any, transformer: Any) -> None:
 
     def transform_reporting(raw_data: Any, *args: Any, **kwargs: Any) -> Any:
         _report_stage(owner, 1.0, "encoding the table")
+        # From 500 rows on, ctgan's DataTransformer encodes its columns in joblib worker processes,
+        # pickling itself: its instance must not hold these closures (they reach the torch model,
+        # which refuses to pickle mid-fit). Fitting is over by now, so the hooks are done.
+        for name in ("fit", "transform", "_fit_continuous", "_fit_discrete"):
+            transformer.__dict__.pop(name, None)
         return transform(raw_data, *args, **kwargs)
 
     transformer.fit, transformer.transform = fit_reporting, transform_reporting

@@ -120,3 +120,20 @@ def test_policy_time_budget_reaches_only_synthesizers_that_take_one() -> None:
     assert with_time_budget("gaussian_copula", {}, 600) == {}
     assert with_time_budget("dp_copula", {"bins": 5}, 600) == {"bins": 5}
     validate_options("ctgan", with_time_budget("ctgan", None, 600))
+
+
+@pytest.mark.parametrize("name", ["ctgan", "tvae"])
+def test_a_table_of_500_rows_or_more_is_encoded_in_parallel_with_progress_hooks_in_place(name: str) -> None:
+    # ctgan's DataTransformer encodes columns in joblib worker processes from 500 rows on, pickling
+    # itself; the progress hooks once made every such fit fail with PicklingError (a real 549-row
+    # table did), while the suite's small tables stayed on the in-process path.
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=600)
+    frame = pd.DataFrame({"x": x, "y": x + rng.normal(size=600), "group": rng.choice(["a", "b"], 600)})
+    stages: list[str] = []
+
+    synthetic = synthesizer_for(name, options={"epochs": 1, "batch_size": 100}).fit_sample(
+        frame, columns=SPECS, rows=30, seed=1, progress=lambda f, s: stages.append(s)
+    )
+
+    assert len(synthetic) == 30 and "encoding the table" in stages

@@ -6,7 +6,9 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
+from django.contrib.auth import authenticate
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import PasswordChangeForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
@@ -155,11 +157,31 @@ def token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
     return redirect("account-tokens")
 
 
+class CountedPasswordChangeForm(PasswordChangeForm):
+    """The old password is checked through `authenticate`, so django-axes counts a wrong one like a
+    failed sign-in and a locked account cannot change its password (a stolen session cannot guess
+    the old password without limit)."""
+
+    def __init__(self, user: Any, *args: Any, request: HttpRequest | None = None, **kwargs: Any) -> None:
+        super().__init__(user, *args, **kwargs)
+        self.request = request
+
+    def clean_old_password(self) -> str:
+        old = self.cleaned_data["old_password"]
+        if authenticate(self.request, username=self.user.get_username(), password=old) is None:
+            raise forms.ValidationError(self.error_messages["password_incorrect"], code="password_incorrect")
+        return old
+
+
 class PasswordChangeView(auth_views.PasswordChangeView):
     """Django's password change (old password, validators), audited; tokens end via the signal."""
 
     template_name = "registration/password_change_form.html"
     success_url = reverse_lazy("password_change_done")
+    form_class = CountedPasswordChangeForm
+
+    def get_form_kwargs(self) -> dict[str, Any]:
+        return {**super().get_form_kwargs(), "request": self.request}
 
     def form_valid(self, form: Any) -> HttpResponse:
         response = super().form_valid(form)

@@ -152,3 +152,31 @@ def test_counters_live_in_shared_storage_not_in_process_memory(alice: Any) -> No
     assert len(other_process_cache.get(key, [])) == 1
     assert AccessAttempt.objects.filter(username="alice").count() >= 1
     assert sum(a.failures_since_start for a in AccessAttempt.objects.filter(username="alice")) == 2
+
+
+def test_the_password_change_form_counts_wrong_old_passwords_and_locks_like_sign_in(alice: Any) -> None:
+    # A stolen session must not become an unlimited oracle for the account's password.
+    client = Client()
+    client.force_login(alice)
+    for attempt in range(LIMIT):
+        client.post(
+            "/accounts/password/change/",
+            {
+                "old_password": f"guess-{attempt}",
+                "new_password1": "N3w-long-passphrase!",
+                "new_password2": "N3w-long-passphrase!",
+            },
+        )
+
+    client.post(
+        "/accounts/password/change/",
+        {
+            "old_password": PASSWORD,
+            "new_password1": "N3w-long-passphrase!",
+            "new_password2": "N3w-long-passphrase!",
+        },
+    )
+
+    alice.refresh_from_db()
+    assert alice.check_password(PASSWORD) and not alice.check_password("N3w-long-passphrase!")
+    assert AccessAttempt.objects.filter(username="alice").exists()

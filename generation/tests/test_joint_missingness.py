@@ -98,7 +98,10 @@ def test_a_dp_synthesizer_never_invents_missing_values_in_a_non_nullable_column(
         ColumnSpec(s.name, s.kind, s.lower, s.upper, s.categories, nullable=s.name not in ("time", "bili"))
         for s in specs
     ]
-    synthetic = synthesizer_for("dp_copula", epsilon=1).fit_sample(
+    # Epsilon 10 so the positive claim below is not at the noise's mercy: at epsilon 1 each of the
+    # 19 marginals gets so little budget that trt's missing cell (106 of 418 rows) is noised to
+    # zero now and then. The guarantee (no gaps where none are declared) holds at any epsilon.
+    synthetic = synthesizer_for("dp_copula", epsilon=10).fit_sample(
         pbc, columns=specs, rows=500, seed=5, progress=lambda f, s: None
     )
 

@@ -109,6 +109,15 @@ class RequestForm(forms.Form):
                 decimal_places=6,
                 help_text="DP synthesizers only." if n == 1 else "",
             )
+            self.fields[f"candidate_{n}_options"] = forms.CharField(
+                label=f"Candidate {n}: options",
+                required=False,
+                max_length=500,
+                help_text="Optional, as name=value pairs separated by commas, e.g. epochs=200, "
+                "batch_size=100 (ctgan, tvae) or distribution=truncnorm (gaussian_copula)."
+                if n == 1
+                else "",
+            )
         if dataset is not None:
             self.fields["columns"].choices = [
                 (c.name, f"{c.name} ({c.get_classification_display().lower()})")
@@ -133,11 +142,42 @@ class RequestForm(forms.Form):
             {
                 "synthesizer": self.cleaned_data[f"candidate_{n}_synthesizer"],
                 "epsilon": self.cleaned_data.get(f"candidate_{n}_epsilon"),
-                "options": {},
+                "options": self.cleaned_data.get(f"candidate_{n}_options") or {},
             }
             for n in range(1, CANDIDATE_ROWS + 1)
             if self.cleaned_data.get(f"candidate_{n}_synthesizer")
         ]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        for n in range(1, CANDIDATE_ROWS + 1):
+            key = f"candidate_{n}_options"
+            if key in cleaned:
+                try:
+                    cleaned[key] = parse_option_pairs(cleaned[key])
+                except ValueError as exc:
+                    self.add_error(key, str(exc))
+        return cleaned
+
+
+def parse_option_pairs(text: str) -> dict[str, Any]:
+    """`epochs=200, batch_size=100` as {"epochs": 200, "batch_size": 100}: whole numbers as ints,
+    true/false as booleans, anything else as text. Which names and values a synthesizer takes is
+    checked by the synthesizer itself when the request is filed."""
+    options: dict[str, Any] = {}
+    for part in (p.strip() for p in (text or "").split(",")):
+        if not part:
+            continue
+        name, sep, value = (x.strip() for x in part.partition("="))
+        if not sep or not name or not value or not name.replace("_", "").isalnum():
+            raise ValueError("Write options as name=value pairs separated by commas, e.g. epochs=200.")
+        if value.lower() in ("true", "false"):
+            options[name] = value.lower() == "true"
+        elif value.lstrip("-").isdigit():
+            options[name] = int(value)
+        else:
+            options[name] = value
+    return options
 
 
 class DecisionForm(forms.Form):

@@ -111,3 +111,41 @@ def test_the_request_form_files_a_copula_with_chosen_marginals_and_refuses_epoch
     saved = client.post("/requests/new/", {**form, "distribution": "truncnorm"})
     assert saved.status_code == 302
     assert GenerationRequest.objects.get().options == {"distribution": "truncnorm"}
+
+
+def test_bakeoff_candidates_take_options_in_the_browser_and_bad_ones_are_shown_on_their_field(
+    alice: Any, dataset: SourceDataset
+) -> None:
+    from approvals.models import GenerationRequest
+
+    client = Client()
+    client.force_login(alice)
+    form = {
+        "dataset": str(dataset.pk),
+        "title": "Which synthesizer?",
+        "purpose": "Prototype a mortality model",
+        "purpose_category": "research",
+        "intended_use": "Notebook",
+        "audience": "internal",
+        "fidelity": "medium",
+        "columns": SAFE_COLUMNS,
+        "synthesizer": "gaussian_copula",
+        "rows": "200",
+        "bakeoff": "custom",
+        "candidate_1_synthesizer": "ctgan",
+        "candidate_2_synthesizer": "gaussian_copula",
+        "candidate_2_options": "distribution=truncnorm, stratify_outcome=false",
+        "action": "draft",
+    }
+
+    malformed = client.post("/requests/new/", {**form, "candidate_1_options": "epochs 200"})
+    assert "name=value pairs" in malformed.content.decode()
+    unknown = client.post("/requests/new/", {**form, "candidate_1_options": "epoch=200"})
+    assert "epoch" in unknown.content.decode() and not GenerationRequest.objects.exists()
+
+    saved = client.post("/requests/new/", {**form, "candidate_1_options": "epochs=20, batch_size=100"})
+    assert saved.status_code == 302
+    assert [c["options"] for c in GenerationRequest.objects.get().candidates] == [
+        {"epochs": 20, "batch_size": 100},
+        {"distribution": "truncnorm", "stratify_outcome": False},
+    ]

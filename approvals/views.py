@@ -303,8 +303,7 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
         "needed": required_approvals(item.tier_level, item.tier_controls or {}) if item.tier_level else 0,
         "roles": [Role(r).label for r in reviewer_roles(item.tier_controls or {})],
         "release": _release_of(item),
-        "job": item.job,
-        "final": item.job is None or item.job.state in FINAL_JOB_STATES,
+        **_job_panel_context(item),
         **_attempts_context(request.user, item),
         **_dp_context(request.user, item),
         **_retry_context(request.user, item),
@@ -484,14 +483,21 @@ def request_job(request: HttpRequest, request_id: str) -> HttpResponse:
         item = request_get_for(actor=request.user, request_id=request_id)
     except DomainError:
         raise Http404 from None
-    job = item.job
-    context = {
-        "req": item,
-        "job": job,
-        "final": job is None or job.state in FINAL_JOB_STATES,
-        "release": _release_of(item),
-    }
+    context = {"req": item, "release": _release_of(item), **_job_panel_context(item)}
     return render(request, "approvals/_job_panel.html", context)
+
+
+def _job_panel_context(item: GenerationRequest) -> dict[str, Any]:
+    """The live panel's jobs: the request's job, or every candidate's job of a bake-off (the panel
+    keeps polling until all of them are final)."""
+    job = item.job
+    runs = latest_candidates(item) if item.candidates else []
+    jobs = [run.job for run in runs] or ([job] if job is not None else [])
+    return {
+        "job": job,
+        "candidate_runs": runs,
+        "final": not jobs or all(j.state in FINAL_JOB_STATES for j in jobs),
+    }
 
 
 @require_POST

@@ -187,6 +187,9 @@ def test_a_bakeoff_in_the_browser_shows_the_candidates_and_publishes_the_pick(
 
     page = client.get(f"/requests/{request.pk}/").content.decode()
     assert page.count('data-testid="candidate-row"') == 2 and 'data-testid="bakeoff"' in page
+    assert (
+        page.count("Candidate 1 progress") == 1 and "Candidate 2 progress" in page
+    )  # live panel: every candidate
     request.refresh_from_db()
     assert request.status == RequestStatus.AWAITING_CHOICE  # gaussian_copula passes on this seed
     assert 'data-testid="choose-form"' in page

@@ -319,7 +319,8 @@ def check_explanation(check: dict[str, Any]) -> str:
     if status == "not_run":
         reason = str(check.get("reason") or "It could not be run.")
         blocking = (
-            " A privacy officer must acknowledge it before the release can be published."
+            " This tier requires it, so the release is blocked; only a gate override (a privacy officer's"
+            " written justification, approved by a second officer) can publish it."
             if (check.get("required") and not check.get("passed"))
             else ""
         )

@@ -160,7 +160,13 @@ def run_bakeoff(
     columns = [
         c for c in dataset.columns.order_by("position").values_list("name", flat=True) if c not in direct
     ]
-    candidates = [{"synthesizer": s, "epsilon": None, "options": {}} for s in args.candidates]
+    from approvals.forms import parse_option_pairs
+
+    # "gaussian_copula:distribution=norm" is a candidate with options.
+    candidates = [
+        {"synthesizer": name, "epsilon": None, "options": parse_option_pairs(pairs.replace(";", ","))}
+        for name, _, pairs in (c.partition(":") for c in args.candidates)
+    ]
     draft = request_create(
         actor=people["scientist"],
         data=RequestInput(
@@ -283,7 +289,12 @@ def main() -> None:
         action="store_true",
         help="also run each table as a bake-off of --candidates and publish the recommended one",
     )
-    parser.add_argument("--candidates", nargs="*", default=["gaussian_copula", "ctgan"])
+    parser.add_argument(
+        "--candidates",
+        nargs="*",
+        default=["gaussian_copula", "ctgan"],
+        help="synthesizer[:name=value;name=value] per candidate, e.g. gaussian_copula:distribution=norm",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sg-release-quality-") as tmp:
         setup_django(Path(tmp))

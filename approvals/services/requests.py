@@ -147,31 +147,16 @@ def _cleaned(actor: Any, data: RequestInput) -> dict[str, Any]:
             f"Unknown synthesizer; choose one of {', '.join(sorted([*REGISTRY, EXTERNAL_UPLOAD]))}.",
             fields={"synthesizer": "invalid"},
         )
-    for field_name in ("title", "purpose", "intended_use"):
-        if not str(getattr(data, field_name) or "").strip():
-            raise ValidationFailed(
-                f"{field_name.replace('_', ' ').capitalize()} is required.", fields={field_name: "required"}
-            )
-    columns = [str(c) for c in data.columns]
-    _validate_columns(dataset, columns)
+    fields = _cleaned_common(dataset, data)
     epsilon_micro = _validate_epsilon(data.synthesizer, data.epsilon)
     delta_atto = validate_delta(data.synthesizer, data.delta)
-    rows = _validate_rows(data.rows)
     # After the 400s: a well-formed DP request on undeclared domains is refused as a conflict
     # with the dataset's state (409), naming the columns and what to do.
-    check_domain_declared(dataset, columns, data.synthesizer)
+    check_domain_declared(dataset, fields["columns"], data.synthesizer)
     options = _validate_options(data.synthesizer, data.options)
     return {
-        "dataset": dataset,
-        "title": data.title.strip()[:200],
-        "purpose": data.purpose.strip(),
-        "purpose_category": data.purpose_category,
-        "intended_use": data.intended_use.strip(),
-        "audience": data.audience,
-        "fidelity": data.fidelity,
-        "columns": columns,
+        **fields,
         "synthesizer": data.synthesizer,
-        "rows": rows,
         "epsilon_micro": epsilon_micro,
         "delta_atto": delta_atto,
         "options": options,

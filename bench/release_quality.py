@@ -88,18 +88,13 @@ def personas() -> dict[str, Any]:
     return made
 
 
-def run_table(
-    name: str, path: Path, outcome: str | None, people: dict[str, Any], args: Any
-) -> dict[str, Any]:
+def signed_off(name: str, path: Path, outcome: str | None, people: dict[str, Any]) -> tuple[Any, list[str]]:
+    """Register the table as a steward would (declaring its outcome, accepting the intake's other
+    suggestions) and sign it off; the dataset and every column but the direct identifiers."""
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from approvals.forms import DEFAULT_SYNTHESIZER
-    from approvals.services import RequestInput, request_create, request_decide, request_submit
-    from catalog.services import pipeline_run
-    from generation.models import SynthesisJob
     from generation.services import dataset_register, dataset_sign_off, dataset_update_columns
 
-    started = time.perf_counter()
     upload = SimpleUploadedFile(path.name, path.read_bytes(), content_type="text/csv")
     dataset = dataset_register(actor=people["steward"], name=name, uploaded_file=upload, epsilon_cap="1")
     if outcome:
@@ -111,22 +106,47 @@ def run_table(
     columns = [
         c for c in dataset.columns.order_by("position").values_list("name", flat=True) if c not in direct
     ]
+    return dataset, columns
+
+
+def filed_and_approved(people: dict[str, Any], dataset: Any, columns: list[str], **fields: Any) -> Any:
+    """A scientist files and submits the request (internal audience); a privacy officer approves."""
+    from approvals.services import RequestInput, request_create, request_decide, request_submit
+
     draft = request_create(
         actor=people["scientist"],
         data=RequestInput(
             dataset_id=dataset.pk,
-            title=f"{name}: all columns",
-            purpose="Prototype a risk model before applying for the real data.",
             intended_use="Notebook prototyping",
             audience="internal",
             columns=columns,
-            synthesizer=args.synthesizer or DEFAULT_SYNTHESIZER,
-            rows=args.rows,
+            **fields,
         ),
     )
     request = request_submit(actor=people["scientist"], request_id=draft.pk)
     request_decide(actor=people["officer"], request_id=request.pk, decision="approve", comment="bench")
     request.refresh_from_db()
+    return request
+
+
+def run_table(
+    name: str, path: Path, outcome: str | None, people: dict[str, Any], args: Any
+) -> dict[str, Any]:
+    from approvals.forms import DEFAULT_SYNTHESIZER
+    from catalog.services import pipeline_run
+    from generation.models import SynthesisJob
+
+    started = time.perf_counter()
+    dataset, columns = signed_off(name, path, outcome, people)
+    request = filed_and_approved(
+        people,
+        dataset,
+        columns,
+        title=f"{name}: all columns",
+        purpose="Prototype a risk model before applying for the real data.",
+        synthesizer=args.synthesizer or DEFAULT_SYNTHESIZER,
+        rows=args.rows,
+    )
     SynthesisJob.objects.filter(pk=request.job_id).update(seed=args.seed)
     verdict = pipeline_run(job_id=request.job_id)
     total = time.perf_counter() - started
@@ -139,50 +159,27 @@ def run_bakeoff(
 ) -> list[dict[str, Any]]:
     """The same table as a bake-off: each candidate fitted and validated by the pipeline task, the
     recommended one (the best that passed) published through the release path."""
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
+    from approvals.forms import parse_option_pairs
     from approvals.models import CandidateRun
-    from approvals.services import RequestInput, request_create, request_decide, request_submit
     from catalog.services import bakeoff_choose, pipeline_run
     from generation.models import SynthesisJob
-    from generation.services import dataset_register, dataset_sign_off, dataset_update_columns
 
-    upload = SimpleUploadedFile(path.name, path.read_bytes(), content_type="text/csv")
-    dataset = dataset_register(
-        actor=people["steward"], name=f"{name}-bakeoff", uploaded_file=upload, epsilon_cap="1"
-    )
-    if outcome:
-        dataset_update_columns(
-            actor=people["steward"], dataset_id=dataset.pk, changes=[{"name": outcome, "outcome": True}]
-        )
-    dataset = dataset_sign_off(actor=people["steward"], dataset_id=dataset.pk)
-    direct = set(dataset.columns.filter(classification="direct_identifier").values_list("name", flat=True))
-    columns = [
-        c for c in dataset.columns.order_by("position").values_list("name", flat=True) if c not in direct
-    ]
-    from approvals.forms import parse_option_pairs
-
+    dataset, columns = signed_off(f"{name}-bakeoff", path, outcome, people)
     # "gaussian_copula:distribution=norm" is a candidate with options.
     candidates = [
-        {"synthesizer": name, "epsilon": None, "options": parse_option_pairs(pairs.replace(";", ","))}
-        for name, _, pairs in (c.partition(":") for c in args.candidates)
+        {"synthesizer": synthesizer, "epsilon": None, "options": parse_option_pairs(pairs.replace(";", ","))}
+        for synthesizer, _, pairs in (c.partition(":") for c in args.candidates)
     ]
-    draft = request_create(
-        actor=people["scientist"],
-        data=RequestInput(
-            dataset_id=dataset.pk,
-            title=f"{name}: bake-off",
-            purpose="Pick the synthesizer that keeps the outcome signal.",
-            intended_use="Notebook prototyping",
-            audience="internal",
-            columns=columns,
-            synthesizer="",
-            rows=args.rows,
-            candidates=candidates,
-        ),
+    request = filed_and_approved(
+        people,
+        dataset,
+        columns,
+        title=f"{name}: bake-off",
+        purpose="Pick the synthesizer that keeps the outcome signal.",
+        synthesizer="",
+        rows=args.rows,
+        candidates=candidates,
     )
-    request = request_submit(actor=people["scientist"], request_id=draft.pk)
-    request_decide(actor=people["officer"], request_id=request.pk, decision="approve", comment="bench")
     results = []
     runs = list(CandidateRun.objects.filter(attempt__request_id=request.pk).order_by("index"))
     for run in runs:

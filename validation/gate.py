@@ -53,6 +53,19 @@ CHECK_NAMES = (
     "inference_risk",
     "dp_empirical_epsilon",
 )
+# The checks of kind PRIVACY (validation.suite._privacy_checks): a failure means an attack on the
+# release worked. Named here for readers of stored reports written before checks carried `kind`.
+PRIVACY_CHECK_NAMES = frozenset(
+    {
+        "exact_copy_rate",
+        "replicated_uniques_rate",
+        "membership_inference_auc",
+        "singling_out_risk",
+        "linkability_risk",
+        "inference_risk",
+        "dp_empirical_epsilon",
+    }
+)
 # Value-free sentences for an error that made a check fail closed (shown to every viewer).
 _ERROR_REASONS = {
     "HoldoutUnavailable": "This dataset has no locked holdout, so the test has no unseen people to "

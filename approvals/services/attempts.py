@@ -28,6 +28,7 @@ from generation.models import SynthesisJob
 from generation.services import job_create, job_create_for_upload, synthetic_upload_store, upload_discard
 from generation.synthesizers import EXTERNAL_UPLOAD
 from generation.synthesizers import with_time_budget as synthesizer_time_budget
+from validation.gate import PRIVACY, PRIVACY_CHECK_NAMES
 from validation.glossary import title_for
 
 
@@ -188,21 +189,6 @@ def regenerate_locked(
     return _start_attempt(actor, request, action=action, **details)
 
 
-# The gate's privacy checks (validation.gate, validation.suite): a failure of any of them means an
-# attack on the release worked, and a new seed must not be tried without a privacy officer.
-PRIVACY_CHECKS = frozenset(
-    {
-        "exact_copy_rate",
-        "replicated_uniques_rate",
-        "membership_inference_auc",
-        "singling_out_risk",
-        "linkability_risk",
-        "inference_risk",
-        "dp_empirical_epsilon",
-    }
-)
-
-
 def failed_privacy_checks(checks: list[dict[str, Any]]) -> list[str]:
     """Names of the privacy checks that failed. A check that could not run (`not_run`) is not an
     attack that worked: a new seed cannot make it run, so it does not count here."""
@@ -211,7 +197,7 @@ def failed_privacy_checks(checks: list[dict[str, Any]]) -> list[str]:
         for c in checks
         if not c.get("passed")
         and c.get("status") != "not_run"
-        and (c.get("name") in PRIVACY_CHECKS or c.get("kind") == "privacy")
+        and (c.get("name") in PRIVACY_CHECK_NAMES or c.get("kind") == PRIVACY)
     ]
 
 

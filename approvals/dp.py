@@ -41,7 +41,7 @@ def uses_delta(synthesizer: str) -> bool:
 
 def is_custodian(user: Any) -> bool:
     """Privacy officers, data stewards, auditors and admins answer for the source data and may see
-    figures computed on it (generation.policies.CUSTODIANS); everyone else is outside custody."""
+    figures computed on it (core.roles.SEES_EXACT_STATISTICS); everyone else is outside custody."""
     return sees_exact_figures(user)
 
 

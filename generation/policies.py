@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db import models
 
-from core.roles import Role, has_role
+from core.roles import SEES_EXACT_STATISTICS, has_role
 from generation.choices import Classification, ColumnKind
 
 
@@ -43,10 +43,9 @@ NUMERIC_ONLY_FIELDS = ("decimals", "allowed_values")
 MAX_DECIMALS = 10
 MAX_ALLOWED_VALUES = 1000
 
-# Roles that hold custody of the data: they see exact row counts, profile statistics (min/max,
-# histograms, category counts) and the full budget ledger. Everyone else sees rounded figures and
-# budget totals, so what is public stays consistent with an add/remove-one-record guarantee.
-CUSTODIANS = (Role.DATA_STEWARD, Role.ADMIN, Role.PRIVACY_OFFICER, Role.AUDITOR)
+# Kept only because generation.api.serializers still imports (and re-exports) this name; the
+# capability is core.roles.SEES_EXACT_STATISTICS.
+CUSTODIANS = SEES_EXACT_STATISTICS
 ROWS_ROUNDED_TO = 100
 MIN_POPULATION_REASON = 20
 
@@ -80,7 +79,7 @@ def _normalize(name: str) -> str:
 
 def sees_exact_figures(user: object) -> bool:
     """Whether `user` may see a source's exact row counts and profile statistics."""
-    return has_role(user, *CUSTODIANS)
+    return has_role(user, *SEES_EXACT_STATISTICS)
 
 
 def about(count: int | None, *, step: int = ROWS_ROUNDED_TO) -> int | None:

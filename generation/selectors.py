@@ -6,18 +6,16 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from core.roles import Role, has_role
+from core.roles import SEES_EVERY_DATASET, Role, has_role
 from generation.choices import Classification, DatasetStatus
 from generation.models import BudgetLedgerEntry, DatasetColumn, SourceDataset, micro_to_epsilon
 from generation.policies import DeclarationSource, about, declaration_source, sees_exact_figures
 
-# Everyone with a role sees registered datasets' metadata (never their rows): scientists need it
-# to file requests, reviewers to judge them. Retired datasets only to stewards and oversight.
-_OVERSIGHT = (Role.DATA_STEWARD, Role.PRIVACY_OFFICER, Role.ADMIN, Role.AUDITOR)
-
 
 def datasets_visible_to(*, user: Any) -> QuerySet[SourceDataset]:
-    if has_role(user, *_OVERSIGHT):
+    # Everyone with a role sees registered datasets' metadata (never their rows): scientists need it
+    # to file requests, reviewers to judge them. Retired datasets only to stewards and oversight.
+    if has_role(user, *SEES_EVERY_DATASET):
         return SourceDataset.objects.all()
     if has_role(user, Role.DATA_SCIENTIST):
         return SourceDataset.objects.filter(status=DatasetStatus.READY)

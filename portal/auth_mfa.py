@@ -20,16 +20,15 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.services import audit_denied, audit_record
 from core.errors import ValidationFailed
-from core.roles import Role, has_role
+from core.roles import NEEDS_SECOND_FACTOR, has_role
 
-MFA_ROLES = (Role.PRIVACY_OFFICER, Role.DATA_STEWARD, Role.AUDITOR, Role.ADMIN)
 TOTP_NAME = "Authenticator app"
 RECOVERY_NAME = "Recovery codes"
 
 
 def mfa_required_for(user: Any) -> bool:
     """True when this user's role may reach data custody or oversight, so needs a second factor."""
-    return bool(settings.SYNTHGATE_MFA_REQUIRED) and has_role(user, *MFA_ROLES)
+    return bool(settings.SYNTHGATE_MFA_REQUIRED) and has_role(user, *NEEDS_SECOND_FACTOR)
 
 
 def mfa_enrolled(user: Any) -> bool:

@@ -294,8 +294,8 @@ def test_api_denies_by_default_and_never_uses_basic_auth() -> None:
 def test_seed_demo_is_idempotent_and_logins_work() -> None:
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
+    from core.roles import NEEDS_SECOND_FACTOR
     from generation.models import SourceDataset
-    from portal.auth_mfa import MFA_ROLES
     from portal.management.commands.seed_demo import (
         DEMO_DATASET_NAME,
         DEMO_PASSWORD,
@@ -318,7 +318,7 @@ def test_seed_demo_is_idempotent_and_logins_work() -> None:
         assert user.check_password(DEMO_PASSWORD)
         # The roles that need a second factor have the printed demo secret enrolled.
         devices = TOTPDevice.objects.filter(user=user, confirmed=True)
-        if role in MFA_ROLES:
+        if role in NEEDS_SECOND_FACTOR:
             assert [base64.b32encode(d.bin_key).decode() for d in devices] == [DEMO_TOTP_SECRET]
         else:
             assert not devices.exists()

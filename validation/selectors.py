@@ -10,17 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.roles import Role, has_role
+from core.roles import SEES_FULL_REPORTS, has_role
 from validation.gate import check_status, needs_acknowledgement
 from validation.glossary import reason_for, title_for
 
-FULL_REPORT_ROLES = (Role.PRIVACY_OFFICER, Role.AUDITOR, Role.ADMIN)
 # Aggregates that say nothing about the source rows beyond what the release card already shows.
 _COARSE_METRIC_KEYS = ("suite_version", "rows_synthetic")
 
 
 def sees_full_report(user: Any) -> bool:
-    return has_role(user, *FULL_REPORT_ROLES)
+    return has_role(user, *SEES_FULL_REPORTS)
 
 
 def gate_visible_to(*, user: Any, gate: dict[str, Any]) -> dict[str, Any]:

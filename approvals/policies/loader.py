@@ -24,7 +24,7 @@ from approvals.policies.engine import (
     Policy,
     Rule,
 )
-from core.roles import Role
+from core.roles import REVIEWS_REQUESTS, Role
 from validation.gate import CHECK_NAMES, REQUIRED_CHECKS_KEY
 
 SCHEMA_VERSION = 1
@@ -335,7 +335,7 @@ class _Checker:
             self.fail(path, "must be a list of roles")
             return
         for i, role in enumerate(roles):
-            if role not in (Role.PRIVACY_OFFICER, Role.DATA_STEWARD):
+            if role not in REVIEWS_REQUESTS:
                 self.fail(f"{path}[{i}]", "reviewers are privacy_officer or data_steward")
 
     # --- rules ---------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from approvals.policies import Policy, PolicyError, Problem, parse_policy
 from approvals.selectors import policy_versions_for
 from audit.services import audit_denied, audit_record
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from core.roles import Role, has_role
+from core.roles import APPROVES_POLICY, PROPOSES_POLICY, has_role
 
 
 class PolicyInvalid(ValidationFailed):
@@ -120,10 +120,6 @@ def _load_file_as_first_version() -> PolicyVersion:
     return version
 
 
-# Who may write a proposal, and who may approve one (a privacy officer who did not write it).
-POLICY_AUTHORS = (Role.ADMIN, Role.PRIVACY_OFFICER)
-POLICY_APPROVERS = (Role.PRIVACY_OFFICER,)
-
 # Reason codes of refusals (audited as the `reason` of a denied event).
 NOT_POLICY_AUTHOR = "not_policy_author"
 NOT_OFFICER = "not_officer"
@@ -136,7 +132,8 @@ def policy_decide_refusal(*, actor: Any, proposal: PolicyVersion) -> str | None:
     """Why `actor` may not approve or reject `proposal` (a reason code), or None if they may.
 
     The one statement of the rule: services raise from it, pages show buttons from it."""
-    if not has_role(actor, *POLICY_APPROVERS):
+    # Only a privacy officer approves, and never their own proposal.
+    if not has_role(actor, *APPROVES_POLICY):
         return NOT_OFFICER
     if proposal.published_by_id == actor.pk:
         return OWN_PROPOSAL
@@ -146,7 +143,7 @@ def policy_decide_refusal(*, actor: Any, proposal: PolicyVersion) -> str | None:
 
 
 def may_propose_policy(user: Any) -> bool:
-    return has_role(user, *POLICY_AUTHORS)
+    return has_role(user, *PROPOSES_POLICY)
 
 
 def policy_proposals_open() -> QuerySet[PolicyVersion]:

@@ -15,11 +15,11 @@ from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 
 from core.errors import ValidationFailed
-from core.roles import Role
+from core.roles import NEEDS_SECOND_FACTOR, Role
 from generation.choices import DatasetStatus
 from generation.models import SourceDataset
 from generation.services import dataset_register, dataset_update_columns
-from portal.auth_mfa import MFA_ROLES, mfa_enrolled, totp_enrol_with_secret
+from portal.auth_mfa import mfa_enrolled, totp_enrol_with_secret
 from portal.models import User
 from portal.services import user_create
 
@@ -134,7 +134,7 @@ class Command(BaseCommand):
             user = user_create(
                 actor=None, username=username, password=DEMO_PASSWORD, role=role, team_name=team
             )
-        if role in MFA_ROLES and not mfa_enrolled(user):
+        if role in NEEDS_SECOND_FACTOR and not mfa_enrolled(user):
             totp_enrol_with_secret(user=user, secret_base32=DEMO_TOTP_SECRET)
         return created
 
@@ -181,7 +181,7 @@ class Command(BaseCommand):
     def _print_logins(self) -> None:
         self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
         for username, role, team in DEMO_USERS:
-            factor = "  + code from TOTP secret below" if role in MFA_ROLES else ""
+            factor = "  + code from TOTP secret below" if role in NEEDS_SECOND_FACTOR else ""
             self.stdout.write(f"  {username:<10} {Role(role).label:<16} team {team}{factor}")
         self.stdout.write(
             f"Second factor (TOTP secret for all but the scientist; add it to an authenticator app): "

@@ -35,7 +35,9 @@ TRANSITIONS: dict[str, dict[str, tuple[str, ...]]] = {
         S.CHANGES_REQUESTED: (S.CANCELLED,),
         S.APPROVED: (S.CANCELLED,),
     },
-    "start": {S.APPROVED: (S.GENERATING,)},
+    # A job re-claimed after its lease lapsed in validation (its worker died) starts over: the
+    # request goes back to generating with it rather than the pipeline stopping on a Conflict.
+    "start": {S.APPROVED: (S.GENERATING,), S.VALIDATING: (S.GENERATING,)},
     "validate": {S.GENERATING: (S.VALIDATING,), S.APPROVED: (S.VALIDATING,)},
     "publish": {S.VALIDATING: (S.PUBLISHED,)},
     # A bake-off follows all its candidates' jobs at once, so it may fail the gate (or have

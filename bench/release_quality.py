@@ -133,7 +133,7 @@ def run_table(
     name: str, path: Path, outcome: str | None, people: dict[str, Any], args: Any
 ) -> dict[str, Any]:
     from approvals.forms import DEFAULT_SYNTHESIZER
-    from catalog.services import pipeline_run
+    from catalog.pipeline import pipeline_run
     from generation.models import SynthesisJob
 
     started = time.perf_counter()
@@ -161,7 +161,8 @@ def run_bakeoff(
     recommended one (the best that passed) published through the release path."""
     from approvals.forms import parse_option_pairs
     from approvals.models import CandidateRun
-    from catalog.services import bakeoff_choose, pipeline_run
+    from catalog.pipeline import pipeline_run
+    from catalog.services import bakeoff_choose
     from generation.models import SynthesisJob
 
     dataset, columns = signed_off(f"{name}-bakeoff", path, outcome, people)

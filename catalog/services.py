@@ -1,7 +1,6 @@
-"""Publishing releases, audited downloads, and the pipeline that produces releases.
+"""Publishing releases (by the pipeline, a gate override or a bake-off choice) and audited downloads.
 
-The pipeline spans generation, validation, approvals and catalog, so it lives here, in the
-highest app it touches; lower apps enqueue it by task name (generation.services.PIPELINE_TASK).
+The pipeline that produces releases is catalog.pipeline.
 """
 
 from __future__ import annotations
@@ -21,16 +20,13 @@ from approvals.models import GateOverride, GenerationRequest
 from approvals.services import (
     audit_override_refusal,
     gate_override_decide,
-    request_follow_job,
     request_published_by_override,
 )
 from approvals.services.bakeoffs import (
     bakeoff_chosen,
     bakeoff_pick,
     bakeoff_pick_refused,
-    candidate_run_of,
     latest_candidates,
-    request_for_job,
 )
 from audit.models import Outcome
 from audit.services import audit_record
@@ -38,23 +34,10 @@ from catalog.models import Release
 from catalog.selectors import releases_visible_to
 from core.errors import Conflict, NotFound, PermissionDenied
 from core.ids import parse_uuid
-from generation.choices import JobState
 from generation.crypto import DecryptionError
 from generation.models import SynthesisJob
-from generation.services import (
-    DPStateLost,
-    JobCancelled,
-    job_claim,
-    job_finalize,
-    job_read_training,
-    job_report_progress,
-    job_set_state,
-    job_store_output,
-    job_synthesize,
-)
-from generation.storage import OpenedFile, open_encrypted, read_encrypted_parquet
-from generation.synthesizers import EXTERNAL_UPLOAD, is_dp_synthesizer
-from validation.services import validation_run
+from generation.storage import OpenedFile, open_encrypted
+from generation.synthesizers import is_dp_synthesizer
 
 logger = logging.getLogger(__name__)
 _RECEIPT_PACKAGES = ("sdv", "sdmetrics", "rdt", "copulas", "pandas", "numpy", "scipy", "django")
@@ -240,150 +223,7 @@ def release_open_download(*, actor: Any, release_id: Any) -> tuple[Release, Open
     return release, opened
 
 
-# --- The pipeline -----------------------------------------------------------------------------
-
-
-def pipeline_run(*, job_id: Any) -> str:
-    """Synthesize, validate and (if the gate passes) publish. Safe to deliver twice."""
-    job = job_claim(job_id=job_id)
-    if job is None:
-        # The claim may have failed the job for running out of attempts: mirror that onto its request.
-        unclaimed = SynthesisJob.objects.filter(pk=job_id).first()
-        if unclaimed is not None:
-            request_follow_job(job=unclaimed)
-        return "skipped"
-    request_follow_job(job=job)
-    try:
-        return _pipeline_steps(job)
-    except JobCancelled:
-        return _stop_after_cancel(job)
-    except DPStateLost:
-        # Reading the data again would run the mechanisms twice under one debit. The debit stands
-        # (the data was read), and nothing is published; a new attempt reserves its own epsilon.
-        job_finalize(
-            job=job,
-            state=JobState.FAILED,
-            error_code="dp_state_lost",
-            error_message="The worker stopped after the DP mechanisms read the data and before their "
-            "output was saved. The epsilon reserved for this job is spent; generate again (a new "
-            "reservation) or file a new request.",
-        )
-        request_follow_job(job=job)
-        return "failed"
-    except Exception as exc:  # noqa: BLE001 - any failure must end the job as failed, not hang it
-        # Type only, and no traceback: messages from pandas/SDV can quote source values.
-        logger.error("job %s failed with %s", job.pk, type(exc).__name__)
-        job_finalize(
-            job=job,
-            state=JobState.FAILED,
-            error_code=type(exc).__name__,
-            error_message="Synthesis failed inside the worker; an operator can see the "
-            "worker log for this job id. Ask for a new request.",
-        )
-        request_follow_job(job=job)
-        return "failed"
-
-
-def _stop_after_cancel(job: SynthesisJob) -> str:
-    """The job was cancelled, or another worker took it over after our lease lapsed."""
-    if SynthesisJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
-        job_finalize(
-            job=job,
-            state=JobState.CANCELLED,
-            error_code="cancelled",
-            error_message="Cancelled while running.",
-        )
-        request_follow_job(job=job)
-        return "cancelled"
-    return "lost"
-
-
-def _pipeline_steps(job: SynthesisJob) -> str:
-    request = request_for_job(job)
-    conformed: dict[str, Any] = {}
-    privacy_facts: dict[str, Any] = {}
-    if job.synthesizer == EXTERNAL_UPLOAD:
-        synthetic, training = _uploaded_tables(job)
-    else:
-        output = job_synthesize(job=job)
-        synthetic, training, conformed = output.frame, output.training, output.conformed
-        privacy_facts = output.privacy_facts
-    job_store_output(job=job, frame=synthetic)
-    if not job_set_state(job=job, state=JobState.VALIDATING, stage="validating"):
-        return "lost"
-    request_follow_job(job=job)
-    job_report_progress(job=job, progress=0.8, stage="validating")
-    return _validate_and_publish(
-        job, request, training=training, synthetic=synthetic, conformed=conformed, privacy_facts=privacy_facts
-    )
-
-
-def _uploaded_tables(job: SynthesisJob) -> tuple[Any, Any]:
-    """An uploaded synthetic file and the training split it is tested against (read worker-side:
-    the uploader never handles either split)."""
-    synthetic = read_encrypted_parquet(job.upload_path)[list(job.columns)]
-    training = job_read_training(job=job)
-    job_report_progress(job=job, progress=0.5, stage="loaded the uploaded file")
-    return synthetic, training
-
-
-def _validate_and_publish(
-    job: SynthesisJob,
-    request: GenerationRequest,
-    *,
-    training: Any,
-    synthetic: Any,
-    conformed: dict[str, Any],
-    privacy_facts: dict[str, Any] | None = None,
-) -> str:
-    """Run the suite against the training split and the locked holdout; publish if the gate passes."""
-    thresholds = (request.tier_controls or {}).get("gate")
-    # The locked holdout is read here, after synthesis, so the generator never sees it.
-    holdout = read_encrypted_parquet(job.dataset.holdout_path) if job.dataset.holdout_path else None
-    report = validation_run(
-        job=job, training=training, synthetic=synthetic, thresholds=thresholds, holdout=holdout
-    )
-    gate = {"passed": report.passed, "checks": report.checks}
-    # Cells changed to fit the declared domain, per column and rule (counts only, no values).
-    receipt = {**build_receipt(job), "conformed_to_declared": conformed}
-    if privacy_facts:
-        receipt["privacy_facts"] = privacy_facts
-    if candidate_run_of(job) is not None:
-        return _finish_candidate(job, passed=report.passed, receipt=receipt)
-    if not report.passed:
-        job_finalize(
-            job=job,
-            state=JobState.GATE_FAILED,
-            error_code="gate_failed",
-            error_message="The release gate failed; see the validation checks.",
-            receipt=receipt,
-        )
-        request_follow_job(job=job)
-        return "gate_failed"
-    # One transaction: a job is never final-and-succeeded without its release, or vice versa.
-    with transaction.atomic():
-        if job_finalize(job=job, state=JobState.SUCCEEDED, receipt=receipt):
-            release_publish(job=job, request=request, gate=gate, metrics=report.metrics, receipt=receipt)
-            request_follow_job(job=job)
-    return "published"
-
-
 # --- Bake-offs ------------------------------------------------------------------------------------
-
-
-def _finish_candidate(job: SynthesisJob, *, passed: bool, receipt: dict[str, Any]) -> str:
-    """A bake-off candidate is validated but never published by the pipeline: a pass leaves it
-    succeeded (publishable), a failure gate-failed; the request follows all its candidates."""
-    state = JobState.SUCCEEDED if passed else JobState.GATE_FAILED
-    job_finalize(
-        job=job,
-        state=state,
-        error_code="" if passed else "gate_failed",
-        error_message="" if passed else "The release gate failed; see the validation checks.",
-        receipt=receipt,
-    )
-    request_follow_job(job=job)
-    return "candidate_passed" if passed else "gate_failed"
 
 
 def bakeoff_choose(*, actor: Any, request_id: Any, index: Any) -> Release:

@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import shared_task
 
-from catalog.services import pipeline_run
+from catalog.pipeline import pipeline_run
 from generation.services import PIPELINE_TASK
 
 

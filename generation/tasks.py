@@ -6,9 +6,13 @@ from typing import Any
 
 from celery import shared_task
 
-from generation.services import RISK_TASK, dataset_estimate_risk
-from generation.services.datasets import DOMAIN_ESTIMATE_TASK, dataset_estimate_domain
-from generation.services.jobs import jobs_reconcile
+from generation.services import (
+    DOMAIN_ESTIMATE_TASK,
+    RISK_TASK,
+    dataset_estimate_domain,
+    dataset_estimate_risk,
+    jobs_reconcile,
+)
 
 RECONCILE_TASK = "synthgate.jobs.reconcile"
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from approvals.services import RequestInput, request_create, request_decide, request_submit
 from catalog.models import Release
-from catalog.services import pipeline_run
+from catalog.pipeline import pipeline_run
 from generation.choices import JobState
 from generation.models import BudgetLedgerEntry, SynthesisJob
 from generation.storage import absolute_path

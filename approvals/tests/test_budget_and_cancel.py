@@ -15,7 +15,7 @@ from django.db import connection
 from approvals.services import request_cancel, request_decide, request_submit
 from approvals.tests.helpers import declare_by_steward
 from catalog.models import Release
-from catalog.services import pipeline_run
+from catalog.pipeline import pipeline_run
 from conftest import SAFE_COLUMNS
 from core.errors import Conflict, PermissionDenied
 from generation.choices import JobState

@@ -12,7 +12,7 @@ from approvals.choices import RequestStatus
 from approvals.models import GenerationRequest
 from approvals.services import request_decide, request_submit
 from catalog.models import Release
-from catalog.services import pipeline_run
+from catalog.pipeline import pipeline_run
 from generation.models import SynthesisJob
 
 

@@ -23,7 +23,8 @@ from approvals.services import (
 )
 from audit.models import AuditEvent
 from catalog.models import Release
-from catalog.services import gate_override_approve, pipeline_run
+from catalog.pipeline import pipeline_run
+from catalog.services import gate_override_approve
 from conftest import SAFE_COLUMNS
 from core.errors import Conflict, PermissionDenied, ValidationFailed
 from generation.choices import JobState

@@ -13,7 +13,7 @@ from django.test import Client
 
 from approvals.models import GenerationRequest
 from catalog.models import Release
-from catalog.services import pipeline_run
+from catalog.pipeline import pipeline_run
 from catalog.tests.test_attempts_overrides_uploads import (
     JUSTIFICATION,
     _training,

@@ -14,7 +14,7 @@ from approvals.choices import RequestStatus
 from approvals.models import CandidateRun, GenerationRequest
 from audit.models import AuditEvent
 from catalog.models import Release
-from catalog.services import pipeline_run
+from catalog.pipeline import pipeline_run
 from conftest import SAFE_COLUMNS
 from generation.models import BudgetLedgerEntry, SourceDataset, SynthesisJob
 

@@ -18,7 +18,7 @@ import pytest
 from approvals.models import GenerationRequest
 from audit.models import AuditEvent
 from catalog.models import Release
-from catalog.services import pipeline_run
+from catalog.pipeline import pipeline_run
 from conftest import SAFE_COLUMNS, csv_upload, small_flchain_csv
 from generation.csv_safety import frame_to_safe_csv, is_formula_like, neutralise_cell
 from generation.models import SynthesisJob

@@ -19,8 +19,8 @@ from approvals.models import GenerationRequest
 from approvals.services import request_decide, request_submit
 from approvals.tests.helpers import declare_by_steward
 from catalog.models import Release
+from catalog.pipeline import pipeline_run
 from catalog.privacy import PRIVACY_KEYS, release_privacy
-from catalog.services import pipeline_run
 from generation.models import SourceDataset, SynthesisJob
 
 BLOCK_KEYS = {*PRIVACY_KEYS, "trust_model"}

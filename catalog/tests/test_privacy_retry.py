@@ -14,7 +14,7 @@ from approvals.choices import RequestStatus, RetryStatus
 from approvals.models import GenerationRequest, PrivacyRetry
 from approvals.services import request_regenerate, retry_approve, retry_ask, retry_refuse
 from audit.models import AuditEvent
-from catalog.services import pipeline_run
+from catalog.pipeline import pipeline_run
 from core.errors import Conflict, PermissionDenied, ValidationFailed
 from generation.models import BudgetLedgerEntry, SourceDataset
 from validation.models import ValidationReport

@@ -13,8 +13,9 @@ from approvals.choices import RequestStatus
 from approvals.models import GenerationRequest
 from audit.models import AuditEvent, Outcome
 from catalog.models import Release
+from catalog.pipeline import pipeline_run
 from catalog.selectors import releases_visible_to
-from catalog.services import pipeline_run, release_get_for, release_open_download
+from catalog.services import release_get_for, release_open_download
 from conftest import SAFE_COLUMNS
 from core.errors import NotFound
 from generation.choices import JobState

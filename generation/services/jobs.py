@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
@@ -153,10 +154,9 @@ def _epoch(value: Any) -> float | None:
 
 
 def job_enqueue(*, job_id: Any) -> None:
-    from portal.celery import app
-
-    # Only ids cross the broker; on_commit so the worker never sees an uncommitted job.
-    transaction.on_commit(lambda: app.send_task(PIPELINE_TASK, kwargs={"job_id": str(job_id)}))
+    # Only ids cross the broker; on_commit so the worker never sees an uncommitted job. Celery's
+    # current app (portal's, once Django is up) sends it: generation does not import portal.
+    transaction.on_commit(lambda: current_app.send_task(PIPELINE_TASK, kwargs={"job_id": str(job_id)}))
 
 
 def _worker_identity() -> str:

@@ -239,26 +239,26 @@ def full_flchain(sam: Any) -> Any:
 def test_an_all_column_copula_release_has_no_bound_violations(
     full_flchain: Any, make_request: Any, alice: Any, olivia: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import catalog.services
+    import catalog.pipeline
     from approvals.services import request_decide, request_submit
     from generation.models import SynthesisJob
     from generation.services import SynthesisOutput
 
     outputs: list[SynthesisOutput] = []
-    synthesize = catalog.services.job_synthesize
+    synthesize = catalog.pipeline.job_synthesize
 
     def keep_output(**kwargs: Any) -> SynthesisOutput:
         outputs.append(synthesize(**kwargs))
         return outputs[-1]
 
-    monkeypatch.setattr(catalog.services, "job_synthesize", keep_output)
+    monkeypatch.setattr(catalog.pipeline, "job_synthesize", keep_output)
     draft = make_request(dataset_id=full_flchain.pk, columns=ALL_FLCHAIN_COLUMNS, rows=3000)
     request = request_submit(actor=alice, request_id=draft.pk)
     request_decide(actor=olivia, request_id=request.pk, decision="approve")
     request.refresh_from_db()
     SynthesisJob.objects.filter(pk=request.job_id).update(seed=20240601)
 
-    outcome = catalog.services.pipeline_run(job_id=request.job_id)
+    outcome = catalog.pipeline.pipeline_run(job_id=request.job_id)
 
     job = SynthesisJob.objects.get(pk=request.job_id)
     checks = {c["name"]: c for c in job.validation.checks}

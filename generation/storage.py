@@ -3,7 +3,8 @@
 Files live under SYNTHGATE_STORAGE_DIR, which is never served over HTTP. Paths stored in the
 database are relative to it, so the directory can move (or be a shared mount for many workers).
 Every file is encrypted (generation.crypto) and created 0600 in 0700 folders: a copy of the
-directory, a backup or another local account reads nothing without SYNTHGATE_DATA_KEY.
+directory, a backup or another local account reads nothing without SYNTHGATE_DATA_KEY. The one
+exception is an upload's spool (`spool_upload`): plaintext, 0600, and deleted once it is parsed.
 """
 
 from __future__ import annotations
@@ -82,6 +83,44 @@ def store_stream(chunks: Iterable[bytes], *, folder: str, suffix: str, max_bytes
         target.unlink(missing_ok=True)
         raise
     return StoredFile(relative_path=relative, sha256=digest.hexdigest(), size_bytes=size)
+
+
+# Uploads are parsed from a plaintext temporary copy here (never from memory), then deleted.
+SPOOL_FOLDER = "tmp"
+
+
+@dataclass(frozen=True)
+class SpooledUpload:
+    """An upload copied to a private temporary file; the caller deletes `path` when done."""
+
+    path: Path
+    sha256: str  # of the uploaded bytes
+    size_bytes: int
+
+
+def upload_chunks(uploaded: Any) -> Iterator[bytes]:
+    """The bytes of a Django UploadedFile in its own chunks, or of a plain file object, read whole."""
+    if hasattr(uploaded, "chunks"):
+        yield from uploaded.chunks()
+    else:
+        yield uploaded.read()
+
+
+def spool_upload(uploaded: Any) -> SpooledUpload:
+    """Copy an upload to a private (0600) temporary file, hashing it, under the upload cap.
+
+    Past SYNTHGATE_MAX_UPLOAD_BYTES it stops, deletes what it wrote and raises ValidationFailed
+    (`file_too_large`). The copy is plaintext: the caller parses it, then deletes it.
+    """
+    stored = store_stream(
+        upload_chunks(uploaded),
+        folder=SPOOL_FOLDER,
+        suffix=".upload",
+        max_bytes=settings.SYNTHGATE_MAX_UPLOAD_BYTES,
+    )
+    return SpooledUpload(
+        path=absolute_path(stored.relative_path), sha256=stored.sha256, size_bytes=stored.size_bytes
+    )
 
 
 def store_encrypted(plaintext: bytes, *, folder: str, suffix: str) -> StoredFile:

@@ -17,14 +17,21 @@ from generation.api.serializers import (
     DomainEstimateInputSerializer,
     budget_payload,
     ledger_payload,
+    prefetch_columns,
+    with_columns,
 )
 from generation.selectors import datasets_visible_to
-from generation.services import dataset_register, dataset_sign_off, dataset_update_columns
-from generation.services.datasets import dataset_request_domain_estimate
+from generation.services import (
+    dataset_register,
+    dataset_request_domain_estimate,
+    dataset_sign_off,
+    dataset_update_columns,
+)
 from generation.uploads import upload_was_too_large
 
 
 def _render(dataset: Any, request: Request) -> dict[str, Any]:
+    dataset = prefetch_columns(dataset)
     return DatasetOutputSerializer(dataset, context={"user": request.user}).data  # type: ignore[return-value]
 
 
@@ -33,7 +40,7 @@ class DatasetListCreateApi(APIView):
 
     @extend_schema(responses=DatasetOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
-        datasets = datasets_visible_to(user=request.user).prefetch_related("columns")
+        datasets = with_columns(datasets_visible_to(user=request.user))
         return Response(DatasetOutputSerializer(datasets, many=True, context={"user": request.user}).data)
 
     @extend_schema(request=DatasetInputSerializer, responses={201: DatasetOutputSerializer})

@@ -13,13 +13,12 @@ from generation.services.budget import (
     format_epsilon,
     ledger_owner,
 )
-from generation.services.datasets import (
-    RISK_TASK,
-    dataset_estimate_risk,
-    dataset_register,
-    dataset_sign_off,
-    dataset_update_columns,
-    split_holdout,
+from generation.services.columns import column_spec_snapshot, dataset_update_columns
+from generation.services.datasets import dataset_register, split_holdout
+from generation.services.domain_estimates import (
+    DOMAIN_ESTIMATE_TASK,
+    dataset_estimate_domain,
+    dataset_request_domain_estimate,
 )
 from generation.services.jobs import (
     JOB_LEASE,
@@ -39,6 +38,8 @@ from generation.services.jobs import (
     job_synthesize,
     jobs_reconcile,
 )
+from generation.services.signoff import RISK_TASK, dataset_estimate_risk, dataset_sign_off
+from generation.services.stewards import dataset_get_for_steward
 from generation.services.uploads import (
     StoredUpload,
     job_create_for_upload,
@@ -68,6 +69,11 @@ __all__ = [
     "MAX_EPSILON",
     "PIPELINE_TASK",
     "RISK_TASK",
+    "DOMAIN_ESTIMATE_TASK",
+    "column_spec_snapshot",
+    "dataset_estimate_domain",
+    "dataset_get_for_steward",
+    "dataset_request_domain_estimate",
     "SynthesisOutput",
     "dataset_estimate_risk",
     "dataset_register",

@@ -22,9 +22,8 @@ from core.errors import ValidationFailed
 from generation.choices import ColumnKind
 from generation.intake import frame_to_parquet_bytes, parse_upload
 from generation.models import SourceDataset, SynthesisJob
-from generation.services.datasets import _spool
 from generation.services.jobs import job_create
-from generation.storage import delete_stored, storage_root, store_encrypted
+from generation.storage import delete_stored, spool_upload, store_encrypted
 from generation.synthesizers import EXTERNAL_UPLOAD
 from generation.uploads import check_decoded_size
 from generation.values import as_datetimes, as_labels, declared_labels
@@ -57,9 +56,8 @@ def synthetic_upload_store(
         raise ValidationFailed(
             "Attach the synthetic file (CSV or Parquet).", code="missing_file", fields={"file": "required"}
         )
-    spool_dir = storage_root() / "tmp"
-    spool_dir.mkdir(mode=0o700, exist_ok=True, parents=True)
-    path, sha256, _size = _spool(uploaded_file, spool_dir)
+    spooled = spool_upload(uploaded_file)
+    path, sha256 = spooled.path, spooled.sha256
     try:
         check_decoded_size(path, max_rows=max_rows, rows_message=TOO_MANY_ROWS)
         frame = parse_upload(path).frame

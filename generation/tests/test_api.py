@@ -212,3 +212,62 @@ def test_unknown_or_malformed_dataset_id_is_a_404(
 
     assert response.status_code == 404
     assert_error_shape(response.json(), "not_found")
+
+
+# --- Query count: the same for a narrow and a wide table ---------------------------------------
+
+
+def _register_wide(steward: Any, name: str, width: int) -> SourceDataset:
+    from generation.services import dataset_register
+
+    frame = pd.DataFrame({f"c{i}": [(row * (i + 1)) % 7 for row in range(40)] for i in range(width)})
+    return dataset_register(
+        actor=steward,
+        name=name,
+        uploaded_file=csv_upload(frame.to_csv(index=False).encode(), name=f"{name}.csv"),
+        epsilon_cap="1",
+    )
+
+
+def _queries(client: Any, url: str) -> list[str]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url)
+    assert response.status_code == 200, response.content
+    return [query["sql"] for query in captured.captured_queries]
+
+
+@pytest.mark.parametrize("persona", ["sam", "audrey"])
+def test_reading_a_dataset_costs_the_same_queries_for_3_or_30_columns(
+    api: Any, request: pytest.FixtureRequest, persona: str
+) -> None:
+    steward = request.getfixturevalue("sam")
+    narrow, wide = _register_wide(steward, "narrow", 3), _register_wide(steward, "wide", 30)
+    client = api(request.getfixturevalue(persona))
+
+    # Also the token's first use, which is recorded once: the requests measured come after it.
+    assert len(client.get(f"{URL}{wide.pk}/").json()["columns"]) == 30
+    assert len(_queries(client, f"{URL}{narrow.pk}/")) == len(_queries(client, f"{URL}{wide.pk}/"))
+
+
+def test_listing_datasets_costs_the_same_queries_for_3_or_30_columns(api: Any, sam: Any) -> None:
+    client = api(sam)
+    _register_wide(sam, "narrow", 3)
+    client.get(URL)  # the token's first use is recorded once; measure the requests after it
+    with_narrow = len(_queries(client, URL))
+    SourceDataset.objects.all().delete()
+    _register_wide(sam, "wide", 30)
+
+    assert [len(d["columns"]) for d in client.get(URL).json()] == [30]
+    assert len(_queries(client, URL)) == with_narrow
+
+
+def test_listing_datasets_reads_the_columns_of_all_of_them_in_one_query(api: Any, sam: Any) -> None:
+    for width in (3, 30, 5):
+        _register_wide(sam, f"table{width}", width)
+
+    sql = _queries(api(sam), URL)
+
+    assert len([query for query in sql if '"generation_datasetcolumn"' in query]) == 1

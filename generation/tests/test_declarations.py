@@ -17,11 +17,13 @@ from conftest import csv_upload, small_flchain_csv
 from core.errors import Conflict, ValidationFailed
 from generation.forms import ColumnReviewForm
 from generation.models import BudgetLedgerEntry, SourceDataset
-from generation.services import dataset_register, dataset_sign_off, dataset_update_columns
-from generation.services.datasets import (
+from generation.services import (
     DOMAIN_ESTIMATE_TASK,
     dataset_estimate_domain,
+    dataset_register,
     dataset_request_domain_estimate,
+    dataset_sign_off,
+    dataset_update_columns,
 )
 from generation.tasks import estimate_domain
 
@@ -830,8 +832,7 @@ def test_dp_category_discovery_spends_epsilon_and_delta_and_never_releases_a_rar
     """A category only two records hold must not become public through an estimate: the noisy
     count has to clear 1 + ln(1/delta)/epsilon, and the estimate is charged epsilon AND delta."""
     from generation.profiling import dp_category_threshold
-    from generation.services import dataset_register
-    from generation.services.datasets import dataset_request_domain_estimate
+    from generation.services import dataset_register, dataset_request_domain_estimate
 
     frame = pd.DataFrame({"grp": ["A"] * 300 + ["B"] * 290 + ["RARE"] * 2, "x": range(592)})
     buffer = io.StringIO()

@@ -6,7 +6,9 @@ from django import forms
 
 from approvals.choices import Audience, DecisionKind, Fidelity, PurposeCategory
 from approvals.policies.loader import MAX_SOURCE_CHARS
+from approvals.services.tiering import MAX_ROWS
 from generation.models import SourceDataset
+from generation.selectors import synthesizable_columns
 from generation.synthesizers import EXTERNAL_UPLOAD, EXTERNAL_UPLOAD_LABEL, REGISTRY
 from generation.synthesizers.sdv_backend import DISTRIBUTIONS as COPULA_DISTRIBUTIONS
 
@@ -39,7 +41,7 @@ class RequestForm(forms.Form):
         help_text="How closely the synthetic table must match the source. Higher is riskier.",
     )
     synthesizer = forms.ChoiceField(choices=[], initial=DEFAULT_SYNTHESIZER)
-    rows = forms.IntegerField(min_value=1, max_value=1_000_000, initial=1000)
+    rows = forms.IntegerField(min_value=1, max_value=MAX_ROWS, initial=1000)
     epsilon = forms.DecimalField(
         required=False,
         min_value=0,
@@ -121,8 +123,17 @@ class RequestForm(forms.Form):
         if dataset is not None:
             self.fields["columns"].choices = [
                 (c.name, f"{c.name} ({c.get_classification_display().lower()})")
-                for c in dataset.columns.exclude(classification="direct_identifier").order_by("position")
+                for c in synthesizable_columns(dataset=dataset)
             ]
+
+    def request_data(self) -> dict[str, Any]:
+        """The cleaned fields as approvals.services.RequestInput.from_data takes them (the API's
+        serializer gives the same names). The page always posts a synthesizer and its epsilon;
+        for a bake-off those belong to the candidates, so they are left empty here."""
+        data = {**self.cleaned_data, "candidates": self.candidates()}
+        if data["candidates"]:
+            return {**data, "synthesizer": "", "epsilon": None, "delta": None, "options": None}
+        return {**data, "delta": data.get("delta") or None, "options": self.options()}
 
     def options(self) -> dict[str, Any]:
         """The single synthesizer's options the requester filled in (validated by the service)."""

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from django.db.models import Q, QuerySet
 
-from approvals.choices import RequestStatus, TierLevel
-from approvals.models import GenerationRequest, PolicyVersion
-from core.roles import AUDIT_READERS, Role, has_role
-
-_OVERSIGHT = (Role.PRIVACY_OFFICER, Role.ADMIN, Role.AUDITOR, Role.DATA_STEWARD)
-REVIEWER_ROLES = (Role.PRIVACY_OFFICER, Role.DATA_STEWARD)
+from approvals import rules
+from approvals.choices import OverrideStatus, RequestStatus, RetryStatus, TierLevel
+from approvals.models import GenerationRequest, PolicyVersion, PrivacyRetry
+from approvals.workflow import TRANSITIONS
+from core.roles import AUDIT_READERS, REVIEWS_REQUESTS, SEES_EVERY_REQUEST, Role, has_role
+from generation.models import SynthesisJob
+from validation.gate import PRIVACY, PRIVACY_CHECK_NAMES
 
 
 def requests_visible_to(*, user: Any) -> QuerySet[GenerationRequest]:
     """Requesters see their own drafts; their team sees the rest; oversight roles see all filed."""
     base = GenerationRequest.objects.select_related("dataset", "requester", "job", "team")
-    if has_role(user, *_OVERSIGHT):
+    if has_role(user, *SEES_EVERY_REQUEST):
         return base.filter(Q(requester=user) | ~Q(status=RequestStatus.DRAFT))
     if has_role(user, Role.DATA_SCIENTIST):
         team_filed = (
@@ -34,7 +35,7 @@ def review_queue(*, user: Any) -> QuerySet[GenerationRequest]:
     Privacy officers see every request in review; data stewards only those whose tier names
     them as approvers (high tier in the shipped policy).
     """
-    if not has_role(user, *REVIEWER_ROLES):
+    if not has_role(user, *REVIEWS_REQUESTS):
         return GenerationRequest.objects.none()
     queue = (
         requests_visible_to(user=user)
@@ -98,3 +99,141 @@ def waiting_for_review(*, user: Any) -> QuerySet[GenerationRequest]:
     if not has_role(user, *AUDIT_READERS):
         return GenerationRequest.objects.none()
     return requests_visible_to(user=user).filter(status=RequestStatus.IN_REVIEW).order_by("submitted_at")
+
+
+# --- Attempts: what the latest one failed -------------------------------------------------------
+
+
+def failed_privacy_checks(checks: list[dict[str, Any]]) -> list[str]:
+    """Names of the privacy checks that failed. A check that could not run (`not_run`) is not an
+    attack that worked: a new seed cannot make it run, so it does not count here."""
+    return [
+        str(c.get("name"))
+        for c in checks
+        if not c.get("passed")
+        and c.get("status") != "not_run"
+        and (c.get("name") in PRIVACY_CHECK_NAMES or c.get("kind") == PRIVACY)
+    ]
+
+
+def latest_attempt_jobs(request: GenerationRequest) -> list[SynthesisJob]:
+    """The jobs of the request's latest attempt (one, or one per bake-off candidate)."""
+    attempt = request.attempts.order_by("-number").first()
+    if attempt is None:
+        return []
+    runs = list(attempt.candidates.select_related("job"))
+    return [run.job for run in runs] if runs else [attempt.job]
+
+
+def latest_privacy_failures(request: GenerationRequest) -> list[str]:
+    """The privacy checks the latest attempt failed (over all its candidates), in gate order."""
+    failed: list[str] = []
+    for job in latest_attempt_jobs(request):
+        report = getattr(job, "validation", None)
+        if report is not None:
+            failed += [name for name in failed_privacy_checks(report.checks) if name not in failed]
+    return failed
+
+
+def approved_retry_waiting(request: GenerationRequest) -> PrivacyRetry | None:
+    """An officer's approved retry of the latest failed attempt that no new attempt used yet (what
+    lets an upload request's next file through after a privacy failure)."""
+    return PrivacyRetry.objects.filter(
+        request=request,
+        failed_job__in=latest_attempt_jobs(request),
+        status=RetryStatus.APPROVED,
+        retry_job__isnull=True,
+    ).first()
+
+
+# --- What a user may do with a request ----------------------------------------------------------
+
+# Statuses in which attempts, retries and overrides can be acted on; elsewhere their facts are not
+# read (every rule that needs them is refused by the transition table first).
+_ATTEMPT_STATUSES = frozenset(TRANSITIONS["upload"])
+
+
+def request_facts_for(request: GenerationRequest) -> rules.RequestFacts:
+    """What approvals.rules needs counted about `request`, read once for every action."""
+    decided = frozenset(
+        d.reviewer_id for d in request.decisions.all() if d.review_round == request.review_round
+    )
+    cancel_requested = request.job is not None and request.job.cancel_requested
+    if request.status not in _ATTEMPT_STATUSES:
+        return rules.RequestFacts(request, decided_this_round=decided, job_cancel_requested=cancel_requested)
+    pending = request.gate_overrides.filter(status=OverrideStatus.PENDING).first()
+    failed = latest_privacy_failures(request) if request.status in TRANSITIONS["regenerate"] else []
+    return rules.RequestFacts(
+        request,
+        attempts_used=request.attempts.count(),
+        override_pending=pending is not None,
+        override_proposer_id=pending.proposed_by_id if pending else None,
+        privacy_failures=tuple(failed),
+        retry_pending=request.privacy_retries.filter(status=RetryStatus.PENDING).exists(),
+        approved_retry_waiting=bool(failed) and approved_retry_waiting(request) is not None,
+        job_cancel_requested=cancel_requested,
+        decided_this_round=decided,
+    )
+
+
+@dataclass(frozen=True)
+class Action:
+    """One action's answer for one user: allowed when there is no refusal reason."""
+
+    reason: str
+
+    @property
+    def allowed(self) -> bool:
+        return not self.reason
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+@dataclass(frozen=True)
+class RequestActions:
+    """Every action on a request, as this user may take it now (approvals.rules decides each)."""
+
+    can_edit: Action
+    can_submit: Action
+    can_withdraw: Action
+    can_stop_job: Action
+    can_decide: Action
+    can_regenerate: Action
+    can_upload: Action
+    can_ask_retry: Action
+    can_decide_retry: Action
+    can_propose_override: Action
+    can_decide_override: Action
+    can_choose_candidate: Action
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        return {
+            f.name: {"allowed": getattr(self, f.name).allowed, "reason": getattr(self, f.name).reason}
+            for f in fields(self)
+        }
+
+
+_RULES = {
+    "can_edit": rules.edit_refusal,
+    "can_submit": rules.submit_refusal,
+    "can_withdraw": rules.withdraw_refusal,
+    "can_stop_job": rules.stop_job_refusal,
+    "can_decide": rules.decide_refusal,
+    "can_regenerate": rules.regenerate_refusal,
+    "can_upload": rules.upload_refusal,
+    "can_ask_retry": rules.retry_ask_refusal,
+    "can_decide_retry": rules.retry_decide_refusal,
+    "can_propose_override": rules.override_propose_refusal,
+    "can_decide_override": rules.override_decide_refusal,
+    "can_choose_candidate": rules.choose_refusal,
+}
+
+
+def request_actions_for(
+    *, user: Any, request: GenerationRequest, facts: rules.RequestFacts | None = None
+) -> RequestActions:
+    """What `user` may do with `request` now, each with the reason when not: the one answer the
+    request page and the API's `actions` render (the services raise from the same rules)."""
+    facts = facts or request_facts_for(request)
+    return RequestActions(**{name: Action(rule(user, facts)) for name, rule in _RULES.items()})

@@ -8,9 +8,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from approvals.bakeoff import choose_refusal, score
+from approvals import rules
+from approvals.bakeoff import score
 from approvals.charts import cycle_time_figures, pareto_figure, tier_summary
-from approvals.choices import DecisionKind, OverrideStatus, RequestStatus
+from approvals.choices import DecisionKind, RequestStatus
 from approvals.dp import budget_check, domain_refusal, dp_gate_visible_to, is_custodian
 from approvals.forms import (
     CANDIDATE_ROWS,
@@ -25,10 +26,13 @@ from approvals.forms import (
 )
 from approvals.models import GenerationRequest
 from approvals.outcomes import explain_failed, glossary_entries
-from approvals.quorum import decide_refusal, required_approvals, reviewer_roles
+from approvals.quorum import required_approvals, reviewer_roles
+from approvals.rules import RequestFacts as RuleFacts
 from approvals.selectors import (
-    REVIEWER_ROLES,
     cycle_times_for,
+    latest_attempt_jobs,
+    request_actions_for,
+    request_facts_for,
     requests_visible_to,
     review_queue,
     waiting_for_review,
@@ -52,13 +56,10 @@ from approvals.services import (
     retry_refuse,
     round_quorum,
 )
-from approvals.services.attempts import latest_attempt_jobs, latest_privacy_failures
 from approvals.services.bakeoffs import candidate_rows, latest_candidates
-from approvals.services.retries import retry_ask_refusal, retry_decide_refusal
-from approvals.workflow import allowed
 from core.errors import DomainError
 from core.ids import parse_uuid
-from core.roles import AUDIT_READERS, Role, has_role
+from core.roles import AUDIT_READERS, REVIEWS_REQUESTS, Role, has_role
 from core.views import domain_errors_as_messages
 from generation.choices import FINAL_JOB_STATES
 from generation.models import micro_to_epsilon
@@ -75,7 +76,7 @@ def request_list(request: HttpRequest) -> HttpResponse:
 
 
 def review_queue_view(request: HttpRequest) -> HttpResponse:
-    if not has_role(request.user, *REVIEWER_ROLES):
+    if not has_role(request.user, *REVIEWS_REQUESTS):
         raise Http404
     queue = list(review_queue(user=request.user))
     rows = [{"req": r, "quorum": round_quorum(r), "mine": _my_decision(r, request.user)} for r in queue]
@@ -103,7 +104,7 @@ def request_edit(request: HttpRequest, request_id: str) -> HttpResponse:
         item = request_get_for(actor=request.user, request_id=request_id)
     except DomainError:
         raise Http404 from None
-    if item.requester_id != request.user.pk or not allowed("update", item.status):
+    if rules.edit_refusal(request.user, RuleFacts(item)):
         raise Http404
     return _request_form_page(request, existing=item)
 
@@ -122,11 +123,7 @@ def _request_form_page(request: HttpRequest, *, existing: GenerationRequest | No
     )
     if request.method == "POST" and form.is_valid():
         try:
-            saved = _save(
-                request,
-                {**form.cleaned_data, "candidates": form.candidates(), "options": form.options()},
-                existing,
-            )
+            saved = _save(request, RequestInput.from_data(form.request_data()), existing)
         except DomainError as exc:
             form.add_error(None, exc.message)
         else:
@@ -191,24 +188,8 @@ def _candidate_initial(existing: GenerationRequest) -> dict[str, Any]:
 
 
 def _save(
-    request: HttpRequest, data: dict[str, Any], existing: GenerationRequest | None
+    request: HttpRequest, payload: RequestInput, existing: GenerationRequest | None
 ) -> GenerationRequest:
-    payload = RequestInput(
-        dataset_id=data["dataset"].pk,
-        title=data["title"],
-        purpose=data["purpose"],
-        purpose_category=data["purpose_category"],
-        intended_use=data["intended_use"],
-        audience=data["audience"],
-        fidelity=data["fidelity"],
-        columns=data["columns"],
-        synthesizer="" if data.get("candidates") else data["synthesizer"],
-        rows=data["rows"],
-        epsilon=None if data.get("candidates") else data["epsilon"],
-        delta=None if data.get("candidates") else data.get("delta") or None,
-        candidates=data.get("candidates"),
-        options=None if data.get("candidates") else data.get("options"),
-    )
     if existing is None:
         saved = request_create(actor=request.user, data=payload)
     else:
@@ -282,31 +263,23 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
         item = request_get_for(actor=request.user, request_id=request_id)
     except DomainError:
         raise Http404 from None
-    decisions = list(item.decisions.select_related("reviewer_team").all())
+    facts = request_facts_for(item)
     context = {
         "req": item,
-        "decision_form": DecisionForm() if _can_decide(request.user, item, decisions) else None,
-        "is_requester": item.requester_id == request.user.pk,
-        "can_edit": item.requester_id == request.user.pk and allowed("update", item.status),
-        "can_submit": item.requester_id == request.user.pk and allowed("submit", item.status),
-        "can_withdraw": item.requester_id == request.user.pk
-        and allowed("cancel", item.status)
-        and item.job_id is None,
-        "can_stop_job": bool(item.job_id)
-        and allowed("cancel_job", item.status)
-        and not item.job.cancel_requested
-        and (item.requester_id == request.user.pk or has_role(request.user, Role.PRIVACY_OFFICER)),
+        # Every button and form below is shown from these (approvals.rules), never re-derived here.
+        "actions": request_actions_for(user=request.user, request=item, facts=facts),
+        "decision_form": DecisionForm(),
         "dataset_columns": dataset_columns(dataset=item.dataset),
-        "decisions": decisions,
+        "decisions": list(item.decisions.select_related("reviewer_team").all()),
         "assessments": list(item.assessments.select_related("policy").order_by("-review_round")),
         "quorum": round_quorum(item) if item.status == RequestStatus.IN_REVIEW else None,
         "needed": required_approvals(item.tier_level, item.tier_controls or {}) if item.tier_level else 0,
         "roles": [Role(r).label for r in reviewer_roles(item.tier_controls or {})],
         "release": _release_of(item),
         **_job_panel_context(item),
-        **_attempts_context(request.user, item),
+        **_attempts_context(item),
         **_dp_context(request.user, item),
-        **_retry_context(request.user, item),
+        **_retry_context(item, facts),
         **_bakeoff_context(request.user, item),
         "outcomes": _outcomes(request.user, item),
     }
@@ -354,37 +327,30 @@ def _bakeoff_context(user: Any, item: GenerationRequest) -> dict[str, Any]:
             f" eps {row['epsilon']}" if row["epsilon"] else ""
         )
         rows.append({**row, "utility": shown.utility, "risk": shown.privacy_risk, "label": label})
-    figure = pareto_figure(rows)
-    refusal = choose_refusal(user, requester_id=item.requester_id, tier_level=item.tier_level)
     return {
         "bakeoff": {
             "rows": rows,
-            "figure": figure,
+            "figure": pareto_figure(rows),
             "auto": item.candidates_auto,
             "total_epsilon": item.epsilon,
-            "can_choose": allowed("choose", item.status) and not refusal,
             "chooser": "a privacy officer" if item.tier_level == "high" else "the requester",
         }
     }
 
 
-def _retry_context(user: Any, item: GenerationRequest) -> dict[str, Any]:
-    """After a failed privacy check: the rule, what a retry would reserve, and who may do what."""
+def _retry_context(item: GenerationRequest, facts: RuleFacts) -> dict[str, Any]:
+    """After a failed privacy check: the rule, what a retry would reserve, and the forms (shown
+    when `actions` allows asking for or deciding a retry)."""
     retries = list(item.privacy_retries.all())
-    failed = latest_privacy_failures(item) if allowed("regenerate", item.status) else []
-    if not failed:
+    if not facts.privacy_failures:
         return {"privacy_failures": [], "privacy_retries": retries}
-    pending = retry_pending(item)
-    left = attempts_used(item) < attempts_allowed(item)
     return {
-        "privacy_failures": failed,
+        "privacy_failures": list(facts.privacy_failures),
         "privacy_retries": retries,
-        "pending_retry": pending,
+        "pending_retry": retry_pending(item),
         "retry_cost": budget_check(item.dataset, item.epsilon_micro, item.delta_atto),
-        "retry_ask_form": RetryAskForm()
-        if pending is None and left and not retry_ask_refusal(user, item)
-        else None,
-        "retry_decision_form": RetryDecisionForm() if left and not retry_decide_refusal(user, item) else None,
+        "retry_ask_form": RetryAskForm(),
+        "retry_decision_form": RetryDecisionForm(),
     }
 
 
@@ -412,62 +378,18 @@ def _dp_context(user: Any, item: GenerationRequest) -> dict[str, Any]:
     }
 
 
-def _attempts_context(user: Any, item: GenerationRequest) -> dict[str, Any]:
-    """Attempts so far, and which next steps (regenerate, upload, override) this user may take."""
-    is_requester = item.requester_id == user.pk
-    officer = has_role(user, Role.PRIVACY_OFFICER)
-    used, limit = attempts_used(item), attempts_allowed(item) if item.tier_level else 0
-    pending = item.gate_overrides.filter(status=OverrideStatus.PENDING).first()
-    external = item.synthesizer == EXTERNAL_UPLOAD
-    left = used < limit and pending is None
-    awaiting_upload = item.status == RequestStatus.APPROVED and item.job_id is None
+def _attempts_context(item: GenerationRequest) -> dict[str, Any]:
+    """Attempts so far, and the forms for the next steps (shown when `actions` allows them)."""
     return {
         "attempts": list(item.attempts.select_related("job", "job__validation")),
-        "attempts_used": used,
-        "attempts_limit": limit,
-        "is_external": external,
-        "can_regenerate": not external
-        and left
-        and allowed("regenerate", item.status)
-        and (is_requester or officer)
-        and not latest_privacy_failures(item),
-        "upload_form": SyntheticUploadForm()
-        if external
-        and is_requester
-        and left
-        and (awaiting_upload or (allowed("regenerate", item.status) and _upload_retry_allowed(item)))
-        else None,
-        "override_form": GateOverrideForm()
-        if officer and not is_requester and pending is None and item.status == RequestStatus.GATE_FAILED
-        else None,
-        "pending_override": pending,
-        "override_decision_form": GateOverrideDecisionForm()
-        if pending and officer and not is_requester and pending.proposed_by_id != user.pk
-        else None,
+        "attempts_used": attempts_used(item),
+        "attempts_limit": attempts_allowed(item) if item.tier_level else 0,
+        "is_external": item.synthesizer == EXTERNAL_UPLOAD,
+        "upload_form": SyntheticUploadForm(),
+        "override_form": GateOverrideForm(),
+        "override_decision_form": GateOverrideDecisionForm(),
         "overrides": list(item.gate_overrides.all()),
     }
-
-
-def _upload_retry_allowed(item: GenerationRequest) -> bool:
-    """After a privacy failure, a new file needs an officer's approved retry first."""
-    if not latest_privacy_failures(item):
-        return True
-    return item.privacy_retries.filter(status="approved", retry_job__isnull=True).exists()
-
-
-def _can_decide(user: Any, item: GenerationRequest, decisions: list[Any]) -> bool:
-    if item.status != RequestStatus.IN_REVIEW:
-        return False
-    refusal = decide_refusal(
-        actor_id=user.pk,
-        actor_role=getattr(user, "role", ""),
-        actor_active=user.is_active,
-        requester_id=item.requester_id,
-        level=item.tier_level,
-        controls=item.tier_controls or {},
-    )
-    already = any(d.reviewer_id == user.pk and d.review_round == item.review_round for d in decisions)
-    return not refusal and not already
 
 
 def _release_of(item: object) -> object | None:

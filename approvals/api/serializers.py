@@ -3,13 +3,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from approvals.choices import Audience, DecisionKind, Fidelity, PurposeCategory, RequestStatus
 from approvals.dp import budget_check
 from approvals.models import Decision, GateOverride, GenerationAttempt, GenerationRequest, PrivacyRetry
+from approvals.selectors import latest_privacy_failures, request_actions_for
 from approvals.services import attempts_allowed, round_quorum
-from approvals.services.attempts import latest_privacy_failures
 from generation.models import atto_to_delta, micro_to_epsilon
 
 
@@ -130,6 +131,27 @@ class RetryDecisionInputSerializer(serializers.Serializer):
     comment = serializers.CharField(allow_blank=True, max_length=5000)
 
 
+class ActionOutputSerializer(serializers.Serializer):
+    allowed = serializers.BooleanField()
+    # Why not, in words the caller can act on ("" when allowed).
+    reason = serializers.CharField(allow_blank=True)
+
+
+class ActionsOutputSerializer(serializers.Serializer):
+    can_edit = ActionOutputSerializer()
+    can_submit = ActionOutputSerializer()
+    can_withdraw = ActionOutputSerializer()
+    can_stop_job = ActionOutputSerializer()
+    can_decide = ActionOutputSerializer()
+    can_regenerate = ActionOutputSerializer()
+    can_upload = ActionOutputSerializer()
+    can_ask_retry = ActionOutputSerializer()
+    can_decide_retry = ActionOutputSerializer()
+    can_propose_override = ActionOutputSerializer()
+    can_decide_override = ActionOutputSerializer()
+    can_choose_candidate = ActionOutputSerializer()
+
+
 # Before approval reserves the budget, the comparison with what is left is news to the requester.
 _BUDGET_STATUSES = (RequestStatus.DRAFT, RequestStatus.CHANGES_REQUESTED, RequestStatus.IN_REVIEW)
 
@@ -157,6 +179,7 @@ class RequestOutputSerializer(serializers.ModelSerializer):
     privacy_retries = PrivacyRetryOutputSerializer(many=True)
     retry = serializers.SerializerMethodField()
     candidates = serializers.SerializerMethodField()
+    actions = serializers.SerializerMethodField()
 
     class Meta:
         model = GenerationRequest
@@ -193,9 +216,21 @@ class RequestOutputSerializer(serializers.ModelSerializer):
             "candidates_auto",
             "options",
             "release",
+            "actions",
             "created_at",
             "submitted_at",
         ]
+
+    @extend_schema_field(ActionsOutputSerializer(allow_null=True))
+    def get_actions(self, obj: GenerationRequest) -> dict[str, dict[str, Any]] | None:
+        """What the caller may do with this request now: each `can_*` with `allowed` and, when
+        not, the `reason` (the same rules the services enforce; a page button shows exactly when
+        its action is allowed). Null when rendered without a caller."""
+        request = self.context.get("request")
+        user = getattr(request, "user", None)
+        if user is None:
+            return None
+        return request_actions_for(user=user, request=obj).as_dict()
 
     def get_budget(self, obj: GenerationRequest) -> dict[str, Any] | None:
         """For a DP request not yet approved: its epsilon (and delta) against what is left on the
@@ -281,22 +316,13 @@ def _validate_delta_value(value: Any) -> Any:
     return value
 
 
-class RequestInputSerializer(serializers.Serializer):
+class RequestPreviewInputSerializer(serializers.Serializer):
+    """The fields of a request the tiering policy reads (what the preview takes)."""
+
     dataset = serializers.CharField()
-    title = serializers.CharField(max_length=200)
-    purpose = serializers.CharField()
-    intended_use = serializers.CharField()
     audience = serializers.ChoiceField(choices=Audience.choices)
-    columns = serializers.ListField(
-        child=serializers.CharField(max_length=255), allow_empty=False, max_length=2000
-    )
-    # Required unless `candidates` is given (a bake-off names a synthesizer per candidate).
-    synthesizer = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
-    # A bake-off: [{"synthesizer", "epsilon", "options"}] or "auto" (the policy's default set).
-    candidates = serializers.JSONField(required=False, allow_null=True, default=None)
-    # A single synthesizer's options, e.g. {"epochs": 200, "batch_size": 100} for ctgan/tvae or
-    # {"distribution": "truncnorm"} for gaussian_copula; each synthesizer's caps apply.
-    options = serializers.JSONField(required=False, allow_null=True, default=None)
+    columns = serializers.ListField(child=serializers.CharField(max_length=255), max_length=2000)
+    synthesizer = serializers.CharField(max_length=40)
     rows = serializers.IntegerField(min_value=1)
     # Any JSON value: the service accepts only finite positive numbers (or null for non-DP).
     epsilon = serializers.JSONField(required=False, allow_null=True, default=None)
@@ -314,6 +340,25 @@ class RequestInputSerializer(serializers.Serializer):
     def validate_delta(self, value: Any) -> Any:
         return _validate_delta_value(value)
 
+
+class RequestInputSerializer(RequestPreviewInputSerializer):
+    """A request as filed: the previewed fields, what it is for, and a bake-off's candidates."""
+
+    title = serializers.CharField(max_length=200)
+    purpose = serializers.CharField()
+    intended_use = serializers.CharField()
+    # A filed request names at least one column (a preview may be asked half-filled).
+    columns = serializers.ListField(
+        child=serializers.CharField(max_length=255), allow_empty=False, max_length=2000
+    )
+    # Required unless `candidates` is given (a bake-off names a synthesizer per candidate).
+    synthesizer = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
+    # A bake-off: [{"synthesizer", "epsilon", "options"}] or "auto" (the policy's default set).
+    candidates = serializers.JSONField(required=False, allow_null=True, default=None)
+    # A single synthesizer's options, e.g. {"epochs": 200, "batch_size": 100} for ctgan/tvae or
+    # {"distribution": "truncnorm"} for gaussian_copula; each synthesizer's caps apply.
+    options = serializers.JSONField(required=False, allow_null=True, default=None)
+
     def validate_candidates(self, value: Any) -> Any:
         if value is None or value == "auto":
             return value
@@ -327,26 +372,6 @@ class RequestInputSerializer(serializers.Serializer):
         if not attrs.get("synthesizer") and attrs.get("candidates") is None:
             raise serializers.ValidationError({"synthesizer": "This field is required (or give candidates)."})
         return attrs
-
-
-class RequestPreviewInputSerializer(serializers.Serializer):
-    dataset = serializers.CharField()
-    audience = serializers.ChoiceField(choices=Audience.choices)
-    columns = serializers.ListField(child=serializers.CharField(max_length=255), max_length=2000)
-    synthesizer = serializers.CharField(max_length=40)
-    rows = serializers.IntegerField(min_value=1)
-    epsilon = serializers.JSONField(required=False, allow_null=True, default=None)
-    delta = serializers.JSONField(required=False, allow_null=True, default=None)
-    fidelity = serializers.ChoiceField(choices=Fidelity.choices, required=False, default=Fidelity.MEDIUM)
-    purpose_category = serializers.ChoiceField(
-        choices=PurposeCategory.choices, required=False, default=PurposeCategory.RESEARCH
-    )
-
-    def validate_epsilon(self, value: Any) -> Any:
-        return _validate_epsilon_value(value)
-
-    def validate_delta(self, value: Any) -> Any:
-        return _validate_delta_value(value)
 
 
 class FiredRuleOutputSerializer(serializers.Serializer):

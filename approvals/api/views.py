@@ -51,47 +51,29 @@ from generation.synthesizers import is_dp_synthesizer
 from generation.uploads import upload_was_too_large
 
 
-def _render(request_obj: object) -> dict:
-    return RequestOutputSerializer(request_obj).data  # type: ignore[return-value]
-
-
-def _input(data: dict[str, Any]) -> RequestInput:
-    return RequestInput(
-        dataset_id=data["dataset"],
-        title=data["title"],
-        purpose=data["purpose"],
-        intended_use=data["intended_use"],
-        audience=data["audience"],
-        columns=data["columns"],
-        synthesizer=data["synthesizer"],
-        rows=data["rows"],
-        epsilon=data["epsilon"],
-        delta=data.get("delta"),
-        fidelity=data["fidelity"],
-        purpose_category=data["purpose_category"],
-        candidates=data.get("candidates"),
-        options=data.get("options"),
-    )
+def _render(request: Request, request_obj: object) -> dict:
+    # The caller goes in the context: the request's `actions` are what this caller may do.
+    return RequestOutputSerializer(request_obj, context={"request": request}).data
 
 
 class RequestListCreateApi(APIView):
     @extend_schema(responses=RequestOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
         items = requests_visible_to(user=request.user).prefetch_related("decisions")
-        return Response(RequestOutputSerializer(items, many=True).data)
+        return Response(RequestOutputSerializer(items, many=True, context={"request": request}).data)
 
     @extend_schema(request=RequestInputSerializer, responses={201: RequestOutputSerializer})
     def post(self, request: Request) -> Response:
         payload = RequestInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        created = request_create(actor=request.user, data=_input(payload.validated_data))
-        return Response(_render(created), status=201)
+        created = request_create(actor=request.user, data=RequestInput.from_data(payload.validated_data))
+        return Response(_render(request, created), status=201)
 
 
 class RequestDetailApi(APIView):
     @extend_schema(responses=RequestOutputSerializer)
     def get(self, request: Request, request_id: str) -> Response:
-        return Response(_render(request_get_for(actor=request.user, request_id=request_id)))
+        return Response(_render(request, request_get_for(actor=request.user, request_id=request_id)))
 
     @extend_schema(request=RequestInputSerializer, responses=RequestOutputSerializer)
     def put(self, request: Request, request_id: str) -> Response:
@@ -100,9 +82,9 @@ class RequestDetailApi(APIView):
         payload = RequestInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         updated = request_update(
-            actor=request.user, request_id=request_id, data=_input(payload.validated_data)
+            actor=request.user, request_id=request_id, data=RequestInput.from_data(payload.validated_data)
         )
-        return Response(_render(updated))
+        return Response(_render(request, updated))
 
 
 class RequestPreviewApi(APIView):
@@ -133,13 +115,13 @@ class RequestPreviewApi(APIView):
 class RequestSubmitApi(APIView):
     @extend_schema(request=None, responses=RequestOutputSerializer)
     def post(self, request: Request, request_id: str) -> Response:
-        return Response(_render(request_submit(actor=request.user, request_id=request_id)))
+        return Response(_render(request, request_submit(actor=request.user, request_id=request_id)))
 
 
 class RequestCancelApi(APIView):
     @extend_schema(request=None, responses=RequestOutputSerializer)
     def post(self, request: Request, request_id: str) -> Response:
-        return Response(_render(request_cancel(actor=request.user, request_id=request_id)))
+        return Response(_render(request, request_cancel(actor=request.user, request_id=request_id)))
 
 
 class RequestDecisionApi(APIView):
@@ -169,7 +151,7 @@ class RequestRegenerateApi(APIView):
         and for DP synthesizers a new reservation of the request's epsilon (409 if it does not fit).
         After a failed privacy check: 409 `privacy_retry_needs_officer` and nothing is reserved;
         ask for a retry (`retry/`) and a privacy officer approves it (`retry/decisions/`)."""
-        return Response(_render(request_regenerate(actor=request.user, request_id=request_id)))
+        return Response(_render(request, request_regenerate(actor=request.user, request_id=request_id)))
 
 
 class RequestRetryAskApi(APIView):
@@ -194,7 +176,9 @@ class RequestRetryDecisionApi(APIView):
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         decide = retry_approve if data["decision"] == "approve" else retry_refuse
-        return Response(_render(decide(actor=request.user, request_id=request_id, comment=data["comment"])))
+        return Response(
+            _render(request, decide(actor=request.user, request_id=request_id, comment=data["comment"]))
+        )
 
 
 class RequestUploadApi(APIView):
@@ -217,7 +201,7 @@ class RequestUploadApi(APIView):
         updated = request_upload_synthetic(
             actor=request.user, request_id=request_id, uploaded_file=files.get("file")
         )
-        return Response(_render(updated), status=202)
+        return Response(_render(request, updated), status=202)
 
 
 class GateOverrideProposeApi(APIView):

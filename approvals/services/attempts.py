@@ -13,29 +13,41 @@ from typing import Any
 
 from django.db import transaction
 
+from approvals import rules
 from approvals.bakeoff import DEFAULT_AUTO_TIME_BUDGET_S as DEFAULT_TIME_BUDGET_S
 from approvals.bakeoff import with_time_budget
-from approvals.choices import AttemptSource, OverrideStatus, RequestStatus, RetryStatus
+from approvals.choices import AttemptSource, OverrideStatus, RequestStatus
 from approvals.models import CandidateRun, GenerationAttempt, GenerationRequest, PrivacyRetry
-from approvals.policies.engine import DEFAULT_MAX_ATTEMPTS
+from approvals.rules import attempts_allowed
+from approvals.selectors import (
+    approved_retry_waiting,
+    failed_privacy_checks,
+    latest_attempt_jobs,
+    latest_privacy_failures,
+)
 from approvals.services.outputs import outputs_purge_unreleased
 from approvals.services.requests import request_get_for
 from approvals.workflow import check_transition
 from audit.services import audit_denied, audit_record
 from core.errors import Conflict, PermissionDenied
-from core.roles import Role, has_role
 from generation.models import SynthesisJob
 from generation.services import job_create, job_create_for_upload, synthetic_upload_store, upload_discard
 from generation.synthesizers import EXTERNAL_UPLOAD
 from generation.synthesizers import with_time_budget as synthesizer_time_budget
-from validation.gate import PRIVACY, PRIVACY_CHECK_NAMES
-from validation.glossary import title_for
 
-
-def attempts_allowed(request: GenerationRequest) -> int:
-    """How many generation attempts the request's policy decision allows (the first included)."""
-    value = (request.tier_controls or {}).get("max_generation_attempts", DEFAULT_MAX_ATTEMPTS)
-    return int(value)
+# Reads that moved to approvals.selectors (and the rule to approvals.rules); importable from here
+# for the modules that already do.
+__all__ = [
+    "attempts_allowed",
+    "attempts_used",
+    "failed_privacy_checks",
+    "latest_attempt_jobs",
+    "latest_privacy_failures",
+    "privacy_retry_refusal",
+    "regenerate_locked",
+    "request_regenerate",
+    "request_upload_synthetic",
+]
 
 
 def attempts_used(request: GenerationRequest) -> int:
@@ -115,22 +127,16 @@ def _queue_candidates(*, request: GenerationRequest, actor: Any) -> None:
 
 
 def _check_attempt_left(request: GenerationRequest) -> None:
-    used, allowed = attempts_used(request), attempts_allowed(request)
-    if used >= allowed:
-        raise Conflict(
-            f"This request has used {used} of the {allowed} generation attempt(s) its policy allows. "
-            "File a new request, or ask a privacy officer to review the failed gate.",
-            code="attempts_exhausted",
-        )
+    refusal = rules.attempts_left_refusal(attempts_used(request), attempts_allowed(request))
+    if refusal:
+        raise Conflict(refusal, code="attempts_exhausted")
 
 
 def _check_no_pending_override(request: GenerationRequest) -> None:
-    if request.gate_overrides.filter(status=OverrideStatus.PENDING).exists():
-        raise Conflict(
-            "A privacy officer proposed publishing the failed release by override; the second "
-            "approver must decide that first.",
-            code="override_pending",
-        )
+    pending = request.gate_overrides.filter(status=OverrideStatus.PENDING).exists()
+    refusal = rules.override_pending_refusal(pending)
+    if refusal:
+        raise Conflict(refusal, code="override_pending")
 
 
 def _check_classification_unchanged(request: GenerationRequest) -> None:
@@ -155,7 +161,7 @@ def request_regenerate(*, actor: Any, request_id: Any) -> GenerationRequest:
     """
     with transaction.atomic():
         request = request_get_for(actor=actor, request_id=request_id, lock=True)
-        refusal = _regenerate_refusal(actor, request)
+        refusal = rules.regenerator_refusal(actor, request)
         blocked = ""
         if not refusal:
             if not check_transition("regenerate", request.status):
@@ -189,57 +195,10 @@ def regenerate_locked(
     return _start_attempt(actor, request, action=action, **details)
 
 
-def failed_privacy_checks(checks: list[dict[str, Any]]) -> list[str]:
-    """Names of the privacy checks that failed. A check that could not run (`not_run`) is not an
-    attack that worked: a new seed cannot make it run, so it does not count here."""
-    return [
-        str(c.get("name"))
-        for c in checks
-        if not c.get("passed")
-        and c.get("status") != "not_run"
-        and (c.get("name") in PRIVACY_CHECK_NAMES or c.get("kind") == PRIVACY)
-    ]
-
-
-def latest_attempt_jobs(request: GenerationRequest) -> list[SynthesisJob]:
-    """The jobs of the request's latest attempt (one, or one per bake-off candidate)."""
-    attempt = request.attempts.order_by("-number").first()
-    if attempt is None:
-        return []
-    runs = list(attempt.candidates.select_related("job"))
-    return [run.job for run in runs] if runs else [attempt.job]
-
-
-def latest_privacy_failures(request: GenerationRequest) -> list[str]:
-    """The privacy checks the latest attempt failed (over all its candidates), in gate order."""
-    failed: list[str] = []
-    for job in latest_attempt_jobs(request):
-        report = getattr(job, "validation", None)
-        if report is not None:
-            failed += [name for name in failed_privacy_checks(report.checks) if name not in failed]
-    return failed
-
-
 def privacy_retry_refusal(request: GenerationRequest) -> str:
     """Why a direct (self-service) retry is refused, or "" when it may run: the latest attempt
     failed a privacy check, so only a privacy officer's approval can queue another."""
-    failed = latest_privacy_failures(request)
-    if not failed:
-        return ""
-    names = ", ".join(f"{title_for(n)} ({n})" for n in failed)
-    return (
-        f"The last attempt failed the privacy check(s) {names}; generating again could publish a "
-        "release only because an attack missed by chance. Ask a privacy officer to approve a retry "
-        "(with a comment); the retry reserves the request's epsilon only once approved."
-    )
-
-
-def _regenerate_refusal(actor: Any, request: GenerationRequest) -> str:
-    if request.requester_id != actor.pk and not has_role(actor, Role.PRIVACY_OFFICER):
-        return "Only the requester or a privacy officer can generate this request again."
-    if request.synthesizer == EXTERNAL_UPLOAD:
-        return "This request's synthetic data is uploaded, not generated: upload a new file instead."
-    return ""
+    return rules.privacy_retry_refusal(latest_privacy_failures(request))
 
 
 def request_upload_synthetic(*, actor: Any, request_id: Any, uploaded_file: Any) -> GenerationRequest:
@@ -259,8 +218,9 @@ def request_upload_synthetic(*, actor: Any, request_id: Any, uploaded_file: Any)
         with transaction.atomic():
             request = request_get_for(actor=actor, request_id=request_id, lock=True)
             _check_may_upload(actor, request)
-            if request.job is not None and request.status == RequestStatus.APPROVED:
-                raise Conflict("The last uploaded file is still being validated.", code="upload_in_progress")
+            in_progress = rules.upload_in_progress_refusal(request)
+            if in_progress:
+                raise Conflict(in_progress, code="upload_in_progress")
             check_transition("upload", request.status)
             _check_no_pending_override(request)
             _check_classification_unchanged(request)
@@ -283,17 +243,15 @@ def _privacy_retry_for_upload(request: GenerationRequest) -> PrivacyRetry | None
     approved retry too (uploading a reworked file until an attack misses is the same re-roll)."""
     if request.status == RequestStatus.APPROVED or not privacy_retry_refusal(request):
         return None
-    jobs = latest_attempt_jobs(request)
-    retry = PrivacyRetry.objects.filter(
-        request=request, failed_job__in=jobs, status=RetryStatus.APPROVED, retry_job__isnull=True
-    ).first()
+    retry = approved_retry_waiting(request)
     if retry is None:
         raise Conflict(privacy_retry_refusal(request), code="privacy_retry_needs_officer")
     return retry
 
 
 def _check_may_upload(actor: Any, request: GenerationRequest) -> None:
-    if request.requester_id != actor.pk:
+    refusal = rules.uploader_refusal(actor, request)
+    if refusal:
         audit_denied(
             actor=actor,
             action="request.upload",
@@ -301,13 +259,10 @@ def _check_may_upload(actor: Any, request: GenerationRequest) -> None:
             target_id=request.pk,
             reason="requester only",
         )
-        raise PermissionDenied("Only the requester can upload the synthetic file for this request.")
-    if request.synthesizer != EXTERNAL_UPLOAD:
-        raise Conflict(
-            f"This request is generated by {request.synthesizer}; to validate a file made elsewhere, "
-            "file a request with the synthesizer 'Bring your own'.",
-            code="not_an_upload_request",
-        )
+        raise PermissionDenied(refusal)
+    refusal = rules.upload_kind_refusal(request)
+    if refusal:
+        raise Conflict(refusal, code="not_an_upload_request")
 
 
 def _start_attempt(

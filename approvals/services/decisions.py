@@ -10,9 +10,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from approvals import rules
 from approvals.choices import DecisionKind, RequestStatus
 from approvals.models import Decision, GenerationRequest
-from approvals.quorum import Approver, Quorum, decide_refusal, quorum
+from approvals.quorum import Approver, Quorum, quorum
 from approvals.services.attempts import attempt_job_for_approval
 from approvals.services.notifications import notify_requester_on_commit
 from approvals.services.requests import request_get_for
@@ -49,7 +50,7 @@ def request_decide_outcome(
         )
     with transaction.atomic():
         request = request_get_for(actor=actor, request_id=request_id, lock=True)
-        reason = _refusal(actor, request)
+        reason = rules.reviewer_refusal(actor, request)
         if not reason:
             comment, conditions = _validated_text(decision, comment, conditions)
             return _record(actor, request, decision, comment, conditions)
@@ -115,17 +116,6 @@ def _validated_text(decision: str, comment: str, conditions: str) -> tuple[str, 
     if len(comment) > MAX_TEXT or len(conditions) > MAX_TEXT:
         raise ValidationFailed(f"Keep comments and conditions under {MAX_TEXT} characters.")
     return comment, conditions
-
-
-def _refusal(actor: Any, request: GenerationRequest) -> str:
-    return decide_refusal(
-        actor_id=actor.pk,
-        actor_role=getattr(actor, "role", ""),
-        actor_active=bool(getattr(actor, "is_active", False)),
-        requester_id=request.requester_id,
-        level=request.tier_level,
-        controls=request.tier_controls or {},
-    )
 
 
 def round_quorum(request: GenerationRequest) -> Quorum:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
+from approvals import rules
 from approvals.bakeoff import (
     BAKEOFF,
     clean_candidates,
@@ -65,6 +67,24 @@ class RequestInput:
     candidates: Any = None
     # A single synthesizer's options (generation.synthesizers: each synthesizer's own caps).
     options: Any = None
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> RequestInput:
+        """The input from a form's or an API serializer's cleaned fields (both name them alike;
+        `dataset` may be the dataset itself or its id). Optional fields left out keep defaults."""
+        dataset = data["dataset"]
+        optional = ("epsilon", "delta", "fidelity", "purpose_category", "candidates", "options")
+        return cls(
+            dataset_id=getattr(dataset, "pk", dataset),
+            title=data["title"],
+            purpose=data["purpose"],
+            intended_use=data["intended_use"],
+            audience=data["audience"],
+            columns=data["columns"],
+            synthesizer=data["synthesizer"],
+            rows=data["rows"],
+            **{name: data[name] for name in optional if name in data},
+        )
 
 
 # --- Validation (everything the requester controls) ---------------------------------------------
@@ -292,8 +312,9 @@ def request_update(*, actor: Any, request_id: Any, data: RequestInput) -> Genera
     """Edit a draft, or a request whose reviewers asked for changes (then resubmit to re-tier)."""
     with transaction.atomic():
         request = request_get_for(actor=actor, request_id=request_id, lock=True)
-        if request.requester_id != actor.pk:
-            raise PermissionDenied("Only the requester can edit this request.")
+        refusal = rules.requester_only_refusal(actor, request, "edit")
+        if refusal:
+            raise PermissionDenied(refusal)
         check_transition("update", request.status)
         fields = {"candidates": [], "candidates_auto": False, **_cleaned(actor, data)}
         for name, value in fields.items():
@@ -327,8 +348,9 @@ def request_submit(*, actor: Any, request_id: Any) -> GenerationRequest:
     with the policy version; a prohibited request is rejected on the spot, with its reasons."""
     with transaction.atomic():
         request = request_get_for(actor=actor, request_id=request_id, lock=True)
-        if request.requester_id != actor.pk:
-            raise PermissionDenied("Only the requester can submit this request.")
+        refusal = rules.requester_only_refusal(actor, request, "submit")
+        if refusal:
+            raise PermissionDenied(refusal)
         if not check_transition("submit", request.status):
             return request
         for name in _synthesizers_of(request):
@@ -437,8 +459,9 @@ def request_cancel(*, actor: Any, request_id: Any) -> GenerationRequest:
         request = request_get_for(actor=actor, request_id=request_id, lock=True)
         if request.job_id and request.status in TRANSITIONS["cancel_job"]:
             return _cancel_job(actor, request)
-        if request.requester_id != actor.pk:
-            raise PermissionDenied("Only the requester can withdraw this request.")
+        refusal = rules.requester_only_refusal(actor, request, "withdraw")
+        if refusal:
+            raise PermissionDenied(refusal)
         if not check_transition("cancel", request.status):
             return request
         request.status = RequestStatus.CANCELLED
@@ -449,8 +472,9 @@ def request_cancel(*, actor: Any, request_id: Any) -> GenerationRequest:
 
 
 def _cancel_job(actor: Any, request: GenerationRequest) -> GenerationRequest:
-    if request.requester_id != actor.pk and not has_role(actor, Role.PRIVACY_OFFICER):
-        raise PermissionDenied("Only the requester or a privacy officer can stop this generation job.")
+    refusal = rules.stopper_refusal(actor, request)
+    if refusal:
+        raise PermissionDenied(refusal)
     # A bake-off stops every candidate still running; the request follows them all.
     runs = list(request.job.attempt.candidates.select_related("job")) if request.candidates else []
     for job in [r.job for r in runs] or [request.job]:

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import messages
 from django.contrib.staticfiles import finders
 from django.db.models import Q
@@ -11,20 +9,18 @@ from django.template.loader import render_to_string
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
-from approvals.dp import dp_gate_visible_to, dp_metrics_visible_to, is_custodian
 from approvals.forms import GateOverrideDecisionForm, GateOverrideForm
 from approvals.selectors import requests_visible_to
 from approvals.services import gate_override_decline, gate_override_propose
-from catalog.api.views import release_file_response
-from catalog.privacy import release_privacy_of
+from catalog.downloads import release_file_response
+from catalog.reports import release_report_context, report_visible_to
 from catalog.selectors import releases_visible_to
 from catalog.services import gate_override_approve, release_get_for
 from core.errors import Conflict, NotFound
 from core.ids import parse_uuid
 from core.views import domain_errors_as_messages
 from generation.synthesizers import is_dp_synthesizer
-from validation.report import glossary_rows, report_charts
-from validation.selectors import report_for_job, sees_full_report
+from validation.selectors import report_for_job
 from validation.services import report_export_record
 
 
@@ -32,33 +28,12 @@ def release_list(request: HttpRequest) -> HttpResponse:
     return render(request, "catalog/release_list.html", {"releases": releases_visible_to(user=request.user)})
 
 
-def report_context(
-    user: Any, gate: dict[str, Any], metrics: dict[str, Any], *, is_dp: bool = False
-) -> dict[str, Any]:
-    """What the report shows `user`: everything for oversight roles, pass/fail and reasons otherwise;
-    for a DP request, values only for custodians (they are computed on the real rows)."""
-    full = sees_full_report(user) and (not is_dp or is_custodian(user))
-    checks = list(gate.get("checks") or [])
-    return {
-        "full_report": full,
-        "is_dp": is_dp,
-        "gate": dp_gate_visible_to(user=user, gate=gate, is_dp=is_dp),
-        "metrics": dp_metrics_visible_to(user=user, metrics=metrics, checks=checks, is_dp=is_dp),
-        "charts": report_charts(metrics, checks) if full else [],
-        "glossary": glossary_rows(metrics, checks) if full else [],
-    }
-
-
 def release_detail(request: HttpRequest, release_id: str) -> HttpResponse:
     try:
         release = release_get_for(actor=request.user, release_id=release_id)
     except NotFound:
         raise Http404 from None
-    context = {
-        "release": release,
-        "privacy": release_privacy_of(release),
-        **report_context(request.user, release.gate, release.metrics, is_dp=release.is_dp),
-    }
+    context = release_report_context(user=request.user, release=release)
     return render(request, "catalog/release_detail.html", context)
 
 
@@ -88,11 +63,7 @@ def release_report_export(request: HttpRequest, release_id: str) -> HttpResponse
         release = release_get_for(actor=request.user, release_id=release_id)
     except NotFound:
         raise Http404 from None
-    context = {
-        "release": release,
-        "privacy": release_privacy_of(release),
-        **report_context(request.user, release.gate, release.metrics, is_dp=release.is_dp),
-    }
+    context = release_report_context(user=request.user, release=release)
     report_export_record(
         actor=request.user, target_type="release", target_id=release.pk, full=context["full_report"]
     )
@@ -126,8 +97,11 @@ def job_report(request: HttpRequest, job_id: str) -> HttpResponse:
     context = {
         "generation_request": generation_request,
         "report": report,
-        **report_context(
-            request.user, gate, report.metrics, is_dp=is_dp_synthesizer(generation_request.synthesizer)
+        **report_visible_to(
+            user=request.user,
+            gate=gate,
+            metrics=report.metrics,
+            is_dp=is_dp_synthesizer(generation_request.synthesizer),
         ),
     }
     return render(request, "catalog/report_job.html", context)

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 from django.http import StreamingHttpResponse
-from django.utils.http import content_disposition_header
-from django.utils.text import slugify
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
@@ -10,13 +8,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from approvals.api.serializers import GateOverrideDecisionInputSerializer
-from approvals.dp import dp_gate_visible_to, dp_metrics_visible_to, is_custodian
 from approvals.services import request_get_for
 from catalog.api.serializers import ReleaseOutputSerializer, ReleaseReportOutputSerializer
+from catalog.downloads import release_file_response
+from catalog.reports import report_visible_to
 from catalog.selectors import releases_visible_to
-from catalog.services import gate_override_approve, release_get_for, release_open_download
-from validation.report import glossary_rows
-from validation.selectors import sees_full_report
+from catalog.services import gate_override_approve, release_get_for
 
 
 class ReleaseListApi(APIView):
@@ -37,33 +34,17 @@ class ReleaseReportApi(APIView):
     @extend_schema(responses=ReleaseReportOutputSerializer)
     def get(self, request: Request, release_id: str) -> Response:
         release = release_get_for(actor=request.user, release_id=release_id)
-        is_dp = release.is_dp
-        full = sees_full_report(request.user) and (not is_dp or is_custodian(request.user))
-        checks = release.gate.get("checks", [])
+        report = report_visible_to(
+            user=request.user, gate=release.gate, metrics=release.metrics, is_dp=release.is_dp, charts=False
+        )
         body = {
             "release": release.pk,
-            "full": full,
-            "gate": dp_gate_visible_to(user=request.user, gate=release.gate, is_dp=is_dp),
-            "metrics": dp_metrics_visible_to(
-                user=request.user, metrics=release.metrics, checks=checks, is_dp=is_dp
-            ),
-            "glossary": glossary_rows(release.metrics, checks) if full else [],
+            "full": report["full_report"],
+            "gate": report["gate"],
+            "metrics": report["metrics"],
+            "glossary": report["glossary"],
         }
         return Response(ReleaseReportOutputSerializer(body).data)
-
-
-def release_file_response(*, actor: object, release_id: str) -> StreamingHttpResponse:
-    """Shared by the API and the page: authorize, audit, then stream the CSV, decrypted chunk by
-    chunk. Its bytes are exactly those the release's `sha256` was computed over; formula-like
-    cells were neutralised when the file was written (generation.csv_safety)."""
-    release, opened = release_open_download(actor=actor, release_id=release_id)
-    filename = f"{slugify(release.title)[:60] or 'release'}-{str(release.pk)[:8]}.csv"
-    response = StreamingHttpResponse(opened.chunks, content_type="text/csv; charset=utf-8")
-    response["Content-Length"] = str(opened.size)
-    response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=filename)
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "no-store"
-    return response
 
 
 class ReleaseDownloadApi(APIView):

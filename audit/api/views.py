@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import PageNumberPagination
@@ -16,17 +16,22 @@ from rest_framework.views import APIView
 
 from audit.models import AuditEvent, Outcome
 from audit.selectors import REASONS, audit_events_filter, audit_events_visible_to, audit_verify
+from core.errors import NotFound
 from core.roles import AUDIT_READERS, has_role
 
 
 class IsAuditReader(BasePermission):
-    """Auditors, privacy officers and admins. Others signed in get 403 (the log itself is no secret
-    to them; its content is), anonymous callers 401 via IsAuthenticated listed first."""
-
-    message = "Only auditors, privacy officers and admins can read the audit log."
+    """Auditors, privacy officers and admins. Anyone else signed in gets 404, as from the audit
+    pages (audit.views.audit_reader_only): the log does not exist for them, and one answer for
+    both keeps the pages and the API from telling a caller different things. Anonymous callers
+    get 401 from IsAuthenticated, listed first."""
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        return has_role(request.user, *AUDIT_READERS)
+        if not has_role(request.user, *AUDIT_READERS):
+            # Raised, not returned: a False here is DRF's 403. Noted for the audit log by the
+            # API's exception handler like any other 404.
+            raise NotFound("Not found.")
+        return True
 
 
 class AuditEventFilterSerializer(serializers.Serializer):
@@ -76,6 +81,14 @@ class AuditVerdictSerializer(serializers.Serializer):
     bad_checkpoints = serializers.IntegerField(help_text="Checkpoint lines whose signature fails.")
 
 
+# The error shape every operation answers in (portal.api.errors adds the component to the schema).
+# Listed here because the schema lists 404 by default only for paths that name an object.
+NOT_AN_AUDIT_READER = OpenApiResponse(
+    response={"$ref": "#/components/schemas/Error"},
+    description="Not an auditor, privacy officer or admin: the log does not exist for you.",
+)
+
+
 class AuditEventPagination(PageNumberPagination):
     page_size = 100
 
@@ -91,7 +104,11 @@ class AuditEventListApi(ListAPIView):
         filters: dict[str, Any] = params.validated_data
         return audit_events_filter(audit_events_visible_to(user=self.request.user), **filters)
 
-    @extend_schema(parameters=[AuditEventFilterSerializer], summary="Audit events, newest first")
+    @extend_schema(
+        parameters=[AuditEventFilterSerializer],
+        responses={200: AuditEventSerializer(many=True), 404: NOT_AN_AUDIT_READER},
+        summary="Audit events, newest first",
+    )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
@@ -100,7 +117,7 @@ class AuditVerifyApi(APIView):
     permission_classes = [IsAuthenticated, IsAuditReader]
 
     @extend_schema(
-        responses=AuditVerdictSerializer,
+        responses={200: AuditVerdictSerializer, 404: NOT_AN_AUDIT_READER},
         summary="Verify the audit chain against the audit key and the signed checkpoints",
     )
     def get(self, request: Request) -> Response:

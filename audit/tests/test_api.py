@@ -131,13 +131,13 @@ def test_verify_reports_where_the_chain_breaks(api: Api, audrey: Any, history: N
 
 @pytest.mark.parametrize("outsider", ["alice", "sam"])
 @pytest.mark.parametrize("url", [events_url, verify_url])
-def test_other_roles_get_403(
+def test_other_roles_get_404_as_from_the_audit_pages(
     api: Api, request: pytest.FixtureRequest, outsider: str, url: Callable[[], str]
 ) -> None:
     response = api(request.getfixturevalue(outsider)).get(url())
 
-    assert response.status_code == 403
-    assert response.json()["error"]["code"] == "permission_denied"
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
 
 
 @pytest.mark.parametrize("url", [events_url, verify_url])

@@ -1,5 +1,5 @@
 """Refused actions leave evidence: a request outside the caller's scope (404, API and browser), a
-non-auditor reading the audit log (403), a teammate submitting or cancelling someone else's
+non-auditor reading the audit log (404, as from the audit pages), a teammate submitting or cancelling someone else's
 request (403), a transition from the wrong state (409). Each writes one `denied` audit row with
 the actor, the action, the target and a reason code, never a value from the request; a refusal
 the service already audited is not written twice."""
@@ -49,13 +49,13 @@ def test_another_teams_request_in_the_browser_is_a_404_and_audited(
     assert row.details["reason"] == "not_found"
 
 
-def test_a_non_auditor_reading_the_audit_log_is_a_403_and_audited(api: Any, bob: Any) -> None:
+def test_a_non_auditor_reading_the_audit_log_is_a_404_and_audited(api: Any, bob: Any) -> None:
     response = api(bob).get("/api/v1/audit/events/")
 
-    assert response.status_code == 403
+    assert response.status_code == 404
     row = _only_denial("bob")
     assert (row.action, row.target_type) == ("audit.event.list", "route")
-    assert row.details["reason"] == "permission_denied" and row.details["method"] == "GET"
+    assert row.details["reason"] == "not_found" and row.details["method"] == "GET"
 
 
 def test_a_teammate_submitting_or_cancelling_someone_elses_request_is_audited(

@@ -1,0 +1,380 @@
+"""Who may reach every named route: the table tests/test_route_access.py checks, route by route.
+
+One entry per route name (`namespace:name` as `reverse()` spells it). A route added without an
+entry fails the suite, naming the route; an entry whose route is gone fails it too.
+
+The rule each entry is checked against (docs/security.md V8, V16):
+
+- Anonymous visitors: pages redirect (302) to /accounts/login/; the API answers 401.
+- Signed-in users who may not see a page or an object get 404: a role-gated page, the audit log
+  and another team's request or release do not exist for them.
+- Signed-in users who may see the page or object but may not act on it get 403, whatever they
+  send: who is asking is checked before the input is validated and before the object's state.
+- A refused request changes nothing and leaves one `denied` audit row (audit.middleware).
+
+Personas (conftest.py): alice and bob (scientists, Cardiology; alice files the requests),
+charlie (scientist, Oncology: the other team), olivia (privacy officer), sam (data steward),
+ada (admin), audrey (auditor).
+
+`outliers` maps a check ("anonymous", "get", "write", "other_team") to what the route answers
+today where it breaks the rule. Those checks are strict xfails: when the view is fixed the
+xfail fails, and the mark must be removed here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+PERSONAS = ("alice", "bob", "charlie", "olivia", "sam", "ada", "audrey")
+
+EVERYONE = frozenset(PERSONAS)
+NOBODY: frozenset[str] = frozenset()
+SCIENTISTS = frozenset({"alice", "bob", "charlie"})
+STEWARDS = frozenset({"sam", "ada"})  # core.roles.MANAGES_DATASETS
+REVIEWERS = frozenset({"olivia", "sam"})  # core.roles.REVIEWS_REQUESTS
+AUDIT_READERS = frozenset({"olivia", "ada", "audrey"})  # core.roles.AUDIT_READERS
+ADMINS = frozenset({"ada"})
+# alice's request, visible to her team and to the roles that see every request (not charlie).
+REQUEST_VIEWERS = frozenset({"alice", "bob", "olivia", "sam", "ada", "audrey"})
+# alice's internal (Cardiology) release: her team and the oversight roles (not charlie, not the
+# steward, not the admin, who sees only what their own team may see).
+RELEASE_VIEWERS = frozenset({"alice", "bob", "olivia", "audrey"})
+
+# Outlier texts, shared so the report can group them.
+FLASH = "issue 10: answers a 302 flash, rule says 403"
+VALIDATES_FIRST = "issue 10: validates the input before checking who is asking"
+
+
+@dataclass(frozen=True)
+class Route:
+    """What one route lets each persona do.
+
+    kind:    "page" (HTML behind sign-in), "api" (DRF), "public" (no sign-in)
+    sees:    personas who may GET it, or, for an action, see the object or page it acts on
+    acts:    personas who may use `write` on it (None: the route takes no write)
+    get:     False for actions that only take `write` (GET is not checked beyond anonymous)
+    ok:      what a persona in `sees` gets on GET
+    write:   the write method ("post", "put", "patch")
+    multipart: send the write as multipart (file uploads) instead of JSON
+    objects: URL keyword -> world object (default by keyword: request_id -> the in-review request)
+    team_scoped: the URL names an object of alice's team: charlie (another team) must get 404
+    anonymous: for "public" routes, (method, status) an anonymous visitor gets
+    refused: status for a persona outside `acts` who is in `sees` (outside `sees`: 404)
+    """
+
+    kind: str
+    sees: frozenset[str] = NOBODY
+    acts: frozenset[str] | None = None
+    get: bool = True
+    ok: int = 200
+    write: str = "post"
+    multipart: bool = False
+    objects: dict[str, str] = field(default_factory=dict)
+    team_scoped: bool = False
+    anonymous: tuple[str, int] = ("get", 200)
+    refused: int = 403
+    outliers: dict[str, str] = field(default_factory=dict)
+
+    def expected_get(self, persona: str) -> int:
+        return self.ok if persona in self.sees else 404
+
+    def expected_refusal(self, persona: str) -> int:
+        return self.refused if persona in self.sees else 404
+
+
+def page(sees: frozenset[str], **kw: object) -> Route:
+    return Route(kind="page", sees=sees, **kw)  # type: ignore[arg-type]
+
+
+def action(sees: frozenset[str], acts: frozenset[str], **kw: object) -> Route:
+    """A POST-only HTML action on something `sees` can see."""
+    return Route(kind="page", sees=sees, acts=acts, get=False, **kw)  # type: ignore[arg-type]
+
+
+def api(sees: frozenset[str], **kw: object) -> Route:
+    return Route(kind="api", sees=sees, **kw)  # type: ignore[arg-type]
+
+
+def api_action(sees: frozenset[str], acts: frozenset[str], **kw: object) -> Route:
+    return Route(kind="api", sees=sees, acts=acts, get=False, **kw)  # type: ignore[arg-type]
+
+
+def public(method: str = "get", status: int = 200) -> Route:
+    return Route(kind="public", anonymous=(method, status))
+
+
+# Django's admin (mounted outside production only) is one entry for its whole namespace: staff with
+# a verified second factor only, so anonymous visitors and portal users are sent to its sign-in.
+ADMIN_NAMESPACE = "admin"
+
+ROUTES: dict[str, Route] = {
+    # --- Portal: sign-in, account, health -------------------------------------------------------
+    "dashboard": page(EVERYONE),
+    "healthz": public(),
+    "login": public(),
+    "logout": action(EVERYONE, EVERYONE),
+    "mfa-setup": page(EVERYONE, acts=EVERYONE),
+    # Without an authenticator the second-factor check sends everyone to set one up first.
+    "mfa-verify": page(EVERYONE, acts=EVERYONE, ok=302),
+    "account": page(EVERYONE),
+    "account-tokens": page(EVERYONE, acts=EVERYONE),
+    # alice's token: its owner may revoke it; to anyone else it does not exist.
+    "account-token-revoke": action(frozenset({"alice"}), frozenset({"alice"})),
+    "password_change": page(EVERYONE, acts=EVERYONE),
+    "password_change_done": page(EVERYONE),
+    "password_reset": public(),
+    "password_reset_done": public(),
+    "password_reset_confirm": public(),
+    "password_reset_complete": public(),
+    # --- Portal: management (admins; policy for its readers) -------------------------------------
+    "portal:user-list": page(ADMINS),
+    "portal:user-create": page(ADMINS, acts=ADMINS),
+    "portal:user-edit": page(ADMINS, acts=ADMINS, objects={"pk": "bob"}),
+    "portal:user-reset": action(ADMINS, ADMINS, objects={"pk": "bob"}),
+    "portal:team-list": page(ADMINS, acts=ADMINS),
+    "portal:change-list": page(ADMINS),
+    # The pending change was proposed by ada: a second admin must decide it, never its proposer.
+    "portal:change-decide": action(
+        ADMINS,
+        NOBODY,
+        objects={"pk": "change"},
+        outliers={"write": f"{FLASH} (portal/manage_views.py:change_decide)"},
+    ),
+    "portal:policy": page(AUDIT_READERS, acts=frozenset({"olivia", "ada"})),
+    "portal:policy-version": page(AUDIT_READERS),
+    "portal:policy-proposal": page(AUDIT_READERS, objects={"pk": "proposal"}),
+    # The open proposal was written by ada; only another privacy officer approves or rejects it.
+    "portal:policy-proposal-decide": action(
+        AUDIT_READERS,
+        frozenset({"olivia"}),
+        objects={"pk": "proposal"},
+        outliers={
+            "write": f"{VALIDATES_FIRST}: 200 form page, rule says 403 "
+            "(approvals/policy_views.py:policy_proposal_decide)"
+        },
+    ),
+    # --- Source datasets ---------------------------------------------------------------------------
+    "generation:dataset-list": page(EVERYONE),
+    "generation:dataset-upload": page(STEWARDS, acts=STEWARDS),
+    "generation:dataset-detail": page(EVERYONE),
+    "generation:dataset-review": page(STEWARDS, acts=STEWARDS),
+    # A form of the review page, which does not exist for other roles.
+    "generation:dataset-estimate": action(STEWARDS, STEWARDS),
+    "generation:dataset-budget": page(EVERYONE),
+    "generation:dataset-signoff": action(
+        EVERYONE, STEWARDS, outliers={"write": f"{FLASH} (generation/views.py:dataset_sign_off_view)"}
+    ),
+    # --- Generation requests -------------------------------------------------------------------------
+    "approvals:request-list": page(EVERYONE),
+    "approvals:request-new": page(SCIENTISTS, acts=SCIENTISTS),
+    "approvals:request-preview": action(SCIENTISTS, SCIENTISTS),
+    "approvals:review-queue": page(REVIEWERS),
+    "approvals:review-evidence": page(AUDIT_READERS),
+    "approvals:check-glossary": page(EVERYONE),
+    "approvals:request-detail": page(REQUEST_VIEWERS, team_scoped=True),
+    # alice's draft: only its requester edits it (tests/test_pages_access.py: bob and olivia 404).
+    "approvals:request-edit": page(
+        frozenset({"alice"}), acts=frozenset({"alice"}), objects={"request_id": "draft"}, team_scoped=True
+    ),
+    "approvals:request-job": page(REQUEST_VIEWERS, team_scoped=True),
+    "approvals:request-submit": action(
+        REQUEST_VIEWERS,
+        frozenset({"alice"}),
+        team_scoped=True,
+        outliers={"write": f"{FLASH} (approvals/views.py:request_submit_view)"},
+    ),
+    "approvals:request-cancel": action(
+        REQUEST_VIEWERS,
+        frozenset({"alice"}),
+        team_scoped=True,
+        outliers={"write": f"{FLASH} (approvals/views.py:request_cancel_view)"},
+    ),
+    "approvals:request-decide": action(
+        REQUEST_VIEWERS,
+        REVIEWERS,
+        team_scoped=True,
+        outliers={
+            "write": f"{FLASH}; {VALIDATES_FIRST} (approvals/views.py:request_decide_view)",
+            "other_team": f"{VALIDATES_FIRST}: 302 before the 404 (approvals/views.py:request_decide_view)",
+        },
+    ),
+    # The requester or a privacy officer may synthesize again (approvals/services/attempts.py).
+    "approvals:request-regenerate": action(
+        REQUEST_VIEWERS,
+        frozenset({"alice", "olivia"}),
+        team_scoped=True,
+        outliers={"write": f"{FLASH} (approvals/views.py:request_regenerate_view)"},
+    ),
+    "approvals:request-upload": action(
+        REQUEST_VIEWERS,
+        frozenset({"alice"}),
+        multipart=True,
+        team_scoped=True,
+        outliers={"write": f"{FLASH}; {VALIDATES_FIRST} (approvals/views.py:request_upload_view)"},
+    ),
+    "approvals:request-retry-ask": action(
+        REQUEST_VIEWERS,
+        frozenset({"alice"}),
+        team_scoped=True,
+        outliers={"write": f"{FLASH} (approvals/views.py:request_retry_ask_view)"},
+    ),
+    "approvals:request-retry-decide": action(
+        REQUEST_VIEWERS,
+        frozenset({"olivia"}),
+        team_scoped=True,
+        outliers={"write": f"{FLASH}; {VALIDATES_FIRST} (approvals/views.py:request_retry_decide_view)"},
+    ),
+    # --- Catalog -------------------------------------------------------------------------------------
+    "catalog:release-list": page(EVERYONE),
+    # The validation report of the published request's job: whoever sees the request.
+    "catalog:job-report": page(REQUEST_VIEWERS, team_scoped=True),
+    "catalog:gate-override-propose": action(
+        REQUEST_VIEWERS,
+        frozenset({"olivia"}),
+        team_scoped=True,
+        outliers={
+            "write": f"{FLASH}; {VALIDATES_FIRST} (catalog/views.py:gate_override_propose_view)",
+            "other_team": f"{VALIDATES_FIRST}: 302 before the 404 (catalog/views.py:gate_override_propose_view)",
+        },
+    ),
+    "catalog:gate-override-decide": action(
+        REQUEST_VIEWERS,
+        frozenset({"olivia"}),
+        team_scoped=True,
+        outliers={"write": f"{FLASH} (catalog/views.py:gate_override_decide_view)"},
+    ),
+    "catalog:bakeoff-choose": action(
+        REQUEST_VIEWERS,
+        frozenset({"alice"}),
+        team_scoped=True,
+        outliers={"write": f"{FLASH}; {VALIDATES_FIRST} (catalog/bakeoff_views.py:bakeoff_choose_view)"},
+    ),
+    "catalog:release-detail": page(RELEASE_VIEWERS, team_scoped=True),
+    "catalog:release-download": page(RELEASE_VIEWERS, team_scoped=True),
+    "catalog:release-report-export": page(RELEASE_VIEWERS, team_scoped=True),
+    # --- Audit ---------------------------------------------------------------------------------------
+    "audit:event-list": page(AUDIT_READERS),
+    "audit:verify": page(AUDIT_READERS),
+    # --- API ---------------------------------------------------------------------------------------
+    "api-token": public("post", 400),
+    "api-schema": public(),
+    "api-docs": public(),
+    "api-dataset-list": api(
+        EVERYONE,
+        acts=STEWARDS,
+        multipart=True,
+        outliers={
+            "write": f"{VALIDATES_FIRST}: 400, rule says 403 (generation/api/views.py:DatasetListCreateApi.post)"
+        },
+    ),
+    "api-dataset-detail": api(EVERYONE),
+    "api-dataset-columns": api_action(
+        EVERYONE,
+        STEWARDS,
+        write="patch",
+        outliers={
+            "write": f"{VALIDATES_FIRST}: 400, rule says 403 (generation/api/views.py:DatasetColumnsApi.patch)"
+        },
+    ),
+    "api-dataset-column-estimate": api_action(
+        EVERYONE,
+        STEWARDS,
+        outliers={
+            "write": f"{VALIDATES_FIRST}: 400, rule says 403 (generation/api/views.py:DatasetColumnEstimateApi.post)"
+        },
+    ),
+    "api-dataset-budget": api(EVERYONE),
+    "api-dataset-signoff": api_action(EVERYONE, STEWARDS),
+    "api-request-gate-override-approve": api_action(
+        REQUEST_VIEWERS,
+        frozenset({"olivia"}),
+        team_scoped=True,
+        outliers={
+            "write": "issue 10: answers 409 before checking who is asking, rule says 403 "
+            "(catalog/api/views.py:GateOverrideApproveApi)"
+        },
+    ),
+    "api-request-choose": api_action(
+        REQUEST_VIEWERS,
+        frozenset({"alice"}),
+        team_scoped=True,
+        outliers={
+            "write": f"{VALIDATES_FIRST}: 400, rule says 403 (catalog/api/bakeoff.py:RequestChooseCandidateApi)"
+        },
+    ),
+    "api-request-list": api(
+        EVERYONE,
+        acts=SCIENTISTS,
+        outliers={
+            "write": f"{VALIDATES_FIRST}: 400, rule says 403 (approvals/api/views.py:RequestListCreateApi.post)"
+        },
+    ),
+    "api-request-preview": api_action(
+        EVERYONE,
+        SCIENTISTS,
+        outliers={
+            "write": f"{VALIDATES_FIRST}: 400, rule says 403 (approvals/api/views.py:RequestPreviewApi)"
+        },
+    ),
+    "api-request-detail": api(
+        REQUEST_VIEWERS,
+        acts=frozenset({"alice"}),
+        write="put",
+        team_scoped=True,
+        outliers={
+            "write": f"{VALIDATES_FIRST}: 400, rule says 403 (approvals/api/views.py:RequestDetailApi.put)"
+        },
+    ),
+    "api-request-submit": api_action(REQUEST_VIEWERS, frozenset({"alice"}), team_scoped=True),
+    "api-request-cancel": api_action(REQUEST_VIEWERS, frozenset({"alice"}), team_scoped=True),
+    "api-request-decisions": api_action(
+        REQUEST_VIEWERS,
+        REVIEWERS,
+        team_scoped=True,
+        outliers={
+            "write": f"{VALIDATES_FIRST}: 400, rule says 403 (approvals/api/views.py:RequestDecisionApi)",
+            "other_team": f"{VALIDATES_FIRST}: 400, rule says 404 (approvals/api/views.py:RequestDecisionApi)",
+        },
+    ),
+    "api-request-attempts": api(REQUEST_VIEWERS, team_scoped=True),
+    "api-request-regenerate": api_action(REQUEST_VIEWERS, frozenset({"alice", "olivia"}), team_scoped=True),
+    "api-request-retry": api_action(REQUEST_VIEWERS, frozenset({"alice"}), team_scoped=True),
+    "api-request-retry-decisions": api_action(
+        REQUEST_VIEWERS,
+        frozenset({"olivia"}),
+        team_scoped=True,
+        outliers={
+            "write": f"{VALIDATES_FIRST}: 400, rule says 403 (approvals/api/views.py:RequestRetryDecisionApi)"
+        },
+    ),
+    "api-request-upload": api_action(
+        REQUEST_VIEWERS,
+        frozenset({"alice"}),
+        multipart=True,
+        team_scoped=True,
+    ),
+    "api-request-gate-override": api_action(
+        REQUEST_VIEWERS,
+        frozenset({"olivia"}),
+        team_scoped=True,
+        outliers={
+            "write": f"{VALIDATES_FIRST}: 400, rule says 403 (approvals/api/views.py:GateOverrideProposeApi)"
+        },
+    ),
+    "api-request-gate-override-decline": api_action(
+        REQUEST_VIEWERS,
+        frozenset({"olivia"}),
+        team_scoped=True,
+        outliers={
+            "write": "issue 10: answers 409 before checking who is asking, rule says 403 "
+            "(approvals/api/views.py:GateOverrideDeclineApi)"
+        },
+    ),
+    "api-release-list": api(EVERYONE),
+    "api-release-detail": api(RELEASE_VIEWERS, team_scoped=True),
+    "api-release-download": api(RELEASE_VIEWERS, team_scoped=True),
+    "api-release-report": api(RELEASE_VIEWERS, team_scoped=True),
+    # The log does not exist for other roles: 404 as on the audit pages (audit/api/views.py).
+    "audit-event-list": api(AUDIT_READERS),
+    "audit-verify": api(AUDIT_READERS),
+}

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from core.errors import DomainError, NotFound
 from core.ids import parse_uuid
-from core.roles import Role, has_role
+from core.roles import MANAGES_DATASETS, has_role
 from core.views import domain_errors_as_messages
 from generation.charts import budget_figure, category_figure, histogram_figure
 from generation.choices import ColumnKind
@@ -36,12 +36,12 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
         (d, dataset_figures(user=request.user, dataset=d), budget_totals(dataset=d))
         for d in datasets_visible_to(user=request.user)
     ]
-    can_upload = has_role(request.user, Role.DATA_STEWARD, Role.ADMIN)
+    can_upload = has_role(request.user, *MANAGES_DATASETS)
     return render(request, "generation/dataset_list.html", {"rows": rows, "can_upload": can_upload})
 
 
 def dataset_upload(request: HttpRequest) -> HttpResponse:
-    if not has_role(request.user, Role.DATA_STEWARD, Role.ADMIN):
+    if not has_role(request.user, *MANAGES_DATASETS):
         raise Http404
     form = DatasetUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and upload_was_too_large(request):
@@ -103,7 +103,7 @@ def dataset_detail(request: HttpRequest, dataset_id: str) -> HttpResponse:
         "k": settings.SYNTHGATE_SMALL_CELL_K,
         "versions": dataset.classification_versions.all()[:10],
         "other_versions": [(d, dataset_figures(user=request.user, dataset=d)) for d in others],
-        "is_steward": has_role(request.user, Role.DATA_STEWARD, Role.ADMIN),
+        "is_steward": has_role(request.user, *MANAGES_DATASETS),
     }
     return render(request, "generation/dataset_detail.html", context)
 
@@ -121,7 +121,7 @@ def _charts(columns: list[Any]) -> list[tuple[str, Any]]:
 
 def dataset_review(request: HttpRequest, dataset_id: str) -> HttpResponse:
     dataset = _dataset_or_404(request, dataset_id)
-    if not has_role(request.user, Role.DATA_STEWARD, Role.ADMIN):
+    if not has_role(request.user, *MANAGES_DATASETS):
         raise Http404
     columns = list(dataset_columns(dataset=dataset))
     forms = [ColumnReviewForm(request.POST or None, column=c, prefix=f"c{i}") for i, c in enumerate(columns)]
@@ -166,7 +166,7 @@ def _review_context(dataset: Any, columns: list[Any], forms: list[ColumnReviewFo
 def dataset_estimate_view(request: HttpRequest, dataset_id: str) -> HttpResponse:
     """Queue a DP estimate of one column's bounds; the epsilon is charged now."""
     dataset = _dataset_or_404(request, dataset_id)
-    if not has_role(request.user, Role.DATA_STEWARD, Role.ADMIN):
+    if not has_role(request.user, *MANAGES_DATASETS):
         raise Http404
     form = DomainEstimateForm(request.POST, columns=list(dataset_columns(dataset=dataset)))
     if not form.is_valid():

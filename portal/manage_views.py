@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods
 
 from audit.services import audit_denied
 from core.errors import DomainError
-from core.roles import Role, has_role
+from core.roles import Role
 from portal import services
 from portal.forms import (
     ChangeDecisionForm,
@@ -36,14 +36,14 @@ def admin_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not has_role(request.user, Role.ADMIN):
+        if refusal := services.admin_refusal(actor=request.user):
             if request.method == "POST" and request.user.is_authenticated:
                 audit_denied(
                     actor=request.user,
                     action="manage.write",
                     target_type="page",
                     target_id=request.path[:64],
-                    reason="not_admin",
+                    reason=refusal,
                 )
             raise Http404("No such page.")
         return view(request, *args, **kwargs)

@@ -78,6 +78,33 @@ def _impossible_gate(url: str) -> None:
     GenerationRequest.objects.filter(pk=request.pk).update(tier_controls=controls)
 
 
+def _wait_for_the_worker(url: str, timeout_s: float = 120.0) -> None:
+    """Wait until the request's job has finished; if its gate failed, fail naming the checks that
+    did not pass (a chance failure in CI is then diagnosable from the log)."""
+    import time
+
+    from approvals.models import GenerationRequest
+    from generation.choices import FINAL_JOB_STATES, JobState
+    from generation.models import SynthesisJob
+    from validation.models import ValidationReport
+
+    request_id = url.rstrip("/").rsplit("/", 1)[-1]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job_id = GenerationRequest.objects.get(pk=request_id).job_id
+        job = SynthesisJob.objects.filter(pk=job_id).first()
+        if job is not None and job.state in FINAL_JOB_STATES:
+            break
+        time.sleep(0.5)
+    report = ValidationReport.objects.filter(job_id=job_id).first()
+    not_passed = [
+        (c.get("name"), c.get("status"), c.get("value"), c.get("threshold"), c.get("reason"))
+        for c in (report.checks if report else [])
+        if not c.get("passed")
+    ]
+    assert job is not None and job.state == JobState.SUCCEEDED, (getattr(job, "state", None), not_passed)
+
+
 def test_a_failed_gate_is_regenerated_then_overridden_by_two_officers(
     live_server: Any,
     celery_worker_process: Any,
@@ -154,7 +181,8 @@ def test_a_scientist_uploads_a_synthetic_file_made_elsewhere_and_it_is_published
     scientist.get_by_label("Synthetic file (CSV or Parquet)").set_input_files(str(made_elsewhere))
     scientist.get_by_role("button", name="Upload and validate").click()
     assert "File received: it is being validated" in scientist.content()
-    scientist.get_by_role("link", name="Open the published release").click(timeout=120_000)
+    _wait_for_the_worker(url)
+    scientist.get_by_role("link", name="Open the published release").click(timeout=30_000)
     _shot(scientist, "gate-4-uploaded-release")
     assert scientist.get_by_test_id("gate-verdict").inner_text() == "passed"
     assert _console_errors == []

@@ -17,6 +17,7 @@ from portal.services.accounts import (
     user_update,
 )
 from portal.services.changes import (
+    NOT_ADMIN,
     account_change_approve,
     account_change_refusal,
     account_change_reject,
@@ -25,10 +26,12 @@ from portal.services.changes import (
     account_changes_decided,
     account_changes_pending,
     account_reset_propose,
+    admin_refusal,
     grants_power,
 )
 
 __all__ = [
+    "NOT_ADMIN",
     "AccountUpdate",
     "account_change_approve",
     "account_change_refusal",
@@ -38,6 +41,7 @@ __all__ = [
     "account_changes_decided",
     "account_changes_pending",
     "account_reset_propose",
+    "admin_refusal",
     "grants_power",
     "team_create",
     "team_get_or_create",

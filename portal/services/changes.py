@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from audit.services import audit_denied, audit_record
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from core.roles import Role, has_role
+from core.roles import MANAGES_USERS, Role, has_role
 from portal.models import PendingAccountChange, Team, User
 
 Kind = PendingAccountChange.Kind
@@ -47,9 +47,14 @@ def _refuse(actor: Any, *, action: str, target_id: object, reason: str, target_t
     raise error(_REFUSAL_MESSAGES[reason], code=reason)
 
 
+def admin_refusal(*, actor: Any) -> str | None:
+    """NOT_ADMIN unless `actor` may manage users: the one admin guard of pages and services."""
+    return None if has_role(actor, *MANAGES_USERS) else NOT_ADMIN
+
+
 def _require_admin(actor: Any, action: str, target_type: str, target_id: object) -> None:
     # `actor=None` is a trusted caller (management command run by an operator on the host).
-    if actor is not None and not has_role(actor, Role.ADMIN):
+    if actor is not None and admin_refusal(actor=actor):
         _refuse(actor, action=action, target_type=target_type, target_id=target_id, reason=NOT_ADMIN)
 
 
@@ -72,8 +77,8 @@ def account_change_refusal(*, actor: Any, change: PendingAccountChange) -> str |
     """Why `actor` may not approve or reject `change` (a reason code), or None if they may.
 
     The one statement of the rule: services raise from it, pages show buttons from it."""
-    if not has_role(actor, Role.ADMIN):
-        return NOT_ADMIN
+    if refusal := admin_refusal(actor=actor):
+        return refusal
     if change.target_id == actor.pk:
         return OWN_ACCOUNT
     if change.proposed_by_id == actor.pk:
@@ -84,8 +89,8 @@ def account_change_refusal(*, actor: Any, change: PendingAccountChange) -> str |
 
 
 def account_change_withdraw_refusal(*, actor: Any, change: PendingAccountChange) -> str | None:
-    if not has_role(actor, Role.ADMIN):
-        return NOT_ADMIN
+    if refusal := admin_refusal(actor=actor):
+        return refusal
     if change.proposed_by_id != actor.pk:
         return NOT_PROPOSER
     if change.outcome != Outcome.PENDING:
@@ -279,7 +284,7 @@ def account_change_approve(*, actor: Any, change_id: int) -> PendingAccountChang
         change = _locked_pending(change_id)
         target = User.objects.select_for_update().get(pk=change.target_id)
         proposer = User.objects.filter(pk=change.proposed_by_id).first()
-        if not has_role(proposer, Role.ADMIN):
+        if not has_role(proposer, *MANAGES_USERS):
             raise Conflict(
                 f"{change.proposed_by_name} is no longer an active admin, so this is not a second "
                 "admin's agreement any more; reject it and propose it again yourself.",

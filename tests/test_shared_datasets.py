@@ -38,7 +38,7 @@ def test_an_all_column_copula_release_of_each_shared_table_gets_its_verdict_and_
     client: Any,
 ) -> None:
     from approvals.services import RequestInput, request_create, request_decide, request_submit
-    from catalog.services import pipeline_run
+    from catalog.pipeline import pipeline_run
     from generation.models import SynthesisJob
     from generation.services import dataset_register, dataset_sign_off, dataset_update_columns
 

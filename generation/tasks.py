@@ -11,9 +11,10 @@ from generation.services import (
     RISK_TASK,
     dataset_estimate_domain,
     dataset_estimate_risk,
-    jobs_reconcile,
 )
 
+# The reconciler's task lives in catalog.tasks: a job it fails must take its request along, and
+# only the pipeline's layer may move requests (generation cannot import approvals).
 RECONCILE_TASK = "synthgate.jobs.reconcile"
 
 
@@ -27,10 +28,3 @@ def estimate_risk(dataset_id: str, **_extra: Any) -> None:
 @shared_task(name=DOMAIN_ESTIMATE_TASK, acks_late=True, ignore_result=True)
 def estimate_domain(column_id: int, entry_id: int, **_extra: Any) -> None:
     dataset_estimate_domain(column_id=column_id, entry_id=entry_id)
-
-
-# Expires quickly: a backlog of reconcile messages is pointless, the next tick does the work.
-@shared_task(name=RECONCILE_TASK, ignore_result=True, expires=55)
-def reconcile_jobs(**_extra: Any) -> dict[str, int]:
-    result = jobs_reconcile()
-    return {"requeued": len(result.requeued), "failed": len(result.failed)}

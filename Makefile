@@ -14,7 +14,7 @@ test: ## lint, migrations check, the test suite on SQLite, then integration test
 worker: ## one Celery worker for the synthesis queue (scale-out machines)
 	@bash scripts/worker.sh
 
-beat: ## the single Celery beat of a scaled-out deployment (sends the job reconciler)
+beat: ## the single Celery beat of a scaled-out deployment (sends the job reconciler and the audit checkpoints)
 	@bash scripts/beat.sh
 
 lock: ## regenerate constraints.txt from .venv (pip freeze, without torch/pip/setuptools/wheel)

@@ -20,7 +20,7 @@ from typing import Any
 
 from approvals.dp import check_domain_declared, validate_delta
 from core.errors import ValidationFailed
-from core.roles import Role, has_role
+from core.roles import PortalUser, Role, has_role
 from generation.models import SourceDataset
 from generation.services import epsilon_to_micro
 from generation.synthesizers import REGISTRY, synthesizer_for
@@ -162,7 +162,7 @@ def riskiest(candidates: list[dict[str, Any]]) -> dict[str, Any]:
     return max(candidates, key=lambda c: (c["epsilon_micro"], c.get("delta_atto") or 0))
 
 
-def choose_refusal(actor: Any, *, requester_id: Any, tier_level: str) -> str:
+def choose_refusal(actor: PortalUser, *, requester_id: Any, tier_level: str) -> str:
     """Who picks the published candidate: the requester; for a high tier, a privacy officer."""
     if tier_level == "high":
         if not has_role(actor, Role.PRIVACY_OFFICER) or actor.pk == requester_id:
@@ -197,7 +197,9 @@ class Score:
 
 
 def score(checks: list[dict[str, Any]]) -> Score:
-    values = {c.get("name"): c.get("value") for c in checks if isinstance(c.get("value"), int | float)}
+    values: dict[Any, float] = {
+        c.get("name"): c["value"] for c in checks if isinstance(c.get("value"), int | float)
+    }
     utility = [float(values[n]) for n in _UTILITY if n in values]
     risks = [float(values[n]) for n in _RISKS if n in values]
     if "membership_inference_auc" in values:

@@ -87,6 +87,7 @@ def cycle_times_for(*, user: Any) -> list[CycleTime]:
             pk, title, tier, _outcome(status), start, end, max(0.0, (end - start).total_seconds() / 3600)
         )
         for pk, title, tier, status, start, end in rows
+        if start is not None and end is not None  # always, by the filter above; said for mypy
     ]
 
 

@@ -16,6 +16,7 @@ from audit.context import current_request_id
 from audit.hashing import HashScheme, audit_key, hmac_event_hash
 from audit.models import AuditChainHead, AuditEvent, Outcome
 from audit.selectors import ChainWalk, audit_chain_rows
+from core.roles import PortalUser
 
 SYSTEM_ACTOR = "system"
 logger = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 def audit_record(
     *,
-    actor: Any | None,
+    actor: PortalUser | None,
     action: str,
     target_type: str,
     target_id: object,
@@ -71,7 +72,9 @@ def _checkpoint_committed(*, seq: int, digest: str) -> None:
     checkpoint_append(checkpoint_sign(seq=seq, hash=digest))
 
 
-def audit_denied(*, actor: Any, action: str, target_type: str, target_id: object, reason: str) -> None:
+def audit_denied(
+    *, actor: PortalUser | None, action: str, target_type: str, target_id: object, reason: str
+) -> None:
     """Record a refused attempt in its own committed transaction.
 
     Called before raising, so the refusal is evidenced even though the action rolls back.

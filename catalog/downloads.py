@@ -8,9 +8,10 @@ from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 
 from catalog.services import release_open_download
+from core.roles import PortalUser
 
 
-def release_file_response(*, actor: object, release_id: str) -> StreamingHttpResponse:
+def release_file_response(*, actor: PortalUser, release_id: str) -> StreamingHttpResponse:
     """Authorize, audit, then stream the CSV, decrypted chunk by chunk. Its bytes are exactly
     those the release's `sha256` was computed over; formula-like cells were neutralised when the
     file was written (generation.csv_safety)."""

@@ -33,7 +33,8 @@ from audit.services import audit_record
 from catalog.models import Release
 from catalog.selectors import releases_visible_to
 from core.errors import Conflict, NotFound, PermissionDenied
-from core.ids import parse_uuid
+from core.ids import first_by_uuid
+from core.roles import PortalUser
 from generation.crypto import DecryptionError
 from generation.models import SynthesisJob
 from generation.storage import OpenedFile, open_encrypted
@@ -142,7 +143,7 @@ def _privacy_block(job: SynthesisJob) -> dict[str, Any]:
     return release_privacy(job=job, dataset=job.dataset)
 
 
-def gate_override_approve(*, actor: Any, request_id: Any, comment: str = "") -> Release:
+def gate_override_approve(*, actor: PortalUser, request_id: Any, comment: str = "") -> Release:
     """The second privacy officer approves a pending gate override: the gate-failed job is
     published in the same transaction, its gate recorded as failed and overridden, with who
     proposed, who approved and why. Refusals are audited after the rollback."""
@@ -155,7 +156,7 @@ def gate_override_approve(*, actor: Any, request_id: Any, comment: str = "") -> 
         raise
 
 
-def _publish_override(actor: Any, override: GateOverride) -> Release:
+def _publish_override(actor: PortalUser, override: GateOverride) -> Release:
     request = GenerationRequest.objects.select_for_update().get(pk=override.request_id)
     job = override.job
     gate = {
@@ -183,14 +184,14 @@ def _publish_override(actor: Any, override: GateOverride) -> Release:
     return release
 
 
-def release_get_for(*, actor: Any, release_id: Any) -> Release:
-    release = releases_visible_to(user=actor).filter(pk=parse_uuid(release_id)).first()
+def release_get_for(*, actor: PortalUser, release_id: Any) -> Release:
+    release = first_by_uuid(releases_visible_to(user=actor), release_id)
     if release is None:
         raise NotFound("No such release.")
     return release
 
 
-def release_open_download(*, actor: Any, release_id: Any) -> tuple[Release, OpenedFile]:
+def release_open_download(*, actor: PortalUser, release_id: Any) -> tuple[Release, OpenedFile]:
     """Authorize, check the stored file and audit a download; the audit row commits before any
     byte is sent. The file is decrypted chunk by chunk as it streams (no plaintext on disk)."""
     release = release_get_for(actor=actor, release_id=release_id)
@@ -226,7 +227,7 @@ def release_open_download(*, actor: Any, release_id: Any) -> tuple[Release, Open
 # --- Bake-offs ------------------------------------------------------------------------------------
 
 
-def bakeoff_choose(*, actor: Any, request_id: Any, index: Any) -> Release:
+def bakeoff_choose(*, actor: PortalUser, request_id: Any, index: Any) -> Release:
     """Publish the chosen candidate of a bake-off through the release path. The release's receipt
     names every candidate of the attempt (chosen and rejected) with its gate verdict, so the
     lineage keeps them; the choice is audited with the rejected ones."""

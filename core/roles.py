@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from django.db import models
 
@@ -15,14 +15,54 @@ class Role(models.TextChoices):
     AUDITOR = "auditor", "Auditor"
 
 
-class PortalUser(Protocol):
-    """What services need to know of a user; satisfied by `portal.User`."""
+@runtime_checkable
+class PortalUserShape(Protocol):
+    """What services read of a user; `portal.User` has it (tests/test_actor_type.py checks it
+    statically and at runtime). Read-only members, so a model field typed more narrowly (an
+    `int` pk) still conforms."""
 
-    pk: object
-    username: str
-    role: str
-    team_id: int | None
-    is_active: bool
+    @property
+    def pk(self) -> object: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def team_id(self) -> int | None: ...
+    @property
+    def is_active(self) -> bool: ...
+    @property
+    def is_authenticated(self) -> bool: ...
+    def get_username(self) -> str: ...
+
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser
+
+    # The django-stubs plugin expands `_User` to the AUTH_USER_MODEL class (portal.User), so the
+    # lower apps type `actor` as the real user model, whose foreign keys they already point at
+    # through settings.AUTH_USER_MODEL, without importing portal (tests/test_layers.py). The alias
+    # exists only in the stubs; if the plugin ever stopped expanding it, `actor.role` would no
+    # longer type-check and the mypy stage of `make test` would fail.
+    from django.contrib.auth.models import _User as PortalUser
+else:
+    # At runtime annotations are never evaluated (`from __future__ import annotations`); the name
+    # only has to exist for imports, and the protocol documents what it stands for.
+    PortalUser = PortalUserShape
+
+
+def acting_user(user: PortalUser | AnonymousUser) -> PortalUser:
+    """`request.user` of a view behind a login guard (login_required, IsAuthenticated), as the
+    `actor` a service takes. An anonymous user here means a view lost its guard: refuse rather
+    than act as nobody."""
+    # Imported when called: core.roles is imported while the apps' models load (portal.models).
+    from django.contrib.auth.models import AnonymousUser
+
+    from core.errors import PermissionDenied
+
+    if isinstance(user, AnonymousUser) or not user.is_authenticated:
+        raise PermissionDenied("Sign in first.")
+    return user
 
 
 def has_role(user: object, *roles: str) -> bool:

@@ -196,7 +196,7 @@ class BudgetLedgerEntry(models.Model):
     def save(self, *args: object, **kwargs: object) -> None:
         if self.pk is not None:
             raise RuntimeError("Ledger entries are append-only.")
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
+        super().save(*args, **kwargs)
 
     @property
     def amount(self) -> Decimal:

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import transaction
 
 from audit.services import audit_record
+from core.roles import PortalUser
 from generation.models import SynthesisJob
 from validation.metrics.columns import ColumnInfo, column_infos
 from validation.models import ValidationReport
@@ -94,7 +95,7 @@ def validation_run(
 # --- Report export --------------------------------------------------------------------------------
 
 
-def report_export_record(*, actor: Any, target_type: str, target_id: object, full: bool) -> None:
+def report_export_record(*, actor: PortalUser, target_type: str, target_id: object, full: bool) -> None:
     """Audit a report download before any byte is sent (full = every metric, else the coarse view)."""
     with transaction.atomic():
         audit_record(

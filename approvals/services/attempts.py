@@ -30,6 +30,7 @@ from approvals.services.requests import request_get_for
 from approvals.workflow import check_transition
 from audit.services import audit_denied, audit_record
 from core.errors import Conflict, PermissionDenied
+from core.roles import PortalUser
 from generation.models import SynthesisJob
 from generation.services import job_create, job_create_for_upload, synthetic_upload_store, upload_discard
 from generation.synthesizers import EXTERNAL_UPLOAD
@@ -55,7 +56,7 @@ def attempts_used(request: GenerationRequest) -> int:
 
 
 def attempt_record(
-    *, request: GenerationRequest, job: SynthesisJob, source: str, actor: Any
+    *, request: GenerationRequest, job: SynthesisJob, source: str, actor: PortalUser
 ) -> GenerationAttempt:
     """Number the job as the request's next attempt and make it the request's current job.
     The caller holds the request row's lock and saves the request."""
@@ -71,7 +72,7 @@ def attempt_record(
     return attempt
 
 
-def attempt_job_for_approval(*, request: GenerationRequest, actor: Any) -> None:
+def attempt_job_for_approval(*, request: GenerationRequest, actor: PortalUser) -> None:
     """On approval (and each new attempt): queue the request's job, or one job per bake-off
     candidate (each DP candidate reserving its own epsilon, in the caller's transaction), unless
     the requester will upload the synthetic file."""
@@ -95,7 +96,7 @@ def attempt_job_for_approval(*, request: GenerationRequest, actor: Any) -> None:
     attempt_record(request=request, job=job, source=AttemptSource.SYNTHESIZED, actor=actor)
 
 
-def _queue_candidates(*, request: GenerationRequest, actor: Any) -> None:
+def _queue_candidates(*, request: GenerationRequest, actor: PortalUser) -> None:
     candidates = with_time_budget(
         list(request.candidates), auto=request.candidates_auto, controls=request.tier_controls or {}
     )
@@ -151,7 +152,7 @@ def _check_classification_unchanged(request: GenerationRequest) -> None:
         )
 
 
-def request_regenerate(*, actor: Any, request_id: Any) -> GenerationRequest:
+def request_regenerate(*, actor: PortalUser, request_id: Any) -> GenerationRequest:
     """Synthesize again after a failed gate (or a failed job), as a new attempt with a new seed.
 
     The requester or a privacy officer may ask; the request's parameters stay as approved. After a
@@ -185,7 +186,7 @@ def request_regenerate(*, actor: Any, request_id: Any) -> GenerationRequest:
 
 
 def regenerate_locked(
-    *, actor: Any, request: GenerationRequest, action: str, **details: Any
+    *, actor: PortalUser, request: GenerationRequest, action: str, **details: Any
 ) -> GenerationRequest:
     """Queue the next attempt of a request whose row the caller has locked (checks included)."""
     _check_no_pending_override(request)
@@ -201,7 +202,7 @@ def privacy_retry_refusal(request: GenerationRequest) -> str:
     return rules.privacy_retry_refusal(latest_privacy_failures(request))
 
 
-def request_upload_synthetic(*, actor: Any, request_id: Any, uploaded_file: Any) -> GenerationRequest:
+def request_upload_synthetic(*, actor: PortalUser, request_id: Any, uploaded_file: Any) -> GenerationRequest:
     """Attach a synthetic file made elsewhere to an approved `external_upload` request and queue
     its validation; it is published only if it passes the same gate as any release."""
     request = request_get_for(actor=actor, request_id=request_id)
@@ -249,7 +250,7 @@ def _privacy_retry_for_upload(request: GenerationRequest) -> PrivacyRetry | None
     return retry
 
 
-def _check_may_upload(actor: Any, request: GenerationRequest) -> None:
+def _check_may_upload(actor: PortalUser, request: GenerationRequest) -> None:
     refusal = rules.uploader_refusal(actor, request)
     if refusal:
         audit_denied(
@@ -266,7 +267,7 @@ def _check_may_upload(actor: Any, request: GenerationRequest) -> None:
 
 
 def _start_attempt(
-    actor: Any, request: GenerationRequest, *, action: str, **details: Any
+    actor: PortalUser, request: GenerationRequest, *, action: str, **details: Any
 ) -> GenerationRequest:
     request.status = RequestStatus.APPROVED
     request.save(update_fields=["status", "job", "updated_at"])

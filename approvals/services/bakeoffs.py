@@ -21,11 +21,13 @@ from approvals.services.requests import request_get_for
 from approvals.workflow import check_transition
 from audit.services import audit_denied, audit_record
 from core.errors import Conflict, PermissionDenied
+from core.roles import PortalUser
 from generation.choices import FINAL_JOB_STATES, JobState
 from generation.models import SynthesisJob
 
-_ORDER = [RequestStatus.APPROVED, RequestStatus.GENERATING, RequestStatus.VALIDATING]
-_FINAL_ACTION = {
+# Keyed and compared by the plain strings the model fields hold (RequestStatus members are str).
+_ORDER: list[str] = [RequestStatus.APPROVED, RequestStatus.GENERATING, RequestStatus.VALIDATING]
+_FINAL_ACTION: dict[str, str] = {
     RequestStatus.AWAITING_CHOICE: "bakeoff_ready",
     RequestStatus.GATE_FAILED: "gate_fail",
     RequestStatus.FAILED: "fail",
@@ -132,7 +134,7 @@ def latest_candidates(request: GenerationRequest) -> list[CandidateRun]:
     return list(attempt.candidates.select_related("job", "job__validation"))
 
 
-def bakeoff_pick(*, actor: Any, request_id: Any, index: Any) -> tuple[GenerationRequest, CandidateRun]:
+def bakeoff_pick(*, actor: PortalUser, request_id: Any, index: Any) -> tuple[GenerationRequest, CandidateRun]:
     """Authorize and lock a pick (in the caller's transaction): the run to publish. Refusals by
     role are audited (after the caller's rollback, by `bakeoff_pick_refused`)."""
     request = request_get_for(actor=actor, request_id=request_id, lock=True)
@@ -152,7 +154,7 @@ def bakeoff_pick(*, actor: Any, request_id: Any, index: Any) -> tuple[Generation
     return request, run
 
 
-def bakeoff_chosen(*, actor: Any, request: GenerationRequest, run: CandidateRun) -> None:
+def bakeoff_chosen(*, actor: PortalUser, request: GenerationRequest, run: CandidateRun) -> None:
     """Record the pick (chosen and rejected candidates) after the release was created."""
     CandidateRun.objects.filter(pk=run.pk).update(chosen=True)
     runs = latest_candidates(request)
@@ -178,7 +180,7 @@ def bakeoff_chosen(*, actor: Any, request: GenerationRequest, run: CandidateRun)
     outputs_purge_unreleased(request=request, reason="request published", actor=actor)
 
 
-def bakeoff_pick_refused(*, actor: Any, request_id: Any, reason: str) -> None:
+def bakeoff_pick_refused(*, actor: PortalUser, request_id: Any, reason: str) -> None:
     audit_denied(
         actor=actor,
         action="request.candidate_choose",

@@ -20,12 +20,13 @@ from approvals.services.requests import request_get_for
 from approvals.workflow import check_transition
 from audit.services import audit_denied, audit_record
 from core.errors import Conflict, PermissionDenied, ValidationFailed
+from core.roles import PortalUser
 
 MAX_TEXT = 5000
 
 
 def request_decide(
-    *, actor: Any, request_id: Any, decision: str, comment: str = "", conditions: str = ""
+    *, actor: PortalUser, request_id: Any, decision: str, comment: str = "", conditions: str = ""
 ) -> Decision:
     """Record a reviewer's decision; on quorum, approve and queue the synthesis job."""
     record, _created = request_decide_outcome(
@@ -35,7 +36,7 @@ def request_decide(
 
 
 def request_decide_outcome(
-    *, actor: Any, request_id: Any, decision: str, comment: str = "", conditions: str = ""
+    *, actor: PortalUser, request_id: Any, decision: str, comment: str = "", conditions: str = ""
 ) -> tuple[Decision, bool]:
     """As request_decide, and whether a decision was recorded (False: the reviewer repeated the
     decision they already made this round, which changes nothing).
@@ -62,7 +63,7 @@ def request_decide_outcome(
 
 
 def _record(
-    actor: Any, request: GenerationRequest, decision: str, comment: str, conditions: str
+    actor: PortalUser, request: GenerationRequest, decision: str, comment: str, conditions: str
 ) -> tuple[Decision, bool]:
     earlier = request.decisions.filter(reviewer=actor, review_round=request.review_round).first()
     if earlier is not None and earlier.decision == decision:
@@ -131,7 +132,7 @@ def round_quorum(request: GenerationRequest) -> Quorum:
     )
 
 
-def _apply_decision(request: GenerationRequest, record: Decision, actor: Any) -> None:
+def _apply_decision(request: GenerationRequest, record: Decision, actor: PortalUser) -> None:
     if record.decision == DecisionKind.REJECT:
         request.status = RequestStatus.REJECTED
         request.decided_at = timezone.now()

@@ -23,6 +23,7 @@ from django.db.models import Q
 
 from approvals.choices import OverrideStatus, RequestStatus
 from approvals.models import GateOverride, GenerationRequest
+from core.roles import PortalUser
 from generation.models import SynthesisJob
 from generation.services.outputs import jobs_purge_files
 
@@ -36,7 +37,9 @@ _LATEST_KEPT = (
 )
 
 
-def outputs_purge_unreleased(*, request: GenerationRequest, reason: str, actor: Any = None) -> list[str]:
+def outputs_purge_unreleased(
+    *, request: GenerationRequest, reason: str, actor: PortalUser | None = None
+) -> list[str]:
     """Delete the stored outputs of `request` that can no longer be published (see module doc)."""
     jobs = SynthesisJob.objects.filter(
         Q(attempt__request=request) | Q(candidate_run__attempt__request=request) | Q(pk=request.job_id)

@@ -25,7 +25,7 @@ from approvals.policies import Policy, PolicyError, Problem, parse_policy
 from approvals.selectors import policy_versions_for
 from audit.services import audit_denied, audit_record
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from core.roles import APPROVES_POLICY, PROPOSES_POLICY, has_role
+from core.roles import APPROVES_POLICY, PROPOSES_POLICY, PortalUser, has_role
 
 
 class PolicyInvalid(ValidationFailed):
@@ -83,6 +83,8 @@ def policy_for_preview() -> tuple[int, Policy]:
     """The rules a submission made now would use, without writing anything (live preview)."""
     active = policy_active()
     if active is not None:
+        # A published version always has a number (a CheckConstraint on PolicyVersion).
+        assert active.number is not None
         return active.number, policy_parse(active.source)
     return 1, policy_parse(policy_file().read_text(encoding="utf-8"))
 
@@ -128,7 +130,7 @@ NOT_PROPOSED = "not_proposed"
 NOT_REVIEWED = "not_reviewed"
 
 
-def policy_decide_refusal(*, actor: Any, proposal: PolicyVersion) -> str | None:
+def policy_decide_refusal(*, actor: PortalUser, proposal: PolicyVersion) -> str | None:
     """Why `actor` may not approve or reject `proposal` (a reason code), or None if they may.
 
     The one statement of the rule: services raise from it, pages show buttons from it."""
@@ -152,7 +154,7 @@ def policy_proposals_open() -> QuerySet[PolicyVersion]:
 
 
 def policy_propose(
-    *, actor: Any, source: str, notes: str = "", base_number: int | None = None
+    *, actor: PortalUser, source: str, notes: str = "", base_number: int | None = None
 ) -> PolicyVersion:
     """Propose a new version (admins and privacy officers). It tiers nothing until a privacy
     officer who is not its author approves it. `base_number` is the version the author diffed
@@ -228,7 +230,7 @@ def _proposal_or_404(proposal_id: int) -> PolicyVersion:
     return proposal
 
 
-def _refuse_unless_may_decide(actor: Any, proposal: PolicyVersion, action: str) -> None:
+def _refuse_unless_may_decide(actor: PortalUser, proposal: PolicyVersion, action: str) -> None:
     refusal = policy_decide_refusal(actor=actor, proposal=proposal)
     if refusal is None:
         return
@@ -253,7 +255,7 @@ def _locked_proposal(proposal_id: int) -> PolicyVersion:
     return proposal
 
 
-def policy_approve(*, actor: Any, proposal_id: int, reviewed_sha: str) -> PolicyVersion:
+def policy_approve(*, actor: PortalUser, proposal_id: int, reviewed_sha: str) -> PolicyVersion:
     """A privacy officer who did not write the proposal publishes it as the next version.
 
     `reviewed_sha` is the SHA-256 of the text on the page that showed the officer the diff: an
@@ -285,7 +287,9 @@ def policy_approve(*, actor: Any, proposal_id: int, reviewed_sha: str) -> Policy
     return version
 
 
-def _publish(actor: Any, proposal: PolicyVersion, previous: PolicyVersion) -> PolicyVersion:
+def _publish(actor: PortalUser, proposal: PolicyVersion, previous: PolicyVersion) -> PolicyVersion:
+    # `previous` is the active, published version, which always has a number (a CheckConstraint).
+    assert previous.number is not None
     proposal.number = previous.number + 1
     proposal.status = PolicyVersion.Status.PUBLISHED
     proposal.approved_by = actor
@@ -315,7 +319,7 @@ def _publish(actor: Any, proposal: PolicyVersion, previous: PolicyVersion) -> Po
     return proposal
 
 
-def _supersede_others(actor: Any, version: PolicyVersion) -> None:
+def _supersede_others(actor: PortalUser, version: PolicyVersion) -> None:
     """Open proposals written against the previous version no longer show a true diff."""
     for stale in policy_proposals_open().exclude(pk=version.pk).select_for_update():
         stale.status = PolicyVersion.Status.SUPERSEDED
@@ -330,7 +334,7 @@ def _supersede_others(actor: Any, version: PolicyVersion) -> None:
         )
 
 
-def policy_reject(*, actor: Any, proposal_id: int, reason: str) -> PolicyVersion:
+def policy_reject(*, actor: PortalUser, proposal_id: int, reason: str) -> PolicyVersion:
     """A privacy officer who did not write the proposal rejects it, saying why."""
     proposal = _proposal_or_404(proposal_id)
     _refuse_unless_may_decide(actor, proposal, "policy.reject")

@@ -29,8 +29,8 @@ from approvals.services.tiering import MAX_ROWS, request_facts
 from approvals.workflow import TRANSITIONS, check_transition
 from audit.services import audit_denied, audit_record
 from core.errors import NotFound, PermissionDenied, ValidationFailed
-from core.ids import parse_uuid
-from core.roles import Role, has_role
+from core.ids import first_by_uuid
+from core.roles import PortalUser, Role, has_role
 from generation.choices import Classification, ColumnKind, JobState
 from generation.models import SourceDataset, SynthesisJob
 from generation.selectors import datasets_requestable_by
@@ -152,9 +152,9 @@ def _validate_choice(value: str, field: str, choices: list[str]) -> str:
     return value
 
 
-def _cleaned(actor: Any, data: RequestInput) -> dict[str, Any]:
+def _cleaned(actor: PortalUser, data: RequestInput) -> dict[str, Any]:
     """The model fields for `data`, or ValidationFailed naming the field to fix."""
-    dataset = datasets_requestable_by(user=actor).filter(pk=parse_uuid(data.dataset_id)).first()
+    dataset = first_by_uuid(datasets_requestable_by(user=actor), data.dataset_id)
     if dataset is None:
         raise ValidationFailed("Choose a dataset you may request from.", fields={"dataset": "unknown"})
     _validate_choice(data.audience, "audience", Audience.values)
@@ -284,7 +284,7 @@ def _audit_details(fields: dict[str, Any]) -> dict[str, Any]:
 # --- Filing and editing -------------------------------------------------------------------------
 
 
-def request_create(*, actor: Any, data: RequestInput) -> GenerationRequest:
+def request_create(*, actor: PortalUser, data: RequestInput) -> GenerationRequest:
     """File a draft request. Validates everything the requester controls."""
     if not has_role(actor, Role.DATA_SCIENTIST):
         audit_denied(
@@ -308,7 +308,7 @@ def request_create(*, actor: Any, data: RequestInput) -> GenerationRequest:
     return request
 
 
-def request_update(*, actor: Any, request_id: Any, data: RequestInput) -> GenerationRequest:
+def request_update(*, actor: PortalUser, request_id: Any, data: RequestInput) -> GenerationRequest:
     """Edit a draft, or a request whose reviewers asked for changes (then resubmit to re-tier)."""
     with transaction.atomic():
         request = request_get_for(actor=actor, request_id=request_id, lock=True)
@@ -330,11 +330,11 @@ def request_update(*, actor: Any, request_id: Any, data: RequestInput) -> Genera
     return request
 
 
-def request_get_for(*, actor: Any, request_id: Any, lock: bool = False) -> GenerationRequest:
+def request_get_for(*, actor: PortalUser, request_id: Any, lock: bool = False) -> GenerationRequest:
     queryset = requests_visible_to(user=actor)
     if lock:
         queryset = queryset.select_for_update(of=("self",))
-    request = queryset.filter(pk=parse_uuid(request_id)).first()
+    request = first_by_uuid(queryset, request_id)
     if request is None:
         raise NotFound("No such request.")
     return request
@@ -343,7 +343,7 @@ def request_get_for(*, actor: Any, request_id: Any, lock: bool = False) -> Gener
 # --- Submission ---------------------------------------------------------------------------------
 
 
-def request_submit(*, actor: Any, request_id: Any) -> GenerationRequest:
+def request_submit(*, actor: PortalUser, request_id: Any) -> GenerationRequest:
     """Submit (or resubmit) for review. The active policy tiers it and the decision is recorded
     with the policy version; a prohibited request is rejected on the spot, with its reasons."""
     with transaction.atomic():
@@ -449,7 +449,7 @@ def _facts_record(facts: Facts) -> dict[str, Any]:
 # --- Withdrawal and the job's path --------------------------------------------------------------
 
 
-def request_cancel(*, actor: Any, request_id: Any) -> GenerationRequest:
+def request_cancel(*, actor: PortalUser, request_id: Any) -> GenerationRequest:
     """Withdraw a request under review, or stop its generation job once approved.
 
     Withdrawal is the requester's; stopping a job may also be done by a privacy officer. A queued
@@ -471,14 +471,16 @@ def request_cancel(*, actor: Any, request_id: Any) -> GenerationRequest:
     return request
 
 
-def _cancel_job(actor: Any, request: GenerationRequest) -> GenerationRequest:
+def _cancel_job(actor: PortalUser, request: GenerationRequest) -> GenerationRequest:
     refusal = rules.stopper_refusal(actor, request)
     if refusal:
         raise PermissionDenied(refusal)
+    job = request.job
+    assert job is not None  # request_cancel stops a job only for a request that has one
     # A bake-off stops every candidate still running; the request follows them all.
-    runs = list(request.job.attempt.candidates.select_related("job")) if request.candidates else []
-    for job in [r.job for r in runs] or [request.job]:
-        job_cancel(job=job, actor=actor)
+    runs = list(job.attempt.candidates.select_related("job")) if request.candidates else []
+    for stopped in [r.job for r in runs] or [job]:
+        job_cancel(job=stopped, actor=actor)
     audit_record(
         actor=actor,
         action="request.cancel_job",
@@ -486,12 +488,13 @@ def _cancel_job(actor: Any, request: GenerationRequest) -> GenerationRequest:
         target_id=request.pk,
         details={"job": str(request.job_id)},
     )
-    request_follow_job(job=request.job)  # a queued job is already cancelled: the request follows now
+    request_follow_job(job=job)  # a queued job is already cancelled: the request follows now
     request.refresh_from_db()
     return request
 
 
-_JOB_TO_ACTION = {
+# Keyed by the plain string SynthesisJob.state holds (JobState members are str).
+_JOB_TO_ACTION: dict[str, str] = {
     JobState.RUNNING: "start",
     JobState.VALIDATING: "validate",
     JobState.SUCCEEDED: "publish",

@@ -15,8 +15,8 @@ from approvals.models import GenerationRequest
 from approvals.policies import Assessment, Facts, Suggestion, evaluate, suggest
 from approvals.services.policy import policy_for_preview
 from core.errors import PermissionDenied, ValidationFailed
-from core.ids import parse_uuid
-from core.roles import Role, has_role
+from core.ids import first_by_uuid
+from core.roles import PortalUser, Role, has_role
 from generation.choices import Classification
 from generation.models import SourceDataset, atto_to_delta, micro_to_epsilon
 from generation.selectors import datasets_requestable_by
@@ -138,12 +138,12 @@ def request_assess(*, request: GenerationRequest) -> Assessment:
     return evaluate(policy, request_facts(request))
 
 
-def request_preview(*, actor: Any, dataset_id: Any, **form: Any) -> Preview | None:
+def request_preview(*, actor: PortalUser, dataset_id: Any, **form: Any) -> Preview | None:
     """Live preview for the request form: tier, reasons and what would lower it. Lenient about
     half-filled forms (None when no dataset is chosen yet); writes nothing."""
     if not has_role(actor, Role.DATA_SCIENTIST):
         raise PermissionDenied("Only data scientists can file generation requests.")
-    dataset = datasets_requestable_by(user=actor).filter(pk=parse_uuid(dataset_id)).first()
+    dataset = first_by_uuid(datasets_requestable_by(user=actor), dataset_id)
     if dataset is None:
         return None
     known = set(dataset.columns.values_list("name", flat=True))

@@ -10,6 +10,7 @@ from django.db.models import F
 
 from audit.services import audit_record
 from core.errors import Conflict, ValidationFailed
+from core.roles import PortalUser
 from generation.models import (
     ATTO,
     MICRO,
@@ -165,7 +166,7 @@ def _spend(
     purpose: str,
     epsilon_micro: int,
     delta_atto: int,
-    actor: Any,
+    actor: PortalUser,
     action: str,
     what: str,
     reason: str = "",
@@ -204,7 +205,7 @@ def _spend(
     return entry
 
 
-def budget_reserve(*, job: Any, actor: Any) -> Any:
+def budget_reserve(*, job: Any, actor: PortalUser) -> Any:
     """Reserve the job's epsilon (and delta) from its dataset's ledger owner with one conditional
     UPDATE, in the caller's transaction (the approval). Never overspends, even under concurrency:
     the UPDATE's WHERE clause is evaluated under the row lock, and CHECK constraints back it up.
@@ -222,7 +223,7 @@ def budget_reserve(*, job: Any, actor: Any) -> Any:
 
 
 def budget_spend_estimate(
-    *, dataset: SourceDataset, epsilon_micro: int, actor: Any, reason: str, delta_atto: int = 0
+    *, dataset: SourceDataset, epsilon_micro: int, actor: PortalUser, reason: str, delta_atto: int = 0
 ) -> Any:
     """Debit a DP domain estimate (no job) from the dataset's ledger owner, in the caller's
     transaction. It is never refunded: it is spent as soon as the worker may read the data."""
@@ -290,5 +291,5 @@ def budget_refund(*, job: Any, reason: str) -> bool:
     return True
 
 
-def _name(actor: Any) -> str:
+def _name(actor: PortalUser) -> str:
     return actor.get_username() if getattr(actor, "is_authenticated", False) else "system"

@@ -13,6 +13,7 @@ from django.db import transaction
 
 from audit.services import audit_record
 from core.errors import ValidationFailed
+from core.roles import PortalUser
 from generation.choices import Classification, ColumnKind, DatasetStatus
 from generation.models import DatasetColumn, SourceDataset
 from generation.policies import (
@@ -202,7 +203,7 @@ def parse_bound(column: DatasetColumn, key: str, value: Any) -> Any:
 
 
 def dataset_update_columns(
-    *, actor: Any, dataset_id: Any, changes: list[dict[str, Any]], entity_column: str | None = None
+    *, actor: PortalUser, dataset_id: Any, changes: list[dict[str, Any]], entity_column: str | None = None
 ) -> SourceDataset:
     """Edit classifications, declared domains and the entity column (None: unchanged, "": none).
 

@@ -21,6 +21,7 @@ from django.db.models import Max
 
 from audit.services import audit_denied, audit_record
 from core.errors import ValidationFailed
+from core.roles import PortalUser
 from generation.choices import Classification, ColumnKind
 from generation.intake import ParsedTable, frame_to_parquet_bytes, parse_upload, suggest_classifications
 from generation.models import DatasetColumn, SourceDataset
@@ -50,7 +51,7 @@ __all__ = [
 ]
 
 
-def _audit_rejection(actor: Any, name: str, exc: ValidationFailed) -> None:
+def _audit_rejection(actor: PortalUser, name: str, exc: ValidationFailed) -> None:
     audit_denied(
         actor=actor,
         action="dataset.register",
@@ -62,7 +63,7 @@ def _audit_rejection(actor: Any, name: str, exc: ValidationFailed) -> None:
 
 def dataset_register(
     *,
-    actor: Any,
+    actor: PortalUser,
     name: str,
     uploaded_file: Any,
     epsilon_cap: Any,
@@ -122,7 +123,7 @@ def _population_reason(disjoint: bool, reason: str) -> str | None:
 
 def _register(
     *,
-    actor: Any,
+    actor: PortalUser,
     name: str,
     uploaded_file: Any,
     cap_micro: int,
@@ -191,7 +192,7 @@ def split_holdout(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, int]
 
 def _create_rows(
     *,
-    actor: Any,
+    actor: PortalUser,
     name: str,
     description: str,
     parsed: ParsedTable,

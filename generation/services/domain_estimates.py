@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from core.errors import ValidationFailed
+from core.roles import PortalUser
 from generation.choices import ColumnKind, DatasetStatus
 from generation.models import BudgetLedgerEntry, DatasetColumn, SourceDataset
 from generation.policies import DeclarationSource, declaration_source
@@ -36,7 +37,7 @@ _BOUNDED_KINDS = (ColumnKind.NUMERIC, ColumnKind.DATETIME)
 
 def dataset_request_domain_estimate(
     *,
-    actor: Any,
+    actor: PortalUser,
     dataset_id: Any,
     column: str,
     epsilon: Any,

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from core.errors import Conflict
+from core.roles import PortalUser
 from generation.choices import FINAL_JOB_STATES, DatasetStatus, JobState
 from generation.conformance import changed_cells, conform_to_declared
 from generation.csv_safety import frame_to_safe_csv
@@ -25,7 +26,13 @@ from generation.models import SourceDataset, SynthesisJob
 from generation.policies import dp_domain_refusal
 from generation.services.budget import budget_refund, budget_reserve
 from generation.storage import delete_stored, read_encrypted_parquet, store_encrypted
-from generation.synthesizers import REGISTRY, ColumnSpec, is_dp_synthesizer, synthesizer_for
+from generation.synthesizers import (
+    REGISTRY,
+    ColumnSpec,
+    dp_synthesizer_for,
+    is_dp_synthesizer,
+    synthesizer_for,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +59,7 @@ def job_create(
     synthesizer: str,
     rows: int,
     epsilon_micro: int | None,
-    actor: Any,
+    actor: PortalUser,
     delta_atto: int | None = None,
     upload_path: str = "",
     audit_details: dict[str, Any] | None = None,
@@ -362,7 +369,7 @@ def _fit_dp(job: SynthesisJob, progress: Any) -> tuple[Any, Any]:
         return synthesizer, job_read_training(job=job)  # the gate reads real data; no mechanism does
     if job.data_accessed_at is not None:
         raise DPStateLost(str(job.pk))
-    synthesizer = synthesizer_for(job.synthesizer, epsilon=job.epsilon, options=options)
+    synthesizer = dp_synthesizer_for(job.synthesizer, epsilon=job.epsilon, options=options)
     frame, entities = _read_training_with_entities(job)
     job_report_progress(job=job, progress=0.1, stage="loaded source")
     synthesizer.fit(frame, columns=job_column_specs(job), progress=progress, entities=entities)
@@ -453,7 +460,7 @@ def job_store_output(*, job: SynthesisJob, frame: Any) -> SynthesisJob:
     return job
 
 
-def job_cancel(*, job: SynthesisJob, actor: Any) -> bool:
+def job_cancel(*, job: SynthesisJob, actor: PortalUser) -> bool:
     """Cancel a job. A queued job ends at once; a running one stops at its next progress report.
 
     The caller authorizes (the requester or a privacy officer, decided in approvals).

@@ -22,13 +22,14 @@ from typing import Any
 from django.db import transaction
 
 from audit.services import audit_record
+from core.roles import PortalUser
 from generation.choices import FINAL_JOB_STATES
 from generation.models import SynthesisJob
 from generation.storage import delete_stored
 
 
 def jobs_purge_files(
-    *, jobs: Iterable[SynthesisJob], keep_output: set[Any], reason: str, actor: Any = None
+    *, jobs: Iterable[SynthesisJob], keep_output: set[Any], reason: str, actor: PortalUser | None = None
 ) -> list[str]:
     """Delete the outputs of final jobs not in `keep_output`, and the uploads of final jobs (a
     final job never reads its upload again: a release serves the output). Returns what was
@@ -51,7 +52,7 @@ def _released(job: SynthesisJob) -> bool:
     return SynthesisJob.objects.filter(pk=job.pk, release__isnull=False).exists()
 
 
-def _purge(job: SynthesisJob, field: str, *, reason: str, actor: Any) -> bool:
+def _purge(job: SynthesisJob, field: str, *, reason: str, actor: PortalUser | None) -> bool:
     path = getattr(job, field)
     cleared = SynthesisJob.objects.filter(pk=job.pk, **{field: path}).update(**{field: ""})
     setattr(job, field, "")

@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from core.errors import Conflict, ValidationFailed
-from core.ids import parse_uuid
+from core.ids import first_by_uuid
+from core.roles import PortalUser
 from generation.choices import Classification, ColumnKind, DatasetStatus
 from generation.models import ClassificationVersion, SourceDataset
 from generation.profiling import unique_share
@@ -25,7 +26,7 @@ from generation.storage import read_encrypted_parquet
 RISK_TASK = "synthgate.datasets.estimate_risk"
 
 
-def dataset_sign_off(*, actor: Any, dataset_id: Any) -> SourceDataset:
+def dataset_sign_off(*, actor: PortalUser, dataset_id: Any) -> SourceDataset:
     """Snapshot the reviewed columns as the next classification version; requests may then be filed."""
     dataset = dataset_get_for_steward(actor=actor, dataset_id=dataset_id, action="dataset.sign_off")
     if dataset.status == DatasetStatus.READY:
@@ -93,7 +94,7 @@ def _enqueue_risk_estimate(dataset_id: Any) -> None:
 
 def dataset_estimate_risk(*, dataset_id: Any) -> float | None:
     """Recompute the re-identification estimate for the signed-off quasi-identifiers (worker side)."""
-    dataset = SourceDataset.objects.filter(pk=parse_uuid(dataset_id)).first()
+    dataset = first_by_uuid(SourceDataset.objects.all(), dataset_id)
     if dataset is None:
         return None
     quasi = list(

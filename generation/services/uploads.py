@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import ValidationFailed
+from core.roles import PortalUser
 from generation.choices import ColumnKind
 from generation.intake import frame_to_parquet_bytes, parse_upload
 from generation.models import SourceDataset, SynthesisJob
@@ -136,7 +137,7 @@ def _check_columns(found: list[str], requested: list[str]) -> None:
 
 
 def job_create_for_upload(
-    *, dataset: SourceDataset, columns: list[str], upload: StoredUpload, actor: Any
+    *, dataset: SourceDataset, columns: list[str], upload: StoredUpload, actor: PortalUser
 ) -> SynthesisJob:
     """A queued validation job for a stored upload (no synthesis, no epsilon); enqueued on commit.
 

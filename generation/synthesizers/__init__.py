@@ -75,10 +75,22 @@ def synthesizer_for(
     if cls.is_dp:
         if epsilon is None:
             raise ValueError(f"Synthesizer {name!r} is differentially private and needs an epsilon.")
-        return cls(epsilon=epsilon, options=options)  # type: ignore[no-any-return]
+        return cls(epsilon=epsilon, options=options)
     if epsilon is not None:
         raise ValueError(f"Synthesizer {name!r} is not differentially private; it cannot honour an epsilon.")
-    return cls(options=options)  # type: ignore[no-any-return]
+    return cls(options=options)
+
+
+def dp_synthesizer_for(
+    name: str, *, epsilon: Decimal | float | str | None, options: Options | None = None
+) -> DPSynthesizer:
+    """`synthesizer_for` on the DP path, typed as what that path calls (`fit`, `released_state`)."""
+    synthesizer = synthesizer_for(name, epsilon=epsilon, options=options)
+    # synthesizer_for already refuses an epsilon for a non-DP synthesizer; this holds every DP
+    # synthesizer in REGISTRY to the DPSynthesizer interface the fit path relies on.
+    if not isinstance(synthesizer, DPSynthesizer):
+        raise ValueError(f"Synthesizer {name!r} is not differentially private.")
+    return synthesizer
 
 
 def validate_options(name: str, options: Options | None) -> dict[str, Any]:
@@ -112,6 +124,7 @@ __all__ = [
     "REGISTRY",
     "ColumnSpec",
     "DPSynthesizer",
+    "dp_synthesizer_for",
     "ProgressFn",
     "Synthesizer",
     "is_dp_synthesizer",

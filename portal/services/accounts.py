@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 
 from audit.services import audit_record
 from core.errors import NotFound, ValidationFailed
-from core.roles import Role
+from core.roles import PortalUser, Role
 from portal.models import PendingAccountChange, Team, User
 from portal.services.changes import (
     BASE_ROLE,
@@ -26,7 +26,7 @@ from portal.services.changes import (
 )
 
 
-def team_get_or_create(*, name: str, actor: Any | None = None) -> Team:
+def team_get_or_create(*, name: str, actor: PortalUser | None = None) -> Team:
     name = (name or "").strip()
     if not name or len(name) > 80:
         raise ValidationFailed("Team name must be 1 to 80 characters.", fields={"name": "required"})
@@ -42,7 +42,7 @@ def team_get_or_create(*, name: str, actor: Any | None = None) -> Team:
     return team
 
 
-def team_create(*, name: str, actor: Any | None) -> Team:
+def team_create(*, name: str, actor: PortalUser | None) -> Team:
     """Create a team that must not exist yet (names are unique regardless of case).
 
     A new team has no members and sees nothing, so one admin may create it; putting anyone in
@@ -90,7 +90,7 @@ def user_create(
     role: str,
     team_name: str | None = None,
     email: str = "",
-    actor: Any | None = None,
+    actor: PortalUser | None = None,
 ) -> User:
     """Create a portal user. `actor=None` means an operator on the host (management command).
 
@@ -127,7 +127,7 @@ def user_create(
             target_id=user.pk,
             details={"username": username, "role": user.role, "team": user.team.name if user.team else ""},
         )
-        if two_person:
+        if two_person and actor is not None:  # two_person implies an admin actor; said for mypy
             _propose(
                 actor=actor,
                 target=user,
@@ -152,7 +152,7 @@ class AccountUpdate:
 def user_update(
     *,
     user_id: int,
-    actor: Any,
+    actor: PortalUser,
     role: str | None = None,
     team_id: int | None = None,
     is_active: bool | None = None,

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from audit.services import audit_denied, audit_record
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from core.roles import MANAGES_USERS, Role, has_role
+from core.roles import MANAGES_USERS, PortalUser, Role, has_role
 from portal.models import PendingAccountChange, Team, User
 
 Kind = PendingAccountChange.Kind
@@ -40,19 +40,21 @@ _REFUSAL_MESSAGES = {
 }
 
 
-def _refuse(actor: Any, *, action: str, target_id: object, reason: str, target_type: str = "user") -> None:
+def _refuse(
+    actor: PortalUser, *, action: str, target_id: object, reason: str, target_type: str = "user"
+) -> None:
     """Audit the refusal (committed even though the action is not) and raise it."""
     audit_denied(actor=actor, action=action, target_type=target_type, target_id=target_id, reason=reason)
     error = Conflict if reason == NOT_PENDING else PermissionDenied
     raise error(_REFUSAL_MESSAGES[reason], code=reason)
 
 
-def admin_refusal(*, actor: Any) -> str | None:
+def admin_refusal(*, actor: PortalUser) -> str | None:
     """NOT_ADMIN unless `actor` may manage users: the one admin guard of pages and services."""
     return None if has_role(actor, *MANAGES_USERS) else NOT_ADMIN
 
 
-def _require_admin(actor: Any, action: str, target_type: str, target_id: object) -> None:
+def _require_admin(actor: PortalUser | None, action: str, target_type: str, target_id: object) -> None:
     # `actor=None` is a trusted caller (management command run by an operator on the host).
     if actor is not None and admin_refusal(actor=actor):
         _refuse(actor, action=action, target_type=target_type, target_id=target_id, reason=NOT_ADMIN)
@@ -73,7 +75,7 @@ def grants_power(key: str, value: Any) -> bool:
     return True
 
 
-def account_change_refusal(*, actor: Any, change: PendingAccountChange) -> str | None:
+def account_change_refusal(*, actor: PortalUser, change: PendingAccountChange) -> str | None:
     """Why `actor` may not approve or reject `change` (a reason code), or None if they may.
 
     The one statement of the rule: services raise from it, pages show buttons from it."""
@@ -88,7 +90,7 @@ def account_change_refusal(*, actor: Any, change: PendingAccountChange) -> str |
     return None
 
 
-def account_change_withdraw_refusal(*, actor: Any, change: PendingAccountChange) -> str | None:
+def account_change_withdraw_refusal(*, actor: PortalUser, change: PendingAccountChange) -> str | None:
     if refusal := admin_refusal(actor=actor):
         return refusal
     if change.proposed_by_id != actor.pk:
@@ -133,7 +135,7 @@ def _audit_fields(values: dict[str, Any], before: dict[str, Any]) -> dict[str, l
 
 def _propose(
     *,
-    actor: Any,
+    actor: PortalUser,
     target: User,
     kind: str,
     fields: dict[str, Any] | None = None,
@@ -182,7 +184,7 @@ def _account_values(user: User) -> dict[str, Any]:
 
 
 def _apply_account(
-    actor: Any, user: User, values: dict[str, Any], *, details: dict[str, Any]
+    actor: PortalUser, user: User, values: dict[str, Any], *, details: dict[str, Any]
 ) -> dict[str, list[Any]]:
     """Set `values` on the (locked) user, save and audit `user.update`; returns {field: [old, new]}."""
     changes = _audit_fields(values, _account_values(user))
@@ -202,7 +204,7 @@ def _apply_account(
 # --- second factor and password: proposed, then applied by a second admin ---------------------
 
 
-def account_reset_propose(*, actor: Any, user_id: int, kind: str) -> PendingAccountChange:
+def account_reset_propose(*, actor: PortalUser, user_id: int, kind: str) -> PendingAccountChange:
     """Propose resetting a user's second factor (`mfa_reset`) or forcing a new password
     (`password_reset`). Either lets whoever holds the account's other credential in, so a second
     admin approves it."""
@@ -219,7 +221,7 @@ def account_reset_propose(*, actor: Any, user_id: int, kind: str) -> PendingAcco
         return _propose(actor=actor, target=user, kind=kind)
 
 
-def _apply_mfa_reset(actor: Any, user: User, details: dict[str, Any]) -> None:
+def _apply_mfa_reset(actor: PortalUser, user: User, details: dict[str, Any]) -> None:
     # Imported here: django-otp's device models exist only once its apps are installed, and
     # devices_for_user covers every device type (TOTP, recovery codes) that is.
     from django_otp import devices_for_user
@@ -237,7 +239,7 @@ def _apply_mfa_reset(actor: Any, user: User, details: dict[str, Any]) -> None:
     )
 
 
-def _apply_password_reset(actor: Any, user: User, details: dict[str, Any]) -> None:
+def _apply_password_reset(actor: PortalUser, user: User, details: dict[str, Any]) -> None:
     # An unusable password ends every session (their auth hash changes), and the password change
     # revokes every API token (portal.auth_signals); the user's one way back in is the reset by
     # e-mail (portal.forms.PortalPasswordResetForm lets such accounts through).
@@ -265,7 +267,7 @@ def _locked_pending(change_id: int) -> PendingAccountChange:
     return change
 
 
-def _decide(change: PendingAccountChange, actor: Any, outcome: str, reason: str = "") -> None:
+def _decide(change: PendingAccountChange, actor: PortalUser, outcome: str, reason: str = "") -> None:
     change.outcome = outcome
     change.decided_by = actor
     change.decided_by_name = actor.get_username()
@@ -274,7 +276,7 @@ def _decide(change: PendingAccountChange, actor: Any, outcome: str, reason: str 
     change.save(update_fields=["outcome", "decided_by", "decided_by_name", "decided_at", "reason"])
 
 
-def account_change_approve(*, actor: Any, change_id: int) -> PendingAccountChange:
+def account_change_approve(*, actor: PortalUser, change_id: int) -> PendingAccountChange:
     """A second admin approves a pending change, which is applied in the same transaction."""
     change = _change_or_404(change_id)
     refusal = account_change_refusal(actor=actor, change=change)
@@ -283,7 +285,7 @@ def account_change_approve(*, actor: Any, change_id: int) -> PendingAccountChang
     with transaction.atomic():
         change = _locked_pending(change_id)
         target = User.objects.select_for_update().get(pk=change.target_id)
-        proposer = User.objects.filter(pk=change.proposed_by_id).first()
+        proposer = change.proposed_by  # None once the proposer's account is gone (SET_NULL)
         if not has_role(proposer, *MANAGES_USERS):
             raise Conflict(
                 f"{change.proposed_by_name} is no longer an active admin, so this is not a second "
@@ -307,7 +309,7 @@ def account_change_approve(*, actor: Any, change_id: int) -> PendingAccountChang
     return change
 
 
-def _apply(actor: Any, target: User, change: PendingAccountChange, details: dict[str, Any]) -> None:
+def _apply(actor: PortalUser, target: User, change: PendingAccountChange, details: dict[str, Any]) -> None:
     if change.kind == Kind.MFA_RESET:
         _apply_mfa_reset(actor, target, details)
     elif change.kind == Kind.PASSWORD_RESET:
@@ -323,7 +325,7 @@ def _apply(actor: Any, target: User, change: PendingAccountChange, details: dict
         _apply_account(actor, target, change.fields, details=details)
 
 
-def account_change_reject(*, actor: Any, change_id: int, reason: str) -> PendingAccountChange:
+def account_change_reject(*, actor: PortalUser, change_id: int, reason: str) -> PendingAccountChange:
     """A second admin rejects a pending change, saying why (shown to every admin)."""
     change = _change_or_404(change_id)
     refusal = account_change_refusal(actor=actor, change=change)
@@ -345,7 +347,7 @@ def account_change_reject(*, actor: Any, change_id: int, reason: str) -> Pending
     return change
 
 
-def account_change_withdraw(*, actor: Any, change_id: int) -> PendingAccountChange:
+def account_change_withdraw(*, actor: PortalUser, change_id: int) -> PendingAccountChange:
     """The proposer takes back their own pending change (nothing is applied)."""
     change = _change_or_404(change_id)
     refusal = account_change_withdraw_refusal(actor=actor, change=change)

@@ -3,6 +3,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.permissions import AllowAny
 
 from catalog.api.bakeoff import RequestChooseCandidateApi
+from catalog.api.evidence import RequestEvidenceApi
 from catalog.api.views import GateOverrideApproveApi
 from portal.api.views import TokenApi
 
@@ -17,6 +18,8 @@ urlpatterns = [
     ),
     # Choosing a bake-off candidate publishes it: catalog's view too.
     path("requests/<str:request_id>/choose/", RequestChooseCandidateApi.as_view(), name="api-request-choose"),
+    # The evidence package joins approvals' request with catalog's release: catalog's view.
+    path("requests/<str:request_id>/evidence/", RequestEvidenceApi.as_view(), name="api-request-evidence"),
     path("requests/", include("approvals.api.urls")),
     path("releases/", include("catalog.api.urls")),
     path("audit/", include("audit.api.urls")),

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from catalog import bakeoff_views, views
+from catalog import bakeoff_views, governance_views, views
 
 app_name = "catalog"
 urlpatterns = [
@@ -11,6 +11,8 @@ urlpatterns = [
     ),
     path("overrides/<str:request_id>/decide/", views.gate_override_decide_view, name="gate-override-decide"),
     path("bakeoffs/<str:request_id>/choose/", bakeoff_views.bakeoff_choose_view, name="bakeoff-choose"),
+    # Before the release routes, or "governance" would be read as a release id.
+    path("governance/", governance_views.governance_dashboard, name="governance"),
     path("<str:release_id>/", views.release_detail, name="release-detail"),
     path("<str:release_id>/download/", views.release_download, name="release-download"),
     path("<str:release_id>/report.html", views.release_report_export, name="release-report-export"),

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from catalog import bakeoff_views, governance_views, views
+from catalog import bakeoff_views, governance_views, lineage_views, views
 
 app_name = "catalog"
 urlpatterns = [
@@ -14,6 +14,7 @@ urlpatterns = [
     # Before the release routes, or "governance" would be read as a release id.
     path("governance/", governance_views.governance_dashboard, name="governance"),
     path("<str:release_id>/", views.release_detail, name="release-detail"),
+    path("<str:release_id>/lineage/", lineage_views.release_lineage_view, name="release-lineage"),
     path("<str:release_id>/download/", views.release_download, name="release-download"),
     path("<str:release_id>/report.html", views.release_report_export, name="release-report-export"),
 ]

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from catalog.api import views
+from catalog.api.cards import ReleaseCardApi
 from catalog.api.lineage import ReleaseLineageApi
 
 urlpatterns = [
@@ -8,5 +9,6 @@ urlpatterns = [
     path("<str:release_id>/", views.ReleaseDetailApi.as_view(), name="api-release-detail"),
     path("<str:release_id>/download/", views.ReleaseDownloadApi.as_view(), name="api-release-download"),
     path("<str:release_id>/report/", views.ReleaseReportApi.as_view(), name="api-release-report"),
+    path("<str:release_id>/card/", ReleaseCardApi.as_view(), name="api-release-card"),
     path("<str:release_id>/lineage/", ReleaseLineageApi.as_view(), name="api-release-lineage"),
 ]

@@ -23,7 +23,9 @@ from core.errors import ValidationFailed
 from core.roles import PortalUser, Role, has_role
 from generation.models import SourceDataset
 from generation.services import epsilon_to_micro
-from generation.synthesizers import REGISTRY, synthesizer_for
+from generation.synthesizers import REGISTRY, synthesizer_for, takes_time_budget
+from generation.synthesizers import with_time_budget as synthesizer_time_budget
+from validation.metrics.privacy import membership_advantage
 
 # GenerationRequest.synthesizer of a bake-off: its candidates name the synthesizers.
 BAKEOFF = "bakeoff"
@@ -121,14 +123,6 @@ def clean_candidates(
     return cleaned, auto
 
 
-def _takes_time_budget(name: str) -> bool:
-    try:
-        synthesizer_for(name, options={"time_budget_s": MIN_CANDIDATE_TIME_BUDGET_S})
-    except (ValueError, KeyError):
-        return False
-    return True
-
-
 def with_time_budget(
     candidates: list[dict[str, Any]], *, auto: bool, controls: dict[str, Any]
 ) -> list[dict[str, Any]]:
@@ -139,10 +133,12 @@ def with_time_budget(
     if not auto:
         return candidates
     budget = int((controls or {}).get("synthesis_time_budget_s") or DEFAULT_AUTO_TIME_BUDGET_S)
-    timed = [i for i, c in enumerate(candidates) if _takes_time_budget(c["synthesizer"])]
+    timed = [i for i, c in enumerate(candidates) if takes_time_budget(c["synthesizer"])]
     share = max(MIN_CANDIDATE_TIME_BUDGET_S, budget // max(len(timed), 1))
     return [
-        {**c, "options": {**(c.get("options") or {}), "time_budget_s": share}} if i in timed else c
+        {**c, "options": synthesizer_time_budget(c["synthesizer"], c.get("options"), share)}
+        if i in timed
+        else c
         for i, c in enumerate(candidates)
     ]
 
@@ -203,7 +199,7 @@ def score(checks: list[dict[str, Any]]) -> Score:
     utility = [float(values[n]) for n in _UTILITY if n in values]
     risks = [float(values[n]) for n in _RISKS if n in values]
     if "membership_inference_auc" in values:
-        risks.append(max(0.0, 2 * (float(values["membership_inference_auc"]) - 0.5)))
+        risks.append(membership_advantage(values["membership_inference_auc"]))
     return Score(round(mean(utility), 4) if utility else None, round(max(risks), 4) if risks else None)
 
 

@@ -106,13 +106,17 @@ def validate_options(name: str, options: Options | None) -> dict[str, Any]:
     return dict(options or {})
 
 
+def takes_time_budget(name: str) -> bool:
+    """Whether synthesizer `name` trains for a time and so accepts `time_budget_s` (ctgan, tvae)."""
+    return bool(getattr(REGISTRY.get(name), "takes_time_budget", False))
+
+
 def with_time_budget(name: str, options: Options | None, seconds: int | None) -> dict[str, Any]:
     """`options` plus policy's synthesis time budget (`time_budget_s`) for a synthesizer that
     takes one (ctgan, tvae); unchanged for the others, which refuse unknown options. An explicit
     `time_budget_s` in the options is kept when it is the smaller."""
     given = dict(options or {})
-    cls = REGISTRY.get(name)
-    if seconds is None or cls is None or not getattr(cls, "takes_time_budget", False):
+    if seconds is None or not takes_time_budget(name):
         return given
     given["time_budget_s"] = min(int(seconds), int(given.get("time_budget_s", seconds)))
     return given
@@ -131,6 +135,7 @@ __all__ = [
     "is_known_synthesizer",
     "synthesizer_for",
     "synthesizer_label",
+    "takes_time_budget",
     "validate_options",
     "with_time_budget",
 ]

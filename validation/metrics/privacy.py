@@ -231,6 +231,12 @@ def _histogram(to_train: np.ndarray, to_hold: np.ndarray) -> dict[str, Any]:
 # --- Membership inference ---------------------------------------------------------------------
 
 
+def membership_advantage(auc: float) -> float:
+    """A membership-inference AUC as an attack advantage on 0..1 (0.5, a coin flip, is 0; a
+    perfect attack is 1), so it can be compared with anonymeter's risks."""
+    return max(0.0, 2 * (float(auc) - 0.5))
+
+
 def membership_inference(samples: DistanceSamples) -> dict[str, Any]:
     """The distance-to-closest-synthetic-record attack: guess "member" when a real record has a
     near twin in the release. AUC 0.5 means the release does not tell members from non-members."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from approvals.services.attempts import failed_privacy_checks
+from approvals.selectors import failed_privacy_checks
 from validation.glossary import FINDINGS, GLOSSARY, check_explanation, reason_for, title_for
 
 PRIVACY_RETRY_NOTE = "A new attempt after this failure needs a privacy officer's approval."

@@ -14,6 +14,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied as HttpForbidden
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from approvals.forms import PolicyDraftForm
@@ -21,6 +22,8 @@ from approvals.models import PolicyVersion
 from approvals.selectors import policy_versions_for
 from approvals.services import PolicyInvalid, policy_active, policy_diff, policy_parse
 from approvals.services.policy import (
+    NOT_OFFICER,
+    OWN_PROPOSAL,
     DiffLine,
     may_propose_policy,
     normalize_source,
@@ -33,8 +36,9 @@ from approvals.services.policy import (
     sha256_of,
 )
 from audit.services import audit_denied
-from core.errors import DomainError
+from core.errors import DomainError, PermissionDenied
 from core.roles import AUDIT_READERS, has_role
+from core.views import forbidden
 
 
 class ProposalDecisionForm(forms.Form):
@@ -210,10 +214,29 @@ def _proposal_page(
     return render(request, "approvals/policy/proposal.html", context, status=status)
 
 
+def _decide_forbidden(request: HttpRequest, proposal: PolicyVersion) -> HttpResponse:
+    """The 403 page, in the service's words and with its audit row under the asked action: the
+    services refuse who is asking before anything else, and write nothing then (with no reviewed
+    digest and no reason they could not go on even for someone allowed)."""
+    try:
+        if request.POST.get("action") == "approve":
+            policy_approve(actor=request.user, proposal_id=proposal.pk, reviewed_sha="")
+        else:
+            policy_reject(actor=request.user, proposal_id=proposal.pk, reason="")
+    except PermissionDenied as exc:
+        back = reverse("portal:policy-proposal", kwargs={"pk": proposal.pk})
+        return forbidden(request, exc.message, code=exc.code, back=back)
+    raise AssertionError("policy_decide_refusal refused, so the service must have")
+
+
 @require_http_methods(["POST"])
 def policy_proposal_decide(request: HttpRequest, pk: int) -> HttpResponse:
     _require_reader(request)
     proposal = _proposal_or_404(request, pk)
+    # Who is asking before the form is read: a reader who may not decide gets 403, whatever they
+    # send; a proposal already decided (a state) is the services' 409 on the form page.
+    if (policy_decide_refusal(actor=request.user, proposal=proposal) or "") in (NOT_OFFICER, OWN_PROPOSAL):
+        return _decide_forbidden(request, proposal)
     form = ProposalDecisionForm(request.POST)
     if not form.is_valid():
         return _proposal_page(request, proposal, form)

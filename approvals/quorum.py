@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from approvals.choices import Audience, TierLevel
+from approvals.choices import Audience, DecisionKind, TierLevel
 from core.roles import Role
 
 # Whatever the policy says: at least one approval, from at least one privacy officer; high tier
@@ -101,3 +101,25 @@ def quorum(
         if not any(a.team_id != requester_team_id for a in valid):
             missing.append("an approval from a reviewer outside the requester's team (external audience)")
     return Quorum(satisfied=not missing, approvals=len(valid), needed=needed, missing=missing)
+
+
+def round_approvers(decisions: Iterable[Any], review_round: int) -> list[Approver]:
+    """The approvals of one review round, from a request's decision rows: pass them already
+    fetched (a list's `prefetch_related("decisions")`) and no query is made per request."""
+    return [
+        Approver(d.reviewer_id, d.reviewer_role, d.reviewer_team_id)
+        for d in decisions
+        if d.review_round == review_round and d.decision == DecisionKind.APPROVE
+    ]
+
+
+def request_quorum(request: Any, decisions: Iterable[Any]) -> Quorum:
+    """Where the request's current review round stands, from its decision rows."""
+    return quorum(
+        approvers=round_approvers(decisions, request.review_round),
+        requester_id=request.requester_id,
+        requester_team_id=request.team_id,
+        audience=request.audience,
+        level=request.tier_level,
+        controls=request.tier_controls or {},
+    )

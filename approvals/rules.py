@@ -22,7 +22,7 @@ from typing import Any
 from approvals import bakeoff, quorum
 from approvals.choices import RequestStatus
 from approvals.policies.engine import DEFAULT_MAX_ATTEMPTS
-from approvals.workflow import action_label, allowed
+from approvals.workflow import allowed, transition_refusal  # re-exported: the workflow's 409 words
 from core.roles import Role, has_role
 from generation.synthesizers import EXTERNAL_UPLOAD
 from validation.glossary import title_for
@@ -49,14 +49,6 @@ class RequestFacts:
 
 
 # --- Pieces: what the services raise from ------------------------------------------------------
-
-
-def transition_refusal(action: str, status: str) -> str:
-    """Why the workflow does not allow `action` from `status` (the words of check_transition)."""
-    if allowed(action, status):
-        return ""
-    label = RequestStatus(status).label.lower()
-    return f"This request is {label}; it cannot be {action_label(action)} now."
 
 
 def requester_only_refusal(actor: Any, request: Any, verb: str) -> str:
@@ -291,11 +283,11 @@ def override_propose_refusal(actor: Any, facts: RequestFacts) -> str:
 
 
 def override_decide_refusal(actor: Any, facts: RequestFacts) -> str:
-    if not facts.override_pending:
+    # Who is asking before whether an override is pending, as approvals.services.overrides checks.
+    refusal = override_officer_refusal(actor, facts.request)
+    if not refusal and not facts.override_pending:
         return "No override of this request's gate is awaiting a decision."
-    return override_officer_refusal(actor, facts.request) or override_proposer_refusal(
-        actor, facts.override_proposer_id
-    )
+    return refusal or override_proposer_refusal(actor, facts.override_proposer_id)
 
 
 def choose_refusal(actor: Any, facts: RequestFacts) -> str:

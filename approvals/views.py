@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from approvals import rules
@@ -60,7 +62,7 @@ from approvals.services.bakeoffs import candidate_rows, latest_candidates
 from core.errors import DomainError
 from core.ids import parse_uuid
 from core.roles import AUDIT_READERS, REVIEWS_REQUESTS, Role, has_role
-from core.views import domain_errors_as_messages
+from core.views import domain_errors_as_messages, forbidden
 from generation.choices import FINAL_JOB_STATES
 from generation.models import micro_to_epsilon
 from generation.policies import about
@@ -422,6 +424,19 @@ def _job_panel_context(item: GenerationRequest) -> dict[str, Any]:
     }
 
 
+def _refused(
+    request: HttpRequest, request_id: str, rule: Callable[[Any, GenerationRequest], str]
+) -> HttpResponse | None:
+    """The 403 page when `rule` (a "who" piece of approvals.rules) refuses who is asking, else
+    None. Checked before the form is read: a refused user gets 403 whatever they send, and the
+    request they may not see is a 404 (NotFound, through domain_errors_as_messages)."""
+    item = request_get_for(actor=request.user, request_id=request_id)
+    reason = rule(request.user, item)
+    if not reason:
+        return None
+    return forbidden(request, reason, back=reverse("approvals:request-detail", args=[item.pk]))
+
+
 @require_POST
 @domain_errors_as_messages
 def request_submit_view(request: HttpRequest, request_id: str) -> HttpResponse:
@@ -447,6 +462,8 @@ def request_cancel_view(request: HttpRequest, request_id: str) -> HttpResponse:
 @require_POST
 @domain_errors_as_messages
 def request_decide_view(request: HttpRequest, request_id: str) -> HttpResponse:
+    if refused := _refused(request, request_id, rules.reviewer_refusal):
+        return refused
     form = DecisionForm(request.POST)
     if not form.is_valid():
         messages.error(
@@ -498,7 +515,8 @@ def request_regenerate_view(request: HttpRequest, request_id: str) -> HttpRespon
 @require_POST
 @domain_errors_as_messages
 def request_upload_view(request: HttpRequest, request_id: str) -> HttpResponse:
-    request_get_for(actor=request.user, request_id=request_id)  # 404 before any message
+    if refused := _refused(request, request_id, rules.uploader_refusal):
+        return refused
     form = SyntheticUploadForm(request.POST, request.FILES)
     if upload_was_too_large(request):
         messages.error(request, "The file is larger than the upload limit; upload fewer rows.")
@@ -516,7 +534,8 @@ def request_upload_view(request: HttpRequest, request_id: str) -> HttpResponse:
 @require_POST
 @domain_errors_as_messages
 def request_retry_ask_view(request: HttpRequest, request_id: str) -> HttpResponse:
-    request_get_for(actor=request.user, request_id=request_id)  # 404 before any message
+    if refused := _refused(request, request_id, rules.retry_asker_refusal):
+        return refused
     form = RetryAskForm(request.POST)
     reason = form.cleaned_data["reason"] if form.is_valid() else ""
     retry_ask(actor=request.user, request_id=request_id, reason=reason)
@@ -527,7 +546,8 @@ def request_retry_ask_view(request: HttpRequest, request_id: str) -> HttpRespons
 @require_POST
 @domain_errors_as_messages
 def request_retry_decide_view(request: HttpRequest, request_id: str) -> HttpResponse:
-    request_get_for(actor=request.user, request_id=request_id)
+    if refused := _refused(request, request_id, rules.retry_decider_refusal):
+        return refused
     form = RetryDecisionForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose approve or refuse, and write a comment of at least 20 characters.")

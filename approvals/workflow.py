@@ -79,16 +79,21 @@ def allowed(action: str, current: str) -> bool:
     return current in TRANSITIONS[action]
 
 
+def transition_refusal(action: str, current: str) -> str:
+    """Why the action may not run from `current` ("" when it may): the one wording of the 409
+    that check_transition raises, also shown beside the buttons (approvals.rules)."""
+    if allowed(action, current):
+        return ""
+    return f"This request is {S(current).label.lower()}; it cannot be {action_label(action)} now."
+
+
 def check_transition(action: str, current: str) -> bool:
     """True when the action may proceed; False when it is a repeat (no-op); else Conflict."""
     if current in TRANSITIONS[action]:
         return True
     if current in _IDEMPOTENT_RESULT.get(action, ()):
         return False
-    label = S(current).label.lower()
-    raise Conflict(
-        f"This request is {label}; it cannot be {action_label(action)} now.", code="invalid_transition"
-    )
+    raise Conflict(transition_refusal(action, current), code="invalid_transition")
 
 
 def action_label(action: str) -> str:

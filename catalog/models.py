@@ -3,7 +3,9 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from generation.models import micro_to_epsilon
 
@@ -42,6 +44,14 @@ class Release(models.Model):
     receipt = models.JSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(null=True, blank=True)
+    # Withdrawal for an incident (catalog.access.release_withdraw): downloads answer 410 with the
+    # reason, which the card shows. The officer's name is kept so the record outlives the account.
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_reason = models.TextField(blank=True)
+    withdrawn_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    withdrawn_by_name = models.CharField(max_length=150, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -57,5 +67,62 @@ class Release(models.Model):
         return self.title
 
     @property
+    def is_withdrawn(self) -> bool:
+        return self.withdrawn_at is not None
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
     def epsilon(self) -> Decimal | None:
         return micro_to_epsilon(self.epsilon_micro)
+
+
+class AccessRequestStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    GRANTED = "granted", "Granted"
+    REFUSED = "refused", "Refused"
+    REVOKED = "revoked", "Revoked"
+
+
+class AccessRequest(models.Model):
+    """A member outside a release's audience asks to use it, for a purpose, until a date.
+
+    A granted request is the grant: it widens visibility and downloads until `grant_expires_at`
+    (or until revoked). The decider's and revoker's names are kept so the record outlives them.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="access_requests")
+    requester = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    requester_name = models.CharField(max_length=150)
+    purpose = models.TextField()
+    requested_expires_at = models.DateTimeField()
+    status = models.CharField(
+        max_length=16, choices=AccessRequestStatus.choices, default=AccessRequestStatus.PENDING
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_by_name = models.CharField(max_length=150, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_comment = models.TextField(blank=True)
+    grant_expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by_name = models.CharField(max_length=150, blank=True)
+    revoke_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # A grant always ends: no open-ended access outside the audience.
+            models.CheckConstraint(
+                condition=~models.Q(status="granted") | models.Q(grant_expires_at__isnull=False),
+                name="access_grant_has_expiry",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.requester_name} -> {self.release_id}"

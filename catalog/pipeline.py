@@ -14,10 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
+from django.urls import reverse
 
 from approvals.models import GenerationRequest
 from approvals.services import request_follow_job
 from approvals.services.bakeoffs import candidate_run_of, request_for_job
+from catalog.models import Release
 from catalog.services import build_receipt, release_publish
 from generation.choices import FINAL_JOB_STATES, JobState
 from generation.models import SynthesisJob
@@ -34,6 +36,8 @@ from generation.services import (
 )
 from generation.storage import read_encrypted_parquet
 from generation.synthesizers import EXTERNAL_UPLOAD
+from notifications.models import NotificationKind
+from notifications.services import notify
 from validation.services import validation_run
 
 logger = logging.getLogger(__name__)
@@ -119,7 +123,43 @@ def _advance(
             then()
         if moved or state in FINAL_JOB_STATES:
             request_follow_job(job=job)
+        if moved and state in FINAL_JOB_STATES:
+            _notify_requester(job, state)
     return moved
+
+
+# The final states the requester hears about, and what the inbox says (ids and statuses only).
+_OUTCOMES = {
+    JobState.SUCCEEDED: (NotificationKind.JOB_PUBLISHED, "Release published"),
+    JobState.GATE_FAILED: (NotificationKind.GATE_FAILED, "Release gate failed"),
+    JobState.FAILED: (NotificationKind.JOB_FAILED, "Job failed"),
+}
+
+
+def _notify_requester(job: SynthesisJob, state: str) -> None:
+    """In _advance's transaction, by the call that wrote the final state: once per job. Bake-off
+    candidates are skipped (one finished candidate is not the requester's next step); cancelling
+    was someone's own act."""
+    if state not in _OUTCOMES or candidate_run_of(job) is not None:
+        return
+    request = GenerationRequest.objects.select_related("requester").filter(job_id=job.pk).first()
+    if request is None:  # a job its request has since replaced: its requester follows the new one
+        return
+    kind, what = _OUTCOMES[state]
+    release = Release.objects.filter(job_id=job.pk).only("pk").first()
+    url = (
+        reverse("catalog:release-detail", args=[release.pk])
+        if release is not None
+        else reverse("approvals:request-detail", args=[request.pk])
+    )
+    notify(
+        recipients=[request.requester],
+        kind=kind,
+        message=f"{what}: {request.title} [{request.pk}], job {job.pk}",
+        url=url,
+        target_type="job",
+        target_id=job.pk,
+    )
 
 
 def _stop_after_cancel(job: SynthesisJob) -> str:

@@ -30,6 +30,7 @@ from approvals.services.bakeoffs import (
 )
 from audit.models import Outcome
 from audit.services import audit_record
+from catalog.access import release_refuse_if_gone
 from catalog.models import Release
 from catalog.selectors import releases_visible_to
 from core.errors import Conflict, NotFound, PermissionDenied
@@ -195,6 +196,8 @@ def release_open_download(*, actor: PortalUser, release_id: Any) -> tuple[Releas
     """Authorize, check the stored file and audit a download; the audit row commits before any
     byte is sent. The file is decrypted chunk by chunk as it streams (no plaintext on disk)."""
     release = release_get_for(actor=actor, release_id=release_id)
+    # Expired or withdrawn: 410 with the reason, audited, before the file is touched.
+    release_refuse_if_gone(actor=actor, release=release)
     try:
         opened = open_encrypted(release.storage_path)
     except (OSError, DecryptionError) as exc:

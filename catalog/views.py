@@ -6,19 +6,21 @@ from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
+from approvals import rules
 from approvals.forms import GateOverrideDecisionForm, GateOverrideForm
 from approvals.selectors import requests_visible_to
-from approvals.services import gate_override_decline, gate_override_propose
+from approvals.services import gate_override_decline, gate_override_propose, request_get_for
 from catalog.downloads import release_file_response
 from catalog.reports import release_report_context, report_visible_to
 from catalog.selectors import releases_visible_to
 from catalog.services import gate_override_approve, release_get_for
 from core.errors import Conflict, NotFound
 from core.ids import parse_uuid
-from core.views import domain_errors_as_messages
+from core.views import domain_errors_as_messages, forbidden
 from generation.synthesizers import is_dp_synthesizer
 from validation.selectors import report_for_job
 from validation.services import report_export_record
@@ -110,9 +112,22 @@ def job_report(request: HttpRequest, job_id: str) -> HttpResponse:
 # --- Overriding a failed gate (forms on the request page) ------------------------------------------
 
 
+def _officer_refused(request: HttpRequest, request_id: str) -> HttpResponse | None:
+    """The 403 page for anyone but a privacy officer other than the requester, before the form is
+    read (404 for a request they may not see). The proposer-is-not-the-approver rule needs the
+    pending override: approvals.services.overrides checks it, and a refusal there is a 403 too."""
+    item = request_get_for(actor=request.user, request_id=request_id)
+    reason = rules.override_officer_refusal(request.user, item)
+    if not reason:
+        return None
+    return forbidden(request, reason, back=reverse("approvals:request-detail", args=[item.pk]))
+
+
 @require_POST
 @domain_errors_as_messages
 def gate_override_propose_view(request: HttpRequest, request_id: str) -> HttpResponse:
+    if refused := _officer_refused(request, request_id):
+        return refused
     form = GateOverrideForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Write a justification of 40 to 5,000 characters.")
@@ -127,6 +142,8 @@ def gate_override_propose_view(request: HttpRequest, request_id: str) -> HttpRes
 @require_POST
 @domain_errors_as_messages
 def gate_override_decide_view(request: HttpRequest, request_id: str) -> HttpResponse:
+    if refused := _officer_refused(request, request_id):
+        return refused
     form = GateOverrideDecisionForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Keep the comment under 5,000 characters.")

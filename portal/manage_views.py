@@ -10,11 +10,13 @@ from django.contrib import messages
 from django.db.models import Count, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from audit.services import audit_denied
-from core.errors import DomainError
+from core.errors import DomainError, PermissionDenied
 from core.roles import Role
+from core.views import forbidden
 from portal import services
 from portal.forms import (
     ChangeDecisionForm,
@@ -25,6 +27,7 @@ from portal.forms import (
     add_domain_error,
 )
 from portal.models import PendingAccountChange, Team, User
+from portal.services.changes import NOT_PENDING
 
 
 def admin_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -197,9 +200,35 @@ def _describe(change: PendingAccountChange, teams: dict[int, str]) -> list[tuple
     return [(labels.get(k, k), shown(k, change.before.get(k)), shown(k, v)) for k, v in change.fields.items()]
 
 
+def _change_refused(request: HttpRequest, pk: int) -> HttpResponse | None:
+    """The 403 page when this admin may not take the action they ask for on change `pk`, checked
+    before the form is read: approve and reject (also what a missing action is taken for) are a
+    second admin's, withdraw the proposer's. A change already decided is a state (409), left to
+    the form's flow. The refusal's words and its audit row are the service's, which refuses
+    before it writes anything."""
+    change = get_object_or_404(PendingAccountChange, pk=pk)
+    withdraw = request.POST.get("action") == "withdraw"
+    rule = services.account_change_withdraw_refusal if withdraw else services.account_change_refusal
+    if rule(actor=request.user, change=change) in (None, NOT_PENDING):
+        return None
+    try:
+        if withdraw:
+            services.account_change_withdraw(actor=request.user, change_id=pk)
+        else:
+            # Reject with no reason: were the actor allowed after all, it fails on the reason.
+            services.account_change_reject(actor=request.user, change_id=pk, reason="")
+    except PermissionDenied as exc:
+        return forbidden(request, exc.message, code=exc.code, back=reverse("portal:change-list"))
+    except DomainError:
+        return None  # allowed after all: the form's own flow answers
+    raise AssertionError("the proposer's withdrawal was refused by the rule, not by the service")
+
+
 @admin_only
 @require_http_methods(["POST"])
 def change_decide(request: HttpRequest, pk: int) -> HttpResponse:
+    if refused := _change_refused(request, pk):
+        return refused
     form = ChangeDecisionForm(request.POST)
     if not form.is_valid():
         messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))

@@ -16,9 +16,9 @@ Personas (conftest.py): alice and bob (scientists, Cardiology; alice files the r
 charlie (scientist, Oncology: the other team), olivia (privacy officer), sam (data steward),
 ada (admin), audrey (auditor).
 
-`outliers` maps a check ("anonymous", "get", "write", "other_team") to what the route answers
-today where it breaks the rule. Those checks are strict xfails: when the view is fixed the
-xfail fails, and the mark must be removed here.
+`outliers` maps a check ("anonymous", "get", "write", "other_team") to what a route answers
+where it breaks the rule: a strict xfail, so fixing the view fails it and the mark comes out
+here. None is left (issue 10 fixed the last ones); a new route is expected to follow the rule.
 """
 
 from __future__ import annotations
@@ -39,10 +39,6 @@ REQUEST_VIEWERS = frozenset({"alice", "bob", "olivia", "sam", "ada", "audrey"})
 # alice's internal (Cardiology) release: her team and the oversight roles (not charlie, not the
 # steward, not the admin, who sees only what their own team may see).
 RELEASE_VIEWERS = frozenset({"alice", "bob", "olivia", "audrey"})
-
-# Outlier texts, shared so the report can group them.
-FLASH = "issue 10: answers a 302 flash, rule says 403"
-VALIDATES_FIRST = "issue 10: validates the input before checking who is asking"
 
 
 @dataclass(frozen=True)
@@ -134,25 +130,12 @@ ROUTES: dict[str, Route] = {
     "portal:team-list": page(ADMINS, acts=ADMINS),
     "portal:change-list": page(ADMINS),
     # The pending change was proposed by ada: a second admin must decide it, never its proposer.
-    "portal:change-decide": action(
-        ADMINS,
-        NOBODY,
-        objects={"pk": "change"},
-        outliers={"write": f"{FLASH} (portal/manage_views.py:change_decide)"},
-    ),
+    "portal:change-decide": action(ADMINS, NOBODY, objects={"pk": "change"}),
     "portal:policy": page(AUDIT_READERS, acts=frozenset({"olivia", "ada"})),
     "portal:policy-version": page(AUDIT_READERS),
     "portal:policy-proposal": page(AUDIT_READERS, objects={"pk": "proposal"}),
     # The open proposal was written by ada; only another privacy officer approves or rejects it.
-    "portal:policy-proposal-decide": action(
-        AUDIT_READERS,
-        frozenset({"olivia"}),
-        objects={"pk": "proposal"},
-        outliers={
-            "write": f"{VALIDATES_FIRST}: 200 form page, rule says 403 "
-            "(approvals/policy_views.py:policy_proposal_decide)"
-        },
-    ),
+    "portal:policy-proposal-decide": action(AUDIT_READERS, frozenset({"olivia"}), objects={"pk": "proposal"}),
     # --- Source datasets ---------------------------------------------------------------------------
     "generation:dataset-list": page(EVERYONE),
     "generation:dataset-upload": page(STEWARDS, acts=STEWARDS),
@@ -161,9 +144,7 @@ ROUTES: dict[str, Route] = {
     # A form of the review page, which does not exist for other roles.
     "generation:dataset-estimate": action(STEWARDS, STEWARDS),
     "generation:dataset-budget": page(EVERYONE),
-    "generation:dataset-signoff": action(
-        EVERYONE, STEWARDS, outliers={"write": f"{FLASH} (generation/views.py:dataset_sign_off_view)"}
-    ),
+    "generation:dataset-signoff": action(EVERYONE, STEWARDS),
     # --- Generation requests -------------------------------------------------------------------------
     "approvals:request-list": page(EVERYONE),
     "approvals:request-new": page(SCIENTISTS, acts=SCIENTISTS),
@@ -177,79 +158,27 @@ ROUTES: dict[str, Route] = {
         frozenset({"alice"}), acts=frozenset({"alice"}), objects={"request_id": "draft"}, team_scoped=True
     ),
     "approvals:request-job": page(REQUEST_VIEWERS, team_scoped=True),
-    "approvals:request-submit": action(
-        REQUEST_VIEWERS,
-        frozenset({"alice"}),
-        team_scoped=True,
-        outliers={"write": f"{FLASH} (approvals/views.py:request_submit_view)"},
-    ),
-    "approvals:request-cancel": action(
-        REQUEST_VIEWERS,
-        frozenset({"alice"}),
-        team_scoped=True,
-        outliers={"write": f"{FLASH} (approvals/views.py:request_cancel_view)"},
-    ),
-    "approvals:request-decide": action(
-        REQUEST_VIEWERS,
-        REVIEWERS,
-        team_scoped=True,
-        outliers={
-            "write": f"{FLASH}; {VALIDATES_FIRST} (approvals/views.py:request_decide_view)",
-            "other_team": f"{VALIDATES_FIRST}: 302 before the 404 (approvals/views.py:request_decide_view)",
-        },
-    ),
+    "approvals:request-submit": action(REQUEST_VIEWERS, frozenset({"alice"}), team_scoped=True),
+    "approvals:request-cancel": action(REQUEST_VIEWERS, frozenset({"alice"}), team_scoped=True),
+    "approvals:request-decide": action(REQUEST_VIEWERS, REVIEWERS, team_scoped=True),
     # The requester or a privacy officer may synthesize again (approvals/services/attempts.py).
-    "approvals:request-regenerate": action(
-        REQUEST_VIEWERS,
-        frozenset({"alice", "olivia"}),
-        team_scoped=True,
-        outliers={"write": f"{FLASH} (approvals/views.py:request_regenerate_view)"},
-    ),
+    "approvals:request-regenerate": action(REQUEST_VIEWERS, frozenset({"alice", "olivia"}), team_scoped=True),
     "approvals:request-upload": action(
-        REQUEST_VIEWERS,
-        frozenset({"alice"}),
-        multipart=True,
-        team_scoped=True,
-        outliers={"write": f"{FLASH}; {VALIDATES_FIRST} (approvals/views.py:request_upload_view)"},
+        REQUEST_VIEWERS, frozenset({"alice"}), multipart=True, team_scoped=True
     ),
-    "approvals:request-retry-ask": action(
-        REQUEST_VIEWERS,
-        frozenset({"alice"}),
-        team_scoped=True,
-        outliers={"write": f"{FLASH} (approvals/views.py:request_retry_ask_view)"},
-    ),
-    "approvals:request-retry-decide": action(
-        REQUEST_VIEWERS,
-        frozenset({"olivia"}),
-        team_scoped=True,
-        outliers={"write": f"{FLASH}; {VALIDATES_FIRST} (approvals/views.py:request_retry_decide_view)"},
-    ),
+    "approvals:request-retry-ask": action(REQUEST_VIEWERS, frozenset({"alice"}), team_scoped=True),
+    "approvals:request-retry-decide": action(REQUEST_VIEWERS, frozenset({"olivia"}), team_scoped=True),
     # --- Catalog -------------------------------------------------------------------------------------
     "catalog:release-list": page(EVERYONE),
     # The validation report of the published request's job: whoever sees the request.
     "catalog:job-report": page(REQUEST_VIEWERS, team_scoped=True),
-    "catalog:gate-override-propose": action(
-        REQUEST_VIEWERS,
-        frozenset({"olivia"}),
-        team_scoped=True,
-        outliers={
-            "write": f"{FLASH}; {VALIDATES_FIRST} (catalog/views.py:gate_override_propose_view)",
-            "other_team": f"{VALIDATES_FIRST}: 302 before the 404 (catalog/views.py:gate_override_propose_view)",
-        },
-    ),
-    "catalog:gate-override-decide": action(
-        REQUEST_VIEWERS,
-        frozenset({"olivia"}),
-        team_scoped=True,
-        outliers={"write": f"{FLASH} (catalog/views.py:gate_override_decide_view)"},
-    ),
-    "catalog:bakeoff-choose": action(
-        REQUEST_VIEWERS,
-        frozenset({"alice"}),
-        team_scoped=True,
-        outliers={"write": f"{FLASH}; {VALIDATES_FIRST} (catalog/bakeoff_views.py:bakeoff_choose_view)"},
-    ),
+    "catalog:gate-override-propose": action(REQUEST_VIEWERS, frozenset({"olivia"}), team_scoped=True),
+    "catalog:gate-override-decide": action(REQUEST_VIEWERS, frozenset({"olivia"}), team_scoped=True),
+    "catalog:bakeoff-choose": action(REQUEST_VIEWERS, frozenset({"alice"}), team_scoped=True),
     "catalog:release-detail": page(RELEASE_VIEWERS, team_scoped=True),
+    "catalog:release-lineage": page(RELEASE_VIEWERS, team_scoped=True),
+    # Oversight's dashboard: the audit readers' page, which does not exist for other roles.
+    "catalog:governance": page(AUDIT_READERS),
     "catalog:release-download": page(RELEASE_VIEWERS, team_scoped=True),
     "catalog:release-report-export": page(RELEASE_VIEWERS, team_scoped=True),
     # --- Audit ---------------------------------------------------------------------------------------
@@ -259,119 +188,38 @@ ROUTES: dict[str, Route] = {
     "api-token": public("post", 400),
     "api-schema": public(),
     "api-docs": public(),
-    "api-dataset-list": api(
-        EVERYONE,
-        acts=STEWARDS,
-        multipart=True,
-        outliers={
-            "write": f"{VALIDATES_FIRST}: 400, rule says 403 (generation/api/views.py:DatasetListCreateApi.post)"
-        },
-    ),
+    "api-dataset-list": api(EVERYONE, acts=STEWARDS, multipart=True),
     "api-dataset-detail": api(EVERYONE),
-    "api-dataset-columns": api_action(
-        EVERYONE,
-        STEWARDS,
-        write="patch",
-        outliers={
-            "write": f"{VALIDATES_FIRST}: 400, rule says 403 (generation/api/views.py:DatasetColumnsApi.patch)"
-        },
-    ),
-    "api-dataset-column-estimate": api_action(
-        EVERYONE,
-        STEWARDS,
-        outliers={
-            "write": f"{VALIDATES_FIRST}: 400, rule says 403 (generation/api/views.py:DatasetColumnEstimateApi.post)"
-        },
-    ),
+    "api-dataset-columns": api_action(EVERYONE, STEWARDS, write="patch"),
+    "api-dataset-column-estimate": api_action(EVERYONE, STEWARDS),
     "api-dataset-budget": api(EVERYONE),
     "api-dataset-signoff": api_action(EVERYONE, STEWARDS),
-    "api-request-gate-override-approve": api_action(
-        REQUEST_VIEWERS,
-        frozenset({"olivia"}),
-        team_scoped=True,
-        outliers={
-            "write": "issue 10: answers 409 before checking who is asking, rule says 403 "
-            "(catalog/api/views.py:GateOverrideApproveApi)"
-        },
-    ),
-    "api-request-choose": api_action(
-        REQUEST_VIEWERS,
-        frozenset({"alice"}),
-        team_scoped=True,
-        outliers={
-            "write": f"{VALIDATES_FIRST}: 400, rule says 403 (catalog/api/bakeoff.py:RequestChooseCandidateApi)"
-        },
-    ),
-    "api-request-list": api(
-        EVERYONE,
-        acts=SCIENTISTS,
-        outliers={
-            "write": f"{VALIDATES_FIRST}: 400, rule says 403 (approvals/api/views.py:RequestListCreateApi.post)"
-        },
-    ),
-    "api-request-preview": api_action(
-        EVERYONE,
-        SCIENTISTS,
-        outliers={
-            "write": f"{VALIDATES_FIRST}: 400, rule says 403 (approvals/api/views.py:RequestPreviewApi)"
-        },
-    ),
-    "api-request-detail": api(
-        REQUEST_VIEWERS,
-        acts=frozenset({"alice"}),
-        write="put",
-        team_scoped=True,
-        outliers={
-            "write": f"{VALIDATES_FIRST}: 400, rule says 403 (approvals/api/views.py:RequestDetailApi.put)"
-        },
-    ),
+    "api-request-gate-override-approve": api_action(REQUEST_VIEWERS, frozenset({"olivia"}), team_scoped=True),
+    "api-request-choose": api_action(REQUEST_VIEWERS, frozenset({"alice"}), team_scoped=True),
+    "api-request-list": api(EVERYONE, acts=SCIENTISTS),
+    "api-request-preview": api_action(EVERYONE, SCIENTISTS),
+    "api-request-detail": api(REQUEST_VIEWERS, acts=frozenset({"alice"}), write="put", team_scoped=True),
     "api-request-submit": api_action(REQUEST_VIEWERS, frozenset({"alice"}), team_scoped=True),
     "api-request-cancel": api_action(REQUEST_VIEWERS, frozenset({"alice"}), team_scoped=True),
-    "api-request-decisions": api_action(
-        REQUEST_VIEWERS,
-        REVIEWERS,
-        team_scoped=True,
-        outliers={
-            "write": f"{VALIDATES_FIRST}: 400, rule says 403 (approvals/api/views.py:RequestDecisionApi)",
-            "other_team": f"{VALIDATES_FIRST}: 400, rule says 404 (approvals/api/views.py:RequestDecisionApi)",
-        },
-    ),
+    "api-request-decisions": api_action(REQUEST_VIEWERS, REVIEWERS, team_scoped=True),
     "api-request-attempts": api(REQUEST_VIEWERS, team_scoped=True),
     "api-request-regenerate": api_action(REQUEST_VIEWERS, frozenset({"alice", "olivia"}), team_scoped=True),
     "api-request-retry": api_action(REQUEST_VIEWERS, frozenset({"alice"}), team_scoped=True),
-    "api-request-retry-decisions": api_action(
-        REQUEST_VIEWERS,
-        frozenset({"olivia"}),
-        team_scoped=True,
-        outliers={
-            "write": f"{VALIDATES_FIRST}: 400, rule says 403 (approvals/api/views.py:RequestRetryDecisionApi)"
-        },
-    ),
+    "api-request-retry-decisions": api_action(REQUEST_VIEWERS, frozenset({"olivia"}), team_scoped=True),
     "api-request-upload": api_action(
         REQUEST_VIEWERS,
         frozenset({"alice"}),
         multipart=True,
         team_scoped=True,
     ),
-    "api-request-gate-override": api_action(
-        REQUEST_VIEWERS,
-        frozenset({"olivia"}),
-        team_scoped=True,
-        outliers={
-            "write": f"{VALIDATES_FIRST}: 400, rule says 403 (approvals/api/views.py:GateOverrideProposeApi)"
-        },
-    ),
-    "api-request-gate-override-decline": api_action(
-        REQUEST_VIEWERS,
-        frozenset({"olivia"}),
-        team_scoped=True,
-        outliers={
-            "write": "issue 10: answers 409 before checking who is asking, rule says 403 "
-            "(approvals/api/views.py:GateOverrideDeclineApi)"
-        },
-    ),
+    "api-request-gate-override": api_action(REQUEST_VIEWERS, frozenset({"olivia"}), team_scoped=True),
+    "api-request-gate-override-decline": api_action(REQUEST_VIEWERS, frozenset({"olivia"}), team_scoped=True),
+    # A request's evidence package (a zip): oversight only (core.roles.SEES_EVERY_RELEASE).
+    "api-request-evidence": api(frozenset({"olivia", "audrey"}), team_scoped=True),
     "api-release-list": api(EVERYONE),
     "api-release-detail": api(RELEASE_VIEWERS, team_scoped=True),
+    "api-release-card": api(RELEASE_VIEWERS, team_scoped=True),
+    "api-release-lineage": api(RELEASE_VIEWERS, team_scoped=True),
     "api-release-download": api(RELEASE_VIEWERS, team_scoped=True),
     "api-release-report": api(RELEASE_VIEWERS, team_scoped=True),
     # The log does not exist for other roles: 404 as on the audit pages (audit/api/views.py).

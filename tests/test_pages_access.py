@@ -95,10 +95,26 @@ def test_requester_cannot_approve_own_request_through_the_page(
     client.force_login(alice)
     page = client.get(f"/requests/{submitted_request.pk}/")
     assert b"Record decision" not in page.content
-    response = client.post(f"/requests/{submitted_request.pk}/decide/", {"decision": "approve"}, follow=True)
-    assert b"cannot decide your own request" in response.content
+    response = client.post(f"/requests/{submitted_request.pk}/decide/", {"decision": "approve"})
+    # 403 (she may see the request but not decide it), on the styled page that says why.
+    assert response.status_code == 403
+    assert b"Not allowed" in response.content and b"cannot decide your own request" in response.content
     submitted_request.refresh_from_db()
     assert submitted_request.status == "in_review" and submitted_request.decisions.count() == 0
+
+
+def test_a_refused_action_answers_the_styled_403_page_before_reading_the_form(
+    client: Client, submitted_request: Any, bob: Any
+) -> None:
+    from audit.models import AuditEvent
+
+    client.force_login(bob)  # a teammate: sees alice's request, may not upload for it
+    response = client.post(f"/requests/{submitted_request.pk}/upload/", {})  # no file at all
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "Not allowed" in page and "Only the requester can upload" in page
+    assert f'href="/requests/{submitted_request.pk}/"' in page  # back to the request
+    assert AuditEvent.objects.filter(actor_name="bob", outcome="denied").count() == 1
 
 
 def test_officer_approves_through_the_page_and_a_job_is_queued(

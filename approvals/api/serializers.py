@@ -9,8 +9,9 @@ from rest_framework import serializers
 from approvals.choices import Audience, DecisionKind, Fidelity, PurposeCategory, RequestStatus
 from approvals.dp import budget_check
 from approvals.models import Decision, GateOverride, GenerationAttempt, GenerationRequest, PrivacyRetry
+from approvals.quorum import request_quorum
 from approvals.selectors import latest_privacy_failures, request_actions_for
-from approvals.services import attempts_allowed, round_quorum
+from approvals.services import attempts_allowed
 from generation.models import atto_to_delta, micro_to_epsilon
 
 
@@ -281,7 +282,8 @@ class RequestOutputSerializer(serializers.ModelSerializer):
         """Where the current review round stands (only while in review)."""
         if obj.status != RequestStatus.IN_REVIEW:
             return None
-        q = round_quorum(obj)
+        # From the decisions the list prefetched (approvals.api.views), not a query per request.
+        q = request_quorum(obj, obj.decisions.all())
         return {"approvals": q.approvals, "needed": q.needed, "satisfied": q.satisfied, "missing": q.missing}
 
     def get_job(self, obj: GenerationRequest) -> dict[str, Any] | None:

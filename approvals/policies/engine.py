@@ -306,6 +306,8 @@ def merge_controls(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict
             merged[key] = min(int(merged[key]), int(value)) if merged.get(key) else int(value)
         elif key in ("max_generation_attempts", "max_candidates", "synthesis_time_budget_s"):
             merged[key] = min(int(merged.get(key, value)), int(value))
+        elif key == "min_training_rows":
+            merged[key] = max(int(merged.get(key) or 0), int(value))
         elif key == "access_level":
             merged[key] = min(merged.get(key, value), value, key=ACCESS_LEVELS.index)
     return merged

@@ -42,8 +42,16 @@ _TIER_KEYS = {
     "expiry_days",
 }
 # Optional, so rule sets published before they existed stay valid (engine.DEFAULT_MAX_ATTEMPTS;
-# no max_delta means no cap beyond the ledger's).
-_OPTIONAL_TIER_KEYS = {"max_generation_attempts", "max_delta", "max_candidates", "synthesis_time_budget_s"}
+# no max_delta means no cap beyond the ledger's; no min_training_rows means no minimum).
+_OPTIONAL_TIER_KEYS = {
+    "max_generation_attempts",
+    "max_delta",
+    "max_candidates",
+    "synthesis_time_budget_s",
+    "min_training_rows",
+}
+# A bound that catches a mistyped minimum (extra zeros) rather than refusing every dataset.
+MAX_MIN_TRAINING_ROWS = 10_000_000
 _RULE_KEYS = {"id", "when", "tier", "message", "controls"}
 # Rules may tighten these; who may approve is a property of the tier alone.
 _OVERRIDE_KEYS = (_TIER_KEYS | _OPTIONAL_TIER_KEYS) - {"approver_roles"} | {"access_level"}
@@ -272,6 +280,8 @@ class _Checker:
                 self.fail(f"tiers.{higher}.max_candidates", f"must be at most the {lower} tier's")
             if _numbers(a, b, "max_delta") and b["max_delta"] > a["max_delta"]:
                 self.fail(f"tiers.{higher}.max_delta", f"must be at most the {lower} tier's")
+            if _ints(a, b, "min_training_rows") and b["min_training_rows"] < a["min_training_rows"]:
+                self.fail(f"tiers.{higher}.min_training_rows", f"must be at least the {lower} tier's")
 
     def controls(self, controls: Any, path: str, *, keys: set[str]) -> None:
         checks = {
@@ -291,6 +301,9 @@ class _Checker:
             "synthesis_time_budget_s": lambda v: (
                 isinstance(v, int) and not isinstance(v, bool) and 10 <= v <= 14400
             ),
+            "min_training_rows": lambda v: (
+                isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_MIN_TRAINING_ROWS
+            ),
         }
         expected = {
             "required_approvals": "a whole number from 0 to 10",
@@ -303,6 +316,7 @@ class _Checker:
             "max_generation_attempts": "a whole number from 0 to 20",
             "max_candidates": "a whole number of bake-off candidates from 1 to 10",
             "synthesis_time_budget_s": "a whole number of seconds from 10 to 14400",
+            "min_training_rows": f"a whole number of rows from 0 to {MAX_MIN_TRAINING_ROWS:,}",
         }
         for key, value in controls.items():
             if key not in keys:

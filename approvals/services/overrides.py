@@ -15,6 +15,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from approvals import rules
 from approvals.choices import OverrideStatus, RequestStatus
 from approvals.models import GateOverride, GenerationRequest
 from approvals.services.decisions import MAX_TEXT
@@ -23,7 +24,6 @@ from approvals.services.requests import request_get_for
 from approvals.workflow import check_transition
 from audit.services import audit_denied, audit_record
 from core.errors import Conflict, PermissionDenied, ValidationFailed
-from core.roles import Role, has_role
 from generation.choices import JobState
 
 MIN_JUSTIFICATION = 40
@@ -31,14 +31,6 @@ MIN_JUSTIFICATION = 40
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _officer_refusal(actor: Any, request: GenerationRequest) -> str:
-    if not has_role(actor, Role.PRIVACY_OFFICER):
-        return "Only privacy officers can override a failed release gate."
-    if request.requester_id == actor.pk:
-        return "You filed this request, so you cannot override its release gate."
-    return ""
 
 
 def _refuse(actor: Any, request: GenerationRequest, action: str, reason: str) -> PermissionDenied:
@@ -65,7 +57,7 @@ def gate_override_propose(*, actor: Any, request_id: Any, justification: str) ->
     text = (justification or "").strip()
     with transaction.atomic():
         request = request_get_for(actor=actor, request_id=request_id, lock=True)
-        reason = _officer_refusal(actor, request)
+        reason = rules.override_officer_refusal(actor, request)
         if not reason:
             return _propose(actor, request, text)
     raise _refuse(actor, request, "request.gate_override_propose", reason)
@@ -113,18 +105,19 @@ def gate_override_decide(*, actor: Any, request_id: Any, approve: bool, comment:
     approval the caller publishes in the same transaction (catalog.services.gate_override_approve)."""
     comment = (comment or "").strip()
     request = request_get_for(actor=actor, request_id=request_id, lock=True)
+    # Who is asking before the request's state: a non-officer is refused (403) whether or not an
+    # override is pending. The callers audit the refusal after their transaction rolls back
+    # (audit_override_refusal).
+    reason = rules.override_officer_refusal(actor, request)
+    if reason:
+        raise PermissionDenied(reason)
     override = request.gate_overrides.select_for_update().filter(status=OverrideStatus.PENDING).first()
     if override is None:
         raise Conflict(
             "No override of this request's gate is awaiting a decision.", code="no_pending_override"
         )
-    reason = _officer_refusal(actor, request) or (
-        "You proposed this override; a different privacy officer must approve it."
-        if override.proposed_by_id == actor.pk
-        else ""
-    )
+    reason = rules.override_proposer_refusal(actor, override.proposed_by_id)
     if reason:
-        # The callers audit the refusal after their transaction rolls back (audit_override_refusal).
         raise PermissionDenied(reason)
     if not approve and not comment:
         raise ValidationFailed(

@@ -25,7 +25,7 @@ from approvals.selectors import requests_visible_to
 from approvals.services.notifications import notify_reviewers_on_commit
 from approvals.services.outputs import outputs_purge_unreleased
 from approvals.services.policy import policy_ensure_active, policy_for_preview
-from approvals.services.tiering import MAX_ROWS, request_facts
+from approvals.services.tiering import MAX_ROWS, check_training_size, request_facts
 from approvals.workflow import TRANSITIONS, check_transition
 from audit.services import audit_denied, audit_record
 from core.errors import NotFound, PermissionDenied, ValidationFailed
@@ -360,6 +360,7 @@ def request_submit(*, actor: PortalUser, request_id: Any) -> GenerationRequest:
         facts = request_facts(request)
         assessment = evaluate(policy, facts)
         if assessment.level != TierLevel.PROHIBITED:
+            check_training_size(actor=actor, dataset=request.dataset, controls=assessment.controls)
             _check_candidates_within_tier(request, assessment)
             _check_budget_fits(request)
         _apply_assessment(request, assessment, version)

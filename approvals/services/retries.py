@@ -17,31 +17,18 @@ from django.utils import timezone
 
 from approvals.choices import RetryStatus
 from approvals.models import GenerationRequest, PrivacyRetry
-from approvals.services.attempts import latest_attempt_jobs, latest_privacy_failures, regenerate_locked
+from approvals.rules import no_privacy_failure_refusal
+from approvals.rules import retry_asker_refusal as retry_ask_refusal
+from approvals.rules import retry_decider_refusal as retry_decide_refusal
+from approvals.selectors import latest_attempt_jobs, latest_privacy_failures
+from approvals.services.attempts import regenerate_locked
 from approvals.services.requests import request_get_for
 from approvals.workflow import check_transition
 from audit.services import audit_denied, audit_record
 from core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
-from core.roles import Role, has_role
 from generation.synthesizers import EXTERNAL_UPLOAD
 
 MIN_COMMENT = 20
-
-
-def retry_ask_refusal(actor: Any, request: GenerationRequest) -> str:
-    """Why `actor` may not ask for a privacy retry of `request` ("" when they may)."""
-    if request.requester_id != actor.pk:
-        return "Only the requester can ask for a retry; a privacy officer approves one directly."
-    return ""
-
-
-def retry_decide_refusal(actor: Any, request: GenerationRequest) -> str:
-    """Why `actor` may not approve or refuse a privacy retry of `request` ("" when they may)."""
-    if not has_role(actor, Role.PRIVACY_OFFICER):
-        return "Only a privacy officer can approve or refuse a retry after a failed privacy check."
-    if request.requester_id == actor.pk:
-        return "The requester cannot approve a retry of their own request."
-    return ""
 
 
 def retry_pending(request: GenerationRequest) -> PrivacyRetry | None:
@@ -57,11 +44,7 @@ def _check_privacy_failure(request: GenerationRequest) -> list[str]:
     check_transition("regenerate", request.status)
     failed = latest_privacy_failures(request)
     if not failed:
-        raise Conflict(
-            "The last attempt failed no privacy check: generate again yourself (within the attempt "
-            "limit); no officer's approval is needed.",
-            code="no_privacy_failure",
-        )
+        raise Conflict(no_privacy_failure_refusal(failed), code="no_privacy_failure")
     return failed
 
 

@@ -19,6 +19,7 @@ from core.ids import first_by_uuid
 from core.roles import PortalUser, Role, has_role
 from generation.choices import Classification
 from generation.models import SourceDataset, atto_to_delta, micro_to_epsilon
+from generation.policies import about, sees_exact_figures
 from generation.selectors import datasets_requestable_by
 from generation.services import epsilon_to_micro
 from generation.synthesizers import REGISTRY, is_dp_synthesizer
@@ -129,6 +130,30 @@ def request_facts(request: GenerationRequest) -> Facts:
         rows=request.rows,
         fidelity=request.fidelity,
         purpose_category=request.purpose_category,
+    )
+
+
+def training_rows_of(dataset: SourceDataset) -> int:
+    """The rows a synthesizer is fitted on, as recorded at intake. Datasets registered before the
+    holdout split have no holdout and train on every row."""
+    return dataset.training_rows if dataset.holdout_path else dataset.rows
+
+
+def check_training_size(*, actor: PortalUser, dataset: SourceDataset, controls: Any) -> None:
+    """Refuse a request whose dataset has fewer training rows than its tier's minimum: a
+    synthesizer fitted on a handful of people tends to reproduce them. Uses the figures intake
+    stored, never the rows. Non-custodians see the size rounded, as everywhere else."""
+    minimum = int((controls or {}).get("min_training_rows") or 0)
+    training = training_rows_of(dataset)
+    if training >= minimum:
+        return
+    size = f"{training:,}" if sees_exact_figures(actor) else f"about {about(training):,}"
+    raise ValidationFailed(
+        f"This dataset is too small to synthesize from: its tier needs at least {minimum:,} "
+        f"training rows, and the dataset has {size}. Choose a larger dataset, or ask its steward "
+        "to register more rows.",
+        code="dataset_too_small",
+        fields={"dataset": "too_small"},
     )
 
 

@@ -9,8 +9,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from approvals.bakeoff import choose_refusal
 from approvals.services import request_get_for
 from catalog.services import bakeoff_choose
+from core.errors import PermissionDenied
+from core.roles import acting_user
 
 
 class ChooseCandidateInputSerializer(serializers.Serializer):
@@ -29,7 +32,11 @@ class RequestChooseCandidateApi(APIView):
         """Publish one bake-off candidate that passed the gate (the requester; a privacy officer
         for a high tier): 201 with the release id; 409 for a candidate that failed the gate or a
         request not awaiting a choice; 403 for anyone else who may see the request."""
-        request_get_for(actor=request.user, request_id=request_id)  # 404 before 400 for the unseen
+        item = request_get_for(actor=request.user, request_id=request_id)  # 404 for the unseen
+        # Who picks, before the body is read: anyone else gets 403 whatever they send.
+        actor = acting_user(request.user)
+        if refusal := choose_refusal(actor, requester_id=item.requester_id, tier_level=item.tier_level):
+            raise PermissionDenied(refusal)
         payload = ChooseCandidateInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         index = payload.validated_data["candidate"]

@@ -7,6 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from approvals import rules
 from approvals.api.serializers import GateOverrideDecisionInputSerializer
 from approvals.services import request_get_for
 from catalog.api.serializers import ReleaseOutputSerializer, ReleaseReportOutputSerializer
@@ -14,6 +15,7 @@ from catalog.downloads import release_file_response
 from catalog.reports import report_visible_to
 from catalog.selectors import releases_visible_to
 from catalog.services import gate_override_approve, release_get_for
+from core.errors import PermissionDenied
 
 
 class ReleaseListApi(APIView):
@@ -60,7 +62,11 @@ class GateOverrideApproveApi(APIView):
     @extend_schema(request=GateOverrideDecisionInputSerializer, responses={201: ReleaseOutputSerializer})
     def post(self, request: Request, request_id: str) -> Response:
         """The second privacy officer approves the pending override; 201 with the new release."""
-        request_get_for(actor=request.user, request_id=request_id)  # 404 before 400 for the unseen
+        item = request_get_for(actor=request.user, request_id=request_id)  # 404 for the unseen
+        # Who is asking before the body and the override's state: anyone but a privacy officer
+        # other than the requester gets 403 whatever they send (the proposer: the service's 403).
+        if refusal := rules.override_officer_refusal(request.user, item):
+            raise PermissionDenied(refusal)
         payload = GateOverrideDecisionInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         release = gate_override_approve(

@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from core.errors import NotFound, ValidationFailed
 from core.ids import parse_uuid
+from core.roles import acting_user
 from generation.api.serializers import (
     ColumnsInputSerializer,
     DatasetInputSerializer,
@@ -22,11 +23,13 @@ from generation.api.serializers import (
 )
 from generation.selectors import datasets_visible_to
 from generation.services import (
+    dataset_get_for_steward,
     dataset_register,
     dataset_request_domain_estimate,
     dataset_sign_off,
     dataset_update_columns,
 )
+from generation.services.stewards import require_steward
 from generation.uploads import upload_was_too_large
 
 
@@ -45,6 +48,8 @@ class DatasetListCreateApi(APIView):
 
     @extend_schema(request=DatasetInputSerializer, responses={201: DatasetOutputSerializer})
     def post(self, request: Request) -> Response:
+        # Who is asking before the body is read: anyone but a steward gets 403 whatever they send.
+        require_steward(acting_user(request.user), "dataset.register", "-")
         data = request.data  # parses the body; the size cap is enforced while it streams
         if upload_was_too_large(request):
             raise ValidationFailed(
@@ -98,6 +103,8 @@ class DatasetColumnsApi(APIView):
 
     @extend_schema(request=ColumnsInputSerializer, responses=DatasetOutputSerializer)
     def patch(self, request: Request, dataset_id: str) -> Response:
+        # 404 for a dataset the caller may not see, then 403 for a non-steward, before the body.
+        dataset_get_for_steward(actor=request.user, dataset_id=dataset_id, action="dataset.review")
         payload = ColumnsInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         changes = [dict(item) for item in payload.validated_data.get("columns", [])]
@@ -118,6 +125,8 @@ class DatasetColumnEstimateApi(APIView):
 
     @extend_schema(request=DomainEstimateInputSerializer, responses={202: None})
     def post(self, request: Request, dataset_id: str, column: str) -> Response:
+        # 404 for a dataset the caller may not see, then 403 for a non-steward, before the body.
+        dataset_get_for_steward(actor=request.user, dataset_id=dataset_id, action="dataset.domain_estimate")
         payload = DomainEstimateInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         values = payload.validated_data

@@ -1,19 +1,36 @@
 """`dp_copula`: a differentially private Gaussian copula built on diffprivlib mechanisms.
 
 Guarantee: pure epsilon-DP (delta = 0) with respect to adding or removing one unit, for exactly
-the requested epsilon, by sequential composition of two mechanisms (docs/synthesizers.md has the
-full argument). The unit is one record, or one patient when the job passes the entity column's
-values: each patient then keeps at most k = `max_rows_per_entity` rows (dp_base) and every
-sensitivity below is multiplied by k (k rows change each column's histogram by at most k, and each
-pairwise sum by at most k c^2).
+the requested epsilon, by sequential composition of two mechanisms, three when missingness
+patterns are modelled (docs/synthesizers.md has the full argument). The unit is one record, or one
+patient when the job passes the entity column's values: each patient then keeps at most
+k = `max_rows_per_entity` rows (dp_base) and every sensitivity below is multiplied by k (k rows
+change each column's histogram by at most k, and each pairwise sum by at most k c^2).
 
-1. Marginals, epsilon_m = epsilon - epsilon_c. Every column's histogram over its DECLARED cells
+0. The split. With two or more DECLARED-nullable columns, epsilon_p = floor(epsilon x 1/4)
+   (PATTERN_SHARE, in micro-epsilon, at least 1; `pattern_split`) goes to the missingness patterns
+   (step P) and the rest, epsilon' = epsilon - epsilon_p, is split between steps 1 and 2 as below.
+   With fewer nullable columns (one column's missing rate is its marginal's missing cell), or an
+   epsilon under 3 micro-epsilon, epsilon' = epsilon and step P does not run.
+   epsilon_m + epsilon_p + epsilon_c = epsilon exactly; the ledger and the privacy statement list
+   the three measurements ("marginals", "missingness patterns", "correlations").
+1. Marginals, epsilon_m = epsilon' - epsilon_c. Every column's histogram over its DECLARED cells
    (dp_domain) is one vector; one record adds 1 to at most one cell of each column, so the
    concatenated histogram of d columns has L1 sensitivity d. Each count gets discrete noise from
    diffprivlib's Geometric mechanism with sensitivity d and epsilon_m (coordinate-wise geometric
    noise at scale d/epsilon_m is the vector geometric mechanism: epsilon_m-DP for the whole vector).
    Each noisy histogram is projected onto the nearest distribution (norm-sub): post-processing.
-2. Correlations, epsilon_c = floor(epsilon * correlation_share) (micro-epsilon). Each record's
+P. Missingness patterns, epsilon_p (measured between steps 1 and 2; step 2 uses its output). Why: per-column
+   missing cells drawn through the copula lose which cells are missing TOGETHER (a lab panel
+   missing as a block came out as scattered gaps; the gate's pattern similarity was 0.05-0.26 on
+   pbc). The declared-nullable columns, in declared order, form G groups of at most 12
+   (missingness.declared_pattern_groups); each group's domain is all 2^g subsets of its columns,
+   from the declarations only, never from the patterns seen. Each record falls in exactly one
+   pattern cell per group (a function of its own cells), so one unit moves the G histograms by at
+   most G k in L1: geometric noise at sensitivity G k and epsilon_p (missingness
+   .noisy_pattern_counts). Dropping cells below a public threshold set by that noise scale and
+   the number of cells, and normalising, is post-processing (missingness.thresholded_distribution).
+2. Correlations, epsilon_c = floor(epsilon' * correlation_share) (micro-epsilon). Each record's
    value in column j becomes a normal score z_j that is a function of that record's cell and of the
    RELEASED marginals only (the mean of a standard normal over the cell's quantile interval),
    clipped to [-c, c]; a record counting nowhere in j scores 0. The released statistic is the vector
@@ -27,21 +44,31 @@ pairwise sum by at most k c^2).
    rounds its output to a power of two; neither is read from the data. Turning the sums into a
    correlation matrix (dividing by the noisy row count from step 1, centring with the score
    moments implied by the released marginals, projecting to the nearest valid correlation matrix)
-   is post-processing. Because step 2 is chosen after step 1 is released, this is adaptive
-   sequential composition, which holds for pure DP: epsilon_m + epsilon_c = epsilon.
+   is post-processing. Because step 2 is chosen after steps 1 and P are released, this is adaptive
+   sequential composition, which holds for pure DP: epsilon_m + epsilon_p + epsilon_c = epsilon.
+   With patterns, the d columns are scored against their released distributions over VALUE cells
+   (a missing cell scores 0, like a record counting nowhere) and each pattern group is one more
+   dimension, scored by its cell under the released pattern distribution (cells ordered by how
+   many columns are missing): (d + G)(d + G - 1)/2 sums, same sensitivity c^2 k each.
 
 Sampling (post-processing, seeded by the job's seed): Z ~ N(0, R), U = Phi(Z), each U read through
 the column's released CDF to a cell; a numeric value is placed inside its bin by where U falls in
-the cell's CDF interval. The mechanisms' noise is NOT seeded from the job seed, which is recorded
-on the receipt: a known seed would let anyone subtract the noise. diffprivlib then draws from
+the cell's CDF interval. With patterns, each group's U picks the row's pattern, the columns' U pick
+value cells, and the cells the pattern says are missing are blanked: a column declared
+non-nullable is in no group and has no missing cell, so it is never blanked. The mechanisms' noise
+is NOT seeded from the job seed, which is recorded on the receipt: a known seed would let anyone
+subtract the noise. diffprivlib then draws from
 `secrets.SystemRandom`. So the same seed does not reproduce a DP release; a new draw of noise is a
-new release and spends new budget. `released_state()` saves the noisy counts and noisy sums (and
-nothing else from the data); `from_released_state` rebuilds the marginals and the correlation from
-them, so a retried job samples again without reading the data or spending anything.
+new release and spends new budget. `released_state()` saves the noisy counts, the noisy pattern
+cells kept by the threshold with their probabilities (`missing_patterns`; a state saved before
+patterns were modelled has none and samples as it did then), and the noisy sums (and nothing else from the
+data); `from_released_state` rebuilds the marginals and the correlation from them, so a retried
+job samples again without reading the data or spending anything.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import warnings
 from collections.abc import Iterator, Mapping
@@ -57,16 +84,26 @@ from scipy.stats import norm
 from generation.synthesizers.base import ProgressFn
 from generation.synthesizers.dp_base import DPSynthesizer, library_version
 from generation.synthesizers.dp_budget import (
+    MICRO,
     PrivacyLedger,
     mechanism_epsilon,
     mechanism_epsilon_each,
     split_epsilon,
 )
 from generation.synthesizers.dp_domain import NOWHERE, ColumnDomain
+from generation.synthesizers.missingness import (
+    PatternGroup,
+    ReleasedPatterns,
+    declared_pattern_groups,
+    laplace_threshold,
+    missing_flags,
+    noisy_pattern_counts,
+)
 from generation.synthesizers.options import float_option
 
 DEFAULT_BINS, MAX_BINS = 20, 200
 DEFAULT_CORRELATION_SHARE = 0.5
+PATTERN_SHARE = Decimal("0.25")  # of epsilon, for the missingness patterns (when they are modelled)
 DEFAULT_SCORE_CLIP = 2.0
 _EIGEN_FLOOR = 1e-6  # keeps the projected correlation matrix positive definite (Cholesky)
 SUM_ROWS_BOUND = 10**9  # Snapping's public clamp: |S_jk| <= c^2 x this many rows
@@ -179,10 +216,16 @@ def noisy_correlation_sums(
 ) -> dict[tuple[int, int], float]:
     """Step 2: Snapping (floating-point-safe Laplace) noise on the pairwise sums of clipped normal
     scores, each sum with sensitivity k c^2 and an equal share of epsilon_c."""
+    return noised_sums(normal_scores(codes, marginals, clip), clip=clip, epsilon=epsilon, ledger=ledger, k=k)
+
+
+def noised_sums(
+    z: np.ndarray, *, clip: float, epsilon: Decimal, ledger: PrivacyLedger, k: int = 1
+) -> dict[tuple[int, int], float]:
+    """Snapping noise on every pairwise sum of the columns of `z` (scores already in [-clip, clip])."""
     from diffprivlib.mechanisms import Snapping
 
-    z = normal_scores(codes, marginals, clip)
-    pairs = list(itertools.combinations(range(len(marginals)), 2))
+    pairs = list(itertools.combinations(range(z.shape[1]), 2))
     sensitivity = clip**2 * k
     bound = clip**2 * SUM_ROWS_BOUND
     mechanism = Snapping(
@@ -233,17 +276,26 @@ def sample_copula(
     rows: int,
     seed: int,
 ) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    latent = rng.standard_normal((rows, len(domains))) @ np.linalg.cholesky(correlation).T
-    uniform = np.minimum(norm.cdf(latent), np.nextafter(1.0, 0.0))
+    uniform = copula_uniforms(correlation, rows=rows, seed=seed)
     columns = {}
     for j, (domain, marginal) in enumerate(zip(domains, marginals, strict=True)):
-        lower, upper = marginal.cdf
-        cells = np.searchsorted(upper, uniform[:, j], side="right")
-        mass = np.maximum(marginal.probabilities[cells], 1e-300)
-        within = np.clip((uniform[:, j] - lower[cells]) / mass, 0.0, np.nextafter(1.0, 0.0))
+        cells, within = cells_from_uniform(marginal, uniform[:, j])
         columns[domain.name] = domain.decode(cells, within)
     return pd.DataFrame(columns)
+
+
+def copula_uniforms(correlation: np.ndarray, *, rows: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    latent = rng.standard_normal((rows, len(correlation))) @ np.linalg.cholesky(correlation).T
+    return np.minimum(norm.cdf(latent), np.nextafter(1.0, 0.0))
+
+
+def cells_from_uniform(marginal: Marginal, uniform: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each U read through the released CDF to a cell, and where in the cell it fell (in [0, 1))."""
+    lower, upper = marginal.cdf
+    cells = np.searchsorted(upper, uniform, side="right")
+    mass = np.maximum(marginal.probabilities[cells], 1e-300)
+    return cells, np.clip((uniform - lower[cells]) / mass, 0.0, np.nextafter(1.0, 0.0))
 
 
 class DPCopulaSynthesizer(DPSynthesizer):
@@ -264,6 +316,8 @@ class DPCopulaSynthesizer(DPSynthesizer):
         self.score_clip = float_option(given, "score_clip", default=DEFAULT_SCORE_CLIP, low=0.5, high=5.0)
         self.counts: list[np.ndarray] = []
         self.sums: dict[tuple[int, int], float] = {}
+        self.patterns: ReleasedPatterns | None = None
+        self.pattern_counts: list[np.ndarray] = []
 
     def settings(self) -> dict[str, Any]:
         # `delta` is accepted for a uniform interface but unused: this synthesizer spends delta = 0.
@@ -272,20 +326,32 @@ class DPCopulaSynthesizer(DPSynthesizer):
             "score_clip": self.score_clip,
         }
 
+    def _pattern_groups(self) -> list[PatternGroup]:
+        """From the declarations only: which columns may be missing, never which are."""
+        return declared_pattern_groups([d.name for d in self.domains if d.spec.nullable])
+
     def _measure(self, codes: np.ndarray, progress: ProgressFn) -> None:
         k = self.rows_per_unit
+        groups = self._pattern_groups()
+        epsilon, pattern_eps = pattern_split(self.epsilon) if groups else (self.epsilon, None)
         marginal_eps, correlation_eps = (
-            split_epsilon(self.epsilon, self.correlation_share)
-            if len(self.domains) > 1
-            else (self.epsilon, None)
+            split_epsilon(epsilon, self.correlation_share) if len(self.domains) > 1 else (epsilon, None)
         )
         with privacy_leaks_are_errors():
             self.counts = noisy_counts(self.domains, codes, marginal_eps, self.ledger, k=k)
             progress(0.4, "noisy marginals released")
+            if pattern_eps is not None:
+                cells = np.column_stack([g.cell_codes(missing_flags(codes, self.domains, g)) for g in groups])
+                # Kept in memory only (tests read it); the release keeps the thresholded cells.
+                self.pattern_counts = noisy_pattern_counts(groups, cells, pattern_eps, self.ledger, k=k)
+                scale = len(groups) * k / float(pattern_eps)
+                self.patterns = ReleasedPatterns.from_noisy(
+                    groups, self.pattern_counts, functools.partial(laplace_threshold, scale)
+                )
+                progress(0.55, "noisy missingness patterns released")
             if correlation_eps is not None:
-                self.sums = noisy_correlation_sums(
-                    codes,
-                    marginals_from_counts(self.counts),
+                self.sums = noised_sums(
+                    self._scores(codes, marginals_from_counts(self.counts)),
                     clip=self.score_clip,
                     epsilon=correlation_eps,
                     ledger=self.ledger,
@@ -293,22 +359,109 @@ class DPCopulaSynthesizer(DPSynthesizer):
                 )
             progress(0.7, "noisy correlations released")
 
+    def _scores(self, codes: np.ndarray, marginals: list[Marginal]) -> np.ndarray:
+        """Each record's clipped normal scores: one per column, then one per pattern group. With
+        patterns, a column is scored against its released distribution of present values and a
+        missing cell scores 0 (its missingness is in the group's score). Each score is a function of
+        the record and released outputs only, in [-c, c]: the sensitivity argument is unchanged."""
+        if self.patterns is None:
+            return normal_scores(codes, marginals, self.score_clip)
+        present = codes.copy()
+        for j, domain in enumerate(self.domains):
+            if domain.missing_cell is not None:
+                present[:, j] = np.where(codes[:, j] == domain.missing_cell, NOWHERE, codes[:, j])
+        values = normal_scores(
+            present,
+            [value_marginal(m, d) for m, d in zip(marginals, self.domains, strict=True)],
+            self.score_clip,
+        )
+        groups = self.patterns.groups
+        cells = np.column_stack([g.cell_codes(missing_flags(codes, self.domains, g)) for g in groups])
+        patterns = normal_scores(cells, pattern_marginals(self.patterns, marginals), self.score_clip)
+        return np.column_stack([values, patterns])
+
     def _released_payload(self) -> dict[str, Any]:
-        return {
+        payload: dict[str, Any] = {
             "marginal_counts": [[int(v) for v in c] for c in self.counts],
             "correlation_sums": [[j, m, value] for (j, m), value in sorted(self.sums.items())],
         }
+        if self.patterns is not None:
+            payload["missing_patterns"] = self.patterns.to_json()
+        return payload
 
     def _restore_payload(self, payload: dict[str, Any]) -> None:
         self.counts = [np.asarray(c, dtype=np.int64) for c in payload["marginal_counts"]]
         if [len(c) for c in self.counts] != [d.cells for d in self.domains]:
             raise ValueError("The saved DP state does not match its declared domain.")
         self.sums = {(int(j), int(m)): float(value) for j, m, value in payload["correlation_sums"]}
+        # A state saved before patterns were modelled has none: it samples as it did then.
+        saved = payload.get("missing_patterns")
+        nullable = {d.name for d in self.domains if d.spec.nullable}
+        self.patterns = None if saved is None else ReleasedPatterns.from_json(saved, nullable)
 
     def _sample(self, *, rows: int, seed: int) -> pd.DataFrame:
         marginals = marginals_from_counts(self.counts)
+        if self.patterns is not None:
+            return self._sample_with_patterns(marginals, rows=rows, seed=seed)
         correlation = np.eye(len(self.domains))
         if self.sums:
             scores = [cell_scores(m, self.score_clip) for m in marginals]
             correlation = _correlation_from_sums(self.sums, marginals, scores)
         return sample_copula(self.domains, marginals, correlation, rows=rows, seed=seed)
+
+    def _sample_with_patterns(self, marginals: list[Marginal], *, rows: int, seed: int) -> pd.DataFrame:
+        """Post-processing: one copula over the present values and the pattern groups; each row's
+        sampled patterns then blank its cells (only declared-nullable columns are in a group)."""
+        assert self.patterns is not None
+        values = [value_marginal(m, d) for m, d in zip(marginals, self.domains, strict=True)]
+        dims = values + pattern_marginals(self.patterns, marginals)
+        correlation = np.eye(len(dims))
+        if self.sums:
+            scores = [cell_scores(m, self.score_clip) for m in dims]
+            # Sums over records missing in a column (scored 0 there) are divided by all records,
+            # not by those present: dividing by the released presence share was unbiased but
+            # multiplied the noise, and lost more pair-trend fidelity than it gained (measured).
+            correlation = _correlation_from_sums(self.sums, dims, scores)
+        uniform = copula_uniforms(correlation, rows=rows, seed=seed)
+        cells, within = zip(
+            *(cells_from_uniform(m, uniform[:, j]) for j, m in enumerate(values)), strict=True
+        )
+        cells = np.column_stack(cells)
+        index = {d.name: j for j, d in enumerate(self.domains)}
+        for g, group in enumerate(self.patterns.groups):
+            pattern, _ = cells_from_uniform(dims[len(values) + g], uniform[:, len(values) + g])
+            missing = group.bits()[pattern]
+            for b, name in enumerate(group.columns):
+                j = index[name]
+                gap = self.domains[j].missing_cell
+                assert gap is not None  # a group holds declared-nullable columns only
+                cells[:, j] = np.where(missing[:, b], gap, cells[:, j])
+        return pd.DataFrame({d.name: d.decode(cells[:, j], within[j]) for j, d in enumerate(self.domains)})
+
+
+def pattern_split(epsilon: Decimal) -> tuple[Decimal, Decimal | None]:
+    """(epsilon', epsilon_p): floor(epsilon x PATTERN_SHARE) micro-epsilon, at least 1, for the
+    patterns, when at least 2 micro-epsilon are left for the marginals and correlations. Below that
+    (epsilon under 3 micro-epsilon) patterns are not modelled: a choice made from epsilon alone."""
+    micro = int(epsilon / MICRO)
+    part = max(1, int(Decimal(micro) * PATTERN_SHARE))
+    if micro - part < 2:
+        return epsilon, None
+    return Decimal(micro - part) * MICRO, Decimal(part) * MICRO
+
+
+def pattern_marginals(patterns: ReleasedPatterns, marginals: list[Marginal]) -> list[Marginal]:
+    """The released pattern distributions, with the columns' median noisy total (none is saved)."""
+    total = float(np.median([m.noisy_total for m in marginals]))
+    return [Marginal(p, total) for p in patterns.distributions()]
+
+
+def value_marginal(marginal: Marginal, domain: ColumnDomain) -> Marginal:
+    """Post-processing: a column's released distribution over its value cells only (the missing
+    cell's mass is the patterns' business). No mass left on any value: uniform over the values."""
+    if domain.missing_cell is None:
+        return marginal
+    values = marginal.probabilities[: domain.value_cells]
+    if values.sum() <= 0:
+        values = np.ones(domain.value_cells)
+    return Marginal(np.append(values / values.sum(), 0.0), marginal.noisy_total)

@@ -7,6 +7,23 @@ graphical model to the noisy measurements (Private-PGM / mbi). Budget: rho-zCDP 
 SynthGate changes in smartnoise's MST (declared domain, no exact `known_total`, OS-seeded
 exponential mechanism, OpenDP discrete Gaussian, k-scaled sensitivities, saved measurements) is
 described in dp_pgm.
+
+Joint missingness (issue 12). With two or more declared-nullable columns, rho is split in quarters
+instead: the fourth quarter measures the missingness patterns, each group of declared-nullable
+columns (missingness.declared_pattern_groups: every subset of them is a declared cell, nothing is
+read from the data) as one histogram with OpenDP's discrete Gaussian. One unit (k rows) moves each
+group's histogram by at most k in L2; the G histograms are measured separately at a scale giving
+each rho_p / G, so they compose to rho_p = rho / 4 (checked with the other measurements against the
+whole rho). Why a histogram of its own and not one more attribute of the model: MST's 1-way noise
+(a third of rho shared by every column) on 2^g cells buries every pattern but the commonest on a
+table the size of pbc, and its domain compression then draws the rest uniformly from thousands
+of patterns. Sampling (post-processing): each row's patterns are drawn from the released
+histograms (cells below a public noise threshold dropped, missingness.thresholded_distribution;
+only the kept cells are saved),
+the model's rows are drawn four times over and each pattern gets a model row whose own missing
+cells are nearest to it, so the values still follow the model given the pattern; its cells are
+then blanked or, where the model had a gap the pattern does not, filled with one of the model's own
+draws of that column that is not a gap.
 """
 
 from __future__ import annotations
@@ -19,6 +36,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from generation.synthesizers.base import ProgressFn
 from generation.synthesizers.dp_base import library_version, os_seeded_generator
 from generation.synthesizers.dp_budget import mechanism_epsilon
 from generation.synthesizers.dp_pgm import (
@@ -36,11 +54,19 @@ from generation.synthesizers.dp_pgm import (
     measurement_to_json,
     sample_model,
 )
+from generation.synthesizers.missingness import (
+    PatternGroup,
+    ReleasedPatterns,
+    declared_pattern_groups,
+    gaussian_threshold,
+    missing_flags,
+)
 from generation.synthesizers.options import int_option
 
 DEFAULT_BINS, MAX_BINS = 20, 100  # 20: see docs/benchmarks.md (10 capped univariate accuracy near 0.87)
 DEFAULT_ITERS = 3000  # mirror descent on the final model (post-processing; smartnoise uses 5000)
 SELECT_ITERS = 1000  # mirror descent on the 1-way model used to score candidate edges
+OVERSAMPLE = 4  # model rows drawn per released row, to find one whose gaps match its pattern
 
 
 def smartnoise_available() -> bool:
@@ -61,12 +87,19 @@ def _mst_class() -> type:
         released: dict[str, Any]
         rho_budget: float
         rho_used: float
+        pattern_groups: list[PatternGroup] = []
+        pattern_cells: np.ndarray | None = None  # rows x groups: each record's pattern cell
 
         def MST(self, data: Any, epsilon: float, delta: float) -> None:  # noqa: N802 (library name)
-            # Mirrors MSTSynthesizer.MST of smartnoise-synth 1.0.8: rho in thirds, no known_total.
+            # Mirrors MSTSynthesizer.MST of smartnoise-synth 1.0.8: rho in thirds, no known_total;
+            # with declared-nullable columns, a quarter first goes to the missingness patterns.
             self.rho_budget = cdp_rho(epsilon, delta)
             self.rho_used = 0.0
             rho = self.rho_budget / self.k**2  # each unit moves every marginal by <= k (L2)
+            patterns = None
+            if self.pattern_groups:
+                patterns = self._measure_patterns(rho / 4)
+                rho -= rho / 4
             sigma = math.sqrt(3 / (2 * rho))
             attrs = list(data.domain.attrs)
             sizes = dict(zip(attrs, data.domain.shape, strict=True))
@@ -85,8 +118,23 @@ def _mst_class() -> type:
                 "one_way": [measurement_to_json(m) for m in one_way],
                 "two_way": [measurement_to_json(m) for m in two_way],
             }
+            if patterns is not None:
+                self.released["missing_patterns"] = patterns
             if self.rho_used > self.rho_budget * (1 + 1e-9):
                 raise RuntimeError("MST spent more rho than (epsilon, delta) allows.")
+
+        def _measure_patterns(self, rho: float) -> dict[str, Any]:
+            # G histograms, each at rho / G (rho already divided by k^2): scale sqrt(G / (2 rho)).
+            assert self.pattern_cells is not None
+            scale = math.sqrt(len(self.pattern_groups) / (2 * rho))
+            counts = []
+            for g, group in enumerate(self.pattern_groups):
+                exact = np.bincount(self.pattern_cells[:, g], minlength=group.cells).astype(np.int64)
+                noisy, _ = discrete_gaussian(exact, scale)
+                self.rho_used += gaussian_rho(scale, self.k)
+                counts.append(noisy)
+            threshold = functools.partial(gaussian_threshold, scale)
+            return ReleasedPatterns.from_noisy(self.pattern_groups, counts, threshold).to_json()
 
         def _measure(self, data: Any, cliques: list[tuple[str, ...]], sigma: float) -> list[Any]:
             # As MSTSynthesizer.measure (equal weights, so sigma * sqrt(#cliques) each), with OpenDP's
@@ -153,11 +201,18 @@ class DPMSTSynthesizer(SmartNoisePGMSynthesizer):
         self.released: dict[str, Any] = {}
         self._model: Any = None
         self._supports: dict[str, np.ndarray] = {}
+        self._pattern_cells: np.ndarray | None = None
 
     def settings(self) -> dict[str, Any]:
         return super().settings() | {"iters": self.iters}
 
     def _mechanism_facts(self) -> list[dict[str, Any]]:
+        share = "rho/4" if "missing_patterns" in self.released else "rho/3"
+        patterns = (
+            [("missingness patterns", "discrete Gaussian, rho/4", "opendp", f"{self.rows_per_unit} (L2)")]
+            if "missing_patterns" in self.released
+            else []
+        )
         return super()._mechanism_facts() + [
             {
                 "step": step,
@@ -169,22 +224,47 @@ class DPMSTSynthesizer(SmartNoisePGMSynthesizer):
                 "sensitivity": sensitivity,
             }
             for step, mechanism, library, sensitivity in (
-                ("1-way marginals", "discrete Gaussian, rho/3", "opendp", f"{self.rows_per_unit} (L2)"),
+                *patterns,
+                ("1-way marginals", f"discrete Gaussian, {share}", "opendp", f"{self.rows_per_unit} (L2)"),
                 (
                     "tree selection",
-                    "exponential mechanism, rho/3",
+                    f"exponential mechanism, {share}",
                     "smartnoise-synth",
                     f"{self.rows_per_unit}",
                 ),
-                ("2-way marginals", "discrete Gaussian, rho/3", "opendp", f"{self.rows_per_unit} (L2)"),
+                ("2-way marginals", f"discrete Gaussian, {share}", "opendp", f"{self.rows_per_unit} (L2)"),
                 ("model", "Private-PGM mirror descent (post-processing)", "mbi", "-"),
             )
         ]
 
+    def _pattern_groups(self) -> list[PatternGroup]:
+        """From the declarations only: which columns may be missing, never which are."""
+        return declared_pattern_groups([d.name for d in self.domains if d.spec.nullable])
+
+    def _measure(self, codes: np.ndarray, progress: ProgressFn) -> None:
+        # Every record counts in the patterns, also one the model leaves out (a value in no
+        # declared cell): its pattern is read from its own cells alone.
+        groups = self._pattern_groups()
+        self._pattern_cells = (
+            np.column_stack([g.cell_codes(missing_flags(codes, self.domains, g)) for g in groups])
+            if groups
+            else None
+        )
+        super()._measure(codes, progress)
+        self._pattern_cells = None
+
     def _smartnoise(self, epsilon: float) -> Any:
         synth = _mst_class()(epsilon=epsilon, delta=mechanism_epsilon(self.delta))
         synth.k = self.rows_per_unit
+        synth.pattern_groups = self._pattern_groups() if self._pattern_cells is not None else []
+        synth.pattern_cells = self._pattern_cells
         return synth
+
+    def _restore_payload(self, payload: dict[str, Any]) -> None:
+        super()._restore_payload(payload)
+        saved = payload.get("missing_patterns")  # absent in a state saved before patterns were modelled
+        if saved is not None:  # checked against the declarations now, not when sampling
+            ReleasedPatterns.from_json(saved, {d.name for d in self.domains if d.spec.nullable})
 
     def _fitted_model(self) -> Any:
         if self._model is None:
@@ -201,6 +281,66 @@ class DPMSTSynthesizer(SmartNoisePGMSynthesizer):
         model = self._fitted_model()
         attrs = self.released["attrs"]
         rng = np.random.default_rng(seed)
-        cells = expand_codes(sample_model(model, attrs, rows=rows, seed=seed), attrs, self._supports, rng)
+        patterns = self.released.get("missing_patterns")
+        drawn = rows * (OVERSAMPLE if patterns else 1)
+        cells = expand_codes(sample_model(model, attrs, rows=drawn, seed=seed), attrs, self._supports, rng)
+        if patterns:
+            cells = self._cells_with_patterns(cells, patterns, rows=rows, rng=rng)
         within = rng.random((rows, len(self.domains)))
         return pd.DataFrame({d.name: d.decode(cells[:, j], within[:, j]) for j, d in enumerate(self.domains)})
+
+    def _cells_with_patterns(
+        self, cells: np.ndarray, patterns: dict[str, Any], *, rows: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Post-processing (module docstring): released patterns, a model row nearest to each, and
+        its cells made to agree with the pattern."""
+        released = ReleasedPatterns.from_json(patterns, {d.name for d in self.domains if d.spec.nullable})
+        index = {d.name: j for j, d in enumerate(self.domains)}
+        columns = [name for group in released.groups for name in group.columns]
+        wanted = [
+            group.bits()[rng.choice(group.cells, size=rows, p=p)]
+            for group, p in zip(released.groups, released.distributions(), strict=True)
+        ]
+        target = np.column_stack(wanted)
+        gaps = np.column_stack([cells[:, index[c]] == self.domains[index[c]].missing_cell for c in columns])
+        out = cells[nearest_rows(gaps, target)]
+        for b, name in enumerate(columns):
+            j, domain = index[name], self.domains[index[name]]
+            gap = domain.missing_cell
+            assert gap is not None  # a group holds declared-nullable columns only
+            filled = out[:, j] == gap
+            out[:, j] = np.where(
+                target[:, b], gap, np.where(filled, self._fill(cells[:, j], gap, j, rows, rng), out[:, j])
+            )
+        return out
+
+    def _fill(self, drawn: np.ndarray, gap: int, j: int, rows: int, rng: np.random.Generator) -> np.ndarray:
+        """A value cell for every row: one of the model's own draws of column j that is not a gap
+        (the model's distribution of j among present values); the noisy 1-way if it drew none."""
+        present = drawn[drawn != gap]
+        if present.size:
+            return rng.choice(present, size=rows)
+        return rng.choice(gap, size=rows, p=self._value_distribution(j, gap))
+
+    def _value_distribution(self, j: int, cells: int) -> np.ndarray:
+        """Column j's noisy 1-way measurement over its value cells, negatives at 0 (post-processing)."""
+        attr = self.released["attrs"][j]  # SmartNoise's name for the column
+        (item,) = [m for m in self.released["one_way"] if m["clique"] == [attr]]
+        values = np.maximum(np.asarray(item["y"], dtype=float)[:cells], 0.0)
+        return values / values.sum() if values.sum() > 0 else np.full(cells, 1.0 / cells)
+
+
+def nearest_rows(gaps: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """For each target pattern, a distinct candidate row whose own gaps differ from it in the fewest
+    columns (candidates are in random order; the commonest target patterns choose first)."""
+    keys, inverse, counts = np.unique(target, axis=0, return_inverse=True, return_counts=True)
+    free = np.ones(len(gaps), dtype=bool)
+    chosen = np.empty(len(target), dtype=np.int64)
+    for k in np.argsort(-counts, kind="stable"):
+        rows = np.flatnonzero(inverse.reshape(-1) == k)
+        pool = np.flatnonzero(free)
+        distance = (gaps[pool] != keys[k]).sum(axis=1)
+        picked = pool[np.argsort(distance, kind="stable")[: len(rows)]]
+        chosen[rows] = picked
+        free[picked] = False
+    return chosen

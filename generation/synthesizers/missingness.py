@@ -22,12 +22,19 @@ blanked, so no missing value is invented in it.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from generation.synthesizers.base import ColumnSpec
+from generation.synthesizers.dp_base import library_version
+from generation.synthesizers.dp_budget import PrivacyLedger, mechanism_epsilon
+from generation.synthesizers.dp_domain import ColumnDomain
 
 PATTERN_COLUMN = "__synthgate_missing_pattern__"
 MIN_PATTERN_ROWS = 5
@@ -107,3 +114,189 @@ def _hot_deck(frame: pd.DataFrame, columns: list[ColumnSpec], *, seed: int) -> p
         filled[missing] = rng.choice(observed, size=int(missing.sum()))
         out[spec.name] = pd.Series(filled, index=series.index).astype(series.dtype, errors="ignore")
     return out
+
+
+# --- Joint missingness for the DP synthesizers ---------------------------------------------------
+#
+# A DP synthesizer may not learn which patterns occur (that is read from the data), so its pattern
+# domain is every pattern the DECLARATIONS allow: each subset of the declared-nullable columns. With
+# k of them that is 2^k cells; k above MAX_GROUP_COLUMNS is cut, in declared order, into near-equal
+# groups of at most that many columns, each its own pattern variable (2^g cells). Which group a
+# column falls in depends on the declarations only, never on the data. Within a group, cells are
+# ordered by how many columns are missing (then by the bit pattern), so "more missing" is "higher"
+# when a copula orders the cells.
+
+MAX_GROUP_COLUMNS = 20  # 2^20 (about a million) declared patterns per group at most
+SPURIOUS_CELLS = 0.05  # expected number of empty pattern cells whose noise survives the threshold
+
+
+@dataclass(frozen=True)
+class PatternGroup:
+    """Declared-nullable columns whose missingness is modelled jointly, as one categorical variable."""
+
+    columns: tuple[str, ...]
+
+    @property
+    def cells(self) -> int:
+        return 2 ** len(self.columns)
+
+    def bits(self) -> np.ndarray:
+        """Cell -> which of the group's columns are missing (cells x columns, bool)."""
+        return _ordered_bits(len(self.columns))
+
+    def cell_codes(self, missing: np.ndarray) -> np.ndarray:
+        """Each record's pattern cell from its missing flags (rows x columns, bool), record by record."""
+        width = len(self.columns)
+        weights = 1 << np.arange(width - 1, -1, -1)
+        value = missing.astype(np.int64) @ weights
+        return _cell_of_value(width)[value]
+
+
+def declared_pattern_groups(nullable: list[str]) -> list[PatternGroup]:
+    """The pattern variables for these declared-nullable columns (in declared order). None for fewer
+    than two: one column's missing rate is already its marginal's missing cell."""
+    if len(nullable) < 2:
+        return []
+    count = -(-len(nullable) // MAX_GROUP_COLUMNS)
+    return [PatternGroup(tuple(str(n) for n in part)) for part in np.array_split(np.array(nullable), count)]
+
+
+def _ordered_bits(width: int) -> np.ndarray:
+    return _pattern_order(width)[0]
+
+
+def _cell_of_value(width: int) -> np.ndarray:
+    return _pattern_order(width)[1]
+
+
+@functools.cache
+def _pattern_order(width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(cell -> missing flags, bit pattern as a number -> cell), cells by popcount then bits; cached
+    and read-only (2^20 patterns take 20 MB of flags)."""
+    values = np.arange(2**width, dtype=np.uint32)
+    flags = ((values[:, None] >> np.arange(width - 1, -1, -1, dtype=np.uint32)) & 1).astype(bool)
+    order = np.lexsort((values, flags.sum(axis=1)))  # by how many are missing, then by bits
+    bits = flags[order]
+    cell = np.empty(2**width, dtype=np.int64)
+    cell[order] = np.arange(2**width)
+    bits.setflags(write=False)
+    cell.setflags(write=False)
+    return bits, cell
+
+
+def thresholded_distribution(noisy: np.ndarray, threshold: float) -> np.ndarray:
+    """Post-processing of a noisy pattern histogram: a distribution over the declared patterns.
+
+    Most of the 2^g declared patterns are empty, and on a small table each empty cell's positive
+    noise, summed over thousands of cells, would outweigh the real patterns (norm-sub still leaves a
+    few spurious cells with the mass of a whole real pattern). So only cells at or above a threshold
+    set by the noise and the number of cells (public: declarations, epsilon; `laplace_threshold`,
+    `gaussian_threshold`) are kept, so that fewer than SPURIOUS_CELLS empty cells are expected to
+    pass. Patterns rarer than the threshold are lost; that costs their (small) share.
+    """
+    counts = np.asarray(noisy, dtype=float)
+    kept = np.where(counts >= threshold, counts, 0.0)
+    if kept.sum() <= 0:  # nothing stands out of the noise: the most common noisy pattern only
+        kept = np.zeros(len(counts))
+        kept[int(np.argmax(counts))] = 1.0
+    return kept / kept.sum()
+
+
+@dataclass(frozen=True)
+class ReleasedPatterns:
+    """The post-processed pattern histograms: per group, the cells `thresholded_distribution` kept and
+    their probabilities. This, not the 2^g raw noisy counts, is what a released state saves (and no
+    count: a noisy count can equal the row count by chance, which a saved state must not show)."""
+
+    groups: list[PatternGroup]
+    kept: list[dict[int, float]]
+
+    @classmethod
+    def from_noisy(
+        cls, groups: list[PatternGroup], noisy: list[np.ndarray], threshold: Callable[[int], float]
+    ) -> ReleasedPatterns:
+        kept = []
+        for counts in noisy:
+            p = thresholded_distribution(counts, threshold(len(counts)))
+            kept.append({int(c): float(p[c]) for c in np.flatnonzero(p)})
+        return cls(groups, kept)
+
+    def distributions(self) -> list[np.ndarray]:
+        out = []
+        for group, kept in zip(self.groups, self.kept, strict=True):
+            p = np.zeros(group.cells)
+            p[list(kept)] = list(kept.values())
+            out.append(p / p.sum())
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "groups": [list(g.columns) for g in self.groups],
+            "kept": [[[cell, p] for cell, p in sorted(kept.items())] for kept in self.kept],
+        }
+
+    @classmethod
+    def from_json(cls, saved: dict[str, Any], nullable: set[str]) -> ReleasedPatterns:
+        groups = [PatternGroup(tuple(str(n) for n in names)) for names in saved["groups"]]
+        kept = [{int(cell): float(p) for cell, p in items} for items in saved["kept"]]
+        if (
+            len(kept) != len(groups)
+            or any(not set(g.columns) <= nullable for g in groups)
+            or any(
+                not k or not all(0 <= c < g.cells and p > 0 for c, p in k.items())
+                for g, k in zip(groups, kept, strict=False)
+            )
+        ):
+            raise ValueError("The saved DP state's missingness patterns do not match its declared domain.")
+        return cls(groups, kept)
+
+
+def laplace_threshold(scale: float, cells: int) -> float:
+    """Two-sided geometric noise of scale b (sensitivity / epsilon): P(noise >= t) <= exp(-t / b)."""
+    return scale * float(np.log(max(cells, 2) / SPURIOUS_CELLS))
+
+
+def gaussian_threshold(sigma: float, cells: int) -> float:
+    """(Discrete) Gaussian noise of scale sigma: P(noise >= t) <= exp(-t^2 / (2 sigma^2))."""
+    return sigma * float(np.sqrt(2 * np.log(max(cells, 2) / SPURIOUS_CELLS)))
+
+
+def missing_flags(codes: np.ndarray, domains: list[ColumnDomain], group: PatternGroup) -> np.ndarray:
+    """rows x group columns: is the record's cell its column's declared missing cell (record alone)."""
+    index = {d.name: j for j, d in enumerate(domains)}
+    return np.column_stack(
+        [codes[:, index[name]] == domains[index[name]].missing_cell for name in group.columns]
+    )
+
+
+def noisy_pattern_counts(
+    groups: list[PatternGroup],
+    cells: np.ndarray,
+    epsilon: Decimal,
+    ledger: PrivacyLedger,
+    *,
+    k: int = 1,
+) -> list[np.ndarray]:
+    """Discrete (geometric) noise on every declared pattern cell of every group.
+
+    `cells` is rows x groups, each record's pattern cell in each group. One record falls in exactly
+    one cell of each group, so one unit (k rows) moves the concatenated histograms by at most
+    groups x k in L1: coordinate-wise geometric noise at that sensitivity is epsilon-DP for all of them.
+    """
+    from diffprivlib.mechanisms import Geometric
+
+    sensitivity = len(groups) * k
+    mechanism = Geometric(epsilon=mechanism_epsilon(epsilon), sensitivity=sensitivity)
+    ledger.record(
+        "missingness patterns",
+        f"Geometric (two-sided geometric, integer counts), {sum(g.cells for g in groups)} declared patterns",
+        epsilon,
+        sensitivity,
+        library="diffprivlib",
+        version=library_version("diffprivlib"),
+    )
+    released = []
+    for g, group in enumerate(groups):
+        counts = np.bincount(cells[:, g], minlength=group.cells)
+        released.append(np.array([mechanism.randomise(int(c)) for c in counts], dtype=np.int64))
+    return released

@@ -25,6 +25,7 @@ from portal.services import user_create
 
 # One documented password for every demo login; it passes Django's password validators.
 DEMO_PASSWORD = "synthgate-demo-2026"
+DEMO_EMAIL_DOMAIN = "example.org"
 DEMO_USERS: list[tuple[str, str, str]] = [
     ("scientist", Role.DATA_SCIENTIST, "Cardiology"),
     ("officer", Role.PRIVACY_OFFICER, "Privacy"),
@@ -132,7 +133,13 @@ class Command(BaseCommand):
         if user is None:
             # actor=None: a trusted operator on the host, the same path as create_portal_user.
             user = user_create(
-                actor=None, username=username, password=DEMO_PASSWORD, role=role, team_name=team
+                actor=None,
+                username=username,
+                password=DEMO_PASSWORD,
+                role=role,
+                team_name=team,
+                # The demo's e-mail backend is the console: notifications show up in `make run`'s output.
+                email=f"{username}@{DEMO_EMAIL_DOMAIN}",
             )
         if role in NEEDS_SECOND_FACTOR and not mfa_enrolled(user):
             totp_enrol_with_secret(user=user, secret_base32=DEMO_TOTP_SECRET)

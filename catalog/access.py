@@ -1,0 +1,376 @@
+"""Access that is enforced: expiry and renewal, withdrawal for incidents, access requests and grants.
+
+Every write authorizes, changes state and writes its audit event in one transaction; a refusal is
+audited in its own committed transaction (audit_denied) before the error is raised, so it leaves
+evidence and changes nothing. Audit rows carry ids, dates and counts only: never the free-text
+purpose, comment or reason (a person may type anything there), which live on the rows themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import Count, Max, QuerySet
+from django.urls import reverse
+from django.utils import timezone
+
+from audit.models import AuditEvent, Outcome
+from audit.services import audit_denied, audit_record
+from catalog.models import AccessRequest, AccessRequestStatus, Release
+from catalog.selectors import releases_discoverable_to, releases_visible_to
+from core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
+from core.ids import first_by_uuid
+from core.roles import SEES_EVERY_RELEASE, PortalUser, Role, has_role
+
+logger = logging.getLogger(__name__)
+
+MAX_REASON = 2000
+
+
+class Gone(DomainError):
+    """The object exists and the caller may see it, but it may no longer be used (expired or
+    withdrawn). The message says why and what to do. (To move to core.errors.)"""
+
+    status = 410
+    code = "gone"
+
+
+def _is_officer(actor: PortalUser) -> bool:
+    # Renewing, withdrawing and deciding access are privacy decisions. No capability names them yet
+    # (core.roles); the privacy-officer role is the one the issue names.
+    return has_role(actor, Role.PRIVACY_OFFICER)
+
+
+def _refuse(actor: PortalUser, action: str, target_type: str, target_id: Any, reason: str) -> None:
+    audit_denied(actor=actor, action=action, target_type=target_type, target_id=target_id, reason=reason)
+
+
+def _visible_release(actor: PortalUser, release_id: Any, *, for_update: bool = False) -> Release:
+    release = first_by_uuid(releases_visible_to(user=actor), release_id)
+    if release is None:
+        raise NotFound("No such release.")
+    if for_update:
+        return Release.objects.select_for_update().get(pk=release.pk)
+    return release
+
+
+def _text(value: Any, field: str, what: str) -> str:
+    text = str(value or "").strip()
+    if not text:
+        raise ValidationFailed(f"Say {what}.", fields={field: "This field is required."})
+    if len(text) > MAX_REASON:
+        raise ValidationFailed(
+            f"Keep the {field} under {MAX_REASON} characters.", fields={field: "Too long."}
+        )
+    return text
+
+
+def _future(value: Any, field: str) -> datetime:
+    if not isinstance(value, datetime):
+        raise ValidationFailed("Give a date and time.", fields={field: "A date and time is required."})
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value)
+    if value <= timezone.now():
+        raise ValidationFailed(
+            "The date must be in the future.", fields={field: "Choose a date in the future."}
+        )
+    return value
+
+
+# --- Enforcement on the download path ------------------------------------------------------------
+
+
+def release_gone_reason(release: Release) -> str | None:
+    """Why the release may not be downloaded, in words for the user, or None if it may."""
+    if release.withdrawn_at is not None:
+        return f"This release was withdrawn on {release.withdrawn_at.date().isoformat()}: {release.withdrawn_reason}"
+    if release.is_expired:
+        assert release.expires_at is not None
+        return (
+            f"This release expired on {release.expires_at.date().isoformat()}. "
+            "Ask a privacy officer to renew it."
+        )
+    return None
+
+
+def release_refuse_if_gone(*, actor: PortalUser, release: Release) -> None:
+    """Called by release_open_download before any byte is read: expired and withdrawn releases
+    answer 410 with the reason, and the refusal is audited."""
+    reason = release_gone_reason(release)
+    if reason is None:
+        return
+    code = "release_withdrawn" if release.withdrawn_at is not None else "release_expired"
+    _refuse(actor, "release.download", "release", release.pk, code)
+    raise Gone(reason, code=code)
+
+
+# --- Expiry and renewal --------------------------------------------------------------------------
+
+
+def release_renew(*, actor: PortalUser, release_id: Any, expires_at: Any) -> Release:
+    """An officer moves a release's expiry to a later date (an expired release becomes usable
+    again). A withdrawn release cannot be renewed: withdrawal is for incidents."""
+    release = _visible_release(actor, release_id)
+    if not _is_officer(actor):
+        _refuse(actor, "release.renew", "release", release.pk, "not_privacy_officer")
+        raise PermissionDenied("Only a privacy officer can renew a release.")
+    new_expiry = _future(expires_at, "expires_at")
+    with transaction.atomic():
+        release = _visible_release(actor, release_id, for_update=True)
+        if release.withdrawn_at is not None:
+            raise Conflict("A withdrawn release cannot be renewed.", code="release_withdrawn")
+        old = release.expires_at
+        release.expires_at = new_expiry
+        release.save(update_fields=["expires_at"])
+        audit_record(
+            actor=actor,
+            action="release.renew",
+            target_type="release",
+            target_id=release.pk,
+            details={
+                "from": old.isoformat() if old else None,
+                "to": new_expiry.isoformat(),
+                "was_expired": bool(old and old <= timezone.now()),
+            },
+        )
+    return release
+
+
+# --- Withdrawal ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Downloader:
+    user_id: Any
+    username: str
+    downloads: int
+    last_at: datetime
+
+
+def release_downloaders(*, release: Release) -> list[Downloader]:
+    """Everyone who downloaded the release (successful downloads in the audit log), for follow-up."""
+    rows = (
+        AuditEvent.objects.filter(
+            action="release.download",
+            target_type="release",
+            target_id=str(release.pk),
+            outcome=Outcome.SUCCESS,
+        )
+        .values("actor_id", "actor_name")
+        .annotate(downloads=Count("id"), last_at=Max("at"))
+        .order_by("actor_name")
+    )
+    return [Downloader(r["actor_id"], r["actor_name"], r["downloads"], r["last_at"]) for r in rows]
+
+
+def _notify_downloaders(release: Release, downloaders: list[Downloader]) -> int | None:
+    """Tell each downloader through the in-app inbox, when that app is installed. Returns how many
+    were notified, or None when no notification channel exists (the list is still on the page)."""
+    try:
+        from notifications.services import notify  # type: ignore[import-not-found,unused-ignore]
+    except (ImportError, LookupError, RuntimeError):  # the app is absent or not installed
+        return None
+    users = get_user_model().objects.filter(pk__in=[d.user_id for d in downloaders if d.user_id])
+    return int(
+        notify(
+            recipients=list(users),
+            kind="release.withdrawn",
+            message=(
+                f"Release “{release.title}” that you downloaded was withdrawn. "
+                "Stop using it and delete your copies; the release page says why."
+            ),
+            url=reverse("catalog:release-detail", args=[release.pk]),
+            target_type="release",
+            target_id=release.pk,
+        )
+    )
+
+
+def release_withdraw(*, actor: PortalUser, release_id: Any, reason: Any) -> Release:
+    """A privacy officer withdraws a release: downloads answer 410 with the reason, the card shows
+    it, and everyone who downloaded it is notified. Withdrawing twice is a no-op."""
+    release = _visible_release(actor, release_id)
+    if not _is_officer(actor):
+        _refuse(actor, "release.withdraw", "release", release.pk, "not_privacy_officer")
+        raise PermissionDenied("Only a privacy officer can withdraw a release.")
+    text = _text(reason, "reason", "why the release is withdrawn")
+    return _withdraw(actor, release.pk, text, cause="release")
+
+
+def _withdraw(actor: PortalUser, release_pk: Any, reason: str, *, cause: str) -> Release:
+    with transaction.atomic():
+        release = Release.objects.select_for_update().get(pk=release_pk)
+        if release.withdrawn_at is not None:
+            return release
+        release.withdrawn_at = timezone.now()
+        release.withdrawn_reason = reason
+        release.withdrawn_by = actor
+        release.withdrawn_by_name = actor.get_username()
+        release.save(update_fields=["withdrawn_at", "withdrawn_reason", "withdrawn_by", "withdrawn_by_name"])
+        downloaders = release_downloaders(release=release)
+        notified = _notify_downloaders(release, downloaders)
+        audit_record(
+            actor=actor,
+            action="release.withdraw",
+            target_type="release",
+            target_id=release.pk,
+            details={
+                "cause": cause,
+                "downloaders": len(downloaders),
+                "notified": notified,
+            },
+        )
+    return release
+
+
+def dataset_withdraw_releases(*, actor: PortalUser, dataset_id: Any, reason: Any) -> list[Release]:
+    """Withdrawing a source dataset version withdraws every release made from it."""
+    from generation.models import SourceDataset
+
+    dataset = first_by_uuid(SourceDataset.objects.all(), dataset_id)
+    if dataset is None:
+        raise NotFound("No such dataset.")
+    if not _is_officer(actor):
+        _refuse(actor, "dataset.withdraw", "dataset", dataset.pk, "not_privacy_officer")
+        raise PermissionDenied("Only a privacy officer can withdraw a dataset's releases.")
+    text = _text(reason, "reason", "why the dataset's releases are withdrawn")
+    with transaction.atomic():
+        withdrawn = [
+            _withdraw(actor, pk, text, cause="dataset")
+            for pk in Release.objects.filter(dataset=dataset, withdrawn_at__isnull=True).values_list(
+                "pk", flat=True
+            )
+        ]
+        audit_record(
+            actor=actor,
+            action="dataset.withdraw",
+            target_type="dataset",
+            target_id=dataset.pk,
+            details={"version": dataset.version, "releases": [str(r.pk) for r in withdrawn]},
+        )
+    return withdrawn
+
+
+# --- Access requests and grants ------------------------------------------------------------------
+
+
+def access_requests_visible_to(*, user: Any) -> QuerySet[AccessRequest]:
+    """Officers and auditors see every request; everyone else sees their own."""
+    base = AccessRequest.objects.select_related("release")
+    if has_role(user, *SEES_EVERY_RELEASE):
+        return base
+    if not has_role(user, *[r.value for r in Role]):
+        return base.none()
+    return base.filter(requester=user)
+
+
+def access_request_create(
+    *, actor: PortalUser, release_id: Any, purpose: Any, expires_at: Any
+) -> AccessRequest:
+    """A member who can discover a release's card but not use it asks for access."""
+    release = first_by_uuid(releases_discoverable_to(user=actor), release_id)
+    if release is None:
+        raise NotFound("No such release.")
+    if releases_visible_to(user=actor).filter(pk=release.pk).exists():
+        raise Conflict("You already have access to this release.", code="already_has_access")
+    if release.withdrawn_at is not None:
+        raise Gone("This release was withdrawn; access cannot be requested.", code="release_withdrawn")
+    text = _text(purpose, "purpose", "what you will use the release for")
+    until = _future(expires_at, "expires_at")
+    with transaction.atomic():
+        request = AccessRequest.objects.create(
+            release=release,
+            requester=actor,
+            requester_name=actor.get_username(),
+            purpose=text,
+            requested_expires_at=until,
+        )
+        audit_record(
+            actor=actor,
+            action="access_request.create",
+            target_type="access_request",
+            target_id=request.pk,
+            details={"release": str(release.pk), "requested_expires_at": until.isoformat()},
+        )
+    return request
+
+
+def _visible_access_request(actor: PortalUser, request_id: Any) -> AccessRequest:
+    request = first_by_uuid(access_requests_visible_to(user=actor), request_id)
+    if request is None:
+        raise NotFound("No such access request.")
+    return request
+
+
+def access_request_authorize_decision(*, actor: PortalUser, request_id: Any) -> AccessRequest:
+    """404 for a request the actor may not see, 403 (audited) unless a privacy officer."""
+    request = _visible_access_request(actor, request_id)
+    if not _is_officer(actor):
+        _refuse(actor, "access_request.decide", "access_request", request.pk, "not_privacy_officer")
+        raise PermissionDenied("Only a privacy officer can decide an access request.")
+    return request
+
+
+def access_request_decide(
+    *, actor: PortalUser, request_id: Any, decision: str, comment: str = "", expires_at: Any = None
+) -> AccessRequest:
+    """A privacy officer grants (until a date, by default the one asked for) or refuses."""
+    request = access_request_authorize_decision(actor=actor, request_id=request_id)
+    if decision not in ("grant", "refuse"):
+        raise ValidationFailed("Decide grant or refuse.", fields={"decision": "grant or refuse"})
+    until = _future(expires_at or request.requested_expires_at, "expires_at") if decision == "grant" else None
+    with transaction.atomic():
+        request = AccessRequest.objects.select_for_update().get(pk=request.pk)
+        if request.status != AccessRequestStatus.PENDING:
+            raise Conflict(f"This request is already {request.status}.", code="already_decided")
+        request.status = AccessRequestStatus.GRANTED if until else AccessRequestStatus.REFUSED
+        request.decided_by = actor
+        request.decided_by_name = actor.get_username()
+        request.decided_at = timezone.now()
+        request.decision_comment = str(comment or "")[:MAX_REASON]
+        request.grant_expires_at = until
+        request.save()
+        audit_record(
+            actor=actor,
+            action=f"access_request.{decision}",
+            target_type="access_request",
+            target_id=request.pk,
+            details={
+                "release": str(request.release_id),
+                "requester": request.requester_name,
+                "expires_at": until.isoformat() if until else None,
+            },
+        )
+    return request
+
+
+def access_request_revoke(*, actor: PortalUser, request_id: Any, reason: Any) -> AccessRequest:
+    request = _visible_access_request(actor, request_id)
+    if not _is_officer(actor):
+        _refuse(actor, "access_request.revoke", "access_request", request.pk, "not_privacy_officer")
+        raise PermissionDenied("Only a privacy officer can revoke access.")
+    _text(reason, "reason", "why access is revoked")
+    with transaction.atomic():
+        request = AccessRequest.objects.select_for_update().get(pk=request.pk)
+        if request.status == AccessRequestStatus.REVOKED:
+            return request
+        if request.status != AccessRequestStatus.GRANTED:
+            raise Conflict("Only granted access can be revoked.", code="not_granted")
+        request.status = AccessRequestStatus.REVOKED
+        request.revoked_at = timezone.now()
+        request.revoked_by_name = actor.get_username()
+        request.revoke_reason = str(reason).strip()[:MAX_REASON]
+        request.save()
+        audit_record(
+            actor=actor,
+            action="access_request.revoke",
+            target_type="access_request",
+            target_id=request.pk,
+            details={"release": str(request.release_id), "requester": request.requester_name},
+        )
+    return request

@@ -1,0 +1,176 @@
+"""Pages for enforced access (catalog.access): the 410 page of an expired or withdrawn download,
+withdraw and renew (privacy officers), asking for access, and the officers' access-request queue.
+
+Views parse, call one service and render; the services authorize and audit."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Any
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import path
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from django.views.decorators.http import require_POST
+
+from catalog.access import (
+    Gone,
+    access_request_create,
+    access_request_decide,
+    access_request_revoke,
+    access_requests_visible_to,
+    release_downloaders,
+    release_gone_reason,
+    release_renew,
+    release_withdraw,
+)
+from catalog.downloads import release_file_response
+from catalog.models import Release
+from catalog.selectors import releases_discoverable_to, releases_visible_to
+from catalog.services import release_get_for
+from core.errors import Conflict, NotFound, PermissionDenied
+from core.ids import first_by_uuid
+from core.roles import SEES_EVERY_RELEASE, Role, acting_user, has_role
+from core.views import domain_errors_as_messages
+
+
+def parse_when(value: str) -> datetime | None:
+    """A form's date (end of that day) or date-time, timezone-aware; None if unreadable."""
+    value = (value or "").strip()
+    moment = parse_datetime(value)
+    if moment is None:
+        day = parse_date(value)
+        moment = datetime.combine(day, time(23, 59, 59)) if day else None
+    if moment is not None and timezone.is_naive(moment):
+        moment = timezone.make_aware(moment)
+    return moment
+
+
+def gone_page(request: HttpRequest, release: Release | None, exc: Gone) -> HttpResponse:
+    """410 with the reason, and the way back to the release's card."""
+    context = {"release": release, "reason": exc.message, "code": exc.code}
+    return render(request, "catalog/access/gone.html", context, status=410)
+
+
+def release_download(request: HttpRequest, release_id: str) -> HttpResponse | StreamingHttpResponse:
+    """catalog.views.release_download with the 410 of an expired or withdrawn release."""
+    try:
+        return release_file_response(actor=acting_user(request.user), release_id=release_id)
+    except NotFound:
+        raise Http404 from None
+    except Gone as exc:
+        return gone_page(request, first_by_uuid(releases_visible_to(user=request.user), release_id), exc)
+    except Conflict as exc:  # the stored file is unreadable: say so on the release page
+        messages.error(request, exc.message)
+        return redirect("catalog:release-detail", release_id)
+
+
+def release_access_context(*, user: Any, release: Release) -> dict[str, Any]:
+    """What the release page shows about access: why it is unusable, who downloaded it (oversight
+    only), and which officer actions apply."""
+    officer = has_role(user, Role.PRIVACY_OFFICER)
+    oversight = has_role(user, *SEES_EVERY_RELEASE)
+    return {
+        "release": release,
+        "gone_reason": release_gone_reason(release),
+        "is_officer": officer,
+        "downloaders": release_downloaders(release=release) if oversight else None,
+    }
+
+
+@domain_errors_as_messages
+def release_withdraw_view(request: HttpRequest, release_id: str) -> HttpResponse:
+    release = release_get_for(actor=acting_user(request.user), release_id=release_id)  # 404 first
+    if request.method != "POST":
+        if not has_role(request.user, Role.PRIVACY_OFFICER):
+            raise PermissionDenied("Only a privacy officer can withdraw a release.")
+        return render(request, "catalog/access/withdraw.html", {"release": release})
+    release_withdraw(
+        actor=acting_user(request.user), release_id=release.pk, reason=request.POST.get("reason", "")
+    )
+    messages.success(request, "The release is withdrawn; its downloaders are listed on this page.")
+    return redirect("catalog:release-detail", release.pk)
+
+
+@require_POST
+@domain_errors_as_messages
+def release_renew_view(request: HttpRequest, release_id: str) -> HttpResponse:
+    release = release_renew(
+        actor=acting_user(request.user),
+        release_id=release_id,
+        expires_at=parse_when(request.POST.get("expires_at", "")),
+    )
+    messages.success(request, "The release is renewed.")
+    return redirect("catalog:release-detail", release.pk)
+
+
+@domain_errors_as_messages
+def access_request_create_view(request: HttpRequest, release_id: str) -> HttpResponse:
+    release = first_by_uuid(releases_discoverable_to(user=request.user), release_id)
+    if release is None:
+        raise Http404
+    if request.method == "POST":
+        access_request_create(
+            actor=acting_user(request.user),
+            release_id=release.pk,
+            purpose=request.POST.get("purpose", ""),
+            expires_at=parse_when(request.POST.get("expires_at", "")),
+        )
+        messages.success(request, "Your request is with the privacy officers.")
+        return redirect("catalog:access-request-list")
+    return render(request, "catalog/access/request_form.html", {"release": release})
+
+
+def access_request_list_view(request: HttpRequest) -> HttpResponse:
+    rows = access_requests_visible_to(user=request.user)[:500]
+    context = {"access_requests": rows, "is_officer": has_role(request.user, Role.PRIVACY_OFFICER)}
+    return render(request, "catalog/access/request_list.html", context)
+
+
+@require_POST
+@domain_errors_as_messages
+def access_request_decide_view(request: HttpRequest, access_request_id: str) -> HttpResponse:
+    # The service checks who is asking first (403 page, audited) and then the input.
+    access_request_decide(
+        actor=acting_user(request.user),
+        request_id=access_request_id,
+        decision=request.POST.get("decision", ""),
+        comment=request.POST.get("comment", ""),
+        expires_at=parse_when(request.POST.get("expires_at", "")),
+    )
+    messages.success(request, "Decision recorded.")
+    return redirect("catalog:access-request-list")
+
+
+@require_POST
+@domain_errors_as_messages
+def access_request_revoke_view(request: HttpRequest, access_request_id: str) -> HttpResponse:
+    access_request_revoke(
+        actor=acting_user(request.user), request_id=access_request_id, reason=request.POST.get("reason", "")
+    )
+    messages.success(request, "Access revoked.")
+    return redirect("catalog:access-request-list")
+
+
+# For catalog/urls.py, before the "<str:release_id>/" routes ("access-requests" is not a release id),
+# and with `release-download` pointed at release_download above (or catalog.views.release_download
+# catching Gone and returning gone_page).
+urlpatterns = [
+    path("access-requests/", access_request_list_view, name="access-request-list"),
+    path(
+        "access-requests/<str:access_request_id>/decide/",
+        access_request_decide_view,
+        name="access-request-decide",
+    ),
+    path(
+        "access-requests/<str:access_request_id>/revoke/",
+        access_request_revoke_view,
+        name="access-request-revoke",
+    ),
+    path("<str:release_id>/withdraw/", release_withdraw_view, name="release-withdraw"),
+    path("<str:release_id>/renew/", release_renew_view, name="release-renew"),
+    path("<str:release_id>/request-access/", access_request_create_view, name="access-request-create"),
+]

@@ -14,6 +14,8 @@ from approvals import rules
 from approvals.forms import GateOverrideDecisionForm, GateOverrideForm
 from approvals.selectors import requests_visible_to
 from approvals.services import gate_override_decline, gate_override_propose, request_get_for
+from catalog.access import Gone
+from catalog.access_views import gone_page
 from catalog.downloads import release_file_response
 from catalog.reports import release_report_context, report_visible_to
 from catalog.selectors import releases_visible_to
@@ -44,6 +46,8 @@ def release_download(request: HttpRequest, release_id: str) -> HttpResponse | St
         return release_file_response(actor=request.user, release_id=release_id)
     except NotFound:
         raise Http404 from None
+    except Gone as exc:  # expired or withdrawn: 410 with the reason (catalog.access)
+        return gone_page(request, release_get_for(actor=request.user, release_id=release_id), exc)
     except Conflict as exc:  # the stored file is unreadable: say so on the release page
         messages.error(request, exc.message)
         return redirect("catalog:release-detail", release_id)

@@ -163,7 +163,11 @@ def test_the_epsilon_spent_equals_the_request_exactly(flchain: pd.DataFrame, eps
     synthesizer.fit_sample(flchain, columns=SPECS, rows=10, seed=1, progress=lambda f, s: None)
 
     assert synthesizer.epsilon_spent() == Decimal(str(epsilon))
-    assert [e.step for e in synthesizer.ledger.entries] == ["marginals", "correlations"]
+    assert [e.step for e in synthesizer.ledger.entries] == [
+        "marginals",
+        "missingness patterns",
+        "correlations",
+    ]
     assert sum(e.epsilon for e in synthesizer.ledger.entries) == Decimal(str(epsilon))
     assert f"epsilon spent {Decimal(str(epsilon))}" in synthesizer.privacy_statement
 
@@ -325,11 +329,13 @@ def test_counts_get_integer_noise_from_the_geometric_mechanism(
     release(flchain, 0.5)
 
     # age 20 bins, sex 2, kappa 20, lambda 20, creatinine 20 + missing, chapter 16 + missing, death 2
-    cells = 20 + 2 + 20 + 20 + 21 + 17 + 2
+    cells = 20 + 2 + 20 + 20 + 21 + 17 + 2 + 4  # + the 2^2 patterns of creatinine and chapter
     assert len(seen["Geometric"]) == cells
     assert all(isinstance(v, int) and isinstance(r, int) for v, r in seen["Geometric"])
     assert any(v != r for v, r in seen["Geometric"])  # noise was added
-    assert len(seen["Snapping"]) == len(SPECS) * (len(SPECS) - 1) // 2
+    assert (
+        len(seen["Snapping"]) == (len(SPECS) + 1) * len(SPECS) // 2
+    )  # one more dimension: the pattern group
     assert not seen["Laplace"]
 
 

@@ -129,7 +129,7 @@ def _advance(
 
 
 # The final states the requester hears about, and what the inbox says (ids and statuses only).
-_OUTCOMES = {
+_OUTCOMES: dict[str, tuple[NotificationKind, str]] = {
     JobState.SUCCEEDED: (NotificationKind.JOB_PUBLISHED, "Release published"),
     JobState.GATE_FAILED: (NotificationKind.GATE_FAILED, "Release gate failed"),
     JobState.FAILED: (NotificationKind.JOB_FAILED, "Job failed"),

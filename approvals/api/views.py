@@ -49,18 +49,25 @@ from approvals.services import (
     retry_refuse,
 )
 from approvals.services.bakeoffs import candidate_rows
+from audit.services import audit_denied
 from core.errors import PermissionDenied, ValidationFailed
 from core.roles import Role, has_role
 from generation.synthesizers import is_dp_synthesizer
 from generation.uploads import upload_was_too_large
 
 
-def _may_act(request: Request, request_id: str, rule: Callable[[Any, GenerationRequest], str]) -> None:
+def _may_act(
+    request: Request, request_id: str, rule: Callable[[Any, GenerationRequest], str], action: str = ""
+) -> None:
     """404 for a request the caller may not see, then 403 when `rule` (a "who" piece of
     approvals.rules) refuses them: both before the body is read, so a refused caller gets the same
     answer whatever they send. The service checks again on the locked row."""
     item = request_get_for(actor=request.user, request_id=request_id)
     if refusal := rule(request.user, item):
+        if action:  # the service's own, more specific row (the middleware then writes none)
+            audit_denied(
+                actor=request.user, action=action, target_type="request", target_id=item.pk, reason=refusal
+            )
         raise PermissionDenied(refusal)
 
 
@@ -163,7 +170,7 @@ class RequestDecisionApi(APIView):
     def post(self, request: Request, request_id: str) -> Response:
         """201 with the new decision; 200 with the earlier one when the reviewer repeats the
         decision they already made this round (a no-op)."""
-        _may_act(request, request_id, rules.reviewer_refusal)
+        _may_act(request, request_id, rules.reviewer_refusal, action="request.decide")
         payload = DecisionInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         decision, created = request_decide_outcome(

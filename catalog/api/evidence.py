@@ -36,6 +36,13 @@ class ZipRenderer(BaseRenderer):
 class RequestEvidenceApi(APIView):
     renderer_classes = [JSONRenderer, ZipRenderer]
 
+    def handle_exception(self, exc: Exception) -> Any:
+        # Errors (401, 404, ...) are JSON whatever the client accepted: the zip renderer is for
+        # the package only, which the view returns as a plain HttpResponse.
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return super().handle_exception(exc)
+
     @extend_schema(responses={(200, "application/zip"): OpenApiResponse(OpenApiTypes.BINARY)})
     def get(self, request: Request, request_id: str) -> HttpResponse:
         # IsAuthenticated (the API's default permission) lets only signed-in users this far.

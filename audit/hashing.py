@@ -29,6 +29,22 @@ class HashScheme(models.IntegerChoices):
     HMAC_SHA256 = 2, "HMAC-SHA256 (keyed)"
 
 
+# The stored fields a row's hash covers besides its link (`prev_hash`): one list for the chain
+# walk (audit.selectors) and for anyone re-hashing exported rows (catalog.evidence).
+ROW_FIELDS = (
+    "seq",
+    "at",
+    "actor_id",
+    "actor_name",
+    "action",
+    "target_type",
+    "target_id",
+    "outcome",
+    "details",
+    "request_id",
+)
+
+
 def canonical(
     *,
     seq: int,

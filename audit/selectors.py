@@ -10,7 +10,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from audit.checkpoints import CheckpointLog, checkpoints_read
-from audit.hashing import GENESIS_HASH, HashScheme, audit_key, event_hash
+from audit.hashing import GENESIS_HASH, ROW_FIELDS, HashScheme, audit_key, event_hash
 from audit.models import AuditChainHead, AuditEvent
 from core.roles import AUDIT_READERS, has_role
 
@@ -99,27 +99,15 @@ class ChainBreak:
     reason: str
 
 
-_ROW_FIELDS = (
-    "seq",
-    "at",
-    "actor_id",
-    "actor_name",
-    "action",
-    "target_type",
-    "target_id",
-    "outcome",
-    "details",
-    "request_id",
-)
 ChainRow = tuple[Any, ...]
 
 
 def audit_chain_rows(*, after_seq: int = 0, upto_seq: int | None = None) -> Iterable[ChainRow]:
-    """Rows in chain order as tuples: the `_ROW_FIELDS`, then prev_hash, hash and hash_scheme."""
+    """Rows in chain order as tuples: the `ROW_FIELDS`, then prev_hash, hash and hash_scheme."""
     rows = AuditEvent.objects.filter(seq__gt=after_seq)
     if upto_seq is not None:
         rows = rows.filter(seq__lte=upto_seq)
-    columns = rows.order_by("seq").values_list(*_ROW_FIELDS, "prev_hash", "hash", "hash_scheme")
+    columns = rows.order_by("seq").values_list(*ROW_FIELDS, "prev_hash", "hash", "hash_scheme")
     return columns.iterator(chunk_size=2000)
 
 
@@ -151,7 +139,7 @@ class ChainWalk:
         return None
 
     def _step(self, row: ChainRow) -> ChainBreak | None:
-        fields = dict(zip(_ROW_FIELDS, row, strict=False))
+        fields = dict(zip(ROW_FIELDS, row, strict=False))
         seq, stored_prev, stored_hash, scheme = fields["seq"], row[-3], row[-2], row[-1]
         self.count += 1
         if seq != self.expected_seq:

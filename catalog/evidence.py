@@ -35,7 +35,7 @@ from django.utils.html import format_html, format_html_join
 from approvals.models import GenerationRequest
 from approvals.services import request_get_for
 from audit.checkpoints import checkpoints_read, public_key_text, signing_key
-from audit.hashing import GENESIS_HASH, HashScheme, canonical, event_hash
+from audit.hashing import GENESIS_HASH, ROW_FIELDS, HashScheme, event_hash, sha256_event_hash
 from audit.models import AuditChainHead, AuditEvent
 from audit.services import audit_checkpoint, audit_denied, audit_record
 from catalog.models import Release
@@ -59,19 +59,7 @@ _REFUSAL = (
     "No evidence package for this request is available to you: auditors and privacy officers "
     "export them. Check the request id, or ask one of them."
 )
-_EVENT_FIELDS = (
-    "seq",
-    "at",
-    "actor_id",
-    "actor_name",
-    "action",
-    "target_type",
-    "target_id",
-    "outcome",
-    "details",
-    "request_id",
-    "prev_hash",
-)
+_EVENT_FIELDS = (*ROW_FIELDS, "prev_hash")
 
 
 # --- Export ------------------------------------------------------------------------------------
@@ -571,7 +559,7 @@ def _check_event(
     fields = {name: event[name] for name in _EVENT_FIELDS}
     fields["at"] = datetime.fromisoformat(fields["at"])
     if event["hash_scheme"] == HashScheme.SHA256:
-        recomputed = hashlib.sha256(canonical(**fields)).hexdigest()
+        recomputed = sha256_event_hash(**fields)
     elif key is not None:
         recomputed = event_hash(scheme=event["hash_scheme"], key=key, **fields)
     else:

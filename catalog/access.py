@@ -23,21 +23,13 @@ from audit.models import AuditEvent, Outcome
 from audit.services import audit_denied, audit_record
 from catalog.models import AccessRequest, AccessRequestStatus, Release
 from catalog.selectors import releases_discoverable_to, releases_visible_to
-from core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
+from core.errors import Conflict, Gone, NotFound, PermissionDenied, ValidationFailed
 from core.ids import first_by_uuid
 from core.roles import SEES_EVERY_RELEASE, PortalUser, Role, has_role
 
 logger = logging.getLogger(__name__)
 
 MAX_REASON = 2000
-
-
-class Gone(DomainError):
-    """The object exists and the caller may see it, but it may no longer be used (expired or
-    withdrawn). The message says why and what to do. (To move to core.errors.)"""
-
-    status = 410
-    code = "gone"
 
 
 def _is_officer(actor: PortalUser) -> bool:

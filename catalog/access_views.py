@@ -9,7 +9,7 @@ from datetime import datetime, time
 from typing import Any
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils import timezone
@@ -17,7 +17,6 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django.views.decorators.http import require_POST
 
 from catalog.access import (
-    Gone,
     access_request_create,
     access_request_decide,
     access_request_revoke,
@@ -27,11 +26,10 @@ from catalog.access import (
     release_renew,
     release_withdraw,
 )
-from catalog.downloads import release_file_response
 from catalog.models import Release
-from catalog.selectors import releases_discoverable_to, releases_visible_to
+from catalog.selectors import releases_discoverable_to
 from catalog.services import release_get_for
-from core.errors import Conflict, NotFound, PermissionDenied
+from core.errors import Gone, PermissionDenied
 from core.ids import first_by_uuid
 from core.roles import SEES_EVERY_RELEASE, Role, acting_user, has_role
 from core.views import domain_errors_as_messages
@@ -53,19 +51,6 @@ def gone_page(request: HttpRequest, release: Release | None, exc: Gone) -> HttpR
     """410 with the reason, and the way back to the release's card."""
     context = {"release": release, "reason": exc.message, "code": exc.code}
     return render(request, "catalog/access/gone.html", context, status=410)
-
-
-def release_download(request: HttpRequest, release_id: str) -> HttpResponse | StreamingHttpResponse:
-    """catalog.views.release_download with the 410 of an expired or withdrawn release."""
-    try:
-        return release_file_response(actor=acting_user(request.user), release_id=release_id)
-    except NotFound:
-        raise Http404 from None
-    except Gone as exc:
-        return gone_page(request, first_by_uuid(releases_visible_to(user=request.user), release_id), exc)
-    except Conflict as exc:  # the stored file is unreadable: say so on the release page
-        messages.error(request, exc.message)
-        return redirect("catalog:release-detail", release_id)
 
 
 def release_access_context(*, user: Any, release: Release) -> dict[str, Any]:
@@ -155,9 +140,8 @@ def access_request_revoke_view(request: HttpRequest, access_request_id: str) -> 
     return redirect("catalog:access-request-list")
 
 
-# For catalog/urls.py, before the "<str:release_id>/" routes ("access-requests" is not a release id),
-# and with `release-download` pointed at release_download above (or catalog.views.release_download
-# catching Gone and returning gone_page).
+# For catalog/urls.py, before the "<str:release_id>/" routes ("access-requests" is not a release id).
+# Downloads of an expired or withdrawn release: catalog.views.release_download answers gone_page.
 urlpatterns = [
     path("access-requests/", access_request_list_view, name="access-request-list"),
     path(

@@ -14,13 +14,12 @@ from approvals import rules
 from approvals.forms import GateOverrideDecisionForm, GateOverrideForm
 from approvals.selectors import requests_visible_to
 from approvals.services import gate_override_decline, gate_override_propose, request_get_for
-from catalog.access import Gone
 from catalog.access_views import gone_page
 from catalog.downloads import release_file_response
 from catalog.reports import release_report_context, report_visible_to
 from catalog.selectors import releases_visible_to
 from catalog.services import gate_override_approve, release_get_for
-from core.errors import Conflict, NotFound
+from core.errors import Conflict, Gone, NotFound
 from core.ids import parse_uuid
 from core.views import domain_errors_as_messages, forbidden
 from generation.synthesizers import is_dp_synthesizer

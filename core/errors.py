@@ -47,6 +47,14 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class Gone(DomainError):
+    """The object exists and the caller may see it, but it may no longer be used (expired or
+    withdrawn). The message says why and what to do."""
+
+    status = 410
+    code = "gone"
+
+
 # --- Refusals noted for the audit log --------------------------------------------------------
 # Views and the API's exception handler answer 403/404/409 in many places; they note the refusal
 # on the request here and audit.middleware.RefusalAuditMiddleware writes one `denied` audit row

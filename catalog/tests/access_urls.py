@@ -1,7 +1,7 @@
 """A test URLconf: the project's routes plus catalog.access's, which are not registered yet.
 
-The access pages come first inside the `catalog` namespace (so `release-download` is the one
-that answers 410), and the API routes before portal.api's."""
+The access pages come first inside the `catalog` namespace (before the release-id routes), and
+the API routes before portal.api's."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from catalog.api.access import access_request_urlpatterns, release_urlpatterns
 
 catalog_routes = [
     *access_views.urlpatterns,
-    path("<str:release_id>/download/", access_views.release_download, name="release-download"),
     *catalog_urls.urlpatterns,
 ]
 

@@ -9,7 +9,7 @@ from django.db.models import Q, QuerySet
 
 from approvals import rules
 from approvals.choices import OverrideStatus, RequestStatus, RetryStatus, TierLevel
-from approvals.models import GenerationRequest, PolicyVersion, PrivacyRetry
+from approvals.models import GateOverride, GenerationRequest, PolicyVersion, PrivacyRetry
 from approvals.workflow import TRANSITIONS
 from core.roles import AUDIT_READERS, REVIEWS_REQUESTS, SEES_EVERY_REQUEST, Role, has_role
 from generation.models import SynthesisJob
@@ -27,6 +27,28 @@ def requests_visible_to(*, user: Any) -> QuerySet[GenerationRequest]:
         )
         return base.filter(Q(requester=user) | team_filed)
     return base.none()
+
+
+def overrides_awaiting_officer(*, user: Any) -> QuerySet[GateOverride]:
+    """Pending gate overrides of requests `user` may see, neither filed nor proposed by them (the
+    four-eyes rules in approvals.rules refuse those anyway), oldest first."""
+    others = requests_visible_to(user=user).exclude(requester=user)
+    return (
+        GateOverride.objects.filter(status=OverrideStatus.PENDING, request__in=others)
+        .exclude(proposed_by=user)
+        .select_related("request")
+        .order_by("proposed_at", "pk")
+    )
+
+
+def retries_awaiting_officer(*, user: Any) -> QuerySet[PrivacyRetry]:
+    """Pending privacy retries of requests `user` may see and did not file, oldest first."""
+    others = requests_visible_to(user=user).exclude(requester=user)
+    return (
+        PrivacyRetry.objects.filter(status=RetryStatus.PENDING, request__in=others)
+        .select_related("request")
+        .order_by("asked_at", "pk")
+    )
 
 
 def review_queue(*, user: Any) -> QuerySet[GenerationRequest]:

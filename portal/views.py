@@ -12,9 +12,13 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from approvals.choices import OverrideStatus, RetryStatus
 from approvals.models import GateOverride, PrivacyRetry
-from approvals.selectors import requests_visible_to, review_queue
+from approvals.selectors import (
+    overrides_awaiting_officer,
+    requests_visible_to,
+    retries_awaiting_officer,
+    review_queue,
+)
 from approvals.services.policy import policy_proposals_open
 from audit.checkpoints import Checkpoint, checkpoints_read
 from audit.models import AuditChainHead
@@ -94,21 +98,8 @@ class Waiting:
 def _waiting_for(user: Any) -> Waiting:
     queue = review_queue(user=user)
     officer = has_role(user, Role.PRIVACY_OFFICER)
-    # Overrides and retries of requests this officer may see, neither proposed nor filed by them
-    # (the four-eyes rules in approvals.rules refuse those anyway).
-    # TODO(lead): move these two reads into approvals.selectors.
-    others = requests_visible_to(user=user).exclude(requester=user)
-    overrides = (
-        GateOverride.objects.filter(status=OverrideStatus.PENDING, request__in=others)
-        .exclude(proposed_by=user)
-        .select_related("request")
-        .order_by("proposed_at", "pk")
-    )
-    retries = (
-        PrivacyRetry.objects.filter(status=RetryStatus.PENDING, request__in=others)
-        .select_related("request")
-        .order_by("asked_at", "pk")
-    )
+    overrides = overrides_awaiting_officer(user=user)
+    retries = retries_awaiting_officer(user=user)
     proposals = policy_proposals_open().exclude(published_by=user)
     return Waiting(
         queue_count=queue.count(),

@@ -43,7 +43,7 @@ from catalog.privacy import receipt_visible_to
 from catalog.reports import report_visible_to
 from core.errors import NotFound
 from core.ids import parse_uuid
-from core.roles import SEES_EVERY_RELEASE, PortalUser, has_role
+from core.roles import EXPORTS_EVIDENCE, PortalUser, has_role
 from generation.models import SynthesisJob
 from generation.selectors import budget_totals, ledger_entries_visible_to
 
@@ -97,7 +97,7 @@ def _request_for(*, actor: PortalUser, request_id: Any) -> GenerationRequest:
     # The id is typed by the caller: only a well-formed UUID goes into the audit row.
     target = str(parse_uuid(request_id) or "malformed-id")
     # Privacy oversight and audit, the roles that see every release and request (core.roles).
-    if not has_role(actor, *SEES_EVERY_RELEASE):
+    if not has_role(actor, *EXPORTS_EVIDENCE):
         audit_denied(
             actor=actor, action=EVIDENCE_ACTION, target_type="request", target_id=target, reason="role"
         )

@@ -96,8 +96,11 @@ SEES_EVERY_RELEASE = (Role.PRIVACY_OFFICER, Role.AUDITOR)
 # Exact gate values and attack figures of every report. Everyone else sees pass/fail and a coarse
 # reason, never values, so the gate cannot be used as a membership oracle.
 SEES_FULL_REPORTS = (Role.PRIVACY_OFFICER, Role.AUDITOR, Role.ADMIN)
-# Read and verify the audit log and export evidence.
+# Read and verify the audit log.
 AUDIT_READERS = (Role.AUDITOR, Role.PRIVACY_OFFICER, Role.ADMIN)
+# Download a request's evidence package for a review board: the two oversight roles (admins run
+# the portal, not the data, and the package holds every release's report and card).
+EXPORTS_EVIDENCE = (Role.PRIVACY_OFFICER, Role.AUDITOR)
 # Propose a tiering-policy version: admins run the portal, privacy officers answer for the rules.
 PROPOSES_POLICY = (Role.ADMIN, Role.PRIVACY_OFFICER)
 # Approve or reject a proposed policy version (never one's own): the rules are a privacy decision.

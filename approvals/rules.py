@@ -23,7 +23,7 @@ from approvals import bakeoff, quorum
 from approvals.choices import RequestStatus
 from approvals.policies.engine import DEFAULT_MAX_ATTEMPTS
 from approvals.workflow import allowed, transition_refusal  # re-exported: the workflow's 409 words
-from core.roles import Role, has_role
+from core.roles import PortalUser, Role, has_role
 from generation.synthesizers import EXTERNAL_UPLOAD
 from validation.glossary import title_for
 
@@ -51,21 +51,21 @@ class RequestFacts:
 # --- Pieces: what the services raise from ------------------------------------------------------
 
 
-def requester_only_refusal(actor: Any, request: Any, verb: str) -> str:
+def requester_only_refusal(actor: PortalUser, request: Any, verb: str) -> str:
     """Editing, submitting and withdrawing are the requester's alone."""
     if request.requester_id != actor.pk:
         return f"Only the requester can {verb} this request."
     return ""
 
 
-def stopper_refusal(actor: Any, request: Any) -> str:
+def stopper_refusal(actor: PortalUser, request: Any) -> str:
     # An officer may stop a job (a run that should not go on), but not withdraw the request.
     if request.requester_id != actor.pk and not has_role(actor, Role.PRIVACY_OFFICER):
         return "Only the requester or a privacy officer can stop this generation job."
     return ""
 
 
-def reviewer_refusal(actor: Any, request: Any) -> str:
+def reviewer_refusal(actor: PortalUser, request: Any) -> str:
     """Separation of duties for a review decision (approvals.quorum, over the request's tier)."""
     return quorum.decide_refusal(
         actor_id=actor.pk,
@@ -77,7 +77,7 @@ def reviewer_refusal(actor: Any, request: Any) -> str:
     )
 
 
-def regenerator_refusal(actor: Any, request: Any) -> str:
+def regenerator_refusal(actor: PortalUser, request: Any) -> str:
     if request.requester_id != actor.pk and not has_role(actor, Role.PRIVACY_OFFICER):
         return "Only the requester or a privacy officer can generate this request again."
     if request.synthesizer == EXTERNAL_UPLOAD:
@@ -85,7 +85,7 @@ def regenerator_refusal(actor: Any, request: Any) -> str:
     return ""
 
 
-def uploader_refusal(actor: Any, request: Any) -> str:
+def uploader_refusal(actor: PortalUser, request: Any) -> str:
     if request.requester_id != actor.pk:
         return "Only the requester can upload the synthetic file for this request."
     return ""
@@ -154,13 +154,13 @@ def no_privacy_failure_refusal(failed: Sequence[str]) -> str:
     return ""
 
 
-def retry_asker_refusal(actor: Any, request: Any) -> str:
+def retry_asker_refusal(actor: PortalUser, request: Any) -> str:
     if request.requester_id != actor.pk:
         return "Only the requester can ask for a retry; a privacy officer approves one directly."
     return ""
 
 
-def retry_decider_refusal(actor: Any, request: Any) -> str:
+def retry_decider_refusal(actor: PortalUser, request: Any) -> str:
     if not has_role(actor, Role.PRIVACY_OFFICER):
         return "Only a privacy officer can approve or refuse a retry after a failed privacy check."
     if request.requester_id == actor.pk:
@@ -168,7 +168,7 @@ def retry_decider_refusal(actor: Any, request: Any) -> str:
     return ""
 
 
-def override_officer_refusal(actor: Any, request: Any) -> str:
+def override_officer_refusal(actor: PortalUser, request: Any) -> str:
     if not has_role(actor, Role.PRIVACY_OFFICER):
         return "Only privacy officers can override a failed release gate."
     if request.requester_id == actor.pk:
@@ -176,7 +176,7 @@ def override_officer_refusal(actor: Any, request: Any) -> str:
     return ""
 
 
-def override_proposer_refusal(actor: Any, proposer_id: Any) -> str:
+def override_proposer_refusal(actor: PortalUser, proposer_id: Any) -> str:
     if proposer_id == actor.pk:
         return "You proposed this override; a different privacy officer must approve it."
     return ""
@@ -185,17 +185,17 @@ def override_proposer_refusal(actor: Any, proposer_id: Any) -> str:
 # --- One composite per action: what the page and the API render ---------------------------------
 
 
-def edit_refusal(actor: Any, facts: RequestFacts) -> str:
+def edit_refusal(actor: PortalUser, facts: RequestFacts) -> str:
     r = facts.request
     return requester_only_refusal(actor, r, "edit") or transition_refusal("update", r.status)
 
 
-def submit_refusal(actor: Any, facts: RequestFacts) -> str:
+def submit_refusal(actor: PortalUser, facts: RequestFacts) -> str:
     r = facts.request
     return requester_only_refusal(actor, r, "submit") or transition_refusal("submit", r.status)
 
 
-def withdraw_refusal(actor: Any, facts: RequestFacts) -> str:
+def withdraw_refusal(actor: PortalUser, facts: RequestFacts) -> str:
     r = facts.request
     if r.job_id is not None and allowed("cancel_job", r.status):
         # The service stops the job instead (stop_job_refusal).
@@ -203,7 +203,7 @@ def withdraw_refusal(actor: Any, facts: RequestFacts) -> str:
     return requester_only_refusal(actor, r, "withdraw") or transition_refusal("cancel", r.status)
 
 
-def stop_job_refusal(actor: Any, facts: RequestFacts) -> str:
+def stop_job_refusal(actor: PortalUser, facts: RequestFacts) -> str:
     r = facts.request
     if r.job_id is None:
         return "No generation job has started for this request."
@@ -213,7 +213,7 @@ def stop_job_refusal(actor: Any, facts: RequestFacts) -> str:
     return refusal
 
 
-def decide_refusal(actor: Any, facts: RequestFacts) -> str:
+def decide_refusal(actor: PortalUser, facts: RequestFacts) -> str:
     r = facts.request
     refusal = transition_refusal("decide", r.status) or reviewer_refusal(actor, r)
     if not refusal and actor.pk in facts.decided_this_round:
@@ -221,7 +221,7 @@ def decide_refusal(actor: Any, facts: RequestFacts) -> str:
     return refusal
 
 
-def regenerate_refusal(actor: Any, facts: RequestFacts) -> str:
+def regenerate_refusal(actor: PortalUser, facts: RequestFacts) -> str:
     r = facts.request
     return (
         regenerator_refusal(actor, r)
@@ -232,7 +232,7 @@ def regenerate_refusal(actor: Any, facts: RequestFacts) -> str:
     )
 
 
-def upload_refusal(actor: Any, facts: RequestFacts) -> str:
+def upload_refusal(actor: PortalUser, facts: RequestFacts) -> str:
     r = facts.request
     return (
         uploader_refusal(actor, r)
@@ -252,7 +252,7 @@ def _upload_retry_refusal(facts: RequestFacts) -> str:
     return privacy_retry_refusal(facts.privacy_failures)
 
 
-def retry_ask_refusal(actor: Any, facts: RequestFacts) -> str:
+def retry_ask_refusal(actor: PortalUser, facts: RequestFacts) -> str:
     r = facts.request
     refusal = (
         retry_asker_refusal(actor, r)
@@ -264,7 +264,7 @@ def retry_ask_refusal(actor: Any, facts: RequestFacts) -> str:
     return refusal or attempts_left_refusal(facts.attempts_used, attempts_allowed(r))
 
 
-def retry_decide_refusal(actor: Any, facts: RequestFacts) -> str:
+def retry_decide_refusal(actor: PortalUser, facts: RequestFacts) -> str:
     r = facts.request
     return (
         retry_decider_refusal(actor, r)
@@ -274,7 +274,7 @@ def retry_decide_refusal(actor: Any, facts: RequestFacts) -> str:
     )
 
 
-def override_propose_refusal(actor: Any, facts: RequestFacts) -> str:
+def override_propose_refusal(actor: PortalUser, facts: RequestFacts) -> str:
     r = facts.request
     refusal = override_officer_refusal(actor, r)
     if not refusal and r.status != RequestStatus.GATE_FAILED:
@@ -282,7 +282,7 @@ def override_propose_refusal(actor: Any, facts: RequestFacts) -> str:
     return refusal or ("An override is already awaiting a second approver." if facts.override_pending else "")
 
 
-def override_decide_refusal(actor: Any, facts: RequestFacts) -> str:
+def override_decide_refusal(actor: PortalUser, facts: RequestFacts) -> str:
     # Who is asking before whether an override is pending, as approvals.services.overrides checks.
     refusal = override_officer_refusal(actor, facts.request)
     if not refusal and not facts.override_pending:
@@ -290,7 +290,7 @@ def override_decide_refusal(actor: Any, facts: RequestFacts) -> str:
     return refusal or override_proposer_refusal(actor, facts.override_proposer_id)
 
 
-def choose_refusal(actor: Any, facts: RequestFacts) -> str:
+def choose_refusal(actor: PortalUser, facts: RequestFacts) -> str:
     r = facts.request
     if not r.candidates:
         return "This request is not a bake-off: there is no candidate to choose."

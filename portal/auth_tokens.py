@@ -20,6 +20,7 @@ from rest_framework.request import Request
 
 from audit.services import audit_denied, audit_record
 from core.errors import NotFound
+from core.roles import PortalUser
 from portal.models import ApiToken, User
 
 TOKEN_PREFIX = "sg_"
@@ -77,7 +78,7 @@ def tokens_of(*, user: Any) -> Any:
     return ApiToken.objects.filter(user_id=user.pk)
 
 
-def token_revoke(*, actor: User, token_id: int) -> ApiToken:
+def token_revoke(*, actor: PortalUser, token_id: int) -> ApiToken:
     """The owner revokes one of their tokens. Another user's token is 404, as if absent."""
     with transaction.atomic():
         token = ApiToken.objects.select_for_update().filter(pk=token_id, user_id=actor.pk).first()
@@ -104,7 +105,7 @@ def token_revoke(*, actor: User, token_id: int) -> ApiToken:
 
 
 def tokens_revoke_all(
-    *, user: Any, reason: str, actor: Any | None = None, session_key: str | None = None
+    *, user: Any, reason: str, actor: PortalUser | None = None, session_key: str | None = None
 ) -> int:
     """Revoke every live token of `user` (or only those bound to `session_key`); audited once."""
     live = ApiToken.objects.filter(user_id=user.pk, revoked_at__isnull=True)

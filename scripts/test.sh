@@ -30,13 +30,10 @@ MYPY_CHECKED=(
     core audit
     catalog/models.py catalog/services.py catalog/pipeline.py catalog/selectors.py catalog/tasks.py
     catalog/reports.py catalog/downloads.py catalog/privacy.py
-    approvals/services/__init__.py approvals/services/attempts.py approvals/services/bakeoffs.py
-    approvals/services/decisions.py approvals/services/notifications.py approvals/services/outputs.py
-    approvals/services/policy.py approvals/services/requests.py approvals/services/retries.py
-    approvals/services/tiering.py approvals/bakeoff.py approvals/models.py approvals/selectors.py
+    approvals/services approvals/bakeoff.py approvals/models.py approvals/selectors.py approvals/rules.py
     generation/services generation/models.py generation/policies.py generation/selectors.py
     generation/synthesizers/__init__.py
-    portal/services portal/models.py validation/services.py
+    portal/services portal/models.py portal/auth_tokens.py validation/services.py
     tests/test_actor_type.py
 )
 

@@ -19,12 +19,15 @@ from approvals import rules
 from approvals.choices import OverrideStatus, RequestStatus
 from approvals.models import GateOverride, GenerationRequest
 from approvals.services.decisions import MAX_TEXT
+from approvals.services.notifications import notify_override_pending
 from approvals.services.outputs import outputs_purge_unreleased
 from approvals.services.requests import request_get_for
 from approvals.workflow import check_transition
 from audit.services import audit_denied, audit_record
 from core.errors import Conflict, PermissionDenied, ValidationFailed
+from core.roles import PortalUser
 from generation.choices import JobState
+from generation.models import SynthesisJob
 
 MIN_JUSTIFICATION = 40
 
@@ -33,13 +36,13 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _refuse(actor: Any, request: GenerationRequest, action: str, reason: str) -> PermissionDenied:
+def _refuse(actor: PortalUser, request: GenerationRequest, action: str, reason: str) -> PermissionDenied:
     audit_denied(actor=actor, action=action, target_type="request", target_id=request.pk, reason=reason)
     return PermissionDenied(reason)
 
 
-def _failed_checks(request: GenerationRequest) -> list[str]:
-    """The current job's failed checks; Conflict unless it ended at the gate with a report."""
+def _gate_failed_job(request: GenerationRequest) -> tuple[SynthesisJob, list[str]]:
+    """The current job and its failed checks; Conflict unless it ended at the gate with a report."""
     job = request.job
     if request.status != RequestStatus.GATE_FAILED or job is None or job.state != JobState.GATE_FAILED:
         raise Conflict(
@@ -49,10 +52,10 @@ def _failed_checks(request: GenerationRequest) -> list[str]:
     report = getattr(job, "validation", None)
     if report is None or not job.output_path:
         raise Conflict("This job left no validated output to publish.", code="nothing_to_publish")
-    return [str(c["name"]) for c in report.checks if not c.get("passed")]
+    return job, [str(c["name"]) for c in report.checks if not c.get("passed")]
 
 
-def gate_override_propose(*, actor: Any, request_id: Any, justification: str) -> GateOverride:
+def gate_override_propose(*, actor: PortalUser, request_id: Any, justification: str) -> GateOverride:
     """File a proposal to publish the request's gate-failed job, with a written justification."""
     text = (justification or "").strip()
     with transaction.atomic():
@@ -63,8 +66,8 @@ def gate_override_propose(*, actor: Any, request_id: Any, justification: str) ->
     raise _refuse(actor, request, "request.gate_override_propose", reason)
 
 
-def _propose(actor: Any, request: GenerationRequest, text: str) -> GateOverride:
-    failed = _failed_checks(request)
+def _propose(actor: PortalUser, request: GenerationRequest, text: str) -> GateOverride:
+    job, failed = _gate_failed_job(request)
     if len(text) < MIN_JUSTIFICATION or len(text) > MAX_TEXT:
         raise ValidationFailed(
             f"Write a justification of {MIN_JUSTIFICATION} to {MAX_TEXT} characters: why this release is "
@@ -72,14 +75,14 @@ def _propose(actor: Any, request: GenerationRequest, text: str) -> GateOverride:
             fields={"justification": "length"},
         )
     if GateOverride.objects.filter(
-        job=request.job, status__in=[OverrideStatus.PENDING, OverrideStatus.APPROVED]
+        job=job, status__in=[OverrideStatus.PENDING, OverrideStatus.APPROVED]
     ).exists():
         raise Conflict(
             "An override of this job is already awaiting a second approver.", code="override_pending"
         )
     override = GateOverride.objects.create(
         request=request,
-        job=request.job,
+        job=job,
         justification=text,
         failed_checks=failed,
         proposed_by=actor,
@@ -92,15 +95,20 @@ def _propose(actor: Any, request: GenerationRequest, text: str) -> GateOverride:
         target_id=request.pk,
         details={
             "override": override.pk,
-            "job": str(request.job_id),
+            "job": str(job.pk),
             "failed_checks": failed,
             "justification_sha256": _digest(text),
         },
     )
+    # The proposal waits on a second officer: tell the others now, in this transaction, so a
+    # proposal that rolls back notifies nobody (notify e-mails only after the commit).
+    notify_override_pending(request, override)
     return override
 
 
-def gate_override_decide(*, actor: Any, request_id: Any, approve: bool, comment: str = "") -> GateOverride:
+def gate_override_decide(
+    *, actor: PortalUser, request_id: Any, approve: bool, comment: str = ""
+) -> GateOverride:
     """The second approver's decision on the pending override. Call inside a transaction; on
     approval the caller publishes in the same transaction (catalog.services.gate_override_approve)."""
     comment = (comment or "").strip()
@@ -146,7 +154,7 @@ def gate_override_decide(*, actor: Any, request_id: Any, approve: bool, comment:
     return override
 
 
-def gate_override_decline(*, actor: Any, request_id: Any, comment: str) -> GateOverride:
+def gate_override_decline(*, actor: PortalUser, request_id: Any, comment: str) -> GateOverride:
     """Decline the pending override; the request stays gate_failed."""
     try:
         with transaction.atomic():
@@ -156,7 +164,7 @@ def gate_override_decline(*, actor: Any, request_id: Any, comment: str) -> GateO
         raise
 
 
-def audit_override_refusal(*, actor: Any, request_id: Any, reason: str) -> None:
+def audit_override_refusal(*, actor: PortalUser, request_id: Any, reason: str) -> None:
     """Evidence of a refused override decision, in its own committed write."""
     request = request_get_for(actor=actor, request_id=request_id)
     audit_denied(
@@ -168,7 +176,9 @@ def audit_override_refusal(*, actor: Any, request_id: Any, reason: str) -> None:
     )
 
 
-def request_published_by_override(*, actor: Any, request: GenerationRequest, override: GateOverride) -> None:
+def request_published_by_override(
+    *, actor: PortalUser, request: GenerationRequest, override: GateOverride
+) -> None:
     """Move the (locked) request to published once catalog has published the overridden job."""
     check_transition("publish_override", request.status)
     request.status = RequestStatus.PUBLISHED

@@ -26,6 +26,7 @@ from approvals.services.requests import request_get_for
 from approvals.workflow import check_transition
 from audit.services import audit_denied, audit_record
 from core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
+from core.roles import PortalUser
 from generation.synthesizers import EXTERNAL_UPLOAD
 
 MIN_COMMENT = 20
@@ -48,7 +49,7 @@ def _check_privacy_failure(request: GenerationRequest) -> list[str]:
     return failed
 
 
-def retry_ask(*, actor: Any, request_id: Any, reason: str = "") -> PrivacyRetry:
+def retry_ask(*, actor: PortalUser, request_id: Any, reason: str = "") -> PrivacyRetry:
     """The requester asks a privacy officer to approve a retry. Nothing is reserved yet; asking
     again while one is pending returns the pending one."""
     with transaction.atomic():
@@ -59,7 +60,7 @@ def retry_ask(*, actor: Any, request_id: Any, reason: str = "") -> PrivacyRetry:
     _deny(actor, request.pk, "request.retry_ask", denied)
 
 
-def _ask(actor: Any, request: GenerationRequest, reason: str) -> PrivacyRetry:
+def _ask(actor: PortalUser, request: GenerationRequest, reason: str) -> PrivacyRetry:
     failed = _check_privacy_failure(request)
     existing = retry_pending(request)
     if existing is not None:
@@ -83,18 +84,18 @@ def _ask(actor: Any, request: GenerationRequest, reason: str) -> PrivacyRetry:
     return retry
 
 
-def retry_approve(*, actor: Any, request_id: Any, comment: str) -> GenerationRequest:
+def retry_approve(*, actor: PortalUser, request_id: Any, comment: str) -> GenerationRequest:
     """A privacy officer approves a retry with a comment: the next attempt is queued and its
     epsilon reserved now (409 when the attempt limit or the budget does not allow it)."""
     return _decide(actor=actor, request_id=request_id, comment=comment, approve=True)
 
 
-def retry_refuse(*, actor: Any, request_id: Any, comment: str) -> GenerationRequest:
+def retry_refuse(*, actor: PortalUser, request_id: Any, comment: str) -> GenerationRequest:
     """A privacy officer refuses a pending retry; nothing is reserved."""
     return _decide(actor=actor, request_id=request_id, comment=comment, approve=False)
 
 
-def _decide(*, actor: Any, request_id: Any, comment: str, approve: bool) -> GenerationRequest:
+def _decide(*, actor: PortalUser, request_id: Any, comment: str, approve: bool) -> GenerationRequest:
     action = "request.retry_approve" if approve else "request.retry_refuse"
     comment = (comment or "").strip()
     try:
@@ -142,7 +143,7 @@ def _decide(*, actor: Any, request_id: Any, comment: str, approve: bool) -> Gene
         raise
 
 
-def _record_decision(retry: PrivacyRetry, actor: Any, comment: str, approve: bool) -> None:
+def _record_decision(retry: PrivacyRetry, actor: PortalUser, comment: str, approve: bool) -> None:
     retry.status = RetryStatus.APPROVED if approve else RetryStatus.REFUSED
     retry.decided_by = actor
     retry.decided_by_name = actor.get_username()
@@ -151,12 +152,12 @@ def _record_decision(retry: PrivacyRetry, actor: Any, comment: str, approve: boo
     retry.save()
 
 
-def _audit_refusal(actor: Any, request_id: Any, action: str, exc: DomainError) -> None:
+def _audit_refusal(actor: PortalUser, request_id: Any, action: str, exc: DomainError) -> None:
     if exc.status == 404:
         return  # an invisible request leaves no trace of its existence
     audit_denied(actor=actor, action=action, target_type="request", target_id=request_id, reason=exc.message)
 
 
-def _deny(actor: Any, request_id: Any, action: str, reason: str) -> NoReturn:
+def _deny(actor: PortalUser, request_id: Any, action: str, reason: str) -> NoReturn:
     audit_denied(actor=actor, action=action, target_type="request", target_id=request_id, reason=reason)
     raise PermissionDenied(reason)

@@ -16,6 +16,7 @@ from approvals.services.notifications import notify_override_pending, reviewers_
 from approvals.services.overrides import gate_override_propose
 from catalog.pipeline import pipeline_run
 from notifications.models import Notification, NotificationKind
+from notifications.selectors import notified_count
 
 pytestmark = pytest.mark.django_db
 
@@ -110,7 +111,9 @@ def test_a_proposed_override_waits_on_another_officer_only(
         justification="The failed shape check is a known artefact of this small cohort; the "
         "privacy checks pass and the release is for internal prototyping only.",
     )
-    assert notify_override_pending(submitted_request, override) == 1
+    # Proposing notified the other officers; a second call finds them already told.
+    assert notified_count(dedup_key=f"{NotificationKind.OVERRIDE_PENDING}:override:{override.pk}") == 1
+    assert notify_override_pending(submitted_request, override) == 0
     assert NotificationKind.OVERRIDE_PENDING in dict(_inbox(oscar))
     assert NotificationKind.OVERRIDE_PENDING not in dict(_inbox(olivia))  # the proposer
     assert NotificationKind.OVERRIDE_PENDING not in dict(_inbox(alice))  # the requester

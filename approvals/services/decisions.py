@@ -13,7 +13,7 @@ from django.utils import timezone
 from approvals import rules
 from approvals.choices import DecisionKind, RequestStatus
 from approvals.models import Decision, GenerationRequest
-from approvals.quorum import Approver, Quorum, quorum
+from approvals.quorum import Quorum, request_quorum
 from approvals.services.attempts import attempt_job_for_approval
 from approvals.services.notifications import notify_requester_on_commit
 from approvals.services.requests import request_get_for
@@ -120,16 +120,11 @@ def _validated_text(decision: str, comment: str, conditions: str) -> tuple[str, 
 
 
 def round_quorum(request: GenerationRequest) -> Quorum:
-    """Where the current review round stands against the request's quorum."""
-    approvals = request.decisions.filter(review_round=request.review_round, decision=DecisionKind.APPROVE)
-    return quorum(
-        approvers=[Approver(d.reviewer_id, d.reviewer_role, d.reviewer_team_id) for d in approvals],
-        requester_id=request.requester_id,
-        requester_team_id=request.team_id,
-        audience=request.audience,
-        level=request.tier_level,
-        controls=request.tier_controls or {},
-    )
+    """Where the current review round stands against the request's quorum (approvals.quorum's one
+    reading). From `decisions.all()`: a list that prefetched the decisions (the review queue)
+    makes no query per request; a request read on its own, as here when deciding, reads them
+    afresh, this decision included."""
+    return request_quorum(request, request.decisions.all())
 
 
 def _apply_decision(request: GenerationRequest, record: Decision, actor: PortalUser) -> None:

@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
@@ -59,6 +60,7 @@ from approvals.services import (
     round_quorum,
 )
 from approvals.services.bakeoffs import candidate_rows, latest_candidates
+from approvals.services.notifications import reviewers_notified
 from core.errors import DomainError
 from core.ids import parse_uuid
 from core.roles import AUDIT_READERS, REVIEWS_REQUESTS, Role, has_role
@@ -129,7 +131,7 @@ def _request_form_page(request: HttpRequest, *, existing: GenerationRequest | No
         except DomainError as exc:
             form.add_error(None, exc.message)
         else:
-            messages.success(request, _status_message(saved.status))
+            messages.success(request, _status_message(saved))
             return redirect("approvals:request-detail", saved.pk)
     template = "approvals/_column_choices.html" if request.htmx else "approvals/request_form.html"
     context = {"form": form, "dataset": dataset, "existing": existing, "ledger": _ledger(dataset)}
@@ -248,13 +250,18 @@ def _number_or_zero(text: Any) -> float:
         return 0.0
 
 
-def _status_message(status: str) -> str:
+def _status_message(item: Any) -> str:
+    if item.status == RequestStatus.IN_REVIEW:
+        # Claim only what happened: the inbox rows this round's submission wrote (notifications).
+        notified = reviewers_notified(item)
+        if notified:
+            return f"Submitted for review. {notified} reviewer{pluralize(notified)} notified."
+        return "Submitted for review. No reviewer could be notified: tell a privacy officer."
     return {
         RequestStatus.DRAFT: "Draft saved. Submit it when you are ready for review.",
         RequestStatus.CHANGES_REQUESTED: "Changes saved. Submit it again when you are ready.",
-        RequestStatus.IN_REVIEW: "Submitted for review. Reviewers have been notified.",
         RequestStatus.REJECTED: "The policy prohibits this request; see the reasons below.",
-    }.get(status, "Saved.")
+    }.get(item.status, "Saved.")
 
 
 # --- The request page ---------------------------------------------------------------------------
@@ -441,7 +448,7 @@ def _refused(
 @domain_errors_as_messages
 def request_submit_view(request: HttpRequest, request_id: str) -> HttpResponse:
     item = request_submit(actor=request.user, request_id=request_id)
-    messages.success(request, _status_message(item.status))
+    messages.success(request, _status_message(item))
     return redirect("approvals:request-detail", item.pk)
 
 

@@ -261,10 +261,9 @@ def access_requests_visible_to(*, user: Any) -> QuerySet[AccessRequest]:
     return base.filter(requester=user)
 
 
-def access_request_create(
-    *, actor: PortalUser, release_id: Any, purpose: Any, expires_at: Any
-) -> AccessRequest:
-    """A member who can discover a release's card but not use it asks for access."""
+def access_request_check_asker(*, actor: PortalUser, release_id: Any) -> Release:
+    """The release `actor` may ask to use, or the refusal: checked before the input is read, so
+    someone who already has access hears that whatever they send."""
     release = first_by_uuid(releases_discoverable_to(user=actor), release_id)
     if release is None:
         raise NotFound("No such release.")
@@ -272,6 +271,14 @@ def access_request_create(
         raise Conflict("You already have access to this release.", code="already_has_access")
     if release.withdrawn_at is not None:
         raise Gone("This release was withdrawn; access cannot be requested.", code="release_withdrawn")
+    return release
+
+
+def access_request_create(
+    *, actor: PortalUser, release_id: Any, purpose: Any, expires_at: Any
+) -> AccessRequest:
+    """A member who can discover a release's card but not use it asks for access."""
+    release = access_request_check_asker(actor=actor, release_id=release_id)
     text = _text(purpose, "purpose", "what you will use the release for")
     until = _future(expires_at, "expires_at")
     with transaction.atomic():

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from catalog import bakeoff_views, governance_views, lineage_views, views
+from catalog import access_views, bakeoff_views, governance_views, lineage_views, views
 
 app_name = "catalog"
 urlpatterns = [
@@ -13,6 +13,8 @@ urlpatterns = [
     path("bakeoffs/<str:request_id>/choose/", bakeoff_views.bakeoff_choose_view, name="bakeoff-choose"),
     # Before the release routes, or "governance" would be read as a release id.
     path("governance/", governance_views.governance_dashboard, name="governance"),
+    # Access requests, withdrawal and renewal; "access-requests/" before the release-id routes too.
+    *access_views.urlpatterns,
     path("<str:release_id>/", views.release_detail, name="release-detail"),
     path("<str:release_id>/lineage/", lineage_views.release_lineage_view, name="release-lineage"),
     path("<str:release_id>/download/", views.release_download, name="release-download"),

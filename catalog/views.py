@@ -14,10 +14,11 @@ from approvals import rules
 from approvals.forms import GateOverrideDecisionForm, GateOverrideForm
 from approvals.selectors import requests_visible_to
 from approvals.services import gate_override_decline, gate_override_propose, request_get_for
-from catalog.access_views import gone_page
+from catalog.access_views import gone_page, release_access_context
+from catalog.cards import release_card
 from catalog.downloads import release_file_response
 from catalog.reports import release_report_context, report_visible_to
-from catalog.selectors import releases_visible_to
+from catalog.selectors import releases_discoverable_to, releases_visible_to
 from catalog.services import gate_override_approve, release_get_for
 from core.errors import Conflict, Gone, NotFound
 from core.ids import parse_uuid
@@ -28,7 +29,11 @@ from validation.services import report_export_record
 
 
 def release_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "catalog/release_list.html", {"releases": releases_visible_to(user=request.user)})
+    visible = releases_visible_to(user=request.user)
+    # Cards a member may find but not use (catalog.access): a summary and "Request access", no data.
+    others = releases_discoverable_to(user=request.user).exclude(pk__in=visible.values("pk"))
+    context = {"releases": visible, "discoverable": others.filter(withdrawn_at__isnull=True)}
+    return render(request, "catalog/release_list.html", context)
 
 
 def release_detail(request: HttpRequest, release_id: str) -> HttpResponse:
@@ -37,6 +42,8 @@ def release_detail(request: HttpRequest, release_id: str) -> HttpResponse:
     except NotFound:
         raise Http404 from None
     context = release_report_context(user=request.user, release=release)
+    context["card"] = release_card(release=release, user=request.user)
+    context["access"] = release_access_context(user=request.user, release=release)
     return render(request, "catalog/release_detail.html", context)
 
 
@@ -69,6 +76,7 @@ def release_report_export(request: HttpRequest, release_id: str) -> HttpResponse
     except NotFound:
         raise Http404 from None
     context = release_report_context(user=request.user, release=release)
+    context["card"] = release_card(release=release, user=request.user)
     report_export_record(
         actor=request.user, target_type="release", target_id=release.pk, full=context["full_report"]
     )

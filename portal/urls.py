@@ -45,6 +45,7 @@ urlpatterns = [
     path("requests/", include("approvals.urls")),
     path("catalog/", include("catalog.urls")),
     path("audit/", include("audit.urls")),
+    path("inbox/", include("notifications.urls")),
     path("api/v1/", include("portal.api.urls")),
 ]
 

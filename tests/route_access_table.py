@@ -39,6 +39,11 @@ REQUEST_VIEWERS = frozenset({"alice", "bob", "olivia", "sam", "ada", "audrey"})
 # alice's internal (Cardiology) release: her team and the oversight roles (not charlie, not the
 # steward, not the admin, who sees only what their own team may see).
 RELEASE_VIEWERS = frozenset({"alice", "bob", "olivia", "audrey"})
+# Members who can find the release's card but not use it, so may ask for access (catalog.access).
+ACCESS_ASKERS = frozenset({"charlie", "sam", "ada"})
+# charlie's access request: its requester and oversight (core.roles.SEES_EVERY_RELEASE) see it.
+ACCESS_REQUEST_VIEWERS = frozenset({"charlie", "olivia", "audrey"})
+OFFICERS = frozenset({"olivia"})
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,8 @@ class Route:
     team_scoped: the URL names an object of alice's team: charlie (another team) must get 404
     anonymous: for "public" routes, (method, status) an anonymous visitor gets
     refused: status for a persona outside `acts` who is in `sees` (outside `sees`: 404)
+    confirms: the GET is the confirmation form of the write: personas in `sees` but not in `acts`
+             get `refused` on GET too (the form of an action they may not take)
     """
 
     kind: str
@@ -69,10 +76,15 @@ class Route:
     team_scoped: bool = False
     anonymous: tuple[str, int] = ("get", 200)
     refused: int = 403
+    confirms: bool = False
     outliers: dict[str, str] = field(default_factory=dict)
 
     def expected_get(self, persona: str) -> int:
-        return self.ok if persona in self.sees else 404
+        if persona not in self.sees:
+            return 404
+        if self.confirms and persona not in (self.acts or NOBODY):
+            return self.refused
+        return self.ok
 
     def expected_refusal(self, persona: str) -> int:
         return self.refused if persona in self.sees else 404
@@ -180,7 +192,23 @@ ROUTES: dict[str, Route] = {
     # Oversight's dashboard: the audit readers' page, which does not exist for other roles.
     "catalog:governance": page(AUDIT_READERS),
     "catalog:release-download": page(RELEASE_VIEWERS, team_scoped=True),
+    # Privacy officers withdraw and renew; the withdrawal's confirmation form is theirs alone.
+    "catalog:release-withdraw": page(RELEASE_VIEWERS, acts=OFFICERS, confirms=True, team_scoped=True),
+    "catalog:release-renew": action(RELEASE_VIEWERS, OFFICERS, team_scoped=True),
+    # Anyone who finds the card may open the form; those who already have access are told so (a
+    # state refusal: a message and back, audited), not refused.
+    "catalog:access-request-create": page(EVERYONE, acts=ACCESS_ASKERS, refused=302),
+    "catalog:access-request-list": page(EVERYONE),
+    "catalog:access-request-decide": action(
+        ACCESS_REQUEST_VIEWERS, OFFICERS, objects={"access_request_id": "access"}
+    ),
+    "catalog:access-request-revoke": action(
+        ACCESS_REQUEST_VIEWERS, OFFICERS, objects={"access_request_id": "access"}
+    ),
     "catalog:release-report-export": page(RELEASE_VIEWERS, team_scoped=True),
+    # --- Notifications: each member's own inbox --------------------------------------------------
+    "notifications:inbox": page(EVERYONE),
+    "notifications:mark-read": action(EVERYONE, EVERYONE),
     # --- Audit ---------------------------------------------------------------------------------------
     "audit:event-list": page(AUDIT_READERS),
     "audit:verify": page(AUDIT_READERS),
@@ -214,7 +242,7 @@ ROUTES: dict[str, Route] = {
     ),
     "api-request-gate-override": api_action(REQUEST_VIEWERS, frozenset({"olivia"}), team_scoped=True),
     "api-request-gate-override-decline": api_action(REQUEST_VIEWERS, frozenset({"olivia"}), team_scoped=True),
-    # A request's evidence package (a zip): oversight only (core.roles.SEES_EVERY_RELEASE).
+    # A request's evidence package (a zip): oversight only (core.roles.EXPORTS_EVIDENCE).
     "api-request-evidence": api(frozenset({"olivia", "audrey"}), team_scoped=True),
     "api-release-list": api(EVERYONE),
     "api-release-detail": api(RELEASE_VIEWERS, team_scoped=True),
@@ -222,6 +250,19 @@ ROUTES: dict[str, Route] = {
     "api-release-lineage": api(RELEASE_VIEWERS, team_scoped=True),
     "api-release-download": api(RELEASE_VIEWERS, team_scoped=True),
     "api-release-report": api(RELEASE_VIEWERS, team_scoped=True),
+    "api-release-renew": api_action(RELEASE_VIEWERS, OFFICERS, team_scoped=True),
+    "api-release-withdraw": api_action(RELEASE_VIEWERS, OFFICERS, team_scoped=True),
+    "api-release-access-request-create": api_action(EVERYONE, ACCESS_ASKERS, refused=409),
+    "api-access-request-list": api(EVERYONE),
+    "api-access-request-detail": api(ACCESS_REQUEST_VIEWERS, objects={"access_request_id": "access"}),
+    "api-access-request-decide": api_action(
+        ACCESS_REQUEST_VIEWERS, OFFICERS, objects={"access_request_id": "access"}
+    ),
+    "api-access-request-revoke": api_action(
+        ACCESS_REQUEST_VIEWERS, OFFICERS, objects={"access_request_id": "access"}
+    ),
+    "notifications-list": api(EVERYONE),
+    "notifications-read": api_action(EVERYONE, EVERYONE),
     # The log does not exist for other roles: 404 as on the audit pages (audit/api/views.py).
     "audit-event-list": api(AUDIT_READERS),
     "audit-verify": api(AUDIT_READERS),

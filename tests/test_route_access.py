@@ -19,6 +19,7 @@ runs in a savepoint of it.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from django.apps import apps
 from django.db import transaction
 from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from tests.route_access_table import ADMIN_NAMESPACE, PERSONAS, ROUTES, Route
@@ -88,6 +90,7 @@ def test_every_portal_route_is_named() -> None:
 def _build_world() -> dict[str, Any]:
     from approvals.services import RequestInput, request_create, request_decide, request_submit
     from approvals.services.policy import policy_active, policy_propose
+    from catalog.access import access_request_create
     from catalog.models import Release
     from catalog.pipeline import pipeline_run
     from conftest import PASSWORD, SAFE_COLUMNS, csv_upload, small_flchain_csv
@@ -126,6 +129,7 @@ def _build_world() -> dict[str, Any]:
     published.refresh_from_db()
     SynthesisJob.objects.filter(pk=published.job_id).update(seed=20240601)
     assert pipeline_run(job_id=published.job_id) == "published"
+    release = Release.objects.get(request=published)
     active = policy_active()
     assert active is not None
     proposal = policy_propose(
@@ -135,13 +139,20 @@ def _build_world() -> dict[str, Any]:
         "request": request_submit(actor=alice, request_id=draft().pk).pk,  # in review
         "draft": draft().pk,
         "dataset": dataset.pk,
-        "release": Release.objects.get(request=published).pk,
+        "release": release.pk,
         "job": published.job_id,
         "token": token_mint(user=alice).token.pk,
         "bob": users["bob"].pk,
         "change": account_reset_propose(actor=ada, user_id=users["bob"].pk, kind="password_reset").pk,
         "proposal": proposal.pk,
         "policy": active.number,
+        # charlie (Oncology) finds alice's release and asks to use it.
+        "access": access_request_create(
+            actor=users["charlie"],
+            release_id=release.pk,
+            purpose="Validate the mortality model on oncology patients",
+            expires_at=timezone.now() + timedelta(days=30),
+        ).pk,
     }
     keys = {name: token_mint(user=user).key for name, user in users.items()}
     return {"users": users, "objects": objects, "keys": keys}
@@ -174,6 +185,7 @@ def world(
 
 
 DEFAULTS = {
+    "access_request_id": "access",
     "request_id": "request",
     "dataset_id": "dataset",
     "release_id": "release",
@@ -278,8 +290,8 @@ def check_get(name: str, route: Route, world: dict[str, Any], url: str) -> list[
     problems = []
     for persona in _personas(route):
         expected = route.expected_get(persona)
-        if expected == 404:
-            problems += refused(route, world, persona, "get", url, 404)
+        if expected != route.ok:
+            problems += refused(route, world, persona, "get", url, expected)
             continue
         status = ask(route, world, persona, "get", url).status_code
         if status != expected:

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from catalog.access import (
     access_request_authorize_decision,
+    access_request_check_asker,
     access_request_create,
     access_request_decide,
     access_request_revoke,
@@ -66,24 +67,24 @@ class AccessRequestOutputSerializer(serializers.Serializer):
 
 
 class ReleaseRenewApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class ReleaseRenewInputSerializer(serializers.Serializer):
         expires_at = serializers.DateTimeField()
 
-    @extend_schema(request=InputSerializer, responses=ReleaseStateOutputSerializer)
+    @extend_schema(request=ReleaseRenewInputSerializer, responses=ReleaseStateOutputSerializer)
     def post(self, request: Request, release_id: str) -> Response:
         """A privacy officer moves the release's expiry to a later date (403 for anyone else)."""
         # The service checks who is asking before the input (403 whatever is sent).
-        body = self.InputSerializer(data=request.data)
+        body = self.ReleaseRenewInputSerializer(data=request.data)
         expires_at = body.validated_data["expires_at"] if body.is_valid() else None
         release = release_renew(actor=acting_user(request.user), release_id=release_id, expires_at=expires_at)
         return Response(ReleaseStateOutputSerializer(release).data)
 
 
 class ReleaseWithdrawApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class ReleaseWithdrawInputSerializer(serializers.Serializer):
         reason = serializers.CharField(max_length=2000)
 
-    @extend_schema(request=InputSerializer, responses=ReleaseStateOutputSerializer)
+    @extend_schema(request=ReleaseWithdrawInputSerializer, responses=ReleaseStateOutputSerializer)
     def post(self, request: Request, release_id: str) -> Response:
         """A privacy officer withdraws the release; downloads then answer 410 with the reason."""
         release = release_withdraw(
@@ -96,14 +97,15 @@ class ReleaseWithdrawApi(APIView):
 
 
 class ReleaseAccessRequestCreateApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class AccessRequestCreateInputSerializer(serializers.Serializer):
         purpose = serializers.CharField(max_length=2000)
         expires_at = serializers.DateTimeField()
 
-    @extend_schema(request=InputSerializer, responses={201: AccessRequestOutputSerializer})
+    @extend_schema(request=AccessRequestCreateInputSerializer, responses={201: AccessRequestOutputSerializer})
     def post(self, request: Request, release_id: str) -> Response:
         """Ask for access to a release whose card you can find but whose data you cannot use."""
-        body = self.InputSerializer(data=request.data)
+        access_request_check_asker(actor=acting_user(request.user), release_id=release_id)  # before the input
+        body = self.AccessRequestCreateInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         created = access_request_create(
             actor=acting_user(request.user), release_id=release_id, **body.validated_data
@@ -120,15 +122,17 @@ class AccessRequestListApi(APIView):
 
 
 class AccessRequestDecisionApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class AccessRequestDecisionInputSerializer(serializers.Serializer):
         decision = serializers.ChoiceField(choices=["grant", "refuse"])
         comment = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
         expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
-    @extend_schema(request=InputSerializer, responses={201: AccessRequestOutputSerializer})
+    @extend_schema(
+        request=AccessRequestDecisionInputSerializer, responses={201: AccessRequestOutputSerializer}
+    )
     def post(self, request: Request, access_request_id: str) -> Response:
         """A privacy officer grants (until `expires_at`, by default the date asked for) or refuses."""
-        body = self.InputSerializer(data=request.data)
+        body = self.AccessRequestDecisionInputSerializer(data=request.data)
         if not body.is_valid():
             # Who is asking is checked before the input: a non-officer gets 403 whatever is sent.
             access_request_authorize_decision(actor=acting_user(request.user), request_id=access_request_id)
@@ -140,10 +144,10 @@ class AccessRequestDecisionApi(APIView):
 
 
 class AccessRequestRevokeApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class AccessRequestRevokeInputSerializer(serializers.Serializer):
         reason = serializers.CharField(max_length=2000)
 
-    @extend_schema(request=InputSerializer, responses=AccessRequestOutputSerializer)
+    @extend_schema(request=AccessRequestRevokeInputSerializer, responses=AccessRequestOutputSerializer)
     def post(self, request: Request, access_request_id: str) -> Response:
         """A privacy officer revokes a grant; the grantee loses the release at once."""
         revoked = access_request_revoke(

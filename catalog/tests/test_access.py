@@ -1,6 +1,5 @@
 """Access that is enforced (catalog.access): expiry and renewal, access requests and grants,
-`access_level` narrowing and discoverability. The routes are not registered yet, so the tests use
-catalog/tests/access_urls.py."""
+`access_level` narrowing and discoverability, through the project's own routes."""
 
 from __future__ import annotations
 
@@ -19,8 +18,6 @@ from catalog.access import access_request_create
 from catalog.models import AccessRequest, Release
 from catalog.selectors import releases_discoverable_to, releases_visible_to
 from core.errors import PermissionDenied
-
-pytestmark = pytest.mark.urls("catalog.tests.access_urls")
 
 API = "/api/v1/releases/"
 REQUESTS = "/api/v1/access-requests/"

@@ -16,8 +16,6 @@ from catalog.access_views import release_access_context
 from catalog.models import Release
 from core.errors import PermissionDenied
 
-pytestmark = pytest.mark.urls("catalog.tests.access_urls")
-
 API = "/api/v1/releases/"
 REASON = "Linkage risk found in incident INC-42"
 

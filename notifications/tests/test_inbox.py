@@ -16,7 +16,7 @@ from notifications.models import Notification, NotificationKind
 from notifications.selectors import unread_count
 from notifications.services import mark_read, notify
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("notifications.tests.urls")]
+pytestmark = [pytest.mark.django_db]
 
 
 def _notify(recipients: list[Any], **overrides: Any) -> int:

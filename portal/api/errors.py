@@ -206,7 +206,9 @@ def _error_statuses(path: str, method: str, operation: dict[str, Any]) -> list[s
     statuses = ["400", "405"]
     if signed_in:
         statuses += ["401", "403"]
-    if "{" in path:
+    paged = any(p.get("in") == "query" and p.get("name") == "page" for p in operation.get("parameters", []))
+    # An object path names something that may not exist; a paginated list answers 404 past its end.
+    if "{" in path or paged:
         statuses.append("404")
     if method in _WRITES:
         statuses += ["409", "413", "415"]

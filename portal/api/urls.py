@@ -2,6 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
 
+from catalog.api.access import access_request_urlpatterns
 from catalog.api.bakeoff import RequestChooseCandidateApi
 from catalog.api.evidence import RequestEvidenceApi
 from catalog.api.views import GateOverrideApproveApi
@@ -23,6 +24,8 @@ urlpatterns = [
     path("requests/", include("approvals.api.urls")),
     path("releases/", include("catalog.api.urls")),
     path("audit/", include("audit.api.urls")),
+    path("access-requests/", include(access_request_urlpatterns)),
+    path("notifications/", include("notifications.api")),
     # The schema documents the contract, not data: readable without signing in.
     path("schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="api-schema"),
     path(

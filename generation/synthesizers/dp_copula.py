@@ -23,8 +23,8 @@ change each column's histogram by at most k, and each pairwise sum by at most k 
 P. Missingness patterns, epsilon_p (measured between steps 1 and 2; step 2 uses its output). Why: per-column
    missing cells drawn through the copula lose which cells are missing TOGETHER (a lab panel
    missing as a block came out as scattered gaps; the gate's pattern similarity was 0.05-0.26 on
-   pbc). The declared-nullable columns, in declared order, form G groups of at most 12
-   (missingness.declared_pattern_groups); each group's domain is all 2^g subsets of its columns,
+   pbc). The declared-nullable columns, in declared order, form G groups of at most
+   missingness.MAX_GROUP_COLUMNS (20) (missingness.declared_pattern_groups); each group's domain is all 2^g subsets of its columns,
    from the declarations only, never from the patterns seen. Each record falls in exactly one
    pattern cell per group (a function of its own cells), so one unit moves the G histograms by at
    most G k in L1: geometric noise at sensitivity G k and epsilon_p (missingness

@@ -152,10 +152,19 @@ def inference(
     seed: int,
 ) -> dict[str, Any]:
     """For each secret (the declared outcome and every sensitive column), guess its value from
-    every other column via the release's nearest record. The reported risk is the worst secret's.
+    every other column via the release's nearest record. The reported risk is the worst secret's
+    (the highest estimate; among equal estimates, the one with the highest upper bound).
 
     The outcome is a secret even when nobody classified it sensitive: "died during follow-up" is
-    what an attacker would most like to learn, and the steward's declaring it says it matters."""
+    what an attacker would most like to learn, and the steward's declaring it says it matters.
+
+    Why 500 attacks a side and not every row (tried, issue 12): the risk is (a - c) / (1 - c), and
+    anonymeter's interval propagates each rate's error linearly. For a secret the other columns
+    nearly fix (c 0.97-0.99: a rare flag always guessed "no") that interval is too narrow on the low
+    side once it shrinks: attacking all of flchain's 2,000 / 1,575 rows made a release fail on mgus
+    (0.31 [0.05, 0.57]) where the attack named 1 carrier in either set and the "risk" was only the
+    carriers' share differing between the samples (1.2% vs 1.9%; Fisher's exact p = 0.07). More
+    attacks need a better interval first (docs/benchmarks.md)."""
     from anonymeter.evaluators import InferenceEvaluator
 
     secrets = inference_secrets(infos)
@@ -180,8 +189,15 @@ def inference(
         with _seeded(seed):
             evaluator.evaluate(n_jobs=1)
         per_secret[secret] = _risk(evaluator, n_attacks)
-    worst = max(per_secret, key=lambda s: per_secret[s]["risk"] or 0.0)
+    worst = max(per_secret, key=lambda s: _severity(per_secret[s]))
     return {"status": "ok", **per_secret[worst], "secret": worst, "secrets": per_secret}
+
+
+def _severity(result: dict[str, Any]) -> tuple[float, float]:
+    """Estimate, then upper bound: most secrets estimate 0 (clipped), and the reported one should
+    then be the least certain of them, not whichever came first in the list."""
+    upper = (result.get("ci") or [None, None])[1]
+    return (result.get("risk") or 0.0, upper or 0.0)
 
 
 def inference_secrets(infos: list[ColumnInfo]) -> list[str]:

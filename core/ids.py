@@ -22,7 +22,3 @@ def first_by_uuid(queryset: models.QuerySet[_M], value: Any) -> _M | None:
     would also find nothing; skipping the query says so to the type checker and the reader."""
     key = parse_uuid(value)
     return None if key is None else queryset.filter(pk=key).first()
-
-
-def _throwaway_probe() -> int:
-    return "not an int"  # throwaway: a type error

@@ -9,8 +9,6 @@ are parsed in mixed formats with naive values read as UTC.
 
 from __future__ import annotations
 
-from catalog.models import Release  # noqa: F401  (throwaway: a layer violation)
-
 from collections.abc import Iterable
 from typing import Any
 

@@ -9,7 +9,6 @@ from portal import account_views, views
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("healthz", views.healthz, name="healthz"),
-    path("throwaway-probe/", views.healthz, name="throwaway-probe"),  # throwaway: no access-table entry
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/mfa/setup/", account_views.mfa_setup, name="mfa-setup"),

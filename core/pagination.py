@@ -41,6 +41,6 @@ def paginated_response(
 ) -> Response:
     """Page `items` for an APIView: `serialize` turns the page's rows into the results list."""
     paginator = PortalPagination()
-    rows = paginator.paginate_queryset(items, request, view=view)
+    rows: list[Any] | None = paginator.paginate_queryset(items, request, view=view)
     assert rows is not None  # page_size is always set
     return paginator.get_paginated_response(serialize(rows))

@@ -6,6 +6,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from generation.models import MICRO
+
 
 def histogram_figure(name: str, histogram: dict[str, Any], k: int) -> go.Figure:
     edges, counts = histogram["edges"], histogram["counts"]
@@ -46,7 +48,7 @@ def category_figure(name: str, top: list[list[Any]]) -> go.Figure:
 def budget_figure(entries: list[Any], cap: float) -> go.Figure:
     """Cumulative epsilon spent over time (a step line), against the cap."""
     times = [e.at for e in entries]
-    spent = [e.spent_after_micro / 1_000_000 for e in entries]
+    spent = [e.spent_after_micro / MICRO for e in entries]
     figure = go.Figure()
     figure.add_trace(
         go.Scatter(

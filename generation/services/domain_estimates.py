@@ -15,7 +15,7 @@ from audit.services import audit_record
 from core.errors import ValidationFailed
 from core.roles import PortalUser
 from generation.choices import ColumnKind, DatasetStatus
-from generation.models import BudgetLedgerEntry, DatasetColumn, SourceDataset
+from generation.models import MICRO, BudgetLedgerEntry, DatasetColumn, SourceDataset
 from generation.policies import DeclarationSource, declaration_source
 from generation.profiling import DP_QUANTILES, dp_bounds, dp_categories, dp_category_threshold
 from generation.services.budget import (
@@ -150,7 +150,7 @@ def dataset_estimate_domain(*, column_id: Any, entry_id: Any) -> dict[str, Any] 
     if claimed is None:
         return None
     column, request = claimed
-    epsilon = request["epsilon_micro"] / 1_000_000
+    epsilon = request["epsilon_micro"] / MICRO
     # The training split only: the rows every synthesis job of this dataset reads.
     values = read_encrypted_parquet(column.dataset.storage_path)[column.name]
     if request.get("mode") == "categories":

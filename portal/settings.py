@@ -156,6 +156,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "notifications.context.unread",
+                "catalog.access_views.pending_access_requests",
             ],
         },
     },
@@ -517,6 +518,28 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("SYNTHGATE_TASK_SOFT_LIMIT", 3300)
 CELERY_TASK_TIME_LIMIT = env_int("SYNTHGATE_TASK_HARD_LIMIT", 3600)
 CELERY_TASK_DEFAULT_QUEUE = "synthesis"
+# Three queues, so each kind of work can get its own worker processes (docs/deploy.md, scale-out):
+# synthesis (the pipeline: fit, sample, validate, publish; CPU-bound, minutes), validation (the
+# pre-release risk and domain estimates on a source; seconds to minutes) and housekeeping (periodic
+# tasks: reconcile, audit checkpoints and verification, expiry notices; short, and never stuck
+# behind a long synthesis). One worker consuming all three (the default) is the embedded install.
+SYNTHGATE_QUEUES = ("synthesis", "validation", "housekeeping")
+CELERY_TASK_ROUTES = {
+    "synthgate.pipeline.run": {"queue": "synthesis"},
+    "synthgate.datasets.estimate_risk": {"queue": "validation"},
+    "synthgate.datasets.estimate_domain": {"queue": "validation"},
+    "synthgate.jobs.reconcile": {"queue": "housekeeping"},
+    "synthgate.releases.expiry_notices": {"queue": "housekeeping"},
+    # Checkpoints, verification and any later audit task: all periodic bookkeeping.
+    "synthgate.audit.*": {"queue": "housekeeping"},
+}
+# Each worker process imports SDV/torch/anonymeter and compiles the numba kernels on a made-up
+# 50-row table before it takes a job (validation.warmup), so a worker's first job costs what its
+# later ones do. Off in tests (a test turns it on), where each worker would pay ~10-40 s for it.
+SYNTHGATE_WORKER_WARMUP = env_bool("SYNTHGATE_WORKER_WARMUP", ENVIRONMENT != "test")
+# A pool process reports itself up only after warming up; Celery kills one silent for longer than
+# this (default 4 s), so allow for a cold start on a busy machine (the warm-up takes 5-40 s).
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = 240.0 if SYNTHGATE_WORKER_WARMUP else 4.0
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -532,11 +555,26 @@ CELERY_BEAT_SCHEDULE = {
         "task": "synthgate.audit.checkpoint",
         "schedule": float(SYNTHGATE_AUDIT_CHECKPOINT_SECONDS),
     },
+    # Chain verification recorded for the audit pages (audit.tasks.verify_audit_chain): incremental
+    # every 15 minutes, full once a day; a task-level lock keeps two beats from running it twice.
+    "audit-verify": {"task": "synthgate.audit.verify", "schedule": 900.0},
+    # Release and grant expiry notices (catalog.tasks.notify_expiring): hourly is plenty, each notice
+    # goes out once (its dedup key), and the task holds a lock so two beats do not both send.
+    "release-expiry-notices": {"task": "synthgate.releases.expiry_notices", "schedule": 3600.0},
 }
+# How many days before a release or an access grant expires its users are told.
+SYNTHGATE_EXPIRY_NOTICE_DAYS = env_int("SYNTHGATE_EXPIRY_NOTICE_DAYS", 7)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- Email (reviewer notifications) ----------------------------------------------------------
-EMAIL_BACKEND = env_str("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# Development and the demo write e-mails to the console (`make run`'s output); production defaults
+# to SMTP, so a deployment never silently prints people's notifications to its logs.
+EMAIL_BACKEND = env_str(
+    "DJANGO_EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if IS_PRODUCTION
+    else "django.core.mail.backends.console.EmailBackend",
+)
 DEFAULT_FROM_EMAIL = env_str("DJANGO_DEFAULT_FROM_EMAIL", "synthgate@localhost")
 # Used when DJANGO_EMAIL_BACKEND is django.core.mail.backends.smtp.EmailBackend.
 EMAIL_HOST = env_str("DJANGO_EMAIL_HOST", "localhost")

@@ -81,8 +81,9 @@ install_hash() {
     cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1
 }
 
-# The Celery worker command, shared by `make run` and `make worker`.
+# The Celery worker command, shared by `make run` and `make worker`. It consumes every queue unless
+# SYNTHGATE_WORKER_QUEUES names some (a scale-out process group, docs/deploy.md).
 worker_command() {
-    printf '%s\n' "$VENV/bin/celery" -A portal worker -Q synthesis \
+    printf '%s\n' "$VENV/bin/celery" -A portal worker -Q "${SYNTHGATE_WORKER_QUEUES:-synthesis,validation,housekeeping}" \
         -c "${SYNTHGATE_WORKER_CONCURRENCY:-2}" --loglevel=INFO
 }

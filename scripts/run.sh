@@ -80,7 +80,7 @@ trap 'stop_all' EXIT
 # One machine: the worker also runs beat (-B), which sends the job reconciler every minute.
 # At scale, run exactly one `make beat` and any number of `make worker` (docs/deploy.md).
 mapfile -t worker < <(worker_command; printf '%s\n' -B --schedule "${SYNTHGATE_VAR_DIR:-$ROOT/var}/celerybeat-schedule")
-log "Starting the Celery worker (queue synthesis) with the reconciler schedule (beat)"
+log "Starting the Celery worker (queues synthesis, validation, housekeeping) with the periodic schedule (beat)"
 "${worker[@]}" &
 worker_pid=$!
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make worker`: one Celery worker for the synthesis queue, for extra worker machines.
+# `make worker`: one Celery worker (every queue, or those in SYNTHGATE_WORKER_QUEUES), for extra machines.
 # It needs the same DATABASE_URL, CELERY_BROKER_URL, SYNTHGATE_STORAGE_DIR and secrets as the web
 # server (see docs/deploy.md); the web machine runs the migrations, so this script does not.
 set -euo pipefail

@@ -78,7 +78,7 @@ class WorkerFactory:
             "portal",
             "worker",
             "-Q",
-            "synthesis",
+            ",".join(settings.SYNTHGATE_QUEUES),
             "-c",
             "1",
             "--loglevel=INFO",

@@ -76,3 +76,55 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"audit head at #{self.seq}"
+
+
+class VerificationMode(models.TextChoices):
+    FULL = "full", "Full"
+    INCREMENTAL = "incremental", "Incremental"
+
+
+class VerificationTrigger(models.TextChoices):
+    MANUAL = "manual", "On demand"
+    SCHEDULED = "scheduled", "Scheduled"
+    COMMAND = "command", "Command line"
+
+
+class AuditVerification(models.Model):
+    """One run of chain verification and its verdict, so pages show the latest result instead of
+    walking the whole chain on every view (issue 16).
+
+    `upto_seq`/`upto_hash` are the last row the run verified: the next incremental run starts
+    there, after checking that the stored row at `upto_seq` still carries `upto_hash`. The table
+    lives in the database a tamperer controls, so a record is a convenience, never evidence: the
+    full verification and the signed checkpoints do not read it.
+    """
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    mode = models.CharField(max_length=16, choices=VerificationMode.choices)
+    trigger = models.CharField(max_length=16, choices=VerificationTrigger.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150)
+    ok = models.BooleanField()
+    # The row the walk started after (0 for a full run) and the last row it verified.
+    from_seq = models.PositiveBigIntegerField(default=0)
+    upto_seq = models.PositiveBigIntegerField(default=0)
+    upto_hash = models.CharField(max_length=64, default=GENESIS_HASH)
+    events = models.PositiveBigIntegerField(default=0)
+    first_bad_seq = models.PositiveBigIntegerField(null=True, blank=True)
+    reason = models.CharField(max_length=40, blank=True)
+    unkeyed_events = models.PositiveBigIntegerField(default=0)
+    checkpoints = models.PositiveIntegerField(default=0)
+    checkpoint_seq = models.PositiveBigIntegerField(null=True, blank=True)
+    bad_checkpoints = models.PositiveIntegerField(default=0)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-finished_at", "-id"]
+        indexes = [models.Index(fields=["ok", "-finished_at"], name="audit_verif_ok_recent")]
+
+    def __str__(self) -> str:
+        verdict = "ok" if self.ok else f"broken at {self.first_bad_seq}"
+        return f"{self.mode} verification up to #{self.upto_seq}: {verdict}"

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date
 from typing import Any
 
+from django.db import connection
 from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from audit.checkpoints import CheckpointLog, checkpoints_read
-from audit.hashing import GENESIS_HASH, ROW_FIELDS, HashScheme, audit_key, event_hash
-from audit.models import AuditChainHead, AuditEvent
+from audit.hashing import (
+    GENESIS_HASH,
+    ROW_FIELDS,
+    CanonicalJSON,
+    HashScheme,
+    audit_key,
+    canonical_at,
+    canonical_details,
+    row_hash,
+)
+from audit.models import AuditChainHead, AuditEvent, AuditVerification
 from core.roles import AUDIT_READERS, has_role
 
 
@@ -71,6 +84,10 @@ REASONS: dict[str, str] = {
     "checkpoint_signature": (
         "the checkpoint file holds lines whose signature does not verify: forged or corrupted"
     ),
+    "verified_mismatch": (
+        "the entry where the last verification stopped no longer carries the hash it was verified "
+        "with: entries at or before it were rewritten (run a full verification to find where)"
+    ),
 }
 
 
@@ -87,6 +104,11 @@ class ChainVerdict:
     checkpoints: int = 0
     checkpoint_seq: int | None = None
     bad_checkpoints: int = 0
+    # What the run covered: rows after `from_seq` (0: the whole chain) up to `upto_seq`, whose
+    # hash `upto_hash` is where the next incremental run starts.
+    from_seq: int = 0
+    upto_seq: int = 0
+    upto_hash: str = GENESIS_HASH
 
     @property
     def detail(self) -> str:
@@ -102,13 +124,102 @@ class ChainBreak:
 ChainRow = tuple[Any, ...]
 
 
-def audit_chain_rows(*, after_seq: int = 0, upto_seq: int | None = None) -> Iterable[ChainRow]:
-    """Rows in chain order as tuples: the `ROW_FIELDS`, then prev_hash, hash and hash_scheme."""
+def audit_chain_rows(*, after_seq: int = 0, upto_seq: int | None = None) -> Iterator[ChainRow]:
+    """Rows in chain order as tuples: the `ROW_FIELDS`, then prev_hash, hash and hash_scheme,
+    with `at` as its canonical text and `details` as canonical JSON (audit.hashing.CanonicalJSON),
+    ready for `row_hash`. Streamed in chunks; no model instance per row (issue 16)."""
+    if connection.vendor == "sqlite":
+        return _sqlite_chain_rows(after_seq, upto_seq)
     rows = AuditEvent.objects.filter(seq__gt=after_seq)
     if upto_seq is not None:
         rows = rows.filter(seq__lte=upto_seq)
     columns = rows.order_by("seq").values_list(*ROW_FIELDS, "prev_hash", "hash", "hash_scheme")
-    return columns.iterator(chunk_size=2000)
+    return _prepared(columns.iterator(chunk_size=CHAIN_CHUNK))
+
+
+CHAIN_CHUNK = 5000
+
+
+def _prepared(rows: Iterable[tuple[Any, ...]]) -> Iterator[ChainRow]:
+    for seq, at, *middle, details, request_id, prev, digest, scheme in rows:
+        yield (seq, canonical_at(at), *middle, canonical_details(details), request_id, prev, digest, scheme)
+
+
+# SQLite: Django's per-row converters (parse the datetime, make it aware, decode the JSON) were
+# half of a full verification. The raw cursor reads `at` as the text Django stored (naive UTC,
+# `str(datetime)`), which maps to the canonical text by slicing; `details` text is decoded and
+# re-encoded once per distinct text (most rows share a handful of shapes).
+_AT_TEXT = "CAST(%s AS TEXT)"
+
+
+def _sqlite_chain_rows(after_seq: int, upto_seq: int | None) -> Iterator[ChainRow]:
+    quote = connection.ops.quote_name
+    meta = AuditEvent._meta
+    column_of = {f.attname: str(f.column) for f in meta.concrete_fields}
+    columns = [quote(column_of[name]) for name in (*ROW_FIELDS, "prev_hash", "hash", "hash_scheme")]
+    columns[1] = _AT_TEXT % columns[1]
+    sql = f"SELECT {', '.join(columns)} FROM {quote(meta.db_table)} WHERE {quote('seq')} > %s"
+    params: list[int] = [after_seq]
+    if upto_seq is not None:
+        sql += f" AND {quote('seq')} <= %s"
+        params.append(upto_seq)
+    sql += f" ORDER BY {quote('seq')}"
+    details_cache: dict[str | None, CanonicalJSON] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        while chunk := cursor.fetchmany(CHAIN_CHUNK):
+            for row in chunk:
+                details = row[8]
+                canonical = details_cache.get(details)
+                if canonical is None:
+                    if len(details_cache) > 10_000:
+                        details_cache.clear()
+                    canonical = details_cache[details] = _details_from_text(details)
+                # Spelled out, not star-unpacked: this runs once per event.
+                yield (
+                    row[0],
+                    _sqlite_at(row[1]),
+                    row[2],
+                    row[3],
+                    row[4],
+                    row[5],
+                    row[6],
+                    row[7],
+                    canonical,
+                    row[9],
+                    row[10],
+                    row[11],
+                    row[12],
+                )
+
+
+def _details_from_text(text: Any) -> CanonicalJSON:
+    """As the ORM reads the column (JSONField.from_db_value): decoded JSON, or, for text that is
+    not JSON (written past the column's check by hand), the text itself, which then fails its hash."""
+    if not isinstance(text, str):
+        return canonical_details(text)
+    try:
+        return canonical_details(json.loads(text))
+    except json.JSONDecodeError:
+        return canonical_details(text)
+
+
+def _sqlite_at(text: str) -> str:
+    """'YYYY-MM-DD HH:MM:SS[.ffffff]' (naive UTC) -> 'YYYY-MM-DDTHH:MM:SS.ffffff+00:00', as
+    Django's converter and `isoformat(timespec="microseconds")` give; anything else goes through
+    them, so a hand-edited value reads exactly as the ORM would read it."""
+    if not isinstance(text, str):
+        return str(text)  # hand-edited to another type: hashes as garbage
+    if len(text) == 26 and text[10] == " " and text[19] == ".":
+        return text[:10] + "T" + text[11:] + "+00:00"
+    if len(text) == 19 and text[10] == " ":
+        return text[:10] + "T" + text[11:] + ".000000+00:00"
+    parsed = parse_datetime(text)
+    if parsed is None:
+        return text  # not a datetime: hashes as garbage, so the row reads as edited
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, UTC)
+    return canonical_at(parsed)
 
 
 @dataclass
@@ -139,8 +250,8 @@ class ChainWalk:
         return None
 
     def _step(self, row: ChainRow) -> ChainBreak | None:
-        fields = dict(zip(ROW_FIELDS, row, strict=False))
-        seq, stored_prev, stored_hash, scheme = fields["seq"], row[-3], row[-2], row[-1]
+        # Tuple indexing and canonical_row, no dict per row: this loop is the verification's cost.
+        seq, stored_prev, stored_hash, scheme = row[0], row[-3], row[-2], row[-1]
         self.count += 1
         if seq != self.expected_seq:
             return ChainBreak(min(seq, self.expected_seq), "sequence_gap")
@@ -149,13 +260,14 @@ class ChainWalk:
         problem = self._scheme_problem(scheme)
         if problem:
             return ChainBreak(seq, problem)
-        if stored_hash != event_hash(scheme=scheme, key=self.key, prev_hash=stored_prev, **fields):
+        if stored_hash != row_hash(row, prev_hash=stored_prev, scheme=scheme, key=self.key):
             return ChainBreak(seq, "hash_mismatch")
-        signed = self.anchors.get(seq)
-        if signed is not None:
-            if signed != {stored_hash}:
-                return ChainBreak(self.anchored_seq + 1, "checkpoint_mismatch")
-            self.anchored_seq = seq
+        if self.anchors:
+            signed = self.anchors.get(seq)
+            if signed is not None:
+                if signed != {stored_hash}:
+                    return ChainBreak(self.anchored_seq + 1, "checkpoint_mismatch")
+                self.anchored_seq = seq
         self.prev_hash, self.expected_seq = stored_hash, seq + 1
         return None
 
@@ -173,7 +285,7 @@ class ChainWalk:
         return "unknown_scheme"
 
 
-def audit_verify() -> ChainVerdict:
+def audit_verify(*, log: CheckpointLog | None = None) -> ChainVerdict:
     """Walk the whole chain against the key and the signed checkpoints; report the first
     sequence number that cannot be trusted.
 
@@ -182,15 +294,68 @@ def audit_verify() -> ChainVerdict:
     deleted with the head fixed (a checkpoint lies beyond the last row); a chain recomputed with
     the key (a checkpoint disagrees); and checkpoint lines whose signature fails.
     """
-    log = checkpoints_read()
+    log = checkpoints_read() if log is None else log
     walk = ChainWalk(key=audit_key(), anchors=_anchors(log))
     broken = walk.walk(audit_chain_rows()) or _tail_break(walk, log)
+    return _verdict(walk, log, broken, from_seq=0)
+
+
+def audit_verify_since(*, seq: int, hash: str, log: CheckpointLog | None = None) -> ChainVerdict:
+    """Verify only the rows after `seq`, trusting rows up to it because an earlier run (or a
+    signed checkpoint) verified them with the hash `hash`.
+
+    Before walking on, it checks that the stored row at `seq` still carries `hash` and that
+    every signed checkpoint at or below `seq` still matches its stored row: a chain rewritten
+    and recomputed below `seq` changes both. What it cannot see (docs/security.md): a row below
+    `seq` whose content was edited, or that was deleted, while the hash columns of the row at
+    `seq` and of the checkpointed rows were left alone. The full `audit_verify` catches those.
+    """
+    log = checkpoints_read() if log is None else log
+    anchors = _anchors(log)
+    start = AuditEvent.objects.filter(seq=seq).values_list("hash", "hash_scheme").first()
+    walk = ChainWalk(key=audit_key(), anchors=anchors, expected_seq=seq + 1, prev_hash=hash)
+    walk.seen_keyed = start is not None and start[1] == HashScheme.HMAC_SHA256
+    broken = _below_start_break(seq=seq, hash=hash, stored=start[0] if start else None, walk=walk)
+    if broken is None:
+        broken = walk.walk(audit_chain_rows(after_seq=seq)) or _tail_break(walk, log)
+    return _verdict(walk, log, broken, from_seq=seq)
+
+
+# Checkpoints compared per query below the start of an incremental run (well under SQLite's
+# bound-parameter limit).
+_ANCHOR_BATCH = 500
+
+
+def _below_start_break(*, seq: int, hash: str, stored: str | None, walk: ChainWalk) -> ChainBreak | None:
+    """Compare every signed checkpoint at or below `seq` with its stored row (a few indexed
+    lookups, no hashing), then the start row itself. Sets `walk.anchored_seq` to the newest
+    checkpoint that matched, which is where a later `checkpoint_mismatch` is reported from."""
+    below = sorted(s for s in walk.anchors if s <= seq)
+    for i in range(0, len(below), _ANCHOR_BATCH):
+        batch = below[i : i + _ANCHOR_BATCH]
+        rows = dict(AuditEvent.objects.filter(seq__in=batch).values_list("seq", "hash"))
+        for anchor_seq in batch:
+            if walk.anchors[anchor_seq] != {rows.get(anchor_seq)}:
+                return ChainBreak(walk.anchored_seq + 1, "checkpoint_mismatch")
+            walk.anchored_seq = anchor_seq
+    if seq and stored != hash:
+        return ChainBreak(walk.anchored_seq + 1, "verified_mismatch")
+    return None
+
+
+def _verdict(
+    walk: ChainWalk, log: CheckpointLog, broken: ChainBreak | None, *, from_seq: int
+) -> ChainVerdict:
     counts: dict[str, Any] = {
         "events": walk.count,
         "unkeyed_events": walk.unkeyed,
         "checkpoints": len(log.valid),
         "checkpoint_seq": log.newest.seq if log.newest else None,
         "bad_checkpoints": len(log.bad_lines),
+        "from_seq": from_seq,
+        # The last row that verified (the walk stops before a bad one).
+        "upto_seq": walk.expected_seq - 1,
+        "upto_hash": walk.prev_hash,
     }
     if broken is not None:
         return ChainVerdict(ok=False, first_bad_seq=broken.seq, reason=broken.reason, **counts)
@@ -206,12 +371,57 @@ def _anchors(log: CheckpointLog) -> dict[int, set[str]]:
     return anchors
 
 
+# How many times the walk follows a head that moved while it read (events committed meanwhile).
+_HEAD_CATCH_UP = 3
+
+
 def _tail_break(walk: ChainWalk, log: CheckpointLog) -> ChainBreak | None:
+    for _ in range(_HEAD_CATCH_UP):
+        last_seq = walk.expected_seq - 1
+        head = AuditChainHead.objects.filter(id=1).first()
+        head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
+        if head_seq <= last_seq:
+            break
+        # The head is ahead of the rows read: events committed during the walk (now that the
+        # schedule verifies a busy log), or a tail deleted. Walk what is there up to the head;
+        # if nothing new turns up, the comparison below reports the deleted tail.
+        broken = walk.walk(audit_chain_rows(after_seq=last_seq, upto_seq=head_seq))
+        if broken is not None:
+            return broken
+        if walk.expected_seq - 1 == last_seq:
+            break
     last_seq = walk.expected_seq - 1
-    head = AuditChainHead.objects.filter(id=1).first()
-    head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
     if head_seq != last_seq or head_hash != walk.prev_hash:
         return ChainBreak(min(head_seq, last_seq) + 1, "head_mismatch")
     if log.newest is not None and log.newest.seq > last_seq:
         return ChainBreak(last_seq + 1, "truncated")
     return None
+
+
+@dataclass(frozen=True)
+class ChainStatus:
+    """What the audit pages show instead of walking the chain: the newest recorded verification
+    (None before the first), the live head, and optionally the recent runs. A fixed handful of
+    queries whatever the log's size; no checkpoint file read (its status is the one the
+    newest verification recorded)."""
+
+    latest: AuditVerification | None
+    head_seq: int
+    history: list[AuditVerification]
+
+    @property
+    def detail(self) -> str:
+        return REASONS.get(self.latest.reason, "") if self.latest else ""
+
+    @property
+    def unverified_events(self) -> int:
+        """Events written after the newest verification's last row."""
+        return max(self.head_seq - (self.latest.upto_seq if self.latest else 0), 0)
+
+
+def audit_chain_status(*, history: int = 0) -> ChainStatus:
+    recent = list(AuditVerification.objects.order_by("-finished_at", "-id")[: max(history, 1)])
+    head_seq = AuditChainHead.objects.filter(id=1).values_list("seq", flat=True).first() or 0
+    return ChainStatus(
+        latest=recent[0] if recent else None, head_seq=head_seq, history=recent if history else []
+    )

@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.checkpoints import checkpoint_append, checkpoint_sign, checkpoints_read
 from audit.context import current_request_id
 from audit.hashing import HashScheme, audit_key, hmac_event_hash
-from audit.models import AuditChainHead, AuditEvent, Outcome
-from audit.selectors import ChainWalk, audit_chain_rows
+from audit.models import (
+    AuditChainHead,
+    AuditEvent,
+    AuditVerification,
+    Outcome,
+    VerificationMode,
+    VerificationTrigger,
+)
+from audit.selectors import ChainVerdict, ChainWalk, audit_chain_rows, audit_verify, audit_verify_since
 from core.roles import PortalUser
 
 SYSTEM_ACTOR = "system"
@@ -132,3 +141,107 @@ def audit_checkpoint() -> CheckpointOutcome:
 def _checkpoint_refused(seq: int) -> CheckpointOutcome:
     logger.error("audit checkpoint refused: the chain does not verify at seq %s; run verify_audit", seq)
     return CheckpointOutcome("refused", seq)
+
+
+# The scheduled run is incremental, but walks the whole chain when the last good full run is
+# older than this: what an incremental run cannot see (docs/security.md) waits at most a day.
+FULL_VERIFICATION_EVERY = timedelta(hours=24)
+
+
+def audit_verification_run(*, mode: str, trigger: str, actor: PortalUser | None = None) -> AuditVerification:
+    """Verify the chain, fully or from the last verified position, and record the verdict.
+
+    Incremental starts after the later of the newest successful verification's last row and the
+    newest signed checkpoint at or below the head (audit.selectors.audit_verify_since); with
+    neither, it is a full run. Runs on demand (a reader's "Verify now", audited as
+    `audit.verify`), on the beat schedule and from `verify_audit`; those two are audited only
+    when the chain does not hold, so a quiet schedule does not fill the log with its own runs.
+    """
+    started, clock = timezone.now(), time.perf_counter()
+    log = checkpoints_read()
+    start = _incremental_start(log) if mode == VerificationMode.INCREMENTAL else None
+    if start is None:
+        mode, verdict = VerificationMode.FULL, audit_verify(log=log)
+    else:
+        verdict = audit_verify_since(seq=start[0], hash=start[1], log=log)
+    record = _record_verdict(verdict, mode=mode, trigger=trigger, actor=actor, started=started, clock=clock)
+    if trigger == VerificationTrigger.MANUAL or not verdict.ok:
+        _audit_verification(actor, record, verdict, mode=mode, trigger=trigger)
+    if not verdict.ok:
+        logger.error(
+            "audit chain verification failed at seq %s (%s); run verify_audit -v 2",
+            verdict.first_bad_seq,
+            verdict.reason,
+        )
+    return record
+
+
+def _audit_verification(
+    actor: PortalUser | None, record: AuditVerification, verdict: ChainVerdict, *, mode: str, trigger: str
+) -> None:
+    # A savepoint: with rows appended by hand behind the head's back, the next seq is taken and
+    # the append fails. The verdict is recorded all the same, and the error is logged.
+    try:
+        with transaction.atomic():
+            audit_record(
+                actor=actor,
+                action="audit.verify",
+                target_type="audit_chain",
+                target_id=record.pk,
+                outcome=Outcome.SUCCESS if verdict.ok else Outcome.FAILURE,
+                details={
+                    "mode": str(mode),
+                    "trigger": str(trigger),
+                    "from_seq": verdict.from_seq,
+                    "upto_seq": verdict.upto_seq,
+                    "first_bad_seq": verdict.first_bad_seq,
+                    "reason": verdict.reason,
+                },
+            )
+    except IntegrityError:
+        logger.error("audit.verify could not be appended to the log: the chain head is behind its rows")
+
+
+def audit_verification_scheduled() -> AuditVerification:
+    """The beat's run: incremental, full once the last good full run is a day old (or missing)."""
+    recent_full = AuditVerification.objects.filter(
+        ok=True, mode=VerificationMode.FULL, finished_at__gte=timezone.now() - FULL_VERIFICATION_EVERY
+    ).exists()
+    mode = VerificationMode.INCREMENTAL if recent_full else VerificationMode.FULL
+    return audit_verification_run(mode=mode, trigger=VerificationTrigger.SCHEDULED)
+
+
+def _incremental_start(log: Any) -> tuple[int, str] | None:
+    candidates: list[tuple[int, str]] = []
+    last_ok = AuditVerification.objects.filter(ok=True).order_by("-finished_at", "-id").first()
+    if last_ok is not None and last_ok.upto_seq > 0:
+        candidates.append((last_ok.upto_seq, last_ok.upto_hash))
+    head_seq = AuditChainHead.objects.filter(id=1).values_list("seq", flat=True).first() or 0
+    # A checkpoint beyond the head is a deleted tail: start below it so the walk reports it.
+    signed = [c for c in log.valid if c.seq <= head_seq]
+    if signed:
+        candidates.append((signed[-1].seq, signed[-1].hash))
+    return max(candidates) if candidates else None
+
+
+def _record_verdict(
+    verdict: ChainVerdict,
+    *,
+    mode: str,
+    trigger: str,
+    actor: PortalUser | None,
+    started: Any,
+    clock: float,
+) -> AuditVerification:
+    actor_obj = actor if getattr(actor, "is_authenticated", False) else None
+    fields = asdict(verdict)
+    return AuditVerification.objects.create(
+        started_at=started,
+        finished_at=timezone.now(),
+        mode=mode,
+        trigger=trigger,
+        actor=actor_obj,
+        actor_name=actor_obj.get_username() if actor_obj is not None else SYSTEM_ACTOR,
+        duration_ms=int((time.perf_counter() - clock) * 1000),
+        **fields,
+    )

@@ -8,4 +8,5 @@ app_name = "audit"
 urlpatterns = [
     path("", views.event_list, name="event-list"),
     path("verify/", views.verify, name="verify"),
+    path("export.csv", views.export_csv, name="export-csv"),
 ]

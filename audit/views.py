@@ -1,4 +1,10 @@
-"""The audit log browser: filtered, paginated events and the chain verdict."""
+"""The audit log browser: filtered, paginated events, the latest recorded chain verification, the
+on-demand "Verify now" and the CSV export.
+
+No GET walks the chain (issue 16: 2.5 s at 100k events, 26 s at 1M): pages show the newest
+recorded verification (audit.models.AuditVerification) beside the live head; verification runs on
+demand (POST, audited), on the beat schedule (audit.tasks) and from `verify_audit`.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,18 @@ from functools import wraps
 from typing import Any
 
 from django import forms
+from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods
 
-from audit.selectors import audit_events_filter, audit_events_visible_to, audit_verify
+from audit.export import audit_events_csv
+from audit.models import AuditEvent, Outcome, VerificationMode, VerificationTrigger
+from audit.selectors import audit_chain_status, audit_events_filter, audit_events_visible_to
+from audit.services import audit_record, audit_verification_run
 from core.roles import AUDIT_READERS, has_role
 
 PAGE_SIZE = 50
@@ -38,11 +50,11 @@ class EventFilterForm(forms.Form):
         return {name: value for name, value in cleaned.items() if value not in (None, "")}
 
 
-def audit_reader_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def audit_reader_only(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
     """Everyone but auditors, privacy officers and admins gets 404: the log does not exist for them."""
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not has_role(request.user, *AUDIT_READERS):
             raise Http404("No such page.")
         return view(request, *args, **kwargs)
@@ -57,11 +69,52 @@ def event_list(request: HttpRequest) -> HttpResponse:
     filters = form.filters()
     events = audit_events_filter(audit_events_visible_to(user=request.user), **filters)
     page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"form": form, "page": page, "verdict": audit_verify(), "filtered": bool(filters)}
+    context = {"form": form, "page": page, "chain": audit_chain_status(), "filtered": bool(filters)}
     return render(request, "audit/event_list.html", context)
 
 
 @audit_reader_only
-@require_GET
+@require_http_methods(["GET", "POST"])
 def verify(request: HttpRequest) -> HttpResponse:
-    return render(request, "audit/verify.html", {"verdict": audit_verify()})
+    """GET: the latest recorded verification and the recent runs. POST ("Verify now"): a full run,
+    recorded and audited, then back here (the result is the newest record)."""
+    if request.method == "POST":
+        mode = (
+            VerificationMode.INCREMENTAL
+            if request.POST.get("mode") == "incremental"
+            else VerificationMode.FULL
+        )
+        record = audit_verification_run(mode=mode, trigger=VerificationTrigger.MANUAL, actor=request.user)  # type: ignore[arg-type]
+        if record.ok:
+            messages.success(request, f"Verified up to event #{record.upto_seq}: the chain holds.")
+        else:
+            messages.error(request, "Verification found a break: see below.")
+        return redirect("audit:verify")
+    return render(request, "audit/verify.html", {"chain": audit_chain_status(history=20)})
+
+
+@audit_reader_only
+@require_GET
+def export_csv(request: HttpRequest) -> StreamingHttpResponse:
+    """The events matching the page's filters as CSV, oldest first, streamed (issue 14 item 7).
+    Audited before the first byte, with the filter names (not their values) and the head seq."""
+    form = EventFilterForm(request.GET)
+    filters = form.filters()
+    events = audit_events_filter(audit_events_visible_to(user=request.user), **filters).order_by("seq")
+    head = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+    audit_record(
+        actor=request.user,  # type: ignore[arg-type]
+        action="audit.export",
+        target_type="audit_log",
+        target_id="csv",
+        outcome=Outcome.SUCCESS,
+        details={"filters": sorted(filters), "upto_seq": head},
+    )
+    # Only rows up to the head at the time of the request: the export's own row, and anything
+    # written while it streams, are not in it.
+    response = StreamingHttpResponse(
+        audit_events_csv(events.filter(seq__lte=head)), content_type="text/csv; charset=utf-8"
+    )
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    response["Content-Disposition"] = f'attachment; filename="audit-log-{stamp}.csv"'
+    return response

@@ -12,24 +12,11 @@ stored CSV is byte for byte the file every downloader receives and its recorded 
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-# A plain number as a spreadsheet (or pandas) writes it: sign, digits, decimals, exponent, inf/nan.
-_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:inf(?:inity)?|nan)", re.I)
+from core.csv_safety import FORMULA_TRIGGERS, is_formula_like, neutralise_cell
 
-
-def is_formula_like(value: str) -> bool:
-    """True for a text cell a spreadsheet would evaluate (and that is not just a signed number)."""
-    return value.startswith(FORMULA_TRIGGERS) and _PLAIN_NUMBER.fullmatch(value) is None
-
-
-def neutralise_cell(value: Any) -> Any:
-    """Prefix a formula-like string with `'`; anything else (numbers, missing values) unchanged."""
-    if isinstance(value, str) and is_formula_like(value):
-        return "'" + value
-    return value
+__all__ = ["FORMULA_TRIGGERS", "frame_to_safe_csv", "is_formula_like", "neutralise_cell", "neutralised_frame"]
 
 
 def _is_text_column(series: Any) -> bool:

@@ -99,7 +99,7 @@ def test_request_travels_from_upload_to_download_through_a_real_worker(
     assert outsider.get(f"/releases/{release_id}/download/").status_code == 404
     assert outsider.get(f"/requests/{request_id}/").status_code == 404
 
-    verdict = officer.get("/audit/verify/")
+    verdict = officer.post("/audit/verify/")  # GET shows the last recorded run; POST verifies now
     assert verdict.status_code == 200, verdict.text
     assert verdict.json()["ok"] is True
     actions = {

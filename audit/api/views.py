@@ -14,8 +14,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit.models import AuditEvent, Outcome
-from audit.selectors import REASONS, audit_events_filter, audit_events_visible_to, audit_verify
+from audit.models import AuditEvent, AuditVerification, Outcome, VerificationMode, VerificationTrigger
+from audit.selectors import REASONS, audit_chain_status, audit_events_filter, audit_events_visible_to
+from audit.services import audit_verification_run
 from core.errors import NotFound
 from core.roles import AUDIT_READERS, has_role
 
@@ -58,7 +59,9 @@ class AuditEventSerializer(serializers.Serializer):
 
 
 class AuditVerdictSerializer(serializers.Serializer):
-    ok = serializers.BooleanField()
+    """A recorded verification (audit.models.AuditVerification). `ok` is null when none has run."""
+
+    ok = serializers.BooleanField(allow_null=True)
     events = serializers.IntegerField(help_text="Events checked.")
     first_bad_seq = serializers.IntegerField(
         allow_null=True, help_text="First entry that cannot be trusted; null when intact."
@@ -70,7 +73,7 @@ class AuditVerdictSerializer(serializers.Serializer):
         + ", ".join(f"`{code}`" for code in REASONS)
         + " (docs/security.md explains each)."
     )
-    detail = serializers.CharField(help_text="The reason in words; empty when intact.")
+    detail = serializers.SerializerMethodField(help_text="The reason in words; empty when intact.")
     unkeyed_events = serializers.IntegerField(
         help_text="Entries written before keying (unkeyed SHA-256), accepted only as the chain's start."
     )
@@ -79,6 +82,53 @@ class AuditVerdictSerializer(serializers.Serializer):
         allow_null=True, help_text="Head sequence number of the newest valid checkpoint."
     )
     bad_checkpoints = serializers.IntegerField(help_text="Checkpoint lines whose signature fails.")
+    verified_at = serializers.DateTimeField(
+        source="finished_at",
+        allow_null=True,
+        help_text="When the verification finished; null when none has run.",
+    )
+    mode = serializers.CharField(help_text="`full` (the whole chain) or `incremental` (after `from_seq`).")
+    trigger = serializers.CharField(help_text="`manual`, `scheduled` or `command`.")
+    from_seq = serializers.IntegerField(help_text="The walk started after this entry (0: the whole chain).")
+    upto_seq = serializers.IntegerField(help_text="The last entry verified.")
+    upto_hash = serializers.CharField(help_text="That entry's hash.")
+    head_seq = serializers.IntegerField(help_text="The log's head now.")
+
+    def get_detail(self, record: Any) -> str:
+        return REASONS.get(record.reason, "")
+
+
+def _verdict_data(record: AuditVerification | None, head_seq: int) -> dict[str, Any]:
+    if record is None:
+        # Nothing has run yet: the same fields, `ok` and `verified_at` null.
+        return {
+            "ok": None,
+            "events": 0,
+            "first_bad_seq": None,
+            "reason": "",
+            "detail": "",
+            "unkeyed_events": 0,
+            "checkpoints": 0,
+            "checkpoint_seq": None,
+            "bad_checkpoints": 0,
+            "verified_at": None,
+            "mode": "",
+            "trigger": "",
+            "from_seq": 0,
+            "upto_seq": 0,
+            "upto_hash": "",
+            "head_seq": head_seq,
+        }
+    record.head_seq = head_seq  # type: ignore[attr-defined]
+    return dict(AuditVerdictSerializer(record).data)
+
+
+class AuditVerifyRunSerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(
+        choices=VerificationMode.choices,
+        default=VerificationMode.FULL,
+        help_text="`full` (default) walks the whole chain; `incremental` starts after the last verified entry.",
+    )
 
 
 # The error shape every operation answers in (portal.api.errors adds the component to the schema).
@@ -114,12 +164,31 @@ class AuditEventListApi(ListAPIView):
 
 
 class AuditVerifyApi(APIView):
+    """GET: the newest recorded verification (no walk: issue 16). POST: verify now, record the
+    verdict and audit the run (`audit.verify`), answering the new record."""
+
     permission_classes = [IsAuthenticated, IsAuditReader]
 
     @extend_schema(
         responses={200: AuditVerdictSerializer, 404: NOT_AN_AUDIT_READER},
-        summary="Verify the audit chain against the audit key and the signed checkpoints",
+        summary="The latest recorded verification of the audit chain",
     )
     def get(self, request: Request) -> Response:
-        verdict = audit_verify()
-        return Response(AuditVerdictSerializer(verdict).data)
+        status = audit_chain_status()
+        return Response(_verdict_data(status.latest, status.head_seq))
+
+    @extend_schema(
+        request=AuditVerifyRunSerializer,
+        responses={200: AuditVerdictSerializer, 404: NOT_AN_AUDIT_READER},
+        summary="Verify the audit chain now against the audit key and the signed checkpoints",
+    )
+    def post(self, request: Request) -> Response:
+        params = AuditVerifyRunSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        record = audit_verification_run(
+            mode=params.validated_data["mode"],
+            trigger=VerificationTrigger.MANUAL,
+            # IsAuthenticated ran first: a User, never AnonymousUser.
+            actor=request.user,  # type: ignore[arg-type]
+        )
+        return Response(_verdict_data(record, audit_chain_status().head_seq))

@@ -25,7 +25,7 @@ Api = Callable[[Any], APIClient]
 
 
 def verdict(api: Api, auditor: Any) -> dict[str, Any]:
-    response = api(auditor).get(reverse("audit-verify"))
+    response = api(auditor).post(reverse("audit-verify"))
     assert response.status_code == 200
     return dict(response.json())
 

@@ -142,7 +142,16 @@ class GenerationRequest(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["status", "submitted_at"])]
+        indexes = [
+            models.Index(fields=["status", "submitted_at"]),
+            # The request lists (approvals.selectors.requests_filtered): newest first, alone or
+            # within one status, tier, dataset or team, so a year of requests pages by index.
+            models.Index(fields=["created_at"], name="request_created_idx"),
+            models.Index(fields=["status", "created_at"], name="request_status_created_idx"),
+            models.Index(fields=["tier_level", "created_at"], name="request_tier_created_idx"),
+            models.Index(fields=["dataset", "created_at"], name="request_dataset_created_idx"),
+            models.Index(fields=["team", "created_at"], name="request_team_created_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.title

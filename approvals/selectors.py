@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.db.models import Model, Prefetch, Q, QuerySet
+from django.utils import timezone
 
 from approvals import rules
 from approvals.choices import OverrideStatus, RequestStatus, RetryStatus, TierLevel
@@ -18,8 +22,10 @@ from approvals.models import (
     PrivacyRetry,
 )
 from approvals.workflow import TRANSITIONS
+from core.ids import parse_uuid
 from core.roles import AUDIT_READERS, REVIEWS_REQUESTS, SEES_EVERY_REQUEST, Role, has_role
 from generation.models import SynthesisJob
+from generation.selectors import datasets_visible_to
 from validation.gate import PRIVACY, PRIVACY_CHECK_NAMES
 
 
@@ -55,6 +61,145 @@ def listed_requests(queryset: QuerySet[GenerationRequest]) -> QuerySet[Generatio
 def requests_listed_for(*, user: Any) -> QuerySet[GenerationRequest]:
     """requests_visible_to, ready to list (listed_requests)."""
     return listed_requests(requests_visible_to(user=user))
+
+
+# --- Search, filters and ordering of request lists (page, review queue and API alike) -----------
+
+REQUEST_ORDERINGS = ("-created_at", "created_at", "title", "-title")
+DEFAULT_REQUEST_ORDERING = "-created_at"
+_MAX_QUERY = 200  # a search longer than any title is a mistake, not a search
+
+
+@dataclass(frozen=True)
+class RequestFilters:
+    """Validated list filters. Empty values filter nothing; `ordering` "" keeps the queryset's own
+    order (the review queue is longest-waiting first whatever is asked)."""
+
+    q: str = ""
+    status: str = ""
+    tier: str = ""
+    dataset: uuid.UUID | None = None
+    team: int | None = None
+    created_from: date | None = None
+    created_to: date | None = None
+    ordering: str = DEFAULT_REQUEST_ORDERING
+
+    @property
+    def active(self) -> bool:
+        return any(
+            (self.q, self.status, self.tier, self.dataset, self.team, self.created_from, self.created_to)
+        )
+
+
+def request_filters_from(params: Mapping[str, Any]) -> tuple[RequestFilters, dict[str, str]]:
+    """The filters in query parameters `params` (q, status, tier, dataset, team, created_from,
+    created_to as YYYY-MM-DD, ordering), and a message per parameter that was not understood
+    (those are left out: the API answers 400 with them, a page says so and lists without them)."""
+    errors: dict[str, str] = {}
+    found: dict[str, Any] = {}
+
+    def text(name: str) -> str:
+        value = params.get(name) or ""
+        return value.strip() if isinstance(value, str) else ""
+
+    if q := text("q"):
+        if len(q) > _MAX_QUERY:
+            errors["q"] = f"Search for at most {_MAX_QUERY} characters."
+        else:
+            found["q"] = q
+    for name, choices in (("status", RequestStatus.values), ("tier", TierLevel.values)):
+        if value := text(name):
+            if value in choices:
+                found[name] = value
+            else:
+                errors[name] = f"Unknown {name} {value[:40]!r}; one of: {', '.join(choices)}."
+    if value := text("dataset"):
+        if (dataset_id := parse_uuid(value)) is None:
+            errors["dataset"] = "dataset is a dataset id."
+        else:
+            found["dataset"] = dataset_id
+    if value := text("team"):
+        if value.isdigit() and len(value) < 12:
+            found["team"] = int(value)
+        else:
+            errors["team"] = "team is a team id."
+    for name in ("created_from", "created_to"):
+        if value := text(name):
+            try:
+                found[name] = date.fromisoformat(value)
+            except ValueError:
+                errors[name] = f"{name} is a date, YYYY-MM-DD."
+    if value := text("ordering"):
+        if value in REQUEST_ORDERINGS:
+            found["ordering"] = value
+        else:
+            errors["ordering"] = f"ordering is one of: {', '.join(REQUEST_ORDERINGS)}."
+    return RequestFilters(**found), errors
+
+
+def _start_of(day: date) -> datetime:
+    # A range on created_at itself (not created_at__date) so the (field, created_at) indexes serve it.
+    return datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
+
+
+def requests_filtered(
+    queryset: QuerySet[GenerationRequest], filters: RequestFilters
+) -> QuerySet[GenerationRequest]:
+    """`queryset` narrowed by `filters`, never widened: every filter is a further .filter() on what
+    the caller may already see (requests_visible_to or review_queue). The status, tier, dataset and
+    team filters with the date range and ordering are served by GenerationRequest's indexes; the
+    text search is a case-insensitive match on title and purpose."""
+    if filters.q:
+        queryset = queryset.filter(Q(title__icontains=filters.q) | Q(purpose__icontains=filters.q))
+    if filters.status:
+        queryset = queryset.filter(status=filters.status)
+    if filters.tier:
+        queryset = queryset.filter(tier_level=filters.tier)
+    if filters.dataset:
+        queryset = queryset.filter(dataset_id=filters.dataset)
+    if filters.team is not None:
+        queryset = queryset.filter(team_id=filters.team)
+    if filters.created_from:
+        queryset = queryset.filter(created_at__gte=_start_of(filters.created_from))
+    if filters.created_to:  # inclusive: everything before the next day starts
+        queryset = queryset.filter(created_at__lt=_start_of(filters.created_to + timedelta(days=1)))
+    if filters.ordering:
+        # The primary key breaks ties, so a page boundary never repeats or skips a row.
+        tie = "-pk" if filters.ordering.startswith("-") else "pk"
+        queryset = queryset.order_by(filters.ordering, tie)
+    return queryset
+
+
+@dataclass(frozen=True)
+class FilterChoices:
+    """What a list page's filter form offers: (value, label) pairs, one query each."""
+
+    statuses: list[tuple[str, str]]
+    tiers: list[tuple[str, str]]
+    datasets: list[tuple[str, str]]
+    teams: list[tuple[str, str]]
+
+
+def request_filter_choices(*, user: Any) -> FilterChoices:
+    """The datasets `user` may see, and the teams when `user` sees every team's requests (a data
+    scientist sees only their own team's, so a team choice would only ever narrow to nothing)."""
+    datasets = [
+        (str(pk), f"{name} v{version}")
+        for pk, name, version in datasets_visible_to(user=user)
+        .order_by("name", "version")
+        .values_list("pk", "name", "version")
+    ]
+    teams: list[tuple[str, str]] = []
+    if has_role(user, *SEES_EVERY_REQUEST):
+        # The team model is portal's, above this layer: reached through the request's own field.
+        team_model = GenerationRequest._meta.get_field("team").related_model
+        teams = [
+            (str(pk), name)
+            for pk, name in team_model._default_manager.order_by("name").values_list("pk", "name")
+        ]
+    return FilterChoices(
+        statuses=list(RequestStatus.choices), tiers=list(TierLevel.choices), datasets=datasets, teams=teams
+    )
 
 
 def overrides_awaiting_officer(*, user: Any) -> QuerySet[GateOverride]:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404, HttpRequest, HttpResponse
@@ -32,11 +34,17 @@ from approvals.outcomes import explain_failed, glossary_entries
 from approvals.quorum import required_approvals, reviewer_roles
 from approvals.rules import RequestFacts as RuleFacts
 from approvals.selectors import (
+    RequestFilters,
     cycle_times_for,
     latest_attempt_jobs,
+    overrides_awaiting_officer,
     request_actions_for,
     request_facts_for,
+    request_filter_choices,
+    request_filters_from,
+    requests_filtered,
     requests_visible_to,
+    retries_awaiting_officer,
     review_queue,
     waiting_for_review,
 )
@@ -63,28 +71,57 @@ from approvals.services.bakeoffs import candidate_rows, latest_candidates
 from approvals.services.notifications import reviewers_notified
 from core.errors import DomainError
 from core.ids import parse_uuid
+from core.pagination import page_of
 from core.roles import AUDIT_READERS, REVIEWS_REQUESTS, Role, has_role
 from core.views import domain_errors_as_messages, forbidden
 from generation.choices import FINAL_JOB_STATES
 from generation.models import micro_to_epsilon
 from generation.policies import about
 from generation.selectors import dataset_columns, datasets_requestable_by
-from generation.services import format_delta, ledger_owner
+from generation.services import budget_remaining, format_delta, format_epsilon, ledger_owner
 from generation.synthesizers import EXTERNAL_UPLOAD, is_dp_synthesizer
 from generation.uploads import upload_was_too_large
+from validation.suite import validation_steps
+
+
+def _list_filters(request: HttpRequest) -> RequestFilters:
+    # A page lists without the filters it did not understand and says so (the API answers 400).
+    filters, errors = request_filters_from(request.GET)
+    for message in errors.values():
+        messages.warning(request, f"Filter ignored: {message}")
+    return filters
+
+
+def _filter_context(request: HttpRequest, filters: RequestFilters) -> dict[str, Any]:
+    return {"filters": filters, "choices": request_filter_choices(user=request.user)}
 
 
 def request_list(request: HttpRequest) -> HttpResponse:
-    items = requests_visible_to(user=request.user)
-    return render(request, "approvals/request_list.html", {"requests": items})
+    filters = _list_filters(request)
+    page = page_of(request, requests_filtered(requests_visible_to(user=request.user), filters))
+    context = {"requests": page.object_list, "page": page, **_filter_context(request, filters)}
+    return render(request, "approvals/request_list.html", context)
 
 
 def review_queue_view(request: HttpRequest) -> HttpResponse:
     if not has_role(request.user, *REVIEWS_REQUESTS):
         raise Http404
-    queue = list(review_queue(user=request.user))
-    rows = [{"req": r, "quorum": round_quorum(r), "mine": _my_decision(r, request.user)} for r in queue]
-    return render(request, "approvals/review_queue.html", {"rows": rows})
+    # Always longest-waiting first, and only requests in review: the ordering and status filters
+    # are for the request list.
+    filters = replace(_list_filters(request), status="", ordering="")
+    page = page_of(request, requests_filtered(review_queue(user=request.user), filters))
+    rows = [{"req": r, "quorum": round_quorum(r), "mine": _my_decision(r, request.user)} for r in page]
+    officer = has_role(request.user, Role.PRIVACY_OFFICER)
+    context = {
+        "rows": rows,
+        "page": page,
+        # What else waits on a privacy officer: a gate override a colleague proposed needs a
+        # second officer, and a privacy retry needs one officer (both refuse their own proposer).
+        "overrides": list(overrides_awaiting_officer(user=request.user)) if officer else [],
+        "retries": list(retries_awaiting_officer(user=request.user)) if officer else [],
+        **_filter_context(request, filters),
+    }
+    return render(request, "approvals/review_queue.html", context)
 
 
 def _my_decision(item: GenerationRequest, user: Any) -> str:
@@ -292,7 +329,55 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
         **_bakeoff_context(request.user, item),
         "outcomes": _outcomes(request.user, item),
     }
+    # For reviewers of a request in review, including one who has decided this round already
+    # (the others' decisions still rest on the same facts); nobody else gets these figures.
+    if item.status == RequestStatus.IN_REVIEW and not rules.reviewer_refusal(request.user, item):
+        context["basis"] = _decision_basis(request.user, item, context)
     return render(request, "approvals/request_detail.html", context)
+
+
+def _decision_basis(user: Any, item: GenerationRequest, context: dict[str, Any]) -> dict[str, Any]:
+    """What a reviewer's decision rests on, in one place: the tier and why, the source's
+    re-identification estimate and small cells as the policy saw them at submission (else as the
+    dataset's profile has them now), the budget approval reserves and what it leaves, and the
+    requested columns with their classifications. Built only for a viewer who may decide (all of
+    them custodians today); exact figures still follow is_custodian."""
+    assessment = next((a for a in context["assessments"] if a.review_round == item.review_round), None)
+    facts = assessment.facts if assessment is not None else {}
+    dataset = item.dataset
+    risk = (
+        facts["reidentification_risk"] if "reidentification_risk" in facts else dataset.reidentification_risk
+    )
+    small_cells = facts["small_cells"] if "small_cells" in facts else dataset.small_cell_count
+    exact = is_custodian(user)
+    requested = set(item.columns)
+    return {
+        "measured_at_submission": assessment is not None,
+        # The share of source rows unique on the quasi-identifiers (coarse outside custody).
+        "reidentification_pct": None if risk is None else f"{risk:.1%}" if exact else f"{round(risk, 2):.0%}",
+        "risk_columns": list(dataset.risk_columns or []),
+        "small_cells": small_cells if exact else None,
+        "small_cell_k": settings.SYNTHGATE_SMALL_CELL_K,
+        "budget": _budget_after_approval(item),
+        "columns": [c for c in context["dataset_columns"] if c.name in requested],
+    }
+
+
+def _budget_after_approval(item: GenerationRequest) -> dict[str, Any] | None:
+    """For a DP request: the epsilon (and delta) approval reserves and the dataset's (population's)
+    budget left after it; None when the request spends none."""
+    if not item.epsilon_micro:
+        return None
+    eps_left, delta_left = budget_remaining(item.dataset)
+    delta = item.delta_atto or 0
+    return {
+        "epsilon_reserved": format_epsilon(item.epsilon_micro),
+        "epsilon_left_now": format_epsilon(max(eps_left, 0)),
+        "epsilon_left_after": format_epsilon(max(eps_left - item.epsilon_micro, 0)),
+        "delta_reserved": format_delta(delta) if delta else "",
+        "delta_left_after": format_delta(max(delta_left - delta, 0)) if delta else "",
+        "fits": item.epsilon_micro <= eps_left and delta <= delta_left,
+    }
 
 
 def _outcomes(user: Any, item: GenerationRequest) -> list[dict[str, Any]]:
@@ -409,18 +494,25 @@ def _release_of(item: object) -> object | None:
 
 
 def request_job(request: HttpRequest, request_id: str) -> HttpResponse:
-    """The live job panel (htmx polls it every second until the job is final)."""
+    """The live job panel (htmx polls it every second until the job is final).
+
+    Only a page whose jobs were still running polls, so a poll that finds them final is the
+    moment the rest of the page (status badge, buttons, attempts, outcomes) went stale: the
+    response tells htmx to reload the whole page (HX-Refresh) instead of swapping the panel."""
     try:
         item = request_get_for(actor=request.user, request_id=request_id)
     except DomainError:
         raise Http404 from None
     context = {"req": item, "release": _release_of(item), **_job_panel_context(item)}
-    return render(request, "approvals/_job_panel.html", context)
+    response = render(request, "approvals/_job_panel.html", context)
+    if context["final"] and request.headers.get("HX-Request") == "true":
+        response["HX-Refresh"] = "true"
+    return response
 
 
 def _job_panel_context(item: GenerationRequest) -> dict[str, Any]:
     """The live panel's jobs: the request's job, or every candidate's job of a bake-off (the panel
-    keeps polling until all of them are final)."""
+    keeps polling until all of them are final), with the validation suite's steps for each."""
     job = item.job
     runs = latest_candidates(item) if item.candidates else []
     jobs = [run.job for run in runs] or ([job] if job is not None else [])
@@ -428,7 +520,18 @@ def _job_panel_context(item: GenerationRequest) -> dict[str, Any]:
         "job": job,
         "candidate_runs": runs,
         "final": not jobs or all(j.state in FINAL_JOB_STATES for j in jobs),
+        "job_steps": _validation_steps(job) if job is not None and not runs else [],
+        "candidate_steps": [(run, _validation_steps(run.job)) for run in runs],
     }
+
+
+def _validation_steps(job: Any) -> list[dict[str, str]]:
+    """Which of the suite's steps have run for `job` (validation records each as it starts)."""
+    return validation_steps(
+        stage=job.stage or "",
+        final=job.state in FINAL_JOB_STATES,
+        validated=getattr(job, "validation", None) is not None,
+    )
 
 
 def _refused(

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Count, Max, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
@@ -26,6 +27,9 @@ from catalog.selectors import releases_discoverable_to, releases_visible_to
 from core.errors import Conflict, Gone, NotFound, PermissionDenied, ValidationFailed
 from core.ids import first_by_uuid
 from core.roles import SEES_EVERY_RELEASE, PortalUser, Role, has_role
+from generation.selectors import datasets_visible_to
+from notifications.models import NotificationKind
+from notifications.services import notify
 
 logger = logging.getLogger(__name__)
 
@@ -160,26 +164,21 @@ def release_downloaders(*, release: Release) -> list[Downloader]:
     return [Downloader(r["actor_id"], r["actor_name"], r["downloads"], r["last_at"]) for r in rows]
 
 
-def _notify_downloaders(release: Release, downloaders: list[Downloader]) -> int | None:
-    """Tell each downloader through the in-app inbox, when that app is installed. Returns how many
-    were notified, or None when no notification channel exists (the list is still on the page)."""
-    try:
-        from notifications.services import notify  # type: ignore[import-not-found,unused-ignore]
-    except (ImportError, LookupError, RuntimeError):  # the app is absent or not installed
-        return None
+def _notify_downloaders(release: Release, downloaders: list[Downloader]) -> int:
+    """Tell each downloader through the in-app inbox (and e-mail, when they have an address).
+    Returns how many were notified, so the audit row and the page never claim more."""
     users = get_user_model().objects.filter(pk__in=[d.user_id for d in downloaders if d.user_id])
-    return int(
-        notify(
-            recipients=list(users),
-            kind="release.withdrawn",
-            message=(
-                f"Release “{release.title}” that you downloaded was withdrawn. "
-                "Stop using it and delete your copies; the release page says why."
-            ),
-            url=reverse("catalog:release-detail", args=[release.pk]),
-            target_type="release",
-            target_id=release.pk,
-        )
+    return notify(
+        recipients=list(users),
+        kind=NotificationKind.RELEASE_WITHDRAWN,
+        message=(
+            f"Release “{release.title}” that you downloaded was withdrawn. "
+            "Stop using it and delete your copies; the release page says why."
+        ),
+        url=reverse("catalog:release-detail", args=[release.pk]),
+        target_type="release",
+        target_id=release.pk,
+        dedup_key=f"{NotificationKind.RELEASE_WITHDRAWN}:release:{release.pk}",
     )
 
 
@@ -221,10 +220,9 @@ def _withdraw(actor: PortalUser, release_pk: Any, reason: str, *, cause: str) ->
 
 
 def dataset_withdraw_releases(*, actor: PortalUser, dataset_id: Any, reason: Any) -> list[Release]:
-    """Withdrawing a source dataset version withdraws every release made from it."""
-    from generation.models import SourceDataset
-
-    dataset = first_by_uuid(SourceDataset.objects.all(), dataset_id)
+    """Withdrawing a source dataset version withdraws every release made from it. 404 for a
+    dataset the actor may not see, 403 (audited) unless a privacy officer."""
+    dataset = first_by_uuid(datasets_visible_to(user=actor), dataset_id)
     if dataset is None:
         raise NotFound("No such dataset.")
     if not _is_officer(actor):
@@ -296,7 +294,53 @@ def access_request_create(
             target_id=request.pk,
             details={"release": str(release.pk), "requested_expires_at": until.isoformat()},
         )
+        _notify_officers_of_request(request, actor)
     return request
+
+
+def _officers() -> QuerySet[Any]:
+    return get_user_model().objects.filter(is_active=True, role=Role.PRIVACY_OFFICER).order_by("username")
+
+
+def _notify_officers_of_request(request: AccessRequest, actor: PortalUser) -> int:
+    """A new access request waits on the privacy officers (in the creating transaction: a request
+    that rolls back notifies nobody). Never the asker, should an officer ever be one."""
+    return notify(
+        recipients=_officers().exclude(pk=actor.pk),
+        kind=NotificationKind.ACCESS_REQUEST,
+        message=f"Access requested by {request.requester_name}: “{request.release.title}”",
+        url=reverse("catalog:access-request-list") + "?status=pending",
+        target_type="access_request",
+        target_id=request.pk,
+        dedup_key=f"{NotificationKind.ACCESS_REQUEST}:access_request:{request.pk}",
+    )
+
+
+def _notify_requester(request: AccessRequest, actor: PortalUser, kind: str, message: str, url: str) -> int:
+    """The requester hears each decision on their request (never the officer who took it)."""
+    requester = get_user_model().objects.filter(pk=request.requester_id).exclude(pk=actor.pk)
+    return notify(
+        recipients=requester,
+        kind=kind,
+        message=message,
+        url=url,
+        target_type="access_request",
+        target_id=request.pk,
+        dedup_key=f"{kind}:access_request:{request.pk}",
+    )
+
+
+def access_requests_pending_for(*, user: Any) -> QuerySet[AccessRequest]:
+    """Pending access requests that wait on `user`: every one for a privacy officer (but their
+    own), none for anyone else. Oldest first, as a queue."""
+    if not _is_officer(user):
+        return AccessRequest.objects.none()
+    return (
+        AccessRequest.objects.filter(status=AccessRequestStatus.PENDING)
+        .exclude(requester=user)
+        .select_related("release")
+        .order_by("created_at", "pk")
+    )
 
 
 def _visible_access_request(actor: PortalUser, request_id: Any) -> AccessRequest:
@@ -345,6 +389,23 @@ def access_request_decide(
                 "expires_at": until.isoformat() if until else None,
             },
         )
+        title = request.release.title
+        if until:
+            _notify_requester(
+                request,
+                actor,
+                NotificationKind.ACCESS_DECIDED,
+                f"Access granted to “{title}” until {until.date().isoformat()}",
+                reverse("catalog:release-detail", args=[request.release_id]),
+            )
+        else:
+            _notify_requester(
+                request,
+                actor,
+                NotificationKind.ACCESS_DECIDED,
+                f"Access to “{title}” was refused; the access-request list shows the officer's comment",
+                reverse("catalog:access-request-list"),
+            )
     return request
 
 
@@ -372,4 +433,114 @@ def access_request_revoke(*, actor: PortalUser, request_id: Any, reason: Any) ->
             target_id=request.pk,
             details={"release": str(request.release_id), "requester": request.requester_name},
         )
+        _notify_requester(
+            request,
+            actor,
+            NotificationKind.ACCESS_REVOKED,
+            f"Your access to “{request.release.title}” was revoked; the access-request list says why",
+            reverse("catalog:access-request-list"),
+        )
     return request
+
+
+# --- Expiry notices (the periodic task catalog.tasks.notify_expiring) -----------------------------
+
+
+@dataclass(frozen=True)
+class ExpiryNotices:
+    releases: int  # releases whose expiry notice went out in this run
+    grants: int  # grants whose expiry notice went out in this run
+    notified: int  # people notified in this run (0 when an earlier run already told them)
+
+
+def _expiry_horizon(days: int | None) -> int:
+    return int(settings.SYNTHGATE_EXPIRY_NOTICE_DAYS if days is None else days)
+
+
+def releases_notify_expiring(*, days: int | None = None) -> ExpiryNotices:
+    """Tell the people who use a release that it expires within `days` (setting
+    SYNTHGATE_EXPIRY_NOTICE_DAYS): its requester and the members of its team, who see it; and
+    each grantee whose grant expires within `days`.
+
+    Once per release and expiry date (the dedup key holds the date, so a renewed release is
+    announced again before its new expiry), however often the task runs. Each release is handled in
+    its own transaction under a row lock taken with skip_locked: two runs at once never both pass
+    the "already notified?" check for the same release (on SQLite the IMMEDIATE transactions
+    serialize them instead)."""
+    now = timezone.now()
+    until = now + timedelta(days=_expiry_horizon(days))
+    soon = Release.objects.filter(withdrawn_at__isnull=True, expires_at__gt=now, expires_at__lte=until)
+    releases = notified = 0
+    for pk in soon.values_list("pk", flat=True):
+        with transaction.atomic():
+            release = (
+                Release.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("request")
+                .filter(pk=pk, withdrawn_at__isnull=True, expires_at__gt=now)
+                .first()
+            )
+            if release is None:  # another run holds it, or it was withdrawn or renewed meanwhile
+                continue
+            sent = _notify_release_expiring(release)
+        releases += bool(sent)
+        notified += sent
+    grants = 0
+    soon_grants = AccessRequest.objects.filter(
+        status=AccessRequestStatus.GRANTED,
+        grant_expires_at__gt=now,
+        grant_expires_at__lte=until,
+        release__withdrawn_at__isnull=True,
+    )
+    for pk in soon_grants.values_list("pk", flat=True):
+        with transaction.atomic():
+            grant = (
+                AccessRequest.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("release")
+                .filter(pk=pk, status=AccessRequestStatus.GRANTED, grant_expires_at__gt=now)
+                .first()
+            )
+            if grant is None:
+                continue
+            sent = _notify_grant_expiring(grant)
+        grants += bool(sent)
+        notified += sent
+    if releases or grants:
+        logger.info("expiry notices: %s release(s), %s grant(s), %s people", releases, grants, notified)
+    return ExpiryNotices(releases=releases, grants=grants, notified=notified)
+
+
+def _notify_release_expiring(release: Release) -> int:
+    assert release.expires_at is not None
+    people = get_user_model().objects.filter(is_active=True)
+    who = Q(pk=release.request.requester_id)
+    if release.team_id:
+        # Team members see their team's releases (catalog.selectors.releases_visible_to).
+        who |= Q(team_id=release.team_id, role__in=[r.value for r in Role])
+    return notify(
+        recipients=people.filter(who),
+        kind=NotificationKind.RELEASE_EXPIRING,
+        message=(
+            f"Release “{release.title}” expires on {release.expires_at.date().isoformat()}; "
+            "ask a privacy officer to renew it if you still need it"
+        ),
+        url=reverse("catalog:release-detail", args=[release.pk]),
+        target_type="release",
+        target_id=release.pk,
+        dedup_key=f"{NotificationKind.RELEASE_EXPIRING}:release:{release.pk}:{release.expires_at.isoformat()}",
+    )
+
+
+def _notify_grant_expiring(grant: AccessRequest) -> int:
+    assert grant.grant_expires_at is not None
+    return notify(
+        recipients=get_user_model().objects.filter(pk=grant.requester_id),
+        kind=NotificationKind.GRANT_EXPIRING,
+        message=(
+            f"Your access to “{grant.release.title}” ends on {grant.grant_expires_at.date().isoformat()}; "
+            "ask again if you still need it"
+        ),
+        url=reverse("catalog:release-detail", args=[grant.release_id]),
+        target_type="access_request",
+        target_id=grant.pk,
+        dedup_key=f"{NotificationKind.GRANT_EXPIRING}:access_request:{grant.pk}:{grant.grant_expires_at.isoformat()}",
+    )

@@ -14,25 +14,30 @@ from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_POST
 
 from catalog.access import (
     access_request_create,
     access_request_decide,
     access_request_revoke,
+    access_requests_pending_for,
     access_requests_visible_to,
+    dataset_withdraw_releases,
     release_downloaders,
     release_gone_reason,
     release_renew,
     release_withdraw,
 )
-from catalog.models import Release
+from catalog.models import AccessRequestStatus, Release
 from catalog.selectors import releases_discoverable_to
 from catalog.services import release_get_for
 from core.errors import Gone, PermissionDenied
 from core.ids import first_by_uuid
+from core.pagination import page_of
 from core.roles import SEES_EVERY_RELEASE, Role, acting_user, has_role
 from core.views import domain_errors_as_messages
+from generation.selectors import datasets_visible_to
 
 
 def parse_when(value: str) -> datetime | None:
@@ -110,9 +115,60 @@ def access_request_create_view(request: HttpRequest, release_id: str) -> HttpRes
 
 
 def access_request_list_view(request: HttpRequest) -> HttpResponse:
-    rows = access_requests_visible_to(user=request.user)[:500]
-    context = {"access_requests": rows, "is_officer": has_role(request.user, Role.PRIVACY_OFFICER)}
+    """The requests the user may see (officers and auditors: all; others: their own), newest first,
+    paged, filtered by `?status=` (an unknown status is ignored: the full list)."""
+    rows = access_requests_visible_to(user=request.user).order_by("-created_at", "pk")
+    status = request.GET.get("status", "")
+    if status in AccessRequestStatus.values:
+        rows = rows.filter(status=status)
+    else:
+        status = ""
+    context = {
+        "page": page_of(request, rows),
+        "status": status,
+        "statuses": AccessRequestStatus.choices,
+        "is_officer": has_role(request.user, Role.PRIVACY_OFFICER),
+    }
     return render(request, "catalog/access/request_list.html", context)
+
+
+def pending_access_requests(request: HttpRequest) -> dict[str, Any]:
+    """Template context (settings.TEMPLATES): for privacy officers, the number of access requests
+    waiting on them, for the navigation. Lazy, like notifications.context.unread: one COUNT query,
+    and only on pages whose template shows it."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or not has_role(user, Role.PRIVACY_OFFICER):
+        return {}
+    return {
+        # Privacy officers decide access and withdraw releases (catalog.access._is_officer).
+        "decides_access": True,
+        "pending_access_requests": SimpleLazyObject(lambda: access_requests_pending_for(user=user).count()),
+    }
+
+
+@domain_errors_as_messages
+def dataset_withdraw_view(request: HttpRequest, dataset_id: str) -> HttpResponse:
+    """Withdraw every release of a source dataset version (an incident in the source): a
+    confirmation form for privacy officers, then the service (which authorizes and audits)."""
+    dataset = first_by_uuid(datasets_visible_to(user=request.user), dataset_id)
+    if dataset is None:  # 404 first: a dataset the user cannot see does not exist for them
+        raise Http404
+    if request.method != "POST":
+        if not has_role(request.user, Role.PRIVACY_OFFICER):
+            raise PermissionDenied("Only a privacy officer can withdraw a dataset's releases.")
+        live = Release.objects.filter(dataset=dataset, withdrawn_at__isnull=True).order_by("-created_at")
+        return render(request, "catalog/access/dataset_withdraw.html", {"dataset": dataset, "releases": live})
+    withdrawn = dataset_withdraw_releases(
+        actor=acting_user(request.user), dataset_id=dataset.pk, reason=request.POST.get("reason", "")
+    )
+    n = len(withdrawn)
+    messages.success(
+        request,
+        f"{n} release{'s' if n != 1 else ''} withdrawn; each release's page lists who downloaded it."
+        if n
+        else "No release of this dataset was still live; the withdrawal is recorded.",
+    )
+    return redirect("generation:dataset-detail", dataset.pk)
 
 
 @require_POST
@@ -144,6 +200,7 @@ def access_request_revoke_view(request: HttpRequest, access_request_id: str) -> 
 # Downloads of an expired or withdrawn release: catalog.views.release_download answers gone_page.
 urlpatterns = [
     path("access-requests/", access_request_list_view, name="access-request-list"),
+    path("datasets/<str:dataset_id>/withdraw/", dataset_withdraw_view, name="dataset-withdraw"),
     path(
         "access-requests/<str:access_request_id>/decide/",
         access_request_decide_view,

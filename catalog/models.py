@@ -62,6 +62,16 @@ class Release(models.Model):
                 name="release_epsilon_only_when_dp",
             ),
         ]
+        # The catalog list (catalog.selectors.releases_filter), newest first: alone, within a
+        # team (visibility and the team filter), within a dataset, by audience (organization-wide
+        # visibility), and by state (withdrawn, then expiry).
+        indexes = [
+            models.Index(fields=["-created_at"], name="release_created_idx"),
+            models.Index(fields=["team", "-created_at"], name="release_team_created_idx"),
+            models.Index(fields=["dataset", "-created_at"], name="release_dataset_created_idx"),
+            models.Index(fields=["audience", "-created_at"], name="release_audience_created_idx"),
+            models.Index(fields=["withdrawn_at", "expires_at"], name="release_state_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.title

@@ -215,7 +215,13 @@ def _validate_and_publish(
     # The locked holdout is read here, after synthesis, so the generator never sees it.
     holdout = read_encrypted_parquet(job.dataset.holdout_path) if job.dataset.holdout_path else None
     report = validation_run(
-        job=job, training=training, synthetic=synthetic, thresholds=thresholds, holdout=holdout
+        job=job,
+        training=training,
+        synthetic=synthetic,
+        thresholds=thresholds,
+        holdout=holdout,
+        # Each step of the suite as it starts, for the request page's panel (and the lease).
+        on_progress=lambda stage, progress: job_report_progress(job=job, progress=progress, stage=stage),
     )
     gate = {"passed": report.passed, "checks": report.checks}
     # Cells changed to fit the declared domain, per column and rule (counts only, no values).

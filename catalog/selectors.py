@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
@@ -50,3 +51,82 @@ def releases_discoverable_to(*, user: Any) -> QuerySet[Release]:
         return base
     hidden = Release.objects.filter(request__tier_controls__discoverable=False).values("pk")
     return base.filter(~Q(pk__in=hidden) | Q(pk__in=releases_visible_to(user=user).values("pk")))
+
+
+# --- The catalog list: filters, state and what a row reads ------------------------------------
+
+RELEASE_STATES = ("active", "expired", "withdrawn")
+
+
+def release_state(release: Release) -> str:
+    """`withdrawn` (an incident; final), `expired` (until an officer renews it) or `active`."""
+    if release.withdrawn_at is not None:
+        return "withdrawn"
+    return "expired" if release.is_expired else "active"
+
+
+def _day_start(day: date) -> datetime:
+    # A datetime range, not created_at__date: the index on created_at serves it.
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def releases_filter(
+    releases: QuerySet[Release],
+    *,
+    q: str = "",
+    dataset: Any = None,
+    team: str = "",
+    dp: bool | None = None,
+    state: str = "",
+    published_from: date | None = None,
+    published_to: date | None = None,
+) -> QuerySet[Release]:
+    """Narrow a visible (or discoverable) queryset, never widen it: each filter adds a condition."""
+    if q:
+        releases = releases.filter(title__icontains=q)
+    if dataset:
+        releases = releases.filter(dataset_id=dataset)
+    if team:
+        releases = releases.filter(team__name__iexact=team)
+    if dp is not None:
+        releases = releases.filter(is_dp=dp)
+    if state:
+        now = timezone.now()
+        live = Q(withdrawn_at__isnull=True)
+        if state == "withdrawn":
+            releases = releases.filter(withdrawn_at__isnull=False)
+        elif state == "expired":
+            releases = releases.filter(live & Q(expires_at__lte=now))
+        else:
+            releases = releases.filter(live & (Q(expires_at__isnull=True) | Q(expires_at__gt=now)))
+    if published_from:
+        releases = releases.filter(created_at__gte=_day_start(published_from))
+    if published_to:
+        releases = releases.filter(created_at__lt=_day_start(published_to + timedelta(days=1)))
+    return releases.order_by("-created_at", "-pk")
+
+
+def release_list_rows(releases: QuerySet[Release]) -> QuerySet[Release]:
+    """What a list row reads: its dataset and team joined in the page's query, and none of the
+    large JSON a summary does not show (metrics, receipt, privacy block: the detail has them).
+    Reading a deferred field on a row would cost a query per row; the list tests count them."""
+    return (
+        releases.select_related(None).select_related("dataset", "team").defer("metrics", "receipt", "privacy")
+    )
+
+
+def release_filter_choices(releases: QuerySet[Release]) -> dict[str, list[tuple[str, str]]]:
+    """The datasets and teams of the releases `releases` holds (what the user may see): one query
+    each, whatever the number of releases, and no name the user could not see anyway."""
+    base = releases.order_by()
+    teams = sorted({name for name in base.values_list("team__name", flat=True).distinct() if name})
+    datasets = sorted(
+        {
+            (str(pk), f"{name} v{version}")
+            for pk, name, version in base.values_list(
+                "dataset_id", "dataset__name", "dataset__version"
+            ).distinct()
+        },
+        key=lambda item: item[1],
+    )
+    return {"teams": [(t, t) for t in teams], "datasets": datasets}

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import messages
 from django.contrib.staticfiles import finders
 from django.db.models import Q
@@ -18,21 +21,73 @@ from catalog.access_views import gone_page, release_access_context
 from catalog.cards import release_card
 from catalog.downloads import release_file_response
 from catalog.reports import release_report_context, report_visible_to
-from catalog.selectors import releases_discoverable_to, releases_visible_to
+from catalog.selectors import (
+    release_filter_choices,
+    release_list_rows,
+    releases_discoverable_to,
+    releases_filter,
+    releases_visible_to,
+)
 from catalog.services import gate_override_approve, release_get_for
 from core.errors import Conflict, Gone, NotFound
 from core.ids import parse_uuid
+from core.pagination import PAGE_SIZE, page_of
 from core.views import domain_errors_as_messages, forbidden
 from generation.synthesizers import is_dp_synthesizer
 from validation.selectors import report_for_job
 from validation.services import report_export_record
 
 
+class ReleaseFilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=200, label="Title contains")
+    dataset = forms.ChoiceField(required=False, label="Source dataset")
+    team = forms.ChoiceField(required=False, label="Team")
+    dp = forms.NullBooleanField(
+        required=False,
+        label="Privacy",
+        widget=forms.Select(choices=[("", "Any"), ("true", "DP only"), ("false", "Not DP")]),
+    )
+    state = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any state"), ("active", "Active"), ("expired", "Expired"), ("withdrawn", "Withdrawn")],
+    )
+    published_from = forms.DateField(
+        required=False, label="Published from (UTC)", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    published_to = forms.DateField(
+        required=False, label="Published to (UTC)", widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, data: Any, *, choices: dict[str, list[tuple[str, str]]]) -> None:
+        super().__init__(data)
+        # Only datasets and teams of releases the user may see: a choice names nothing hidden.
+        self.fields["dataset"].choices = [("", "Any dataset"), *choices["datasets"]]
+        self.fields["team"].choices = [("", "Any team"), *choices["teams"]]
+
+    def filters(self) -> dict[str, Any]:
+        """The valid filters only: one malformed date should not empty the page."""
+        self.is_valid()
+        cleaned = getattr(self, "cleaned_data", {})
+        return {name: value for name, value in cleaned.items() if value not in (None, "")}
+
+
 def release_list(request: HttpRequest) -> HttpResponse:
     visible = releases_visible_to(user=request.user)
+    form = ReleaseFilterForm(request.GET, choices=release_filter_choices(visible))
+    filters = form.filters()
+    page = page_of(request, release_list_rows(releases_filter(visible, **filters)))
     # Cards a member may find but not use (catalog.access): a summary and "Request access", no data.
+    # The same filters; bounded to one page (a year of another team's releases is thousands).
     others = releases_discoverable_to(user=request.user).exclude(pk__in=visible.values("pk"))
-    context = {"releases": visible, "discoverable": others.filter(withdrawn_at__isnull=True)}
+    others = releases_filter(others.filter(withdrawn_at__isnull=True), **filters)
+    discoverable = list(release_list_rows(others)[: PAGE_SIZE + 1])
+    context = {
+        "page": page,
+        "form": form,
+        "filtered": bool(filters),
+        "discoverable": discoverable[:PAGE_SIZE],
+        "discoverable_more": len(discoverable) > PAGE_SIZE,
+    }
     return render(request, "catalog/release_list.html", context)
 
 

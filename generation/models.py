@@ -96,6 +96,13 @@ class SourceDataset(models.Model):
             ),
             models.UniqueConstraint(fields=["name", "version"], name="dataset_name_version_unique"),
         ]
+        # The list's filters and order (generation.selectors.datasets_filter): scientists see ready
+        # datasets by name; the date filters read a range of created_at. (name, version) is
+        # indexed by the unique constraint above.
+        indexes = [
+            models.Index(fields=["status", "name"], name="dataset_status_name_idx"),
+            models.Index(fields=["created_at"], name="dataset_created_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} v{self.version}"
@@ -189,6 +196,8 @@ class BudgetLedgerEntry(models.Model):
                 name="ledger_synthesis_entry_has_job",
             ),
         ]
+        # One ledger in time order, a page at a time (GET /api/v1/datasets/{id}/budget/entries/).
+        indexes = [models.Index(fields=["dataset", "at", "id"], name="ledger_dataset_at_idx")]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount_micro} micro-epsilon on {self.dataset_id}"

@@ -1,19 +1,23 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from django import forms
 from django.conf import settings
 from django.contrib import messages
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from core.errors import DomainError, NotFound
+from core.errors import Conflict, DomainError, ValidationFailed
 from core.ids import parse_uuid
+from core.pagination import page_of
 from core.roles import MANAGES_DATASETS, has_role
 from core.views import domain_errors_as_messages
 from generation.charts import budget_figure, category_figure, histogram_figure
-from generation.choices import ColumnKind
+from generation.choices import ColumnKind, DatasetStatus
 from generation.forms import ColumnReviewForm, DatasetUploadForm, DomainEstimateForm
 from generation.policies import declaration_warnings, sees_exact_figures
 from generation.selectors import (
@@ -21,23 +25,64 @@ from generation.selectors import (
     column_figures,
     dataset_columns,
     dataset_figures,
+    dataset_list_rows,
+    datasets_filter,
     datasets_visible_to,
     declared_visible_to,
     ledger_entries_visible_to,
+    loaded_ledger_owner,
 )
 from generation.services import dataset_register, dataset_sign_off, dataset_update_columns
 from generation.services.budget import format_delta, format_epsilon
 from generation.services.datasets import dataset_request_domain_estimate
+from generation.services.stewards import dataset_get_for_steward
 from generation.uploads import upload_was_too_large
 
 
+class DatasetFilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=120, label="Name contains")
+    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *DatasetStatus.choices])
+    signed_off = forms.NullBooleanField(
+        required=False,
+        label="Classification",
+        widget=forms.Select(choices=[("", "Any"), ("true", "Signed off"), ("false", "Never signed off")]),
+    )
+    created_from = forms.DateField(
+        required=False, label="Registered from (UTC)", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    created_to = forms.DateField(
+        required=False, label="Registered to (UTC)", widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def filters(self) -> dict[str, Any]:
+        """The valid filters only: one malformed date should not empty the page."""
+        self.is_valid()
+        cleaned = getattr(self, "cleaned_data", {})
+        return {name: value for name, value in cleaned.items() if value not in (None, "")}
+
+
 def dataset_list(request: HttpRequest) -> HttpResponse:
+    form = DatasetFilterForm(request.GET)
+    filters = form.filters()
+    visible = datasets_filter(datasets_visible_to(user=request.user), **filters)
+    # One page, its ledger owners joined and column counts annotated: constant queries per page.
+    page = page_of(request, dataset_list_rows(visible))
     rows = [
-        (d, dataset_figures(user=request.user, dataset=d), budget_totals(dataset=d))
-        for d in datasets_visible_to(user=request.user)
+        (
+            d,
+            dataset_figures(user=request.user, dataset=d),
+            budget_totals(dataset=d, owner=loaded_ledger_owner(d)),
+        )
+        for d in page
     ]
-    can_upload = has_role(request.user, *MANAGES_DATASETS)
-    return render(request, "generation/dataset_list.html", {"rows": rows, "can_upload": can_upload})
+    context = {
+        "rows": rows,
+        "page": page,
+        "form": form,
+        "filtered": bool(filters),
+        "can_upload": has_role(request.user, *MANAGES_DATASETS),
+    }
+    return render(request, "generation/dataset_list.html", context)
 
 
 def dataset_upload(request: HttpRequest) -> HttpResponse:
@@ -124,25 +169,47 @@ def dataset_review(request: HttpRequest, dataset_id: str) -> HttpResponse:
     if not has_role(request.user, *MANAGES_DATASETS):
         raise Http404
     columns = list(dataset_columns(dataset=dataset))
-    forms = [ColumnReviewForm(request.POST or None, column=c, prefix=f"c{i}") for i, c in enumerate(columns)]
-    posted_entity = request.POST.get("entity_column") if request.method == "POST" else None
+    forms = _column_forms(request, columns)
     if request.method == "POST" and all(f.is_valid() for f in forms):
         try:
-            dataset_update_columns(
-                actor=request.user,
-                dataset_id=dataset.pk,
-                changes=[f.change() for f in forms if f.has_changed()],
-                entity_column=posted_entity,
-            )
+            _save_review(request, dataset, forms)
         except DomainError as exc:
             messages.error(request, exc.message)
         else:
             messages.success(request, "Saved. Sign off when every column is right.")
             return redirect("generation:dataset-review", dataset.pk)
-    return render(request, "generation/dataset_review.html", _review_context(dataset, columns, forms))
+    entity = request.POST.get("entity_column") if request.method == "POST" else None
+    return render(request, "generation/dataset_review.html", _review_context(dataset, columns, forms, entity))
 
 
-def _review_context(dataset: Any, columns: list[Any], forms: list[ColumnReviewForm]) -> dict[str, Any]:
+def _column_forms(request: HttpRequest, columns: list[Any]) -> list[ColumnReviewForm]:
+    data = (request.POST or None) if request.method == "POST" else None
+    return [ColumnReviewForm(data, column=c, prefix=f"c{i}") for i, c in enumerate(columns)]
+
+
+def _save_review(request: HttpRequest, dataset: Any, forms: list[ColumnReviewForm]) -> None:
+    """Write the review form's edits (valid forms only): changed columns and the entity column."""
+    dataset_update_columns(
+        actor=request.user,
+        dataset_id=dataset.pk,
+        changes=[f.change() for f in forms if f.has_changed()],
+        entity_column=request.POST.get("entity_column"),
+    )
+
+
+# The review form's fields (c0-classification, ..., entity_column): a sign-off POST carrying any
+# of them carries the steward's edits, which must be saved with it or refused, never dropped.
+_REVIEW_FIELD = re.compile(r"^(c\d+-|entity_column$)")
+
+
+def _carries_review_edits(request: HttpRequest) -> bool:
+    return any(_REVIEW_FIELD.match(key) for key in request.POST)
+
+
+def _review_context(
+    dataset: Any, columns: list[Any], forms: list[ColumnReviewForm], entity: str | None = None
+) -> dict[str, Any]:
+    """The review page; `entity` is a POSTed entity column shown again (None: the saved one)."""
     rows = [
         (
             c,
@@ -157,6 +224,7 @@ def _review_context(dataset: Any, columns: list[Any], forms: list[ColumnReviewFo
         "dataset": dataset,
         "rows": rows,
         "warning_count": sum(len(w) for _, _, w in rows),
+        "entity_selected": dataset.entity_column if entity is None else entity,
         "estimate_form": DomainEstimateForm(columns=columns),
         "budget": budget_totals(dataset=dataset),
     }
@@ -199,16 +267,54 @@ def dataset_estimate_view(request: HttpRequest, dataset_id: str) -> HttpResponse
 @require_POST
 @domain_errors_as_messages
 def dataset_sign_off_view(request: HttpRequest, dataset_id: str) -> HttpResponse:
+    """Sign off, saving the review form's edits with it when the POST carries them.
+
+    The sign-off button submits the review form, so what the steward changed and did not save
+    yet is either saved and signed off together (one transaction) or, when either step refuses,
+    nothing is written and the page comes back with the edits still in the form."""
+    # Who is asking first (404 / 403), before any input is read.
+    dataset = dataset_get_for_steward(actor=request.user, dataset_id=dataset_id, action="dataset.sign_off")
+    edits = _carries_review_edits(request)
+    columns: list[Any] = []
+    forms: list[ColumnReviewForm] = []
+    if edits:
+        columns = list(dataset_columns(dataset=dataset))
+        forms = _column_forms(request, columns)
+        if not all(f.is_valid() for f in forms):
+            messages.error(request, _NOT_SIGNED_OFF + "correct the fields marked below, then sign off again.")
+            return _review_again(request, dataset, columns, forms)
+    changed = any(f.has_changed() for f in forms) or (
+        edits and request.POST.get("entity_column", dataset.entity_column) != dataset.entity_column
+    )
     try:
-        dataset = dataset_sign_off(actor=request.user, dataset_id=dataset_id)
-    except NotFound:
-        raise Http404 from None
+        with transaction.atomic():
+            if edits:
+                _save_review(request, dataset, forms)
+            dataset = dataset_sign_off(actor=request.user, dataset_id=dataset.pk)
+    except (ValidationFailed, Conflict) as exc:
+        if not edits:
+            raise
+        # Rolled back: nothing was saved, so the edits live only in the form shown again.
+        messages.error(request, _NOT_SIGNED_OFF + exc.message)
+        return _review_again(request, dataset, columns, forms)
+    saved = "Saved your changes and signed off" if changed else "Signed off"
     messages.success(
         request,
-        f"Signed off classification v{dataset.classification_version}; "
+        f"{saved} classification v{dataset.classification_version}; "
         "data scientists can now request from this dataset.",
     )
     return redirect("generation:dataset-detail", dataset.pk)
+
+
+_NOT_SIGNED_OFF = "Not signed off, and nothing saved: your edits are kept in the form below; "
+
+
+def _review_again(
+    request: HttpRequest, dataset: Any, columns: list[Any], forms: list[ColumnReviewForm]
+) -> HttpResponse:
+    """The review page with the POSTed edits in its form (400: the sign-off was refused)."""
+    context = _review_context(dataset, columns, forms, entity=request.POST.get("entity_column"))
+    return render(request, "generation/dataset_review.html", context, status=400)
 
 
 def dataset_budget(request: HttpRequest, dataset_id: str) -> HttpResponse:

@@ -23,6 +23,8 @@ from approvals.services.policy import policy_proposals_open
 from audit.checkpoints import Checkpoint, checkpoints_read
 from audit.models import AuditChainHead
 from audit.selectors import audit_events_visible_to
+from catalog.access import access_requests_pending_for
+from catalog.models import AccessRequest
 from catalog.selectors import releases_visible_to
 from core.roles import APPROVES_POLICY, REVIEWS_REQUESTS, Role, acting_user, has_role
 from generation.policies import about, sees_exact_figures
@@ -93,6 +95,9 @@ class Waiting:
     overrides: list[GateOverride]
     retries: list[PrivacyRetry]
     proposals: list[Any]
+    # Pending access requests (catalog.access): a privacy officer decides them.
+    access_requests: list[AccessRequest]
+    access_request_count: int
 
 
 def _waiting_for(user: Any) -> Waiting:
@@ -101,12 +106,16 @@ def _waiting_for(user: Any) -> Waiting:
     overrides = overrides_awaiting_officer(user=user)
     retries = retries_awaiting_officer(user=user)
     proposals = policy_proposals_open().exclude(published_by=user)
+    # Empty for anyone but a privacy officer (the selector decides), so no query is wasted.
+    access = access_requests_pending_for(user=user)
     return Waiting(
         queue_count=queue.count(),
         oldest=list(queue.prefetch_related(None)[:OLDEST_WAITING]),
         overrides=list(overrides[:OLDEST_WAITING]) if officer else [],
         retries=list(retries[:OLDEST_WAITING]) if officer else [],
         proposals=list(proposals[:OLDEST_WAITING]) if has_role(user, *APPROVES_POLICY) else [],
+        access_requests=list(access[:OLDEST_WAITING]) if officer else [],
+        access_request_count=access.count() if officer else 0,
     )
 
 

@@ -199,6 +199,9 @@ ROUTES: dict[str, Route] = {
     # state refusal: a message and back, audited), not refused.
     "catalog:access-request-create": page(EVERYONE, acts=ACCESS_ASKERS, refused=302),
     "catalog:access-request-list": page(EVERYONE),
+    # Withdrawing a source dataset's releases: a privacy officer's form and action on a dataset
+    # everyone may see (generation:dataset-detail).
+    "catalog:dataset-withdraw": page(EVERYONE, acts=OFFICERS, confirms=True),
     "catalog:access-request-decide": action(
         ACCESS_REQUEST_VIEWERS, OFFICERS, objects={"access_request_id": "access"}
     ),
@@ -211,7 +214,9 @@ ROUTES: dict[str, Route] = {
     "notifications:mark-read": action(EVERYONE, EVERYONE),
     # --- Audit ---------------------------------------------------------------------------------------
     "audit:event-list": page(AUDIT_READERS),
-    "audit:verify": page(AUDIT_READERS),
+    # GET shows the recorded verdict; POST ("Verify now") runs a verification, audited.
+    "audit:verify": page(AUDIT_READERS, acts=AUDIT_READERS),
+    "audit:export-csv": page(AUDIT_READERS),
     # --- API ---------------------------------------------------------------------------------------
     "api-token": public("post", 400),
     "api-schema": public(),
@@ -221,7 +226,10 @@ ROUTES: dict[str, Route] = {
     "api-dataset-columns": api_action(EVERYONE, STEWARDS, write="patch"),
     "api-dataset-column-estimate": api_action(EVERYONE, STEWARDS),
     "api-dataset-budget": api(EVERYONE),
+    # Every ledger entry, paginated: custodians (generation.policies.CUSTODIANS) only.
+    "api-dataset-ledger": api(frozenset({"olivia", "sam", "ada", "audrey"})),
     "api-dataset-signoff": api_action(EVERYONE, STEWARDS),
+    "api-dataset-withdraw-releases": api_action(EVERYONE, OFFICERS),
     "api-request-gate-override-approve": api_action(REQUEST_VIEWERS, frozenset({"olivia"}), team_scoped=True),
     "api-request-choose": api_action(REQUEST_VIEWERS, frozenset({"alice"}), team_scoped=True),
     "api-request-list": api(EVERYONE, acts=SCIENTISTS),
@@ -265,5 +273,5 @@ ROUTES: dict[str, Route] = {
     "notifications-read": api_action(EVERYONE, EVERYONE),
     # The log does not exist for other roles: 404 as on the audit pages (audit/api/views.py).
     "audit-event-list": api(AUDIT_READERS),
-    "audit-verify": api(AUDIT_READERS),
+    "audit-verify": api(AUDIT_READERS, acts=AUDIT_READERS),
 }

@@ -6,6 +6,7 @@ Worker-side only: these functions receive (or read) the training and holdout spl
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -17,7 +18,7 @@ from core.roles import PortalUser
 from generation.models import SynthesisJob
 from validation.metrics.columns import ColumnInfo, column_infos
 from validation.models import ValidationReport
-from validation.suite import run_suite
+from validation.suite import run_suite, step_progress, step_stage
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +55,14 @@ def validation_run(
     synthetic: pd.DataFrame,
     thresholds: dict[str, Any] | None = None,
     holdout: pd.DataFrame | None = None,
+    on_progress: Callable[[str, float], None] | None = None,
 ) -> ValidationReport:
     """Test `synthetic` against the training split and the locked holdout; store the verdict.
 
     Without a holdout the tests that need non-members (distance, membership inference,
     anonymeter, the DP audit) cannot run, and their checks fail: the gate fails closed.
+    `on_progress(stage, progress)` hears each step of the suite as it starts (the worker records
+    it on the job, for the request page's panel).
     """
     infos = job_column_infos(job)
     result = run_suite(
@@ -70,6 +74,7 @@ def validation_run(
         dp_epsilon=claimed_epsilon(job),
         seed=int(job.seed or 0),
         small_cell_k=int(getattr(settings, "SYNTHGATE_SMALL_CELL_K", 5)),
+        on_step=(lambda key: on_progress(step_stage(key), step_progress(key))) if on_progress else None,
     )
     # Columns the job requested but the dataset no longer describes count as missing.
     missing = [name for name in job.columns if name not in {i.name for i in infos}]

@@ -81,6 +81,49 @@ REASON_NO_QUASI = (
 REASON_NO_SECRET = (
     "No requested column is classified sensitive or declared the outcome, so there is no secret to infer."
 )
+# The suite's steps, in the order it runs them: a worker records the one starting (job stage
+# STEP_STAGE_PREFIX + key, through run_suite's `on_step`) so the request page can show which
+# checks have run. Labels are value-free.
+VALIDATION_STEPS: tuple[tuple[str, str], ...] = (
+    ("utility", "Utility: column shapes, pair trends, missingness, bounds, train-on-synthetic"),
+    ("distributions", "Per-column distributions"),
+    ("privacy", "Privacy: exact copies, replicated uniques, distances, membership inference"),
+    ("attacks", "Attacks: singling out, linkability, inference (and the DP audit)"),
+)
+STEP_STAGE_PREFIX = "validating: "
+
+
+def step_stage(key: str) -> str:
+    """The job stage recorded while step `key` runs."""
+    return STEP_STAGE_PREFIX + key
+
+
+def step_progress(key: str) -> float:
+    """The job progress while step `key` runs: validation takes the last fifth (0.8 to 1.0)."""
+    keys = [k for k, _ in VALIDATION_STEPS]
+    return round(0.8 + 0.2 * keys.index(key) / len(keys), 3)
+
+
+def validation_steps(*, stage: str, final: bool, validated: bool) -> list[dict[str, str]]:
+    """Each step with its status ("done", "running", "pending", "interrupted", "not_run") for a
+    job whose last recorded stage is `stage`; `final`: the job has ended; `validated`: its report
+    is stored."""
+    keys = [k for k, _ in VALIDATION_STEPS]
+    current = keys.index(stage[len(STEP_STAGE_PREFIX) :]) if stage.startswith(STEP_STAGE_PREFIX) else None
+    steps = []
+    for i, (key, label) in enumerate(VALIDATION_STEPS):
+        if validated:
+            status = "done"
+        elif current is None or i > current:
+            status = "not_run" if final else "pending"
+        elif i < current:
+            status = "done"
+        else:
+            status = "interrupted" if final else "running"
+        steps.append({"key": key, "label": label, "status": status})
+    return steps
+
+
 # The metrics (timed in metrics["seconds"]) each check reads, for its `seconds`.
 CHECK_METRICS = {
     "column_shape_similarity": ("column_shapes",),
@@ -147,20 +190,26 @@ def run_suite(
     seed: int = 0,
     small_cell_k: int = 5,
     sample_cap: int = SAMPLE_CAP,
+    on_step: Callable[[str], None] | None = None,
 ) -> SuiteResult:
     """Run every utility and privacy test and the gate's checks on them.
 
     `dp_epsilon` is the epsilon a DP synthesizer claims (None for non-DP releases): the empirical
     audit then checks the attack cannot prove a larger one. `sample_cap` bounds the rows per side of
     the nearest-neighbour work (distances, membership inference, DP audit); the benchmark raises it
-    to compare with SDMetrics on identical samples.
+    to compare with SDMetrics on identical samples. `on_step` is called with each step's key
+    (VALIDATION_STEPS) as it starts, outside the metric guards: what it raises stops the suite.
     """
+    step = on_step or (lambda key: None)
     run = _Run()
+    step("utility")
     utility = _utility(run, training, synthetic, holdout, infos, seed)
+    step("distributions")
     utility["distributions"] = run.guard(
         "distributions", lambda: distribution_overlays(training, synthetic, infos, k=small_cell_k)
     )
-    privacy = _privacy(run, training, synthetic, holdout, infos, seed, dp_epsilon, sample_cap)
+    step("privacy")
+    privacy = _privacy(run, training, synthetic, holdout, infos, seed, dp_epsilon, sample_cap, step)
     present = sum(1 for i in infos if i.name in synthetic.columns) / len(infos) if infos else 0.0
     metrics = {
         "suite_version": SUITE_VERSION,
@@ -324,6 +373,7 @@ def _privacy(
     seed: int,
     dp_epsilon: float | None,
     sample_cap: int,
+    step: Callable[[str], None],
 ) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     copies = run.guard("exact_copies", lambda: exact_copies(training, synthetic, infos))
@@ -350,6 +400,7 @@ def _privacy(
     }
     if samples is None:
         run.errors.setdefault("membership_inference", run.errors.get("distances", "Error"))
+    step("attacks")
     result["anonymeter"] = run.guard(
         "anonymeter",
         lambda: anonymeter_risks(training, synthetic, _need(holdout), infos, seed=seed, guard=run.guard),

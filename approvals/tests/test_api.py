@@ -168,7 +168,7 @@ def test_list_shows_only_visible_requests(
     api: Any, alice: Any, bob: Any, charlie: Any, olivia: Any, submitted_request: Any, make_request: Any
 ) -> None:
     draft = make_request(title="alice's private draft")
-    ids = lambda user: {r["id"] for r in api(user).get("/api/v1/requests/").json()}  # noqa: E731
+    ids = lambda user: {r["id"] for r in api(user).get("/api/v1/requests/").json()["results"]}  # noqa: E731
     assert ids(alice) == {str(submitted_request.pk), str(draft.pk)}
     assert ids(bob) == {str(submitted_request.pk)}  # teammates see filed requests, not drafts
     assert ids(charlie) == set()

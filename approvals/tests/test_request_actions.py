@@ -204,7 +204,7 @@ def test_the_api_gives_each_caller_their_own_actions_with_reasons(
     assert allowed == EXPECTED["in_review"].get(persona, set())
     for answer in actions.values():
         assert bool(answer["reason"]) != answer["allowed"]  # a refusal always says why
-    listed = api(people[persona]).get("/api/v1/requests/").json()
+    listed = api(people[persona]).get("/api/v1/requests/").json()["results"]
     assert [r["actions"] for r in listed if r["id"] == str(request.pk)] == [actions]
 
 

@@ -6,7 +6,7 @@ withdrawn downloads answer 410 from the shared download path (catalog.downloads)
 from __future__ import annotations
 
 from django.urls import path
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,13 +19,17 @@ from catalog.access import (
     access_request_decide,
     access_request_revoke,
     access_requests_visible_to,
+    dataset_withdraw_releases,
     release_downloaders,
     release_renew,
     release_withdraw,
 )
-from core.errors import NotFound
+from catalog.models import AccessRequestStatus
+from core.errors import NotFound, ValidationFailed
 from core.ids import first_by_uuid
+from core.pagination import PortalPagination, paginated_response
 from core.roles import acting_user
+from generation.selectors import datasets_visible_to
 
 
 def _field(request: Request, name: str) -> str:
@@ -114,11 +118,28 @@ class ReleaseAccessRequestCreateApi(APIView):
 
 
 class AccessRequestListApi(APIView):
-    @extend_schema(responses=AccessRequestOutputSerializer(many=True))
+    pagination_class = PortalPagination  # for the schema: the API.md page shape
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=AccessRequestStatus.values, description="Only this status."),
+        ],
+        responses=AccessRequestOutputSerializer(many=True),
+    )
     def get(self, request: Request) -> Response:
-        """Officers and auditors see every access request; everyone else their own."""
-        rows = access_requests_visible_to(user=request.user)[:500]
-        return Response(AccessRequestOutputSerializer(rows, many=True).data)
+        """Officers and auditors see every access request; everyone else their own. Newest first,
+        paged (`count`, `next`, `previous`, `results`)."""
+        rows = access_requests_visible_to(user=request.user).order_by("-created_at", "pk")
+        status_ = request.query_params.get("status")
+        if status_:
+            if status_ not in AccessRequestStatus.values:
+                raise ValidationFailed(
+                    "Filter by a known status.", fields={"status": " | ".join(AccessRequestStatus.values)}
+                )
+            rows = rows.filter(status=status_)
+        return paginated_response(
+            request, rows, lambda page: AccessRequestOutputSerializer(page, many=True).data, view=self
+        )
 
 
 class AccessRequestDecisionApi(APIView):
@@ -163,6 +184,32 @@ class AccessRequestDetailApi(APIView):
         if found is None:
             raise NotFound("No such access request.")
         return Response(AccessRequestOutputSerializer(found).data)
+
+
+class DatasetWithdrawReleasesApi(APIView):
+    class DatasetWithdrawInputSerializer(serializers.Serializer):
+        reason = serializers.CharField(max_length=2000)
+
+    class DatasetWithdrawOutputSerializer(serializers.Serializer):
+        dataset = serializers.UUIDField()
+        withdrawn = ReleaseStateOutputSerializer(many=True, help_text="The releases this call withdrew.")
+
+    @extend_schema(request=DatasetWithdrawInputSerializer, responses=DatasetWithdrawOutputSerializer)
+    def post(self, request: Request, dataset_id: str) -> Response:
+        """A privacy officer withdraws every release of a source dataset version (an incident in
+        the source); their downloads then answer 410 with the reason. 404 for a dataset the caller
+        cannot see, 403 (audited) for anyone but a privacy officer."""
+        withdrawn = dataset_withdraw_releases(
+            actor=acting_user(request.user), dataset_id=dataset_id, reason=_field(request, "reason")
+        )
+        # The service found it visible a moment ago; the canonical id, whatever spelling was sent.
+        dataset = first_by_uuid(datasets_visible_to(user=request.user), dataset_id)
+        assert dataset is not None
+        body = {
+            "dataset": str(dataset.pk),
+            "withdrawn": ReleaseStateOutputSerializer(withdrawn, many=True).data,
+        }
+        return Response(body)
 
 
 # For catalog/api/urls.py (under /api/v1/releases/):

@@ -3,12 +3,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from approvals.dp import dp_gate_visible_to, dp_metrics_visible_to
 from catalog.models import Release
 from catalog.privacy import receipt_visible_to, release_privacy_of
+from catalog.selectors import RELEASE_STATES, release_state
 from generation.models import ATTO
 from generation.services import format_delta
 
@@ -105,12 +107,7 @@ class ReleaseOutputSerializer(serializers.ModelSerializer):
 
     def get_privacy_statement(self, obj: Release) -> str:
         """One sentence for people: what the `privacy` block says."""
-        if obj.is_dp:
-            delta = f", delta = {format_delta(obj.delta_atto)}" if obj.delta_atto else ""
-            return f"Differentially private: epsilon = {obj.epsilon}{delta} spent from the dataset's budget."
-        return (
-            f"Not differentially private ({obj.synthesizer}). Privacy rests on the release gate's tests only."
-        )
+        return _privacy_statement(obj)
 
     def get_receipt(self, obj: Release) -> dict[str, Any]:
         return receipt_visible_to(user=self._user(), receipt=obj.receipt or {}, is_dp=obj.is_dp)
@@ -139,6 +136,122 @@ class ReleaseOutputSerializer(serializers.ModelSerializer):
         return dp_metrics_visible_to(
             user=self._user(), metrics=obj.metrics, checks=obj.gate.get("checks", []), is_dp=obj.is_dp
         )
+
+
+def _privacy_statement(obj: Release) -> str:
+    if obj.is_dp:
+        delta = f", delta = {format_delta(obj.delta_atto)}" if obj.delta_atto else ""
+        return f"Differentially private: epsilon = {obj.epsilon}{delta} spent from the dataset's budget."
+    return f"Not differentially private ({obj.synthesizer}). Privacy rests on the release gate's tests only."
+
+
+class GateSummarySerializer(serializers.Serializer):
+    passed = serializers.BooleanField()
+    overridden = serializers.BooleanField(help_text="Published by a two-officer override of a failed gate.")
+    failed_checks = serializers.ListField(
+        child=serializers.CharField(), help_text="Names of the checks that failed (values: the detail)."
+    )
+
+
+class ReleaseSummarySerializer(serializers.ModelSerializer):
+    """One catalog list item (issue 16): what a reader chooses by. The gate's checks and values, the
+    metrics, the privacy block and the receipt are on GET /api/v1/releases/{id}/ only; the list of
+    a year's releases stays small (each release's metrics alone are tens of kilobytes)."""
+
+    url = serializers.SerializerMethodField()
+    request = serializers.UUIDField(source="request_id")
+    dataset = serializers.UUIDField(source="dataset_id")
+    dataset_name = serializers.SerializerMethodField()
+    team = serializers.SerializerMethodField()
+    epsilon = serializers.DecimalField(
+        max_digits=12, decimal_places=6, coerce_to_string=False, allow_null=True
+    )
+    delta = serializers.SerializerMethodField()
+    state = serializers.SerializerMethodField()
+    privacy_statement = serializers.SerializerMethodField()
+    gate = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Release
+        fields = [
+            "id",
+            "url",
+            "request",
+            "dataset",
+            "dataset_name",
+            "team",
+            "title",
+            "rows",
+            "columns",
+            "created_at",
+            "expires_at",
+            "withdrawn_at",
+            "state",
+            "audience",
+            "synthesizer",
+            "is_dp",
+            "epsilon",
+            "delta",
+            "privacy_statement",
+            "gate",
+            "sha256",
+        ]
+
+    def get_url(self, obj: Release) -> str:
+        """The detail endpoint: the full gate, metrics, privacy block and receipt."""
+        return self.context["request"].build_absolute_uri(reverse("api-release-detail", args=[obj.pk]))
+
+    def get_dataset_name(self, obj: Release) -> str:
+        return str(obj.dataset)
+
+    def get_team(self, obj: Release) -> str | None:
+        return obj.team.name if obj.team_id else None
+
+    def get_delta(self, obj: Release) -> float | None:
+        return float(Decimal(obj.delta_atto or 0) / ATTO) if obj.is_dp else None
+
+    @extend_schema_field(serializers.ChoiceField(choices=RELEASE_STATES))
+    def get_state(self, obj: Release) -> str:
+        return release_state(obj)
+
+    def get_privacy_statement(self, obj: Release) -> str:
+        return _privacy_statement(obj)
+
+    @extend_schema_field(GateSummarySerializer)
+    def get_gate(self, obj: Release) -> dict[str, Any]:
+        # The verdict and the failed checks' names: everyone who sees the release sees these on
+        # the detail too (the values are withheld there by role; none are given here).
+        checks = (obj.gate or {}).get("checks") or []
+        failed = [
+            c.get("name", "")
+            for c in checks
+            if c.get("status", "passed" if c.get("passed") else "failed") == "failed"
+        ]
+        return {
+            "passed": bool((obj.gate or {}).get("passed")),
+            "overridden": bool((obj.gate or {}).get("overridden")),
+            "failed_checks": failed,
+        }
+
+
+class ReleaseFilterSerializer(serializers.Serializer):
+    """Query parameters of GET /api/v1/releases/ (each narrows what the caller may see)."""
+
+    q = serializers.CharField(required=False, allow_blank=True, max_length=200, help_text="Title contains.")
+    dataset = serializers.UUIDField(required=False, help_text="Source dataset id.")
+    team = serializers.CharField(required=False, allow_blank=True, max_length=80, help_text="Team name.")
+    dp = serializers.BooleanField(
+        required=False, allow_null=True, default=None, help_text="true: DP releases only; false: not DP."
+    )
+    state = serializers.ChoiceField(choices=RELEASE_STATES, required=False, allow_blank=True)
+    published_from = serializers.DateField(required=False, help_text="First day included (UTC).")
+    published_to = serializers.DateField(required=False, help_text="Last day included (UTC).")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        start, end = attrs.get("published_from"), attrs.get("published_to")
+        if start and end and start > end:
+            raise serializers.ValidationError({"published_to": "Give a day on or after `published_from`."})
+        return attrs
 
 
 class GlossaryEntrySerializer(serializers.Serializer):

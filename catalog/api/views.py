@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -10,19 +14,37 @@ from rest_framework.views import APIView
 from approvals import rules
 from approvals.api.serializers import GateOverrideDecisionInputSerializer
 from approvals.services import request_get_for
-from catalog.api.serializers import ReleaseOutputSerializer, ReleaseReportOutputSerializer
+from catalog.api.serializers import (
+    ReleaseFilterSerializer,
+    ReleaseOutputSerializer,
+    ReleaseReportOutputSerializer,
+    ReleaseSummarySerializer,
+)
 from catalog.downloads import release_file_response
+from catalog.models import Release
 from catalog.reports import report_visible_to
-from catalog.selectors import releases_visible_to
+from catalog.selectors import release_list_rows, releases_filter, releases_visible_to
 from catalog.services import gate_override_approve, release_get_for
 from core.errors import PermissionDenied
+from core.pagination import PortalPagination
 
 
-class ReleaseListApi(APIView):
-    @extend_schema(responses=ReleaseOutputSerializer(many=True))
-    def get(self, request: Request) -> Response:
-        releases = releases_visible_to(user=request.user)
-        return Response(ReleaseOutputSerializer(releases, many=True, context={"request": request}).data)
+class ReleaseListApi(ListAPIView):
+    """Releases the caller may see, newest first, filtered, a page at a time; each item a summary
+    (the full gate, metrics, privacy block and receipt: GET /api/v1/releases/{id}/)."""
+
+    serializer_class = ReleaseSummarySerializer
+    pagination_class = PortalPagination
+
+    def get_queryset(self) -> QuerySet[Release]:
+        params = ReleaseFilterSerializer(data=self.request.query_params)
+        params.is_valid(raise_exception=True)
+        visible = releases_filter(releases_visible_to(user=self.request.user), **params.validated_data)
+        return release_list_rows(visible)
+
+    @extend_schema(parameters=[ReleaseFilterSerializer], summary="Releases the caller may see, newest first")
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
 
 class ReleaseDetailApi(APIView):

@@ -139,9 +139,9 @@ def test_request_grant_download_revoke(
     assert created.status_code == 201, created.content
     request_id = created.json()["id"]
     assert created.json()["status"] == "pending"
-    assert [r["id"] for r in api(charlie).get(REQUESTS).json()] == [request_id]
-    assert api(alice).get(REQUESTS).json() == []  # neither officer nor requester
-    assert [r["id"] for r in api(olivia).get(REQUESTS).json()] == [request_id]
+    assert [r["id"] for r in api(charlie).get(REQUESTS).json()["results"]] == [request_id]
+    assert api(alice).get(REQUESTS).json()["results"] == []  # neither officer nor requester
+    assert [r["id"] for r in api(olivia).get(REQUESTS).json()["results"]] == [request_id]
     assert api(charlie).get(f"{API}{release.pk}/download/").status_code == 404  # not yet granted
 
     # The requester cannot decide their own request; the refusal is audited.

@@ -50,7 +50,7 @@ def test_withdrawal_answers_410_lists_and_notifies_downloaders(
     from notifications.models import Notification
 
     assert event.details["notified"] == 1
-    [note] = Notification.objects.filter(kind="release.withdrawn")
+    [note] = Notification.objects.filter(kind="release_withdrawn")
     assert note.recipient_id == bob.pk and note.target_id == str(release.pk)
 
 

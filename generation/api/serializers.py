@@ -5,7 +5,7 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from rest_framework import serializers
 
-from generation.choices import ColumnKind
+from generation.choices import ColumnKind, DatasetStatus
 from generation.models import DatasetColumn, SourceDataset
 from generation.policies import (
     CUSTODIANS,
@@ -20,6 +20,7 @@ from generation.selectors import (
     dataset_figures,
     declared_visible_to,
     ledger_entries_visible_to,
+    loaded_ledger_owner,
 )
 from generation.services.budget import format_delta
 
@@ -76,8 +77,11 @@ class BudgetOutputSerializer(serializers.Serializer):
     delta_remaining = serializers.CharField()
 
 
-def budget_payload(dataset: SourceDataset) -> dict[str, Any]:
-    return BudgetOutputSerializer(budget_totals(dataset=dataset)).data  # type: ignore[return-value]
+def budget_payload(dataset: SourceDataset, *, owner_loaded: bool = False) -> dict[str, Any]:
+    """`owner_loaded`: the dataset came from `dataset_list_rows`, whose query already read its
+    ledger owner (no query per row); otherwise the owner is read fresh."""
+    owner = loaded_ledger_owner(dataset) if owner_loaded else None
+    return BudgetOutputSerializer(budget_totals(dataset=dataset, owner=owner)).data  # type: ignore[return-value]
 
 
 def _columns_in_order() -> Prefetch:
@@ -169,7 +173,7 @@ class DatasetOutputSerializer(serializers.ModelSerializer):
         return ColumnOutputSerializer(ordered_columns(obj), many=True, context=self.context).data  # type: ignore[return-value]
 
     def get_budget(self, obj: SourceDataset) -> dict[str, Any]:
-        return budget_payload(obj)
+        return budget_payload(obj, owner_loaded=bool(self.context.get("owner_loaded")))
 
     def get_holdout(self, obj: SourceDataset) -> dict[str, Any]:
         return {"share": obj.holdout_share, "rows": self._figures(obj)["holdout_rows"]}
@@ -221,14 +225,44 @@ class LedgerEntrySerializer(serializers.Serializer):
         return format_delta(obj.delta_atto)
 
 
-def ledger_payload(dataset: SourceDataset, user: Any) -> dict[str, Any]:
-    """Totals for everyone who may see the dataset; the entries for custodians only."""
+# How many entries the budget summary carries: the newest ones. The whole ledger is paginated
+# at /api/v1/datasets/{id}/budget/entries/ (a year of estimates and jobs is thousands of rows).
+LEDGER_SUMMARY_ENTRIES = 50
+
+
+def ledger_payload(dataset: SourceDataset, user: Any, *, entries_url: str) -> dict[str, Any]:
+    """Totals for everyone who may see the dataset; the newest entries (in time order) and their
+    total count for custodians only, with the paginated list to read them all."""
+    if not sees_exact_figures(user):
+        return {**budget_payload(dataset), "entries": None}
     entries = ledger_entries_visible_to(user=user, dataset=dataset)
-    visible = sees_exact_figures(user)
+    newest = list(entries.reverse()[:LEDGER_SUMMARY_ENTRIES])[::-1]
+    count = entries.count()
     return {
         **budget_payload(dataset),
-        "entries": LedgerEntrySerializer(entries, many=True).data if visible else None,
+        "entries": LedgerEntrySerializer(newest, many=True).data,
+        "entries_count": count,
+        "entries_truncated": count > len(newest),
+        "entries_url": entries_url,
     }
+
+
+class DatasetFilterSerializer(serializers.Serializer):
+    """Query parameters of GET /api/v1/datasets/ (each narrows what the caller may see)."""
+
+    q = serializers.CharField(required=False, allow_blank=True, max_length=120, help_text="Name contains.")
+    status = serializers.ChoiceField(choices=DatasetStatus.choices, required=False, allow_blank=True)
+    signed_off = serializers.BooleanField(
+        required=False, allow_null=True, default=None, help_text="Classification signed off at least once."
+    )
+    created_from = serializers.DateField(required=False, help_text="First day included (UTC).")
+    created_to = serializers.DateField(required=False, help_text="Last day included (UTC).")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        start, end = attrs.get("created_from"), attrs.get("created_to")
+        if start and end and start > end:
+            raise serializers.ValidationError({"created_to": "Give a day on or after `created_from`."})
+        return attrs
 
 
 class DatasetInputSerializer(serializers.Serializer):

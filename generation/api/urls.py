@@ -12,5 +12,6 @@ urlpatterns = [
         name="api-dataset-column-estimate",
     ),
     path("<str:dataset_id>/budget/", views.DatasetBudgetApi.as_view(), name="api-dataset-budget"),
+    path("<str:dataset_id>/budget/entries/", views.DatasetLedgerApi.as_view(), name="api-dataset-ledger"),
     path("<str:dataset_id>/signoff/", views.DatasetSignOffApi.as_view(), name="api-dataset-signoff"),
 ]

@@ -178,9 +178,10 @@ def test_scientist_lists_registered_datasets(api: Any, alice: Any, dataset: Sour
     response = api(alice).get(URL)
 
     assert response.status_code == 200
-    assert [d["id"] for d in response.json()] == [str(dataset.pk)]
+    [listed] = response.json()["results"]
+    assert listed["id"] == str(dataset.pk)
     # 600 rounded to the nearest 100 is 600; scientists are told the figure is not exact (issue 11).
-    assert (response.json()[0]["rows"], response.json()[0]["rows_exact"]) == (600, False)
+    assert (listed["rows"], listed["rows_exact"]) == (600, False)
 
 
 def test_scientist_reads_a_dataset_by_id(api: Any, alice: Any, dataset: SourceDataset) -> None:
@@ -199,7 +200,7 @@ def test_retired_dataset_is_hidden_from_scientists_but_not_from_the_steward(
 ) -> None:
     SourceDataset.objects.filter(pk=dataset.pk).update(status=DatasetStatus.RETIRED)
 
-    assert api(alice).get(URL).json() == []
+    assert api(alice).get(URL).json()["results"] == []
     assert api(alice).get(f"{URL}{dataset.pk}/").status_code == 404
     assert api(sam).get(f"{URL}{dataset.pk}/").status_code == 200
 
@@ -260,7 +261,7 @@ def test_listing_datasets_costs_the_same_queries_for_3_or_30_columns(api: Any, s
     SourceDataset.objects.all().delete()
     _register_wide(sam, "wide", 30)
 
-    assert [len(d["columns"]) for d in client.get(URL).json()] == [30]
+    assert [len(d["columns"]) for d in client.get(URL).json()["results"]] == [30]
     assert len(_queries(client, URL)) == with_narrow
 
 

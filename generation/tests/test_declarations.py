@@ -597,7 +597,7 @@ def test_a_scientist_reading_the_dataset_api_gets_no_exact_rows_or_statistics(
     api: Any, alice: Any, ready: SourceDataset
 ) -> None:
     body = api(alice).get(f"{URL}{ready.pk}/").json()
-    listed = api(alice).get(URL).json()[0]
+    listed = api(alice).get(URL).json()["results"][0]
 
     for seen in (body, listed):
         assert (seen["rows"], seen["rows_exact"]) == (200, False)  # 237 rounded to the nearest 100

@@ -2,7 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
 
-from catalog.api.access import access_request_urlpatterns
+from catalog.api.access import DatasetWithdrawReleasesApi, access_request_urlpatterns
 from catalog.api.bakeoff import RequestChooseCandidateApi
 from catalog.api.evidence import RequestEvidenceApi
 from catalog.api.views import GateOverrideApproveApi
@@ -10,6 +10,12 @@ from portal.api.views import TokenApi
 
 urlpatterns = [
     path("auth/token/", TokenApi.as_view(), name="api-token"),
+    # Withdrawing a dataset's releases is catalog's (catalog.access); before the datasets include.
+    path(
+        "datasets/<str:dataset_id>/withdraw-releases/",
+        DatasetWithdrawReleasesApi.as_view(),
+        name="api-dataset-withdraw-releases",
+    ),
     path("datasets/", include("generation.api.urls")),
     # Approving an override publishes a release, so its view is catalog's (see its docstring).
     path(

@@ -92,7 +92,7 @@ def test_an_unexpected_failure_is_a_json_500_not_an_html_page(
     def broken(**kwargs: Any) -> Any:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("approvals.api.views.requests_visible_to", broken)
+    monkeypatch.setattr("approvals.api.views.requests_listed_for", broken)
     client = api(alice)
     client.raise_request_exception = False
     error = _error(client.get(REQUESTS_URL), 500, "server_error")

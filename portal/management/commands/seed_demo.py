@@ -141,6 +141,10 @@ class Command(BaseCommand):
                 # The demo's e-mail backend is the console: notifications show up in `make run`'s output.
                 email=f"{username}@{DEMO_EMAIL_DOMAIN}",
             )
+        elif not user.email:
+            # Demo logins made before they had addresses: give them one, so notifications reach the
+            # console too (an address someone set is left alone).
+            User.objects.filter(pk=user.pk, email="").update(email=f"{username}@{DEMO_EMAIL_DOMAIN}")
         if role in NEEDS_SECOND_FACTOR and not mfa_enrolled(user):
             totp_enrol_with_secret(user=user, secret_base32=DEMO_TOTP_SECRET)
         return created

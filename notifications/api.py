@@ -12,11 +12,11 @@ from django.urls import path
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.pagination import PortalPagination
 from notifications.models import Notification, NotificationKind
 from notifications.selectors import PAGE_SIZE, notifications_of
 from notifications.services import mark_read
@@ -33,7 +33,7 @@ class NotificationOutputSerializer(serializers.Serializer):
     read_at = serializers.DateTimeField(allow_null=True)
 
 
-class NotificationPagination(PageNumberPagination):
+class NotificationPagination(PortalPagination):
     page_size = PAGE_SIZE
 
 

@@ -8,7 +8,6 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,6 +17,7 @@ from audit.models import AuditEvent, AuditVerification, Outcome, VerificationMod
 from audit.selectors import REASONS, audit_chain_status, audit_events_filter, audit_events_visible_to
 from audit.services import audit_verification_run
 from core.errors import NotFound
+from core.pagination import PortalPagination
 from core.roles import AUDIT_READERS, has_role
 
 
@@ -139,7 +139,7 @@ NOT_AN_AUDIT_READER = OpenApiResponse(
 )
 
 
-class AuditEventPagination(PageNumberPagination):
+class AuditEventPagination(PortalPagination):
     page_size = 100
 
 

@@ -49,12 +49,29 @@ def listed_requests(queryset: QuerySet[GenerationRequest]) -> QuerySet[Generatio
 
     For lists only: a request a service goes on to change must not carry these (its related
     managers would answer from the fetched rows), which is why requests_visible_to does not."""
-    return queryset.select_related("release").prefetch_related(
-        "decisions",
-        Prefetch("attempts", queryset=GenerationAttempt.objects.select_related("job__validation")),
-        Prefetch("attempts__candidates", queryset=CandidateRun.objects.select_related("job__validation")),
-        "gate_overrides",
-        "privacy_retries",
+    # The large JSON a list never shows (a release's metrics alone is ~36 KB) stays in the
+    # database: decoding it was most of the API list's CPU (bench/pages.py profile).
+    unread_job = ("job__metadata", "job__receipt", "job__columns")
+    return (
+        queryset.select_related("release")
+        .defer("release__metrics", "release__receipt", "release__privacy", "release__columns", *unread_job)
+        .prefetch_related(
+            "decisions",
+            Prefetch(
+                "attempts",
+                queryset=GenerationAttempt.objects.select_related("job__validation").defer(
+                    "job__validation__metrics", *unread_job
+                ),
+            ),
+            Prefetch(
+                "attempts__candidates",
+                queryset=CandidateRun.objects.select_related("job__validation").defer(
+                    "job__validation__metrics", *unread_job
+                ),
+            ),
+            "gate_overrides",
+            "privacy_retries",
+        )
     )
 
 

@@ -90,3 +90,21 @@ def test_the_inbox_link_counts_unread_notifications(charlie: Any, olivia: Any, r
 
     assert 'data-testid="nav-inbox"' in html
     assert "/inbox/" in html
+
+
+def test_the_review_queue_points_officers_to_waiting_access_requests(
+    client: Client, charlie: Any, olivia: Any, release: Release
+) -> None:
+    queue = _page(olivia).get("/requests/review/")
+    assert queue.status_code == 200
+    assert "No access requests are waiting." in queue.content.decode()
+
+    access_request_create(
+        actor=charlie,
+        release_id=release.pk,
+        purpose="External validation on oncology patients",
+        expires_at=timezone.now() + timedelta(days=20),
+    )
+    html = _page(olivia).get("/requests/review/").content.decode()
+    assert "1 access request waiting for a decision" in html
+    assert "/catalog/access-requests/?status=pending" in html

@@ -86,7 +86,7 @@ worker_pid=$!
 
 log "Starting gunicorn on 0.0.0.0:$PORT"
 "$VENV/bin/gunicorn" portal.wsgi:application \
-    --bind "0.0.0.0:$PORT" --workers 1 --threads 4 --timeout 120 --graceful-timeout 10 --no-control-socket \
+    --bind "0.0.0.0:$PORT" --workers 1 --threads 4 --keep-alive 15 --timeout 120 --graceful-timeout 10 --no-control-socket \
     --access-logfile - &
 web_pid=$!
 

@@ -42,6 +42,47 @@ def _is_officer(actor: PortalUser) -> bool:
     return has_role(actor, Role.PRIVACY_OFFICER)
 
 
+# The tier control (approvals.policies) that lets the owning team's data steward decide access to
+# a release besides the privacy officers. Absent (policies before it existed) means officers only.
+TEAM_STEWARD_DECIDES = "team_steward_decides_access"
+
+
+def _delegated_to_team_steward(release: Release) -> bool:
+    return (release.request.tier_controls or {}).get(TEAM_STEWARD_DECIDES) is True
+
+
+def _is_team_steward(actor: Any, release: Release) -> bool:
+    """A data steward of the team that owns the release (the team it was published for)."""
+    team_id = getattr(actor, "team_id", None)
+    return has_role(actor, Role.DATA_STEWARD) and team_id is not None and release.team_id == team_id
+
+
+def _may_decide_access(actor: PortalUser, request: AccessRequest) -> bool:
+    """Privacy officers decide every access request; a data steward of the release's team decides
+    those whose tier's policy delegates to them (team_steward_decides_access), never their own."""
+    if _is_officer(actor):
+        return True
+    release = request.release
+    return (
+        _is_team_steward(actor, release)
+        and _delegated_to_team_steward(release)
+        and request.requester_id != actor.pk
+    )
+
+
+def _team_steward_scope(user: Any) -> Q:
+    """Access requests for the releases of a data steward's team (a steward answers for the team's
+    data, so may see who asked to use it and why); nothing for anyone else."""
+    if not has_role(user, Role.DATA_STEWARD) or getattr(user, "team_id", None) is None:
+        return Q(pk__in=[])
+    return Q(release__team_id=user.team_id)
+
+
+def _delegated_scope(user: Any) -> Q:
+    """The access requests a data steward decides: their team's releases whose tier delegates."""
+    return _team_steward_scope(user) & Q(**{f"release__request__tier_controls__{TEAM_STEWARD_DECIDES}": True})
+
+
 def _refuse(actor: PortalUser, action: str, target_type: str, target_id: Any, reason: str) -> None:
     audit_denied(actor=actor, action=action, target_type=target_type, target_id=target_id, reason=reason)
 
@@ -250,13 +291,32 @@ def dataset_withdraw_releases(*, actor: PortalUser, dataset_id: Any, reason: Any
 
 
 def access_requests_visible_to(*, user: Any) -> QuerySet[AccessRequest]:
-    """Officers and auditors see every request; everyone else sees their own."""
+    """Officers and auditors see every request; a data steward also sees those for their team's
+    releases (deciding them only where the policy delegates); everyone else sees their own."""
     base = AccessRequest.objects.select_related("release")
     if has_role(user, *SEES_EVERY_RELEASE):
         return base
     if not has_role(user, *[r.value for r in Role]):
         return base.none()
-    return base.filter(requester=user)
+    return base.filter(Q(requester=user) | _team_steward_scope(user))
+
+
+def access_request_ids_decidable_by(*, user: Any, requests: Any) -> set[Any]:
+    """The ids among `requests` (rows already loaded, e.g. a page) that `user` may decide or
+    revoke: what the list page offers buttons for. At most one query, whatever the page size (the
+    tier controls are read in the database, not by loading each row's generation request)."""
+    ids = [r.pk for r in requests]
+    if not ids:
+        return set()
+    if _is_officer(user):
+        return set(ids)
+    if not has_role(user, Role.DATA_STEWARD):
+        return set()
+    return set(
+        AccessRequest.objects.filter(_delegated_scope(user), pk__in=ids)
+        .exclude(requester=user)
+        .values_list("pk", flat=True)
+    )
 
 
 def access_request_check_asker(*, actor: PortalUser, release_id: Any) -> Release:
@@ -298,15 +358,20 @@ def access_request_create(
     return request
 
 
-def _officers() -> QuerySet[Any]:
-    return get_user_model().objects.filter(is_active=True, role=Role.PRIVACY_OFFICER).order_by("username")
+def _deciders(release: Release) -> QuerySet[Any]:
+    """Who decides access to `release`: the privacy officers, and the data stewards of its team
+    when its tier's policy delegates to them."""
+    who = Q(role=Role.PRIVACY_OFFICER)
+    if release.team_id is not None and _delegated_to_team_steward(release):
+        who |= Q(role=Role.DATA_STEWARD, team_id=release.team_id)
+    return get_user_model().objects.filter(who, is_active=True).order_by("username")
 
 
 def _notify_officers_of_request(request: AccessRequest, actor: PortalUser) -> int:
-    """A new access request waits on the privacy officers (in the creating transaction: a request
-    that rolls back notifies nobody). Never the asker, should an officer ever be one."""
+    """A new access request waits on those who decide it (in the creating transaction: a request
+    that rolls back notifies nobody). Never the asker, should a decider ever be one."""
     return notify(
-        recipients=_officers().exclude(pk=actor.pk),
+        recipients=_deciders(request.release).exclude(pk=actor.pk),
         kind=NotificationKind.ACCESS_REQUEST,
         message=f"Access requested by {request.requester_name}: “{request.release.title}”",
         url=reverse("catalog:access-request-list") + "?status=pending",
@@ -331,12 +396,16 @@ def _notify_requester(request: AccessRequest, actor: PortalUser, kind: str, mess
 
 
 def access_requests_pending_for(*, user: Any) -> QuerySet[AccessRequest]:
-    """Pending access requests that wait on `user`: every one for a privacy officer (but their
-    own), none for anyone else. Oldest first, as a queue."""
-    if not _is_officer(user):
+    """Pending access requests that wait on `user`: every one for a privacy officer, those the
+    policy delegates to a data steward of the release's team; never their own. Oldest first."""
+    if _is_officer(user):
+        scope = Q()
+    elif has_role(user, Role.DATA_STEWARD):
+        scope = _delegated_scope(user)
+    else:
         return AccessRequest.objects.none()
     return (
-        AccessRequest.objects.filter(status=AccessRequestStatus.PENDING)
+        AccessRequest.objects.filter(scope, status=AccessRequestStatus.PENDING)
         .exclude(requester=user)
         .select_related("release")
         .order_by("created_at", "pk")
@@ -350,19 +419,39 @@ def _visible_access_request(actor: PortalUser, request_id: Any) -> AccessRequest
     return request
 
 
-def access_request_authorize_decision(*, actor: PortalUser, request_id: Any) -> AccessRequest:
-    """404 for a request the actor may not see, 403 (audited) unless a privacy officer."""
+def _refusal_reason(actor: PortalUser, request: AccessRequest) -> str:
+    """Why `actor` may not decide `request`, as an audit code (ids and codes only)."""
+    if _is_team_steward(actor, request.release) and _delegated_to_team_steward(request.release):
+        return "own_request"
+    return "not_privacy_officer"
+
+
+def _authorize_access_decision(actor: PortalUser, request_id: Any, action: str) -> AccessRequest:
     request = _visible_access_request(actor, request_id)
-    if not _is_officer(actor):
-        _refuse(actor, "access_request.decide", "access_request", request.pk, "not_privacy_officer")
-        raise PermissionDenied("Only a privacy officer can decide an access request.")
+    if not _may_decide_access(actor, request):
+        reason = _refusal_reason(actor, request)
+        _refuse(actor, action, "access_request", request.pk, reason)
+        verb = "revoke this grant" if action == "access_request.revoke" else "decide this access request"
+        if reason == "own_request":
+            raise PermissionDenied(f"You cannot {verb}: it is your own; a privacy officer will.")
+        raise PermissionDenied(
+            f"Only a privacy officer (or, where the policy says so, a data steward of the release's "
+            f"team) can {verb}."
+        )
     return request
+
+
+def access_request_authorize_decision(*, actor: PortalUser, request_id: Any) -> AccessRequest:
+    """404 for a request the actor may not see, 403 (audited) unless a privacy officer or a data
+    steward of the release's team whose tier delegates to them (team_steward_decides_access)."""
+    return _authorize_access_decision(actor, request_id, "access_request.decide")
 
 
 def access_request_decide(
     *, actor: PortalUser, request_id: Any, decision: str, comment: str = "", expires_at: Any = None
 ) -> AccessRequest:
-    """A privacy officer grants (until a date, by default the one asked for) or refuses."""
+    """A privacy officer (or a delegated team steward) grants, until a date (by default the one
+    asked for), or refuses."""
     request = access_request_authorize_decision(actor=actor, request_id=request_id)
     if decision not in ("grant", "refuse"):
         raise ValidationFailed("Decide grant or refuse.", fields={"decision": "grant or refuse"})
@@ -410,10 +499,8 @@ def access_request_decide(
 
 
 def access_request_revoke(*, actor: PortalUser, request_id: Any, reason: Any) -> AccessRequest:
-    request = _visible_access_request(actor, request_id)
-    if not _is_officer(actor):
-        _refuse(actor, "access_request.revoke", "access_request", request.pk, "not_privacy_officer")
-        raise PermissionDenied("Only a privacy officer can revoke access.")
+    """Whoever may decide a request may revoke its grant (access_request_authorize_decision)."""
+    request = _authorize_access_decision(actor, request_id, "access_request.revoke")
     _text(reason, "reason", "why access is revoked")
     with transaction.atomic():
         request = AccessRequest.objects.select_for_update().get(pk=request.pk)

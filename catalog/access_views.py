@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 from catalog.access import (
     access_request_create,
     access_request_decide,
+    access_request_ids_decidable_by,
     access_request_revoke,
     access_requests_pending_for,
     access_requests_visible_to,
@@ -109,7 +110,7 @@ def access_request_create_view(request: HttpRequest, release_id: str) -> HttpRes
             purpose=request.POST.get("purpose", ""),
             expires_at=parse_when(request.POST.get("expires_at", "")),
         )
-        messages.success(request, "Your request is with the privacy officers.")
+        messages.success(request, "Your request is with the people who decide access to this release.")
         return redirect("catalog:access-request-list")
     return render(request, "catalog/access/request_form.html", {"release": release})
 
@@ -123,8 +124,14 @@ def access_request_list_view(request: HttpRequest) -> HttpResponse:
         rows = rows.filter(status=status)
     else:
         status = ""
+    page = page_of(request, rows)
+    # Officers decide every row; a data steward only those their team's policy delegates to them.
+    decidable = access_request_ids_decidable_by(user=request.user, requests=page.object_list)
+    for row in page.object_list:
+        row.can_decide = row.pk in decidable
     context = {
-        "page": page_of(request, rows),
+        "page": page,
+        "decidable": decidable,
         "status": status,
         "statuses": AccessRequestStatus.choices,
         "is_officer": has_role(request.user, Role.PRIVACY_OFFICER),
@@ -133,17 +140,24 @@ def access_request_list_view(request: HttpRequest) -> HttpResponse:
 
 
 def pending_access_requests(request: HttpRequest) -> dict[str, Any]:
-    """Template context (settings.TEMPLATES): for privacy officers, the number of access requests
-    waiting on them, for the navigation. Lazy, like notifications.context.unread: one COUNT query,
-    and only on pages whose template shows it."""
+    """Template context (settings.TEMPLATES): for privacy officers, and for data stewards of a
+    team (whose team's policy may delegate access decisions to them), the number of access
+    requests waiting on them, for the navigation. Lazy, like notifications.context.unread: one
+    COUNT query, and only on pages whose template shows it."""
     user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated or not has_role(user, Role.PRIVACY_OFFICER):
+    if user is None or not user.is_authenticated:
         return {}
-    return {
-        # Privacy officers decide access and withdraw releases (catalog.access._is_officer).
-        "decides_access": True,
-        "pending_access_requests": SimpleLazyObject(lambda: access_requests_pending_for(user=user).count()),
-    }
+    pending = SimpleLazyObject(lambda: access_requests_pending_for(user=user).count())
+    if has_role(user, Role.PRIVACY_OFFICER):
+        return {
+            # Privacy officers decide access and withdraw releases (catalog.access._is_officer).
+            "decides_access": True,
+            "pending_access_requests": pending,
+        }
+    if has_role(user, Role.DATA_STEWARD) and user.team_id is not None:
+        # Not `decides_access`: that also offers withdrawal, which stays with the officers.
+        return {"decides_team_access": True, "pending_access_requests": pending}
+    return {}
 
 
 @domain_errors_as_messages

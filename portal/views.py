@@ -106,7 +106,6 @@ def _waiting_for(user: Any) -> Waiting:
     overrides = overrides_awaiting_officer(user=user)
     retries = retries_awaiting_officer(user=user)
     proposals = policy_proposals_open().exclude(published_by=user)
-    # Empty for anyone but a privacy officer (the selector decides), so no query is wasted.
     access = access_requests_pending_for(user=user)
     return Waiting(
         queue_count=queue.count(),
@@ -114,8 +113,9 @@ def _waiting_for(user: Any) -> Waiting:
         overrides=list(overrides[:OLDEST_WAITING]) if officer else [],
         retries=list(retries[:OLDEST_WAITING]) if officer else [],
         proposals=list(proposals[:OLDEST_WAITING]) if has_role(user, *APPROVES_POLICY) else [],
-        access_requests=list(access[:OLDEST_WAITING]) if officer else [],
-        access_request_count=access.count() if officer else 0,
+        # Empty for anyone who decides none (the selector decides: officers, delegated stewards).
+        access_requests=list(access[:OLDEST_WAITING]),
+        access_request_count=access.count(),
     )
 
 

@@ -68,7 +68,7 @@ def test_another_team_asks_is_granted_downloads_and_is_told_of_the_withdrawal(
     until = (timezone.now() + timedelta(days=30)).date().isoformat()
     scientist.get_by_label("Access needed until").fill(until)
     scientist.get_by_role("button", name="Request access").click()
-    assert "Your request is with the privacy officers." in scientist.content()
+    assert "Your request is with the people who decide access to this release." in scientist.content()
     _shot(scientist, "access-1-requested")
 
     # The officer grants it from the access-request queue.

@@ -26,6 +26,11 @@ EXTERNAL_UPLOAD = "external_upload"
 DEFAULT_MAX_ATTEMPTS = 1
 # Catalog access, narrowest first: a rule may narrow the audience-derived level, never widen it.
 ACCESS_LEVELS = ("internal", "organization", "external")
+# Optional catalog controls and their values when a tier does not set them (policies written
+# before they existed): every signed-in member may find a release's card summary (never its data)
+# and ask for access; only privacy officers decide access requests. For both, false is stricter.
+DEFAULT_DISCOVERABLE = True
+DEFAULT_TEAM_STEWARD_DECIDES_ACCESS = False
 
 
 @dataclass(frozen=True)
@@ -310,6 +315,12 @@ def merge_controls(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict
             merged[key] = max(int(merged.get(key) or 0), int(value))
         elif key == "access_level":
             merged[key] = min(merged.get(key, value), value, key=ACCESS_LEVELS.index)
+        elif key == "discoverable":
+            # Hiding the card is stricter: a rule can hide a release, never reveal a hidden one.
+            merged[key] = bool(merged.get(key, DEFAULT_DISCOVERABLE)) and bool(value)
+        elif key == "team_steward_decides_access":
+            # Officer-only decisions are stricter: a rule can take the delegation away, never grant it.
+            merged[key] = bool(merged.get(key, DEFAULT_TEAM_STEWARD_DECIDES_ACCESS)) and bool(value)
     return merged
 
 
@@ -323,6 +334,10 @@ def _tier_controls(policy: Policy, level: str, facts: Facts) -> dict[str, Any]:
     controls = {**policy.tiers[level], "gate": dict(policy.tiers[level].get("gate") or {})}
     controls["approver_roles"] = list(controls.get("approver_roles") or [])
     controls["access_level"] = facts.audience
+    # Recorded explicitly in every snapshot (request.tier_controls), so the catalog and an evidence
+    # package read what applied, not a default that a later version of the code might change.
+    controls.setdefault("discoverable", DEFAULT_DISCOVERABLE)
+    controls.setdefault("team_steward_decides_access", DEFAULT_TEAM_STEWARD_DECIDES_ACCESS)
     return controls
 
 

@@ -17,6 +17,8 @@ import yaml
 from approvals.policies.engine import (
     ACCESS_LEVELS,
     COMPARATORS,
+    DEFAULT_DISCOVERABLE,
+    DEFAULT_TEAM_STEWARD_DECIDES_ACCESS,
     FACTS,
     LEVELS,
     MESSAGE_EXTRAS,
@@ -42,13 +44,16 @@ _TIER_KEYS = {
     "expiry_days",
 }
 # Optional, so rule sets published before they existed stay valid (engine.DEFAULT_MAX_ATTEMPTS;
-# no max_delta means no cap beyond the ledger's; no min_training_rows means no minimum).
+# no max_delta means no cap beyond the ledger's; no min_training_rows means no minimum; no
+# discoverable means every member finds the card; no team_steward_decides_access means officers only).
 _OPTIONAL_TIER_KEYS = {
     "max_generation_attempts",
     "max_delta",
     "max_candidates",
     "synthesis_time_budget_s",
     "min_training_rows",
+    "discoverable",
+    "team_steward_decides_access",
 }
 # A bound that catches a mistyped minimum (extra zeros) rather than refusing every dataset.
 MAX_MIN_TRAINING_ROWS = 10_000_000
@@ -282,6 +287,14 @@ class _Checker:
                 self.fail(f"tiers.{higher}.max_delta", f"must be at most the {lower} tier's")
             if _ints(a, b, "min_training_rows") and b["min_training_rows"] < a["min_training_rows"]:
                 self.fail(f"tiers.{higher}.min_training_rows", f"must be at least the {lower} tier's")
+            # Both flags are stricter when false; an absent flag counts as its default.
+            for flag, default in (
+                ("discoverable", DEFAULT_DISCOVERABLE),
+                ("team_steward_decides_access", DEFAULT_TEAM_STEWARD_DECIDES_ACCESS),
+            ):
+                low, high = a.get(flag, default), b.get(flag, default)
+                if isinstance(low, bool) and isinstance(high, bool) and high and not low:
+                    self.fail(f"tiers.{higher}.{flag}", f"cannot be true when the {lower} tier's is false")
 
     def controls(self, controls: Any, path: str, *, keys: set[str]) -> None:
         checks = {
@@ -304,6 +317,8 @@ class _Checker:
             "min_training_rows": lambda v: (
                 isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_MIN_TRAINING_ROWS
             ),
+            "discoverable": lambda v: isinstance(v, bool),
+            "team_steward_decides_access": lambda v: isinstance(v, bool),
         }
         expected = {
             "required_approvals": "a whole number from 0 to 10",
@@ -317,6 +332,9 @@ class _Checker:
             "max_candidates": "a whole number of bake-off candidates from 1 to 10",
             "synthesis_time_budget_s": "a whole number of seconds from 10 to 14400",
             "min_training_rows": f"a whole number of rows from 0 to {MAX_MIN_TRAINING_ROWS:,}",
+            # YAML reads yes/no/on/off as booleans too, but "true" in quotes is text: say so.
+            "discoverable": "true or false (unquoted)",
+            "team_steward_decides_access": "true or false (unquoted)",
         }
         for key, value in controls.items():
             if key not in keys:

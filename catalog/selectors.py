@@ -27,6 +27,21 @@ def releases_visible_to(*, user: Any) -> QuerySet[Release]:
     # Oversight roles see every release's card (they answer for them); downloads are audited.
     if has_role(user, *SEES_EVERY_RELEASE):
         return base
+    return base.filter(_visible_condition(user))
+
+
+def releases_to_ask_for(*, user: Any) -> QuerySet[Release]:
+    """Discoverable releases `user` cannot use yet: the catalog's "ask to use" table. The
+    condition is the negation of releases_visible_to's, not a NOT IN over that whole queryset
+    (which cost 290 ms at 5,000 releases on SQLite, bench/pages.py)."""
+    base = Release.objects.select_related("request", "dataset", "team")
+    if not has_role(user, *[r.value for r in Role]) or has_role(user, *SEES_EVERY_RELEASE):
+        return base.none()  # nobody, or oversight, who already sees every release
+    hidden = Release.objects.filter(request__tier_controls__discoverable=False).values("pk")
+    return base.exclude(pk__in=hidden).exclude(_visible_condition(user))
+
+
+def _visible_condition(user: Any) -> Q:
     visible = Q(audience=Audience.ORGANIZATION) & _ORG_LEVEL
     if user.team_id:
         visible |= Q(team_id=user.team_id)
@@ -37,7 +52,7 @@ def releases_visible_to(*, user: Any) -> QuerySet[Release]:
         status=AccessRequestStatus.GRANTED,
         grant_expires_at__gt=timezone.now(),
     )
-    return base.filter(visible | Q(request__requester=user) | Q(Exists(granted)))
+    return visible | Q(request__requester=user) | Q(Exists(granted))
 
 
 def releases_discoverable_to(*, user: Any) -> QuerySet[Release]:

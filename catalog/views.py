@@ -24,8 +24,8 @@ from catalog.reports import release_report_context, report_visible_to
 from catalog.selectors import (
     release_filter_choices,
     release_list_rows,
-    releases_discoverable_to,
     releases_filter,
+    releases_to_ask_for,
     releases_visible_to,
 )
 from catalog.services import gate_override_approve, release_get_for
@@ -78,7 +78,7 @@ def release_list(request: HttpRequest) -> HttpResponse:
     page = page_of(request, release_list_rows(releases_filter(visible, **filters)))
     # Cards a member may find but not use (catalog.access): a summary and "Request access", no data.
     # The same filters; bounded to one page (a year of another team's releases is thousands).
-    others = releases_discoverable_to(user=request.user).exclude(pk__in=visible.values("pk"))
+    others = releases_to_ask_for(user=request.user)
     others = releases_filter(others.filter(withdrawn_at__isnull=True), **filters)
     discoverable = list(release_list_rows(others)[: PAGE_SIZE + 1])
     context = {

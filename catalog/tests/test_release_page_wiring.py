@@ -108,3 +108,31 @@ def test_the_review_queue_points_officers_to_waiting_access_requests(
     html = _page(olivia).get("/requests/review/").content.decode()
     assert "1 access request waiting for a decision" in html
     assert "/catalog/access-requests/?status=pending" in html
+
+
+def test_the_ask_to_use_table_is_exactly_discoverable_minus_visible(
+    publish: Any, alice: Any, bob: Any, charlie: Any, olivia: Any, sam: Any, ada: Any
+) -> None:
+    from catalog.selectors import releases_discoverable_to, releases_to_ask_for, releases_visible_to
+
+    internal = publish()
+    organization = publish(audience="organization")
+    granted = publish()
+    asked = access_request_create(
+        actor=charlie,
+        release_id=granted.pk,
+        purpose="External validation on oncology patients",
+        expires_at=timezone.now() + timedelta(days=20),
+    )
+    from catalog.access import access_request_decide
+
+    access_request_decide(actor=olivia, request_id=asked.pk, decision="grant")
+    assert {internal.pk, organization.pk, granted.pk} <= set(Release.objects.values_list("pk", flat=True))
+    for user in (alice, bob, charlie, olivia, sam, ada):
+        discoverable = set(releases_discoverable_to(user=user).values_list("pk", flat=True))
+        visible = set(releases_visible_to(user=user).values_list("pk", flat=True))
+        assert set(releases_to_ask_for(user=user).values_list("pk", flat=True)) == discoverable - visible, (
+            user
+        )
+    # charlie's grant moved that release out of his table; the internal one is still there.
+    assert set(releases_to_ask_for(user=charlie).values_list("pk", flat=True)) == {internal.pk}

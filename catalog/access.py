@@ -51,7 +51,7 @@ def _delegated_to_team_steward(release: Release) -> bool:
     return (release.request.tier_controls or {}).get(TEAM_STEWARD_DECIDES) is True
 
 
-def _is_team_steward(actor: Any, release: Release) -> bool:
+def _is_team_steward(actor: PortalUser, release: Release) -> bool:
     """A data steward of the team that owns the release (the team it was published for)."""
     team_id = getattr(actor, "team_id", None)
     return has_role(actor, Role.DATA_STEWARD) and team_id is not None and release.team_id == team_id

@@ -16,18 +16,7 @@ from django.db.models import QuerySet
 from audit.models import AuditEvent
 from core.csv_safety import neutralise_cell
 
-HEADER = (
-    "seq",
-    "at",
-    "actor",
-    "action",
-    "target_type",
-    "target_id",
-    "outcome",
-    "details",
-    "request_id",
-    "hash",
-)
+# The stored columns, in the file's order; the file calls actor_name "actor".
 _COLUMNS = (
     "seq",
     "at",
@@ -40,6 +29,7 @@ _COLUMNS = (
     "request_id",
     "hash",
 )
+HEADER = tuple("actor" if column == "actor_name" else column for column in _COLUMNS)
 CHUNK_ROWS = 2000
 
 

@@ -14,7 +14,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
@@ -25,6 +24,7 @@ from audit.export import audit_events_csv
 from audit.models import AuditEvent, Outcome, VerificationMode, VerificationTrigger
 from audit.selectors import audit_chain_status, audit_events_filter, audit_events_visible_to
 from audit.services import audit_record, audit_verification_run
+from core.pagination import page_of
 from core.roles import AUDIT_READERS, has_role
 
 PAGE_SIZE = 50
@@ -68,7 +68,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
     form = EventFilterForm(request.GET)
     filters = form.filters()
     events = audit_events_filter(audit_events_visible_to(user=request.user), **filters)
-    page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = page_of(request, events, per_page=PAGE_SIZE)
     context = {"form": form, "page": page, "chain": audit_chain_status(), "filtered": bool(filters)}
     return render(request, "audit/event_list.html", context)
 

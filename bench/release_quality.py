@@ -23,7 +23,9 @@ the portal stores (the same figures the release page shows):
 - the missingness-pattern similarity (1 - total variation distance between the real and synthetic
   distributions of per-row missing-cell patterns);
 - TSTR / TRTR AUC for the declared outcome on the holdout;
-- exact copies, and the three anonymeter risks with their 95% confidence intervals;
+- exact copies, and the three anonymeter risks with their 95% confidence intervals (validation's
+  log-ratio interval, then anonymeter's own for the same attacks, the attacks a side and the
+  successes on training / holdout rows);
 - wall-clock seconds for synthesis and for validation (the worker's own timings), and in total.
 With --bakeoff each table is also filed as a bake-off of --candidates (default: gaussian_copula and
 ctgan; deep models train within the tier's time budget); every candidate is fitted and validated by
@@ -227,6 +229,9 @@ def summarize(
         attack: ((anonymeter.get(attack) or {}).get("risk"), (anonymeter.get(attack) or {}).get("ci"))
         for attack in ("singling_out", "linkability", "inference")
     }
+    # The interval's inputs, to compare it with anonymeter's own (issue 12): attacks a side,
+    # successes on training and on holdout rows, and which secret the inference figure is for.
+    risk_details = {attack: anonymeter.get(attack) or {} for attack in risks}
     return {
         "table": name,
         "columns": columns,
@@ -244,6 +249,7 @@ def summarize(
         "trtr": tstr.get("auc_trtr"),
         "exact_copies": metrics.get("exact_copies"),
         "risks": risks,
+        "risk_details": risk_details,
         "validation_s": sum((metrics.get("seconds") or {}).values()) if metrics.get("seconds") else None,
         "total_s": total,
     }
@@ -255,6 +261,23 @@ def fmt(value: Any, digits: int = 3) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
+
+
+def _risk_detail(r: dict[str, Any], attack: str) -> str:
+    """Anonymeter's own interval for the same attacks, the attacks a side and the successes
+    (training / holdout); for inference, the secret shown."""
+    detail = (r.get("risk_details") or {}).get(attack) or {}
+    parts = []
+    if detail.get("ci_anonymeter"):
+        low, high = detail["ci_anonymeter"]
+        parts.append(f"anonymeter's [{fmt(low)}, {fmt(high)}]")
+    if detail.get("n_attacks"):
+        parts.append(f"{detail['n_attacks']} attacks a side")
+    if detail.get("successes"):
+        parts.append(f"successes {fmt(detail['successes'][0], 0)} / {fmt(detail['successes'][1], 0)}")
+    if detail.get("secret"):
+        parts.append(f"secret {detail['secret']}")
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def print_result(r: dict[str, Any]) -> None:
@@ -270,7 +293,7 @@ def print_result(r: dict[str, Any]) -> None:
     print(f"  exact copies            {fmt(r['exact_copies'])}")
     for attack, (risk, ci) in r["risks"].items():
         interval = f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "n/a"
-        print(f"  {attack + ' risk':<23} {fmt(risk)} {interval}")
+        print(f"  {attack + ' risk':<23} {fmt(risk)} {interval}{_risk_detail(r, attack)}")
     print(f"  seconds                 total {r['total_s']:.1f}; validation {fmt(r['validation_s'], 1)}")
 
 

@@ -126,7 +126,8 @@ GLOSSARY: dict[str, Entry] = {
         "than one holdout record, normalized (0 = no more than chance).",
         "Lower is better.",
         "singling_out_risk_max",
-        "0.15 by default. Fails when above it and the 95% interval excludes 0. Judged only with at "
+        "0.15 by default. Fails when above it and the 95% interval excludes 0 (Katz's log interval "
+        "for the ratio of the attack's failure rates on training and holdout rows). Judged only with at "
         "least 500 training and 500 holdout rows; below, not run (the interval is about +-0.3), the "
         "risk shown, and the release blocked only where the tier requires the check. "
         "Resampling each column's real values (a marginal bootstrap) scores about 0.15-0.2: exact "
@@ -163,6 +164,64 @@ GLOSSARY: dict[str, Entry] = {
         "The threshold is the epsilon the DP synthesizer claims: a larger proven epsilon means the "
         "mechanism does not do what it says.",
         "The privacy guarantee claimed for this release could not be confirmed.",
+    ),
+    # The model gate's checks (validation.model_gate): a trained model judged on the locked holdout.
+    "model_auc": Entry(
+        "Model discrimination (AUC)",
+        "ROC AUC of the model's predicted probabilities on the locked holdout (real rows it never "
+        "saw), with DeLong's 95% interval.",
+        "Higher is better; 0.5 = no better than chance, 1 = perfect ranking.",
+        "model_auc_lower_min",
+        "0.60 by default, judged on the interval's lower end, so a model passes only when it is "
+        "shown to predict better than a weak floor. Not run (and blocking) when the holdout has "
+        "fewer than 50 rows or fewer than 10 of either outcome value.",
+        "The model does not predict the outcome well enough on unseen real rows.",
+    ),
+    "model_auc_vs_baseline": Entry(
+        "Model vs non-private baseline",
+        "The model's holdout AUC divided by the holdout AUC of a non-private baseline trained in "
+        "the same job on the same rows; the interval uses DeLong's covariance of the two AUCs.",
+        "Higher is better; 1 = the model predicts as well as the baseline.",
+        "model_auc_ratio_min",
+        "0.80 by default, as for train-on-synthetic: privacy (noise, clipping) may cost some "
+        "accuracy, not most of it.",
+        "The model predicts much worse than a non-private model trained on the same rows.",
+    ),
+    "model_calibration": Entry(
+        "Model calibration",
+        "Expected calibration error on the locked holdout: over ten equal-width probability bins, "
+        "the row-weighted mean gap between the mean predicted probability and the observed share "
+        "of events; the Brier score is shown beside it. Bins of fewer than 10 rows are not drawn.",
+        "Lower is better; 0 = predicted probabilities match observed rates.",
+        "calibration_ece_max",
+        "0.10 by default. Fails when above it and the gap is also significant: a perfectly "
+        "calibrated model shows an error of 0.05-0.10 on 150 rows, so the error is compared with "
+        "its spread when labels are redrawn from the model's own probabilities (p < 0.05). Not run "
+        "(and blocking) below 100 holdout rows.",
+        "The model's predicted probabilities do not match observed rates on unseen real rows.",
+    ),
+    "model_membership_auc": Entry(
+        "Model membership inference",
+        "AUC of the loss-threshold attack (Yeom et al. 2018): the model's loss on a record is lower "
+        "for records it was trained on. Training rows against an equal number of holdout rows, "
+        "with DeLong's 95% interval.",
+        "Lower is better; 0.5 = the model's outputs do not tell members from non-members.",
+        "membership_auc_upper_max",
+        "0.60 by default, judged on the interval's upper end: the model passes only when the attack "
+        "is shown to stay below the ceiling. A deep decision tree that memorises its rows scores "
+        "0.7 or more; a regularised logistic regression about 0.5. Not run (and blocking) with "
+        "fewer than 50 training or holdout rows.",
+        "The model's outputs reveal which people were in its training data.",
+    ),
+    "model_empirical_epsilon": Entry(
+        "Model empirical epsilon (DP models)",
+        "A 95%-confidence lower bound on the epsilon the model actually has, from the loss attack's "
+        "true and false positive rates (Jagielski et al. 2020): TPR <= e^eps FPR and 1 - FPR <= "
+        "e^eps (1 - TPR), threshold chosen on half the records, Clopper-Pearson bounds on the other half.",
+        "Lower is better; must not exceed the claimed epsilon.",
+        "",
+        "The threshold is the epsilon the DP training claims: a larger proven epsilon refutes the claim.",
+        "The privacy guarantee claimed for this model could not be confirmed.",
     ),
     # Report metrics that are not gate checks
     "dcr_share_closer_to_training": Entry(
@@ -265,6 +324,26 @@ FINDINGS: dict[str, tuple[str, str]] = {
     "dp_empirical_epsilon": (
         "The release's differential-privacy guarantee could not be confirmed",
         "do not retry; a privacy officer must look at this release",
+    ),
+    "model_auc": (
+        "The model predicts the outcome poorly on unseen real rows",
+        "add the outcome's predictors, use more training rows, or (for DP) a larger epsilon",
+    ),
+    "model_auc_vs_baseline": (
+        "The model predicts much worse than a non-private model trained on the same rows",
+        "tune the private training (clipping, epochs) or, for DP, a larger epsilon",
+    ),
+    "model_calibration": (
+        "The model's probabilities do not match observed rates",
+        "recalibrate the model (Platt or isotonic on training rows) or regularise it more",
+    ),
+    "model_membership_auc": (
+        "The model's outputs tell people in its training data from people who are not",
+        "regularise the model more (shallower trees, stronger penalty) or train it with DP",
+    ),
+    "model_empirical_epsilon": (
+        "The model's differential-privacy guarantee could not be confirmed",
+        "do not retry; a privacy officer must look at this model",
     ),
 }
 

@@ -3,12 +3,22 @@
 Each risk is the attack's success on training rows in excess of its success on holdout rows,
 normalized: 0 means the release helps the attacker no more than knowing the population does.
 Targets and the control set are equal-sized random samples, each capped (anonymeter's cost grows
-with both), and every risk carries anonymeter's confidence interval.
+with both), and every sampled row is attacked.
+
+The interval is not anonymeter's. Its risk is (a - c) / (1 - c) = 1 - (training failure rate /
+control failure rate), and anonymeter propagates each rate's Wilson error linearly through that
+quotient: when the control attack almost always succeeds (a secret the other columns nearly fix,
+1 - c of 0.01-0.03) its lower bound is too high (risk 0 excluded in 6-7% of samples where 2.5%
+is promised) and its upper bound too high as well. Here the risk's interval is Katz's log interval
+for the ratio of the two failure rates (independent binomials; 0.5 added to every count when one is
+0), mapped through 1 - ratio: `risk_interval`. validation/tests/test_risk_intervals.py checks its
+coverage by simulation; anonymeter's own interval is kept beside it as `ci_anonymeter`.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,18 +26,23 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from validation.metrics.columns import ColumnInfo, as_labels, as_numbers, quasi_identifiers, sensitive_columns
 from validation.metrics.stats import rounded, rounded_pair
 
 logger = logging.getLogger(__name__)
-REFERENCE_CAP = 2_000  # original and control rows per attack
+# Original and control rows per attack; every one is attacked. The interval's width is set by the
+# failures a side, so more attacks is the only lever the holdout leaves (issue 12): 2,000 a side
+# costs about 4x anonymeter's default of 500 in inference time, on tables that large only.
+REFERENCE_CAP = 2_000
 SYNTHETIC_CAP = 5_000
-N_ATTACKS = 500
-# Below anonymeter's default of 500 attacks its intervals span about +-0.3: the risks are still
-# measured and shown, but a gate verdict on them would be a coin toss (a GaussianCopula release
-# of a 600-row table breached 0.15 "significantly" in 4 of 30 random splits), so they are not gated.
+N_ATTACKS = REFERENCE_CAP
+# Below 500 rows a side the intervals span about +-0.3 (they were anonymeter's when this was set:
+# a GaussianCopula release of a 600-row table breached 0.15 "significantly" in 4 of 30 random
+# splits): the risks are still measured and shown, but not gated.
 MIN_GATED_ROWS = 500
+CONFIDENCE_LEVEL = 0.95
 
 
 def _cache_compiled_kernels() -> None:
@@ -70,9 +85,60 @@ def _seeded(seed: int) -> Iterator[None]:
         np.random.set_state(state)
 
 
+def risk_interval(
+    n_train: float,
+    train_successes: float,
+    n_control: float,
+    control_successes: float,
+    confidence_level: float = CONFIDENCE_LEVEL,
+) -> tuple[float, tuple[float, float]]:
+    """Anonymeter's normalized risk 1 - (training failure rate / control failure rate), clipped to
+    [0, 1], and its two-sided interval: Katz's log interval for a ratio of two independent binomial
+    proportions (Katz et al. 1978), log(f_t / f_c) +- z sqrt(1/x_t - 1/n_t + 1/x_c - 1/n_c) with
+    x the failures, mapped through 1 - ratio (the ratio's lower end is the risk's upper end).
+
+    Counts may be fractional (anonymeter rescales singling-out's control successes when the sets
+    differ in size). When any count (successes or failures, either side) is 0, 0.5 is added to
+    every count, the usual correction, so the interval stays finite: no control failures at all
+    then gives an interval of nearly [0, 1] (the risk cannot be measured) rather than a division
+    by zero, and an attack that never succeeds on either side a narrow one at 0 ([0, 0.02] at 100).
+    """
+    if n_train <= 0 or n_control <= 0:
+        raise ValueError("Both sides need at least one attack.")
+    if not (0 <= train_successes <= n_train and 0 <= control_successes <= n_control):
+        raise ValueError("Successes must lie between 0 and the number of attacks.")
+    if not 0 < confidence_level < 1:
+        raise ValueError("confidence_level must lie strictly between 0 and 1.")
+    fail_t, fail_c = n_train - train_successes, n_control - control_successes
+    if min(fail_t, fail_c, train_successes, control_successes) == 0:
+        fail_t, fail_c = fail_t + 0.5, fail_c + 0.5
+        n_train, n_control = n_train + 1.0, n_control + 1.0
+    ratio = (fail_t / n_train) / (fail_c / n_control)
+    variance = max(1 / fail_t - 1 / n_train + 1 / fail_c - 1 / n_control, 0.0)
+    spread = math.exp(float(norm.ppf(0.5 + confidence_level / 2)) * math.sqrt(variance))
+
+    def clip(value: float) -> float:
+        return min(max(value, 0.0), 1.0)
+
+    return clip(1 - ratio), (clip(1 - ratio * spread), clip(1 - ratio / spread))
+
+
 def _risk(evaluator: Any, n_attacks: int) -> dict[str, Any]:
-    risk = evaluator.risk(confidence_level=0.95)
-    return {"risk": rounded(risk.value), "ci": rounded_pair(risk.ci), "n_attacks": n_attacks}
+    """The risk with `risk_interval`'s interval, from the evaluator's raw counts; anonymeter's
+    own interval is kept beside it for comparison (docs/benchmarks.md, issue 12)."""
+    counts = evaluator.results(confidence_level=CONFIDENCE_LEVEL)
+    value, ci = risk_interval(
+        counts.n_attacks_ori, counts.n_success, counts.n_attacks_control, counts.n_control
+    )
+    anonymeters = evaluator.risk(confidence_level=CONFIDENCE_LEVEL)
+    return {
+        "risk": rounded(value),
+        "ci": rounded_pair(ci),
+        "interval": "katz_log_ratio",
+        "ci_anonymeter": rounded_pair(anonymeters.ci),
+        "n_attacks": n_attacks,
+        "successes": [rounded(float(counts.n_success)), rounded(float(counts.n_control))],
+    }
 
 
 def anonymeter_risks(
@@ -158,13 +224,13 @@ def inference(
     The outcome is a secret even when nobody classified it sensitive: "died during follow-up" is
     what an attacker would most like to learn, and the steward's declaring it says it matters.
 
-    Why 500 attacks a side and not every row (tried, issue 12): the risk is (a - c) / (1 - c), and
-    anonymeter's interval propagates each rate's error linearly. For a secret the other columns
-    nearly fix (c 0.97-0.99: a rare flag always guessed "no") that interval is too narrow on the low
-    side once it shrinks: attacking all of flchain's 2,000 / 1,575 rows made a release fail on mgus
-    (0.31 [0.05, 0.57]) where the attack named 1 carrier in either set and the "risk" was only the
-    carriers' share differing between the samples (1.2% vs 1.9%; Fisher's exact p = 0.07). More
-    attacks need a better interval first (docs/benchmarks.md)."""
+    Every sampled row is attacked (up to REFERENCE_CAP a side). With anonymeter's interval that
+    was unsafe (issue 12): for a secret the other columns nearly fix (c 0.97-0.99: a rare flag
+    always guessed "no") its linear error propagation is too narrow on the low side, and attacking
+    all of flchain's 2,000 / 1,575 rows made a release fail on mgus (0.31 [0.05, 0.57]) where the
+    attack named 1 carrier in either set and the "risk" was only the carriers' share differing
+    between the samples (1.2% vs 1.9%; Fisher's exact p = 0.07). `risk_interval`'s lower end is 0
+    at counts like those (24 of 2,000 vs 30 of 1,575 failing; see its test)."""
     from anonymeter.evaluators import InferenceEvaluator
 
     secrets = inference_secrets(infos)

@@ -204,6 +204,48 @@ def event_hash(*, scheme: int, key: bytes, **fields: Any) -> str:
     raise ValueError(f"unknown audit hash scheme {scheme!r}")
 
 
+# --- Pending rows (sequenced mode) -------------------------------------------------------------
+# A pending row has no place in the chain yet, so its writer seals its id and content with their
+# own HMAC under the audit key. The message is tagged, so it can never be mistaken for a chain
+# entry's canonical form (which has no "kind"), and binds the row id, so a copy of a sealed row
+# under another id does not verify. The sequencer links only rows whose seal verifies.
+PENDING_KIND = "synthgate.audit.pending.v1"
+
+
+def pending_canonical(
+    *,
+    row_id: int,
+    at: datetime,
+    actor_id: int | None,
+    actor_name: str,
+    action: str,
+    target_type: str,
+    target_id: str,
+    outcome: str,
+    details: Any,
+    request_id: str,
+) -> bytes:
+    payload: dict[str, Any] = {
+        "kind": PENDING_KIND,
+        "id": row_id,
+        "at": at.isoformat(timespec="microseconds"),
+        "actor_id": actor_id,
+        "actor_name": actor_name,
+        "action": action,
+        "target_type": target_type,
+        "target_id": target_id,
+        "outcome": outcome,
+        "details": details,
+        "request_id": request_id,
+    }
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def pending_hash(*, key: bytes, row_id: int, **fields: Any) -> str:
+    """The writer's seal of a pending row: HMAC-SHA256 of `pending_canonical` under the audit key."""
+    return _hmac_for(key).hexdigest(pending_canonical(row_id=row_id, **fields))
+
+
 def audit_key() -> bytes:
     """The chain key from settings (32 bytes; settings refuse to load without a valid one)."""
     return _decode_key(settings.SYNTHGATE_AUDIT_KEY)

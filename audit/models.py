@@ -25,9 +25,16 @@ class AuditEvent(models.Model):
     chain's prefix. Signed checkpoints outside the database (audit.checkpoints) pin the head.
     The actor's name is stored beside the foreign key so entries outlive users. `details` holds
     ids and column names, never values.
+
+    Sequenced mode (SYNTHGATE_AUDIT_SEQUENCER, issue 16 item 3): the writer inserts the row
+    *pending*, without the head lock: `seq`, `prev_hash` and `hash` are NULL and `content_hash`
+    is an HMAC under the audit key over the row's id and content (audit.hashing.pending_hash), so
+    a row inserted by hand cannot be passed off as a writer's. The sequencer
+    (audit.services.audit_sequence) links pending rows in id order: that one change, NULL to
+    values, is the only UPDATE the database trigger lets through (migration 0005).
     """
 
-    seq = models.PositiveBigIntegerField(unique=True)
+    seq = models.PositiveBigIntegerField(unique=True, null=True, blank=True)
     at = models.DateTimeField()
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -39,24 +46,52 @@ class AuditEvent(models.Model):
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
     details = models.JSONField(default=dict, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64)
+    # NULL (not "") while pending: the trigger and the check constraint test for NULL.
+    prev_hash = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    hash = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     hash_scheme = models.PositiveSmallIntegerField(choices=HashScheme.choices, default=HashScheme.HMAC_SHA256)
+    # Sequenced rows only (empty on rows the writer chained itself): the writer's HMAC over the id
+    # and content, checked by the sequencer before it links the row and by verification while pending.
+    content_hash = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["seq"]
-        indexes = [models.Index(fields=["at"])]
+        indexes = [
+            models.Index(fields=["at"]),
+            # The sequencer's queue: pending rows in id order, small whatever the log's size.
+            models.Index(fields=["id"], condition=models.Q(seq__isnull=True), name="audit_event_pending"),
+        ]
+        constraints = [
+            # Linked (all three chain fields) or pending (none): never half linked.
+            models.CheckConstraint(
+                condition=models.Q(seq__isnull=True, prev_hash__isnull=True, hash__isnull=True)
+                | models.Q(seq__isnull=False, prev_hash__isnull=False, hash__isnull=False),
+                name="audit_event_linked_or_pending",
+            ),
+            # A pending row carries the writer's content HMAC.
+            models.CheckConstraint(
+                condition=models.Q(seq__isnull=False) | ~models.Q(content_hash=""),
+                name="audit_event_pending_sealed",
+            ),
+        ]
 
     def __str__(self) -> str:
-        return f"#{self.seq} {self.action} {self.target_type}:{self.target_id} {self.outcome}"
+        position = "pending" if self.seq is None else f"#{self.seq}"
+        return f"{position} {self.action} {self.target_type}:{self.target_id} {self.outcome}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None:
+        # Only a first insert: `create()` forces it (sequenced rows carry their id from the start).
+        if not self._state.adding or (self.pk is not None and not kwargs.get("force_insert")):
             raise RuntimeError("Audit events are append-only; they cannot be changed.")
         super().save(*args, **kwargs)
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise RuntimeError("Audit events are append-only; they cannot be deleted.")
+
+    @property
+    def is_pending(self) -> bool:
+        """Committed but not linked into the chain yet (sequenced mode)."""
+        return self.seq is None
 
 
 class AuditChainHead(models.Model):
@@ -119,6 +154,12 @@ class AuditVerification(models.Model):
     checkpoints = models.PositiveIntegerField(default=0)
     checkpoint_seq = models.PositiveBigIntegerField(null=True, blank=True)
     bad_checkpoints = models.PositiveIntegerField(default=0)
+    # Sequenced mode: rows committed but not yet linked when the run looked, how many of them were
+    # older than the maximum merge delay, how many carry no valid writer HMAC, and the oldest one's time.
+    pending = models.PositiveBigIntegerField(default=0)
+    pending_overdue = models.PositiveBigIntegerField(default=0)
+    pending_forged = models.PositiveBigIntegerField(default=0)
+    oldest_pending_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(default=0)
 
     class Meta:

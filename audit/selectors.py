@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Count, F, Min, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -22,6 +23,7 @@ from audit.hashing import (
     audit_key,
     canonical_at,
     canonical_details,
+    pending_hash,
     row_hash,
 )
 from audit.models import AuditChainHead, AuditEvent, AuditVerification
@@ -58,7 +60,8 @@ def audit_events_filter(
         queryset = queryset.filter(at__date__gte=date_from)
     if date_to:
         queryset = queryset.filter(at__date__lte=date_to)
-    return queryset.order_by("-seq")
+    # Pending rows (sequenced mode, not linked yet) are the newest: first, by id.
+    return queryset.order_by(F("seq").desc(nulls_first=True), "-id")
 
 
 # Why a verification failed, by code. The codes are part of the API (`reason`); the texts are
@@ -88,7 +91,90 @@ REASONS: dict[str, str] = {
         "the entry where the last verification stopped no longer carries the hash it was verified "
         "with: entries at or before it were rewritten (run a full verification to find where)"
     ),
+    "pending_forged": (
+        "entries waiting to be linked into the chain carry no valid seal from a portal writer: they "
+        "were inserted or edited outside the portal, and the sequencer refuses to link them"
+    ),
+    "merge_delay_exceeded": (
+        "entries have waited longer than the maximum merge delay to be linked into the chain: the "
+        "sequencer is not running or is behind"
+    ),
 }
+
+# Sequenced mode (SYNTHGATE_AUDIT_SEQUENCER): the sequencer runs every second on the beat
+# (audit.tasks.sequence_audit_chain), so a committed event is linked within about two seconds; one
+# still pending after MAX_MERGE_DELAY (measured from its `at`, set when it was written) fails
+# verification and shows as late on the audit pages and in the API.
+MAX_MERGE_DELAY = timedelta(seconds=5)
+
+# A pending row as the sequencer and the verifier read it, in this order.
+PENDING_FIELDS = (
+    "id",
+    "at",
+    "actor_id",
+    "actor_name",
+    "action",
+    "target_type",
+    "target_id",
+    "outcome",
+    "details",
+    "request_id",
+    "content_hash",
+    "hash_scheme",
+)
+
+
+def pending_seal_ok(row: tuple[Any, ...], key: bytes) -> bool:
+    """Whether a pending row (the `PENDING_FIELDS` values) carries its writer's seal: keyed scheme,
+    and an HMAC over its id and content that only a holder of the audit key could compute."""
+    row_id, at, actor_id, actor_name, action, target_type, target_id, outcome, details, request_id = row[:10]
+    seal, scheme = row[10], row[11]
+    if scheme != HashScheme.HMAC_SHA256 or not seal:
+        return False
+    expected = pending_hash(
+        key=key,
+        row_id=row_id,
+        at=at,
+        actor_id=actor_id,
+        actor_name=actor_name,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        outcome=outcome,
+        details=details,
+        request_id=request_id,
+    )
+    return hmac.compare_digest(str(seal), expected)
+
+
+@dataclass(frozen=True)
+class PendingCheck:
+    """The pending rows when verification looked: how many, how many older than the maximum merge
+    delay, how many without a valid writer seal, and the oldest `at`."""
+
+    pending: int = 0
+    overdue: int = 0
+    forged: int = 0
+    oldest_at: datetime | None = None
+
+
+def audit_pending_check(*, key: bytes, now: datetime | None = None) -> PendingCheck:
+    """Every pending row's seal and age. Verification never accepts a pending row as part of the
+    chain; it counts them, and fails on a forged one or one older than MAX_MERGE_DELAY."""
+    cutoff = (now or timezone.now()) - MAX_MERGE_DELAY
+    pending = overdue = forged = 0
+    oldest: datetime | None = None
+    rows = AuditEvent.objects.filter(seq__isnull=True).order_by("id").values_list(*PENDING_FIELDS)
+    for row in rows.iterator(chunk_size=CHAIN_CHUNK):
+        pending += 1
+        at = row[1]
+        if oldest is None or at < oldest:
+            oldest = at
+        if at < cutoff:
+            overdue += 1
+        if not pending_seal_ok(row, key):
+            forged += 1
+    return PendingCheck(pending=pending, overdue=overdue, forged=forged, oldest_at=oldest)
 
 
 @dataclass(frozen=True)
@@ -104,6 +190,11 @@ class ChainVerdict:
     checkpoints: int = 0
     checkpoint_seq: int | None = None
     bad_checkpoints: int = 0
+    # Sequenced mode: rows not linked yet when the run looked (audit_pending_check).
+    pending: int = 0
+    pending_overdue: int = 0
+    pending_forged: int = 0
+    oldest_pending_at: datetime | None = None
     # What the run covered: rows after `from_seq` (0: the whole chain) up to `upto_seq`, whose
     # hash `upto_hash` is where the next incremental run starts.
     from_seq: int = 0
@@ -295,9 +386,10 @@ def audit_verify(*, log: CheckpointLog | None = None) -> ChainVerdict:
     the key (a checkpoint disagrees); and checkpoint lines whose signature fails.
     """
     log = checkpoints_read() if log is None else log
-    walk = ChainWalk(key=audit_key(), anchors=_anchors(log))
+    key = audit_key()
+    walk = ChainWalk(key=key, anchors=_anchors(log))
     broken = walk.walk(audit_chain_rows()) or _tail_break(walk, log)
-    return _verdict(walk, log, broken, from_seq=0)
+    return _verdict(walk, log, broken, from_seq=0, pending=audit_pending_check(key=key))
 
 
 def audit_verify_since(*, seq: int, hash: str, log: CheckpointLog | None = None) -> ChainVerdict:
@@ -318,7 +410,7 @@ def audit_verify_since(*, seq: int, hash: str, log: CheckpointLog | None = None)
     broken = _below_start_break(seq=seq, hash=hash, stored=start[0] if start else None, walk=walk)
     if broken is None:
         broken = walk.walk(audit_chain_rows(after_seq=seq)) or _tail_break(walk, log)
-    return _verdict(walk, log, broken, from_seq=seq)
+    return _verdict(walk, log, broken, from_seq=seq, pending=audit_pending_check(key=walk.key))
 
 
 # Checkpoints compared per query below the start of an incremental run (well under SQLite's
@@ -344,7 +436,7 @@ def _below_start_break(*, seq: int, hash: str, stored: str | None, walk: ChainWa
 
 
 def _verdict(
-    walk: ChainWalk, log: CheckpointLog, broken: ChainBreak | None, *, from_seq: int
+    walk: ChainWalk, log: CheckpointLog, broken: ChainBreak | None, *, from_seq: int, pending: PendingCheck
 ) -> ChainVerdict:
     counts: dict[str, Any] = {
         "events": walk.count,
@@ -352,6 +444,10 @@ def _verdict(
         "checkpoints": len(log.valid),
         "checkpoint_seq": log.newest.seq if log.newest else None,
         "bad_checkpoints": len(log.bad_lines),
+        "pending": pending.pending,
+        "pending_overdue": pending.overdue,
+        "pending_forged": pending.forged,
+        "oldest_pending_at": pending.oldest_at,
         "from_seq": from_seq,
         # The last row that verified (the walk stops before a bad one).
         "upto_seq": walk.expected_seq - 1,
@@ -361,6 +457,10 @@ def _verdict(
         return ChainVerdict(ok=False, first_bad_seq=broken.seq, reason=broken.reason, **counts)
     if log.bad_lines:
         return ChainVerdict(ok=False, first_bad_seq=None, reason="checkpoint_signature", **counts)
+    if pending.forged:
+        return ChainVerdict(ok=False, first_bad_seq=None, reason="pending_forged", **counts)
+    if pending.overdue:
+        return ChainVerdict(ok=False, first_bad_seq=None, reason="merge_delay_exceeded", **counts)
     return ChainVerdict(ok=True, first_bad_seq=None, **counts)
 
 
@@ -408,10 +508,30 @@ class ChainStatus:
     latest: AuditVerification | None
     head_seq: int
     history: list[AuditVerification]
+    # Sequenced mode, read now: rows committed but not linked yet, and the oldest one's `at`.
+    pending: int = 0
+    oldest_pending_at: datetime | None = None
+    now: datetime | None = None
 
     @property
     def detail(self) -> str:
         return REASONS.get(self.latest.reason, "") if self.latest else ""
+
+    @property
+    def oldest_pending_age(self) -> float | None:
+        """Seconds the oldest pending row has waited to be linked (None when none is pending)."""
+        if self.oldest_pending_at is None:
+            return None
+        return max((self.now or timezone.now()) - self.oldest_pending_at, timedelta(0)).total_seconds()
+
+    @property
+    def max_merge_delay(self) -> float:
+        return MAX_MERGE_DELAY.total_seconds()
+
+    @property
+    def merge_delay_exceeded(self) -> bool:
+        age = self.oldest_pending_age
+        return age is not None and age > self.max_merge_delay
 
     @property
     def unverified_events(self) -> int:
@@ -422,6 +542,12 @@ class ChainStatus:
 def audit_chain_status(*, history: int = 0) -> ChainStatus:
     recent = list(AuditVerification.objects.order_by("-finished_at", "-id")[: max(history, 1)])
     head_seq = AuditChainHead.objects.filter(id=1).values_list("seq", flat=True).first() or 0
+    waiting = AuditEvent.objects.filter(seq__isnull=True).aggregate(n=Count("id"), oldest=Min("at"))
     return ChainStatus(
-        latest=recent[0] if recent else None, head_seq=head_seq, history=recent if history else []
+        latest=recent[0] if recent else None,
+        head_seq=head_seq,
+        history=recent if history else [],
+        pending=waiting["n"] or 0,
+        oldest_pending_at=waiting["oldest"],
+        now=timezone.now(),
     )

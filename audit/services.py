@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import timedelta
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.core.exceptions import ImproperlyConfigured
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from audit.checkpoints import checkpoint_append, checkpoint_sign, checkpoints_read
 from audit.context import current_request_id
-from audit.hashing import HashScheme, audit_key, hmac_event_hash
+from audit.hashing import HashScheme, audit_key, hmac_event_hash, pending_hash, row_hash
 from audit.models import (
     AuditChainHead,
     AuditEvent,
@@ -24,7 +26,15 @@ from audit.models import (
     VerificationMode,
     VerificationTrigger,
 )
-from audit.selectors import ChainVerdict, ChainWalk, audit_chain_rows, audit_verify, audit_verify_since
+from audit.selectors import (
+    PENDING_FIELDS,
+    ChainVerdict,
+    ChainWalk,
+    audit_chain_rows,
+    audit_verify,
+    audit_verify_since,
+    pending_seal_ok,
+)
 from core.roles import PortalUser
 
 SYSTEM_ACTOR = "system"
@@ -46,25 +56,33 @@ def audit_record(
     its audit row commit or roll back together. The head row lock serializes appenders. Every
     SYNTHGATE_AUDIT_CHECKPOINT_EVERY-th event is checkpointed once it has committed: a
     checkpoint of a head that rolled back would later read as a deleted tail.
+
+    In sequenced mode (SYNTHGATE_AUDIT_SEQUENCER, PostgreSQL) the head is not locked: the row is
+    inserted pending, sealed with the writer's HMAC over its id and content, and commits with the
+    caller's transaction; `audit_sequence` links it into the chain within MAX_MERGE_DELAY. The
+    returned event then has no `seq` or `hash` yet.
     """
     actor_obj = actor if getattr(actor, "is_authenticated", False) else None
     actor_name = actor_obj.get_username() if actor_obj is not None else SYSTEM_ACTOR
+    content: dict[str, Any] = {
+        "actor_name": actor_name,
+        "action": action,
+        "target_type": target_type,
+        "target_id": str(target_id),
+        "outcome": str(outcome),
+        "details": details or {},
+        "request_id": current_request_id.get(),
+    }
+    actor_id = actor_obj.pk if actor_obj else None
+    if _sequenced():
+        fields: dict[str, Any] = {"at": timezone.now(), **content}
+        # One INSERT, no lock and no savepoint: it is atomic alone, and the caller's transaction
+        # decides whether it commits.
+        return _insert_pending(actor_obj, actor_id, fields)
     with transaction.atomic():
         head, _ = AuditChainHead.objects.select_for_update().get_or_create(id=1)
         seq = head.seq + 1
-        fields: dict[str, Any] = {
-            "seq": seq,
-            "at": timezone.now(),
-            "actor_name": actor_name,
-            "action": action,
-            "target_type": target_type,
-            "target_id": str(target_id),
-            "outcome": str(outcome),
-            "details": details or {},
-            "request_id": current_request_id.get(),
-            "prev_hash": head.hash,
-        }
-        actor_id = actor_obj.pk if actor_obj else None
+        fields = {"seq": seq, "at": timezone.now(), **content, "prev_hash": head.hash}
         digest = hmac_event_hash(key=audit_key(), actor_id=actor_id, **fields)
         event = AuditEvent.objects.create(
             actor=actor_obj, hash=digest, hash_scheme=HashScheme.HMAC_SHA256, **fields
@@ -75,6 +93,174 @@ def audit_record(
             # error page. The periodic checkpoint catches up.
             transaction.on_commit(partial(_checkpoint_committed, seq=seq, digest=digest), robust=True)
     return event
+
+
+def _sequenced() -> bool:
+    if not settings.SYNTHGATE_AUDIT_SEQUENCER:
+        return False
+    if connection.vendor != "postgresql":
+        raise ImproperlyConfigured("SYNTHGATE_AUDIT_SEQUENCER needs PostgreSQL (DATABASE_URL).")
+    return True
+
+
+_id_sequence: dict[str, str] = {}
+_PENDING_COLUMNS = (
+    "id",
+    "at",
+    "actor_id",
+    "actor_name",
+    "action",
+    "target_type",
+    "target_id",
+    "outcome",
+    "details",
+    "request_id",
+    "hash_scheme",
+    "content_hash",
+)
+
+
+@lru_cache(maxsize=1)
+def _pending_fields() -> tuple[Any, ...]:
+    by_attname = {f.attname: f for f in AuditEvent._meta.concrete_fields}
+    return tuple(by_attname[column] for column in _PENDING_COLUMNS)
+
+
+_next_ids = threading.local()
+
+
+def _insert_pending(actor_obj: PortalUser | None, actor_id: int | None, fields: dict[str, Any]) -> AuditEvent:
+    """Insert the sealed pending row. Its id is drawn from the table's identity sequence before
+    the insert, so the writer's seal can bind it: the INSERT returns the next id this thread will
+    use (`RETURNING nextval(...)`), one round trip instead of two. A sequence value is never handed
+    out twice, committed or not, so an id drawn ahead stays this thread's (unused ones are gaps).
+    Plain SQL, no model save: this is the whole cost of an audited write in sequenced mode."""
+    meta = AuditEvent._meta
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        name = _id_sequence.get(connection.alias)
+        if name is None:
+            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [meta.db_table])
+            name = _id_sequence[connection.alias] = cursor.fetchone()[0]
+        # Used once, whether the insert succeeds or not. (Only a sequence set back by hand, say a
+        # restore, could hand this id out again: the primary key then refuses one of the two.)
+        row_id = getattr(_next_ids, "value", None)
+        _next_ids.value = None
+        if row_id is None:
+            cursor.execute("SELECT nextval(%s)", [name])
+            row_id = int(cursor.fetchone()[0])
+        seal = pending_hash(key=audit_key(), row_id=row_id, actor_id=actor_id, **fields)
+        event = AuditEvent(
+            id=row_id, actor=actor_obj, content_hash=seal, hash_scheme=HashScheme.HMAC_SHA256, **fields
+        )
+        values = [f.get_db_prep_save(getattr(event, f.attname), connection) for f in _pending_fields()]
+        columns = ", ".join(quote(column) for column in _PENDING_COLUMNS)
+        placeholders = ", ".join(["%s"] * len(values))
+        cursor.execute(
+            f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders}) RETURNING nextval(%s)",
+            [*values, name],
+        )
+        _next_ids.value = int(cursor.fetchone()[0])
+    event._state.adding = False
+    event._state.db = connection.alias
+    return event
+
+
+# Rows linked per transaction under the head lock, and at most per call: a tick under a backlog
+# hands over to the next tick instead of holding the head lock for minutes.
+SEQUENCE_BATCH = 1000
+SEQUENCE_MAX_ROWS = 50_000
+
+
+@dataclass(frozen=True)
+class SequenceOutcome:
+    """What `audit_sequence` did: `linked` rows given `first_seq`..`last_seq` (None when none),
+    and the ids of pending rows it refused because their writer seal does not verify."""
+
+    linked: int
+    first_seq: int | None
+    last_seq: int | None
+    refused: tuple[int, ...] = ()
+
+
+def audit_sequence(*, batch_size: int = SEQUENCE_BATCH, max_rows: int = SEQUENCE_MAX_ROWS) -> SequenceOutcome:
+    """Link the committed pending rows into the chain, in id order, in batches.
+
+    Each batch runs in its own transaction under the chain-head lock (the lock unsequenced writers
+    take), so two sequencers, or a sequencer and an unsequenced writer, never link the same
+    position twice: the second waits, then reads only rows still pending. Every row's writer seal
+    is checked first; a row without a valid one (inserted or edited outside the portal) is left
+    pending, logged, and reported by verification (`pending_forged`); the rows after it are linked.
+    A row whose writer's transaction has not committed yet is not seen, and is linked by a later
+    call: the chain orders rows as they become visible, by id within that. Called every second by
+    the beat (audit.tasks.sequence_audit_chain) and on demand (`manage.py audit_sequence`).
+    """
+    key = audit_key()
+    every = settings.SYNTHGATE_AUDIT_CHECKPOINT_EVERY
+    linked, first_seq, last_seq = 0, None, None
+    refused: list[int] = []
+    after_id = 0
+    while linked < max_rows:
+        # Nothing pending (the common tick): no head lock taken, nothing written.
+        if not AuditEvent.objects.filter(seq__isnull=True, id__gt=after_id).exists():
+            break
+        with transaction.atomic():
+            head, _ = AuditChainHead.objects.select_for_update().get_or_create(id=1)
+            rows = list(
+                AuditEvent.objects.filter(seq__isnull=True, id__gt=after_id)
+                .order_by("id")
+                .values_list(*PENDING_FIELDS)[:batch_size]
+            )
+            if not rows:
+                break
+            after_id = rows[-1][0]
+            seq, prev = head.seq, head.hash
+            links: list[tuple[int, int, str, str]] = []
+            for row in rows:
+                if not pending_seal_ok(row, key):
+                    refused.append(row[0])
+                    continue
+                seq += 1
+                # The chain entry as audit_record would have hashed it: (seq, content...), prev.
+                digest = row_hash((seq, *row[1:10]), prev_hash=prev, scheme=HashScheme.HMAC_SHA256, key=key)
+                links.append((row[0], seq, prev, digest))
+                prev = digest
+            if links:
+                _link(links)
+                AuditChainHead.objects.filter(id=1).update(seq=seq, hash=prev)
+                if head.seq // every != seq // every:
+                    transaction.on_commit(partial(_checkpoint_committed, seq=seq, digest=prev), robust=True)
+                first_seq = links[0][1] if first_seq is None else first_seq
+                last_seq = seq
+                linked += len(links)
+        if len(rows) < batch_size:
+            break
+    if refused:
+        logger.error(
+            "audit sequencer refused %d pending events whose writer seal does not verify (ids %s); "
+            "run verify_audit",
+            len(refused),
+            refused[:20],
+        )
+    return SequenceOutcome(linked=linked, first_seq=first_seq, last_seq=last_seq, refused=tuple(refused))
+
+
+def _link(links: list[tuple[int, int, str, str]]) -> None:
+    """One UPDATE for the batch, each row from pending (NULL chain fields) to linked: the only
+    change the append-only trigger allows (migration 0005)."""
+    table = connection.ops.quote_name(AuditEvent._meta.db_table)
+    values = ", ".join(["(%s::bigint, %s::bigint, %s, %s)"] * len(links))
+    params = [value for link in links for value in link]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS e SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash "
+            f"FROM (VALUES {values}) AS v(id, seq, prev_hash, hash) "
+            "WHERE e.id = v.id AND e.seq IS NULL",
+            params,
+        )
+        if cursor.rowcount != len(links):
+            # Under the head lock nobody else links: a row changed under us. Roll the batch back.
+            raise RuntimeError("audit sequencer: pending rows changed while they were linked")
 
 
 def _checkpoint_committed(*, seq: int, digest: str) -> None:

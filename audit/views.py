@@ -101,7 +101,11 @@ def export_csv(request: HttpRequest) -> StreamingHttpResponse:
     form = EventFilterForm(request.GET)
     filters = form.filters()
     events = audit_events_filter(audit_events_visible_to(user=request.user), **filters).order_by("seq")
-    head = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+    # Linked events only: pending ones (sequenced mode) have no place in the chain yet.
+    head = (
+        AuditEvent.objects.filter(seq__isnull=False).order_by("-seq").values_list("seq", flat=True).first()
+        or 0
+    )
     audit_record(
         actor=request.user,  # type: ignore[arg-type]
         action="audit.export",

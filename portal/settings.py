@@ -423,6 +423,12 @@ if SYNTHGATE_AUDIT_CHECKPOINT_EVERY < 1 or SYNTHGATE_AUDIT_CHECKPOINT_SECONDS < 
         "SYNTHGATE_AUDIT_CHECKPOINT_EVERY and SYNTHGATE_AUDIT_CHECKPOINT_SECONDS must be at least 1."
     )
 
+# Sequenced audit writes (issue 16 item 3), for scaled PostgreSQL deployments: writers insert events
+# pending, without the chain-head lock, and the sequencer links them every second (beat entry
+# "audit-sequence" below; maximum merge delay audit.selectors.MAX_MERGE_DELAY, 5 s). Off by default.
+SYNTHGATE_AUDIT_SEQUENCER = env_bool("SYNTHGATE_AUDIT_SEQUENCER", False)
+if SYNTHGATE_AUDIT_SEQUENCER and "postgresql" not in DATABASES["default"]["ENGINE"]:
+    raise ImproperlyConfigured("SYNTHGATE_AUDIT_SEQUENCER needs PostgreSQL (DATABASE_URL).")
 SYNTHGATE_MAX_COLUMNS = env_int("SYNTHGATE_MAX_COLUMNS", 500)
 # Decoded-size limits for uploaded tables, checked from Parquet metadata or a streamed CSV count
 # before pandas builds a frame (generation/uploads.py): rows, cells (rows x columns), text bytes.
@@ -567,6 +573,9 @@ SYNTHGATE_EXPIRY_NOTICE_DAYS = env_int("SYNTHGATE_EXPIRY_NOTICE_DAYS", 7)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- Email (reviewer notifications) ----------------------------------------------------------
+if SYNTHGATE_AUDIT_SEQUENCER:
+    # Links pending audit events into the chain (audit.tasks.sequence_audit_chain), every second.
+    CELERY_BEAT_SCHEDULE["audit-sequence"] = {"task": "synthgate.audit.sequence", "schedule": 1.0}
 # Development and the demo write e-mails to the console (`make run`'s output); production defaults
 # to SMTP, so a deployment never silently prints people's notifications to its logs.
 EMAIL_BACKEND = env_str(

@@ -28,6 +28,7 @@ EXPECTED_QUEUES = {
     "synthgate.audit.verify": "housekeeping",
 }
 
+    "synthgate.audit.sequence": "housekeeping",
 
 def _queue_of(name: str) -> str:
     return str(app.amqp.router.route({}, name)["queue"].name)

@@ -14,7 +14,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.models import AuditEvent, AuditVerification, Outcome, VerificationMode, VerificationTrigger
-from audit.selectors import REASONS, audit_chain_status, audit_events_filter, audit_events_visible_to
+from audit.selectors import (
+    REASONS,
+    ChainStatus,
+    audit_chain_status,
+    audit_events_filter,
+    audit_events_visible_to,
+)
 from audit.services import audit_verification_run
 from core.errors import NotFound
 from core.pagination import PortalPagination
@@ -46,14 +52,17 @@ class AuditEventFilterSerializer(serializers.Serializer):
 
 
 class AuditEventSerializer(serializers.Serializer):
-    seq = serializers.IntegerField()
+    seq = serializers.IntegerField(
+        allow_null=True,
+        help_text="Position in the chain; null while the event waits to be linked (sequenced mode).",
+    )
     at = serializers.DateTimeField()
     actor = serializers.CharField(source="actor_name", help_text="Username at the time; `system` for none.")
     action = serializers.CharField()
     target_type = serializers.CharField()
     target_id = serializers.CharField()
     outcome = serializers.ChoiceField(choices=Outcome.choices)
-    hash = serializers.CharField()
+    hash = serializers.CharField(allow_null=True, help_text="Chain hash; null while pending.")
     request_id = serializers.CharField()
     details = serializers.DictField(help_text="Ids and column names only, never data values.")
 
@@ -93,12 +102,27 @@ class AuditVerdictSerializer(serializers.Serializer):
     upto_seq = serializers.IntegerField(help_text="The last entry verified.")
     upto_hash = serializers.CharField(help_text="That entry's hash.")
     head_seq = serializers.IntegerField(help_text="The log's head now.")
+    pending_events = serializers.IntegerField(
+        help_text="Events committed but not linked into the chain yet, now (sequenced mode; else 0)."
+    )
+    oldest_pending_age_seconds = serializers.FloatField(
+        allow_null=True, help_text="How long the oldest pending event has waited, now; null when none."
+    )
+    max_merge_delay_seconds = serializers.FloatField(
+        help_text="The longest a pending event may wait; verification fails beyond it (`merge_delay_exceeded`)."
+    )
 
     def get_detail(self, record: Any) -> str:
         return REASONS.get(record.reason, "")
 
 
-def _verdict_data(record: AuditVerification | None, head_seq: int) -> dict[str, Any]:
+def _verdict_data(record: AuditVerification | None, status: ChainStatus) -> dict[str, Any]:
+    head_seq = status.head_seq
+    live = {
+        "pending_events": status.pending,
+        "oldest_pending_age_seconds": status.oldest_pending_age,
+        "max_merge_delay_seconds": status.max_merge_delay,
+    }
     if record is None:
         # Nothing has run yet: the same fields, `ok` and `verified_at` null.
         return {
@@ -118,8 +142,11 @@ def _verdict_data(record: AuditVerification | None, head_seq: int) -> dict[str, 
             "upto_seq": 0,
             "upto_hash": "",
             "head_seq": head_seq,
+            **live,
         }
     record.head_seq = head_seq  # type: ignore[attr-defined]
+    for name, value in live.items():
+        setattr(record, name, value)
     return dict(AuditVerdictSerializer(record).data)
 
 
@@ -175,7 +202,7 @@ class AuditVerifyApi(APIView):
     )
     def get(self, request: Request) -> Response:
         status = audit_chain_status()
-        return Response(_verdict_data(status.latest, status.head_seq))
+        return Response(_verdict_data(status.latest, status))
 
     @extend_schema(
         request=AuditVerifyRunSerializer,
@@ -191,4 +218,4 @@ class AuditVerifyApi(APIView):
             # IsAuthenticated ran first: a User, never AnonymousUser.
             actor=request.user,  # type: ignore[arg-type]
         )
-        return Response(_verdict_data(record, audit_chain_status().head_seq))
+        return Response(_verdict_data(record, audit_chain_status()))

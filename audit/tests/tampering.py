@@ -75,5 +75,6 @@ def rechain(from_seq: int, *, declare: int = HashScheme.HMAC_SHA256, key: bytes 
 
 
 def fix_head() -> None:
-    last = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first() or (0, GENESIS_HASH)
+    linked = AuditEvent.objects.filter(seq__isnull=False)
+    last = linked.order_by("-seq").values_list("seq", "hash").first() or (0, GENESIS_HASH)
     raw("UPDATE audit_auditchainhead SET seq = %s, hash = %s WHERE id = 1", list(last))

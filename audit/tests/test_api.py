@@ -26,6 +26,8 @@ VERDICT_FIELDS = (
         "bad_checkpoints",
     }
     | {"verified_at", "mode", "trigger", "from_seq", "upto_seq", "upto_hash", "head_seq"}
+    # Sequenced mode (issue 16 item 3): what waits to be linked, now, and how long it may.
+    | {"pending_events", "oldest_pending_age_seconds", "max_merge_delay_seconds"}
 )
 
 

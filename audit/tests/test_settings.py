@@ -30,7 +30,7 @@ PRINT = (
 )
 
 
-def load(var_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def load(var_dir: Path, code: str = PRINT, **env: str) -> subprocess.CompletedProcess[str]:
     base = {
         k: v
         for k, v in os.environ.items()
@@ -38,7 +38,7 @@ def load(var_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
     }
     base.update({"SYNTHGATE_VAR_DIR": str(var_dir), "DJANGO_SETTINGS_MODULE": "portal.settings", **env})
     return subprocess.run(
-        [sys.executable, "-c", PRINT], cwd=REPO, env=base, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code], cwd=REPO, env=base, capture_output=True, text=True, timeout=120
     )
 
 
@@ -111,3 +111,35 @@ def test_a_checkpoint_interval_below_1_is_refused(tmp_path: Path) -> None:
     result = load(tmp_path, SYNTHGATE_ENV="test", SYNTHGATE_AUDIT_CHECKPOINT_EVERY="0")
 
     assert result.returncode != 0 and "SYNTHGATE_AUDIT_CHECKPOINT_EVERY" in result.stderr
+
+
+# --- Sequenced audit writes (issue 16 item 3) -----------------------------------------------------
+SEQUENCER = (
+    "import json; from django.conf import settings as s; print(json.dumps({'on': "
+    "s.SYNTHGATE_AUDIT_SEQUENCER, 'beat': s.CELERY_BEAT_SCHEDULE.get('audit-sequence')}))"
+)
+POSTGRES_URL = "postgres://synthgate@db.example.org:5432/synthgate"  # parsed only, never connected to
+
+
+def test_sequenced_mode_is_off_by_default_with_no_beat_entry(tmp_path: Path) -> None:
+    result = load(tmp_path, SEQUENCER, SYNTHGATE_ENV="test", DATABASE_URL=POSTGRES_URL)
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"on": False, "beat": None}
+
+
+def test_sequenced_mode_on_postgresql_links_every_second_on_the_beat(tmp_path: Path) -> None:
+    from audit.tasks import SEQUENCE_TASK
+
+    result = load(
+        tmp_path, SEQUENCER, SYNTHGATE_ENV="test", DATABASE_URL=POSTGRES_URL, SYNTHGATE_AUDIT_SEQUENCER="1"
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"on": True, "beat": {"task": SEQUENCE_TASK, "schedule": 1.0}}
+
+
+def test_sequenced_mode_is_refused_on_sqlite(tmp_path: Path) -> None:
+    result = load(tmp_path, SEQUENCER, SYNTHGATE_ENV="test", SYNTHGATE_AUDIT_SEQUENCER="true")
+
+    assert result.returncode != 0 and "SYNTHGATE_AUDIT_SEQUENCER needs PostgreSQL" in result.stderr

@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from audit.models import AuditVerification, VerificationMode, VerificationTrigger
-from audit.selectors import REASONS
+from audit.selectors import MAX_MERGE_DELAY, REASONS
 from audit.services import audit_verification_run
 
 
@@ -34,6 +34,13 @@ class Command(BaseCommand):
         if record.ok:
             after = f" after #{record.from_seq}" if record.from_seq else ""
             self.stdout.write(f"ok: {record.events} events{after}")
+        elif record.reason == "pending_forged":
+            self.stdout.write(f"BROKEN: {record.pending_forged} pending events without a valid writer seal")
+        elif record.reason == "merge_delay_exceeded":
+            self.stdout.write(
+                f"LATE: {record.pending_overdue} pending events older than the maximum merge delay "
+                f"({MAX_MERGE_DELAY.total_seconds():g} s); is the sequencer running?"
+            )
         elif record.first_bad_seq is None:
             self.stdout.write(f"BROKEN: checkpoint file ({record.bad_checkpoints} bad lines)")
         else:
@@ -53,3 +60,8 @@ class Command(BaseCommand):
             f"checkpoints: {record.checkpoints} valid, {newest}, {record.bad_checkpoints} bad; "
             f"unkeyed (pre-keying) events: {record.unkeyed_events}"
         )
+        if record.pending:
+            self.stdout.write(
+                f"pending (not linked yet): {record.pending}, {record.pending_overdue} older than "
+                f"{MAX_MERGE_DELAY.total_seconds():g} s, {record.pending_forged} without a valid seal"
+            )

@@ -65,3 +65,13 @@ class RetryStatus(models.TextChoices):
     PENDING = "pending", "Awaiting a privacy officer"
     APPROVED = "approved", "Approved: the retry was queued"
     REFUSED = "refused", "Refused"
+
+
+class RequestKind(models.TextChoices):
+    """What a request asks for. Fixed when it is filed (an edit never changes it)."""
+
+    SYNTHETIC_TABLE = "synthetic_table", "Synthetic table"
+    # A differentially private model (generation.modeling) trained on the declared outcome.
+    DP_MODEL = "dp_model", "Differentially private model"
+    # A model trained across sites without pooling their rows (the federation app).
+    FEDERATED_STUDY = "federated_study", "Federated study"

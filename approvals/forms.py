@@ -4,9 +4,10 @@ from typing import Any
 
 from django import forms
 
-from approvals.choices import Audience, DecisionKind, Fidelity, PurposeCategory
+from approvals.choices import Audience, DecisionKind, Fidelity, PurposeCategory, RequestKind
 from approvals.policies.loader import MAX_SOURCE_CHARS
 from approvals.services.tiering import MAX_ROWS
+from generation.modeling import MODEL_FAMILIES
 from generation.models import SourceDataset
 from generation.selectors import synthesizable_columns
 from generation.synthesizers import EXTERNAL_UPLOAD, EXTERNAL_UPLOAD_LABEL, REGISTRY
@@ -17,8 +18,24 @@ DEFAULT_SYNTHESIZER = "gaussian_copula"
 CANDIDATE_ROWS = 4
 
 
+# The kinds filed on this form (a federated study is proposed from the federation pages).
+FORM_KINDS = [
+    (RequestKind.SYNTHETIC_TABLE, RequestKind.SYNTHETIC_TABLE.label),
+    (RequestKind.DP_MODEL, RequestKind.DP_MODEL.label),
+]
+
+
 class RequestForm(forms.Form):
     dataset = forms.ModelChoiceField(queryset=SourceDataset.objects.none(), empty_label="Choose a dataset")
+    kind = forms.ChoiceField(
+        label="What you ask for",
+        choices=FORM_KINDS,
+        # Optional, so posts written before kinds existed still file a synthetic table.
+        required=False,
+        initial=RequestKind.SYNTHETIC_TABLE,
+        help_text="A synthetic table, or a differentially private model trained on the dataset's declared "
+        "outcome. It cannot be changed once filed.",
+    )
     title = forms.CharField(max_length=200)
     purpose_category = forms.ChoiceField(
         label="Category of use", choices=PurposeCategory.choices, initial=PurposeCategory.RESEARCH
@@ -40,8 +57,26 @@ class RequestForm(forms.Form):
         initial=Fidelity.MEDIUM,
         help_text="How closely the synthetic table must match the source. Higher is riskier.",
     )
-    synthesizer = forms.ChoiceField(choices=[], initial=DEFAULT_SYNTHESIZER)
-    rows = forms.IntegerField(min_value=1, max_value=MAX_ROWS, initial=1000)
+    synthesizer = forms.ChoiceField(
+        choices=[], initial=DEFAULT_SYNTHESIZER, help_text="Synthetic tables only."
+    )
+    rows = forms.IntegerField(
+        min_value=1, max_value=MAX_ROWS, initial=1000, required=False, help_text="Synthetic tables only."
+    )
+    model_family = forms.ChoiceField(
+        label="Model family",
+        required=False,
+        choices=[("", "(choose for a DP model)")] + [(name, f.label) for name, f in MODEL_FAMILIES.items()],
+        help_text="DP models only. Its privacy parameters (bounds, norms, classes) come from the data "
+        "steward's declarations; you choose only epsilon.",
+    )
+    target = forms.ChoiceField(
+        label="Target (outcome)",
+        required=False,
+        choices=[("", "(choose for a DP model)")],
+        help_text="DP models only: the dataset's declared outcome. The columns ticked above are the "
+        "model's features; do not tick the target.",
+    )
     epsilon = forms.DecimalField(
         required=False,
         min_value=0,
@@ -125,12 +160,25 @@ class RequestForm(forms.Form):
                 (c.name, f"{c.name} ({c.get_classification_display().lower()})")
                 for c in synthesizable_columns(dataset=dataset)
             ]
+            self.fields["target"].choices = [("", "(choose for a DP model)")] + [
+                (c.name, c.name) for c in synthesizable_columns(dataset=dataset)
+            ]
+
+    def is_model(self) -> bool:
+        return self.cleaned_data.get("kind") == RequestKind.DP_MODEL
 
     def request_data(self) -> dict[str, Any]:
         """The cleaned fields as approvals.services.RequestInput.from_data takes them (the API's
         serializer gives the same names). The page always posts a synthesizer and its epsilon;
         for a bake-off those belong to the candidates, so they are left empty here."""
         data = {**self.cleaned_data, "candidates": self.candidates()}
+        data["kind"] = data.get("kind") or RequestKind.SYNTHETIC_TABLE
+        if self.is_model():
+            # The model family is the request's `synthesizer`; a model takes no rows, delta,
+            # bake-off or synthesizer options (the family's defaults apply).
+            model = {"synthesizer": data.get("model_family") or "", "rows": None, "delta": None}
+            return {**data, **model, "candidates": None, "options": None}
+        data["target"] = ""
         if data["candidates"]:
             return {**data, "synthesizer": "", "epsilon": None, "delta": None, "options": None}
         return {**data, "delta": data.get("delta") or None, "options": self.options()}
@@ -161,6 +209,12 @@ class RequestForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        if (
+            cleaned.get("kind") != RequestKind.DP_MODEL
+            and cleaned.get("rows") is None
+            and "rows" not in self.errors
+        ):
+            self.add_error("rows", "This field is required.")
         for n in range(1, CANDIDATE_ROWS + 1):
             key = f"candidate_{n}_options"
             if key in cleaned:

@@ -13,6 +13,7 @@ from approvals.choices import (
     Fidelity,
     OverrideStatus,
     PurposeCategory,
+    RequestKind,
     RequestStatus,
     RetryStatus,
     TierLevel,
@@ -100,6 +101,12 @@ class GenerationRequest(models.Model):
         max_length=24, choices=PurposeCategory.choices, default=PurposeCategory.RESEARCH
     )
     intended_use = models.TextField()
+    # What is asked for: a synthetic table (the default), a DP model or a federated study. Set when
+    # filed and never changed (approvals.services.requests refuses an edit that changes it).
+    kind = models.CharField(max_length=20, choices=RequestKind.choices, default=RequestKind.SYNTHETIC_TABLE)
+    # A dp_model request's outcome column (the dataset's declared outcome); "" for a synthetic
+    # table. Its features are `columns` (without the target) and its model family `synthesizer`.
+    target = models.CharField(max_length=255, blank=True)
     audience = models.CharField(max_length=16, choices=Audience.choices)
     fidelity = models.CharField(max_length=8, choices=Fidelity.choices, default=Fidelity.MEDIUM)
     columns = models.JSONField()
@@ -151,6 +158,7 @@ class GenerationRequest(models.Model):
             models.Index(fields=["tier_level", "created_at"], name="request_tier_created_idx"),
             models.Index(fields=["dataset", "created_at"], name="request_dataset_created_idx"),
             models.Index(fields=["team", "created_at"], name="request_team_created_idx"),
+            models.Index(fields=["kind", "created_at"], name="request_kind_created_idx"),
         ]
 
     def __str__(self) -> str:

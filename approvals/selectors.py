@@ -12,7 +12,7 @@ from django.db.models import Model, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from approvals import rules
-from approvals.choices import OverrideStatus, RequestStatus, RetryStatus, TierLevel
+from approvals.choices import OverrideStatus, RequestKind, RequestStatus, RetryStatus, TierLevel
 from approvals.models import (
     CandidateRun,
     GateOverride,
@@ -95,6 +95,7 @@ class RequestFilters:
     q: str = ""
     status: str = ""
     tier: str = ""
+    kind: str = ""
     dataset: uuid.UUID | None = None
     team: int | None = None
     created_from: date | None = None
@@ -104,12 +105,13 @@ class RequestFilters:
     @property
     def active(self) -> bool:
         return any(
-            (self.q, self.status, self.tier, self.dataset, self.team, self.created_from, self.created_to)
+            (self.q, self.status, self.tier, self.kind, self.dataset, self.team)
+            + (self.created_from, self.created_to)
         )
 
 
 def request_filters_from(params: Mapping[str, Any]) -> tuple[RequestFilters, dict[str, str]]:
-    """The filters in query parameters `params` (q, status, tier, dataset, team, created_from,
+    """The filters in query parameters `params` (q, status, tier, kind, dataset, team, created_from,
     created_to as YYYY-MM-DD, ordering), and a message per parameter that was not understood
     (those are left out: the API answers 400 with them, a page says so and lists without them)."""
     errors: dict[str, str] = {}
@@ -124,7 +126,12 @@ def request_filters_from(params: Mapping[str, Any]) -> tuple[RequestFilters, dic
             errors["q"] = f"Search for at most {_MAX_QUERY} characters."
         else:
             found["q"] = q
-    for name, choices in (("status", RequestStatus.values), ("tier", TierLevel.values)):
+    choice_filters = (
+        ("status", RequestStatus.values),
+        ("tier", TierLevel.values),
+        ("kind", RequestKind.values),
+    )
+    for name, choices in choice_filters:
         if value := text(name):
             if value in choices:
                 found[name] = value
@@ -172,6 +179,8 @@ def requests_filtered(
         queryset = queryset.filter(status=filters.status)
     if filters.tier:
         queryset = queryset.filter(tier_level=filters.tier)
+    if filters.kind:
+        queryset = queryset.filter(kind=filters.kind)
     if filters.dataset:
         queryset = queryset.filter(dataset_id=filters.dataset)
     if filters.team is not None:

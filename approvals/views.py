@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 from approvals import rules
 from approvals.bakeoff import score
 from approvals.charts import cycle_time_figures, pareto_figure, tier_summary
-from approvals.choices import DecisionKind, RequestStatus
+from approvals.choices import DecisionKind, RequestKind, RequestStatus
 from approvals.dp import budget_check, domain_refusal, dp_gate_visible_to, is_custodian
 from approvals.forms import (
     CANDIDATE_ROWS,
@@ -69,12 +69,14 @@ from approvals.services import (
 )
 from approvals.services.bakeoffs import candidate_rows, latest_candidates
 from approvals.services.notifications import reviewers_notified
+from approvals.services.tiering import model_refusals, request_is_dp
 from core.errors import DomainError
 from core.ids import parse_uuid
 from core.pagination import page_of
 from core.roles import AUDIT_READERS, REVIEWS_REQUESTS, Role, has_role
 from core.views import domain_errors_as_messages, forbidden
 from generation.choices import FINAL_JOB_STATES
+from generation.modeling import model_family_label
 from generation.models import micro_to_epsilon
 from generation.policies import about
 from generation.selectors import dataset_columns, datasets_requestable_by
@@ -93,7 +95,11 @@ def _list_filters(request: HttpRequest) -> RequestFilters:
 
 
 def _filter_context(request: HttpRequest, filters: RequestFilters) -> dict[str, Any]:
-    return {"filters": filters, "choices": request_filter_choices(user=request.user)}
+    return {
+        "filters": filters,
+        "choices": request_filter_choices(user=request.user),
+        "kinds": list(RequestKind.choices),
+    }
 
 
 def request_list(request: HttpRequest) -> HttpResponse:
@@ -162,6 +168,8 @@ def _request_form_page(request: HttpRequest, *, existing: GenerationRequest | No
         dataset=dataset,
         initial=_initial(existing, dataset),
     )
+    if existing is not None:
+        form.fields["kind"].disabled = True  # fixed when filed (the service refuses a change too)
     if request.method == "POST" and form.is_valid():
         try:
             saved = _save(request, RequestInput.from_data(form.request_data()), existing)
@@ -201,8 +209,13 @@ def _initial(existing: GenerationRequest | None, dataset: Any) -> dict[str, Any]
         "synthesizer",
         "rows",
     )
+    model = existing.kind == RequestKind.DP_MODEL
     return {
         **{name: getattr(existing, name) for name in fields},
+        "kind": existing.kind,
+        "target": existing.target,
+        "model_family": existing.synthesizer if model else "",
+        **({"synthesizer": DEFAULT_SYNTHESIZER, "rows": None} if model else {}),
         "dataset": existing.dataset_id,
         "columns": existing.columns,
         "epsilon": existing.epsilon,
@@ -246,9 +259,14 @@ def request_preview_view(request: HttpRequest) -> HttpResponse:
     if not has_role(request.user, Role.DATA_SCIENTIST):
         raise Http404
     synthesizer, epsilon = _previewed_synthesizer(request.POST)
+    kind = request.POST.get("kind")
+    if kind == RequestKind.DP_MODEL:
+        synthesizer, epsilon = request.POST.get("model_family"), request.POST.get("epsilon")
     preview = request_preview(
         actor=request.user,
         dataset_id=request.POST.get("dataset"),
+        kind=kind,
+        target=request.POST.get("target"),
         columns=request.POST.getlist("columns"),
         audience=request.POST.get("audience"),
         synthesizer=synthesizer,
@@ -393,7 +411,7 @@ def _outcomes(user: Any, item: GenerationRequest) -> list[dict[str, Any]]:
         gate = dp_gate_visible_to(
             user=user,
             gate={"passed": report.passed, "checks": report.checks},
-            is_dp=is_dp_synthesizer(job.synthesizer),
+            is_dp=item.kind == RequestKind.DP_MODEL or is_dp_synthesizer(job.synthesizer),
         )
         found.append({"job": job, "failed": explain_failed(gate["checks"])})
     return found
@@ -451,7 +469,8 @@ def _retry_context(item: GenerationRequest, facts: RuleFacts) -> dict[str, Any]:
 def _dp_context(user: Any, item: GenerationRequest) -> dict[str, Any]:
     """The DP side of the page: delta, the budget comparison before approval, undeclared domains,
     and the source's row count as this user may see it (exact for custodians only)."""
-    is_dp = is_dp_synthesizer(item.synthesizer)
+    is_dp = request_is_dp(item)
+    model = item.kind == RequestKind.DP_MODEL
     before_approval = item.status in (
         RequestStatus.DRAFT,
         RequestStatus.CHANGES_REQUESTED,
@@ -464,12 +483,21 @@ def _dp_context(user: Any, item: GenerationRequest) -> dict[str, Any]:
         "budget": budget_check(item.dataset, item.epsilon_micro, item.delta_atto)
         if is_dp and before_approval
         else None,
-        "dp_domain_refusal": domain_refusal(item.dataset, list(item.columns), item.synthesizer)
-        if is_dp and before_approval
-        else None,
+        "dp_domain_refusal": _declaration_refusal(item) if is_dp and before_approval else None,
+        "model_family_label": model_family_label(item.synthesizer) if model else "",
         "source_rows": item.dataset.rows if exact else about(item.dataset.rows),
         "source_rows_exact": exact,
     }
+
+
+def _declaration_refusal(item: GenerationRequest) -> str | None:
+    """Why the dataset's declarations (as signed off now) do not allow this DP request."""
+    if item.kind == RequestKind.DP_MODEL:
+        refusals = model_refusals(
+            item.dataset, family=item.synthesizer, target=item.target, features=list(item.columns)
+        )
+        return " ".join(refusals) or None
+    return domain_refusal(item.dataset, list(item.columns), item.synthesizer)
 
 
 def _attempts_context(item: GenerationRequest) -> dict[str, Any]:

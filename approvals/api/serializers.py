@@ -1,17 +1,19 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from approvals.choices import Audience, DecisionKind, Fidelity, PurposeCategory, RequestStatus
-from approvals.dp import budget_check
+from approvals.choices import Audience, DecisionKind, Fidelity, PurposeCategory, RequestKind, RequestStatus
+from approvals.dp import BudgetCheck, budget_check
 from approvals.models import Decision, GateOverride, GenerationAttempt, GenerationRequest, PrivacyRetry
 from approvals.quorum import request_quorum
 from approvals.selectors import latest_privacy_failures, request_actions_for
 from approvals.services import attempts_allowed
+from approvals.services.tiering import request_is_dp
 from generation.models import atto_to_delta, micro_to_epsilon
 
 
@@ -181,6 +183,7 @@ class RequestOutputSerializer(serializers.ModelSerializer):
     retry = serializers.SerializerMethodField()
     candidates = serializers.SerializerMethodField()
     actions = serializers.SerializerMethodField()
+    model_family = serializers.SerializerMethodField()
 
     class Meta:
         model = GenerationRequest
@@ -190,6 +193,9 @@ class RequestOutputSerializer(serializers.ModelSerializer):
             "status",
             "requester",
             "dataset",
+            "kind",
+            "target",
+            "model_family",
             "audience",
             "synthesizer",
             "epsilon",
@@ -222,6 +228,76 @@ class RequestOutputSerializer(serializers.ModelSerializer):
             "submitted_at",
         ]
 
+    # --- Rendering -------------------------------------------------------------------------------
+    # The declared fields above are the contract (API.md, the OpenAPI schema). A list renders 50
+    # of these per page, and DRF's generic path (a field object's get_attribute and
+    # to_representation per field, a nested serializer built per row for tier and job) cost about
+    # a quarter of GET /api/v1/requests/'s CPU (docs/benchmarks.md, issue 16). to_representation
+    # builds the same dict straight from the fetched row and its prefetched relations; DRF's own
+    # field objects still format datetimes and decimals, so the values are identical
+    # (test_request_representation.py compares both paths over every state).
+
+    def to_representation(self, instance: GenerationRequest) -> dict[str, Any]:
+        obj = instance
+        dt = _DATETIME.to_representation
+        status = obj.status
+        epsilon = obj.epsilon
+        delta = obj.delta
+        job = obj.job
+        return {
+            "id": str(obj.pk),
+            "title": str(obj.title),
+            "status": str(status),
+            "requester": str(obj.requester.username),
+            "dataset": str(obj.dataset_id),
+            "kind": str(obj.kind),
+            "target": str(obj.target),
+            "model_family": str(obj.synthesizer) if obj.kind == RequestKind.DP_MODEL else None,
+            "audience": str(obj.audience),
+            "synthesizer": str(obj.synthesizer),
+            "epsilon": None if epsilon is None else _EPSILON.to_representation(epsilon),
+            "delta": None if delta is None else _DELTA.to_representation(delta),
+            "budget": self.get_budget(obj),
+            "is_dp": request_is_dp(obj),
+            "purpose": str(obj.purpose),
+            "purpose_category": str(obj.purpose_category),
+            "intended_use": str(obj.intended_use),
+            "fidelity": str(obj.fidelity),
+            "columns": obj.columns,
+            "rows": obj.rows,
+            "tier": _tier(obj) if obj.tier_level else None,
+            "quorum": self.get_quorum(obj),
+            "conditions": str(obj.conditions),
+            "review_round": obj.review_round,
+            "decisions": [_decision(d, dt) for d in obj.decisions.all()],
+            "job": None if job is None else _job(job),
+            "attempts": [_attempt(a, dt) for a in obj.attempts.all()],
+            "attempts_allowed": attempts_allowed(obj) if obj.tier_level else None,
+            "gate_overrides": [_override(o, dt) for o in obj.gate_overrides.all()],
+            "privacy_retries": [_retry(r, dt) for r in obj.privacy_retries.all()],
+            "retry": self.get_retry(obj),
+            "candidates": self.get_candidates(obj),
+            "candidates_auto": bool(obj.candidates_auto),
+            "options": obj.options,
+            "release": self.get_release(obj),
+            "actions": self.get_actions(obj),
+            "created_at": dt(obj.created_at) if obj.created_at else None,
+            "submitted_at": dt(obj.submitted_at) if obj.submitted_at else None,
+        }
+
+    def _budget_check(self, obj: GenerationRequest) -> BudgetCheck | None:
+        # Read once per ledger for a whole list (one query, not one per DP row of a page): the rows
+        # of a page share their datasets' budgets. budget_check reads the ledger fresh each call.
+        if obj.epsilon_micro is None:
+            return None
+        memo: dict[tuple[Any, int, int | None], BudgetCheck | None] = self.__dict__.setdefault(
+            "_budget_memo", {}
+        )
+        key = (obj.dataset.ledger_owner_id, obj.epsilon_micro, obj.delta_atto)
+        if key not in memo:
+            memo[key] = budget_check(obj.dataset, obj.epsilon_micro, obj.delta_atto)
+        return memo[key]
+
     @extend_schema_field(ActionsOutputSerializer(allow_null=True))
     def get_actions(self, obj: GenerationRequest) -> dict[str, dict[str, Any]] | None:
         """What the caller may do with this request now: each `can_*` with `allowed` and, when
@@ -238,7 +314,7 @@ class RequestOutputSerializer(serializers.ModelSerializer):
         dataset's budget, with a message; `fits` false means submission will be refused (409)."""
         if obj.status not in _BUDGET_STATUSES:
             return None
-        check = budget_check(obj.dataset, obj.epsilon_micro, obj.delta_atto)
+        check = self._budget_check(obj)
         return check.as_dict() if check else None
 
     def get_candidates(self, obj: GenerationRequest) -> list[dict[str, Any]] | None:
@@ -263,7 +339,7 @@ class RequestOutputSerializer(serializers.ModelSerializer):
         if obj.status not in (RequestStatus.GATE_FAILED, RequestStatus.FAILED):
             return None
         failed = latest_privacy_failures(obj)
-        check = budget_check(obj.dataset, obj.epsilon_micro, obj.delta_atto)
+        check = self._budget_check(obj)
         return {
             "needs_officer": bool(failed),
             "failed_privacy_checks": failed,
@@ -296,10 +372,110 @@ class RequestOutputSerializer(serializers.ModelSerializer):
             return None
 
     def get_is_dp(self, obj: GenerationRequest) -> bool:
-        from generation.synthesizers import REGISTRY
+        return request_is_dp(obj)
 
-        cls = REGISTRY.get(obj.synthesizer)
-        return bool(cls and cls.is_dp)
+    def get_model_family(self, obj: GenerationRequest) -> str | None:
+        """A dp_model request's model family (its `synthesizer`); null for other kinds."""
+        return obj.synthesizer if obj.kind == RequestKind.DP_MODEL else None
+
+
+# DRF's own field objects format what the declared fields would (ISO 8601 in the current time zone
+# with "Z" for UTC; decimals quantized), so the plain rendering below matches the declared one.
+_DATETIME = serializers.DateTimeField()
+_EPSILON = serializers.DecimalField(max_digits=12, decimal_places=6, coerce_to_string=False)
+_DELTA = serializers.DecimalField(max_digits=19, decimal_places=18, coerce_to_string=False)
+
+
+def _or_none(value: Any, render: Callable[[Any], Any]) -> Any:
+    return None if value is None else render(value)
+
+
+def _uuid_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _tier(obj: GenerationRequest) -> dict[str, Any]:
+    """TierOutputSerializer's dict."""
+    reasons = obj.tier_reasons
+    controls = obj.tier_controls
+    return {
+        "level": str(obj.tier_level),
+        "reasons": None if reasons is None else [None if r is None else str(r) for r in reasons],
+        "required_approvals": obj.required_approvals,
+        "policy_version": str(obj.policy_version),
+        "controls": None if controls is None else {str(k): v for k, v in controls.items()},
+    }
+
+
+def _job(job: Any) -> dict[str, Any]:
+    """JobOutputSerializer's dict."""
+    return {
+        "state": str(job.state),
+        "progress": _or_none(job.progress, float),
+        "attempts": job.attempts,
+        "stage": str(job.stage),
+    }
+
+
+def _decision(d: Decision, dt: Callable[[Any], Any]) -> dict[str, Any]:
+    """DecisionOutputSerializer's dict."""
+    return {
+        "reviewer": d.reviewer_name,
+        "decision": str(d.decision),
+        "comment": d.comment,
+        "at": _or_none(d.at, dt),
+        "review_round": d.review_round,
+        "conditions": d.conditions,
+        "reviewer_role": str(d.reviewer_role),
+    }
+
+
+def _attempt(a: GenerationAttempt, dt: Callable[[Any], Any]) -> dict[str, Any]:
+    """AttemptOutputSerializer's dict."""
+    report = getattr(a.job, "validation", None)
+    return {
+        "number": a.number,
+        "source": str(a.source),
+        "state": str(a.job.state),
+        "gate_passed": None if report is None else bool(report.passed),
+        "started_by": a.started_by_name,
+        "at": _or_none(a.at, dt),
+    }
+
+
+def _override(o: GateOverride, dt: Callable[[Any], Any]) -> dict[str, Any]:
+    """GateOverrideOutputSerializer's dict."""
+    return {
+        "id": o.pk,
+        "job": _uuid_or_none(o.job_id),
+        "status": str(o.status),
+        "justification": o.justification,
+        "failed_checks": o.failed_checks,
+        "proposed_by": o.proposed_by_name,
+        "proposed_at": _or_none(o.proposed_at, dt),
+        "decided_by": o.decided_by_name,
+        "decided_at": _or_none(o.decided_at, dt),
+        "decision_comment": o.decision_comment,
+    }
+
+
+def _retry(r: PrivacyRetry, dt: Callable[[Any], Any]) -> dict[str, Any]:
+    """PrivacyRetryOutputSerializer's dict."""
+    epsilon = r.epsilon
+    return {
+        "id": r.pk,
+        "status": str(r.status),
+        "failed_job": _uuid_or_none(r.failed_job_id),
+        "failed_checks": r.failed_checks,
+        "epsilon": None if epsilon is None else _EPSILON.to_representation(epsilon),
+        "asked_by": r.asked_by_name,
+        "reason": r.reason,
+        "asked_at": _or_none(r.asked_at, dt),
+        "decided_by": r.decided_by_name,
+        "decided_at": _or_none(r.decided_at, dt),
+        "decision_comment": r.decision_comment,
+        "retry_job": _uuid_or_none(r.retry_job_id),
+    }
 
 
 def _validate_epsilon_value(value: Any) -> Any:
@@ -322,10 +498,16 @@ class RequestPreviewInputSerializer(serializers.Serializer):
     """The fields of a request the tiering policy reads (what the preview takes)."""
 
     dataset = serializers.CharField()
+    # Optional: synthetic_table when filed without it, the kind as filed when edited.
+    kind = serializers.ChoiceField(choices=RequestKind.choices, required=False, allow_null=True, default=None)
+    # A dp_model request's outcome column (the dataset's declared outcome).
+    target = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
     audience = serializers.ChoiceField(choices=Audience.choices)
     columns = serializers.ListField(child=serializers.CharField(max_length=255), max_length=2000)
+    # A dp_model request's model family (generation.modeling.MODEL_FAMILIES).
     synthesizer = serializers.CharField(max_length=40)
-    rows = serializers.IntegerField(min_value=1)
+    # Required except for a dp_model request (a model is trained, not sampled: it takes no rows).
+    rows = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
     # Any JSON value: the service accepts only finite positive numbers (or null for non-DP).
     epsilon = serializers.JSONField(required=False, allow_null=True, default=None)
     # (epsilon, delta) synthesizers only; omitted or null means the default 1e-9 for them.
@@ -341,6 +523,15 @@ class RequestPreviewInputSerializer(serializers.Serializer):
 
     def validate_delta(self, value: Any) -> Any:
         return _validate_delta_value(value)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # rows may be left out only for a dp_model. An edit (context `editing`) that leaves kind
+        # out keeps the kind as filed, which the service knows: it refuses missing rows itself.
+        kind = attrs.get("kind")
+        kind_as_filed = kind is None and self.context.get("editing", False)
+        if attrs.get("rows") is None and kind != RequestKind.DP_MODEL and not kind_as_filed:
+            raise serializers.ValidationError({"rows": "This field is required."})
+        return attrs
 
 
 class RequestInputSerializer(RequestPreviewInputSerializer):
@@ -371,6 +562,7 @@ class RequestInputSerializer(RequestPreviewInputSerializer):
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
         if not attrs.get("synthesizer") and attrs.get("candidates") is None:
             raise serializers.ValidationError({"synthesizer": "This field is required (or give candidates)."})
         return attrs

@@ -28,8 +28,8 @@ from approvals.api.serializers import (
     RetryDecisionInputSerializer,
     UploadInputSerializer,
 )
-from approvals.bakeoff import BAKEOFF, score
-from approvals.choices import RequestStatus, TierLevel
+from approvals.bakeoff import score
+from approvals.choices import RequestKind, RequestStatus, TierLevel
 from approvals.dp import dp_gate_visible_to, dp_metrics_visible_to
 from approvals.models import GenerationRequest
 from approvals.selectors import (
@@ -95,6 +95,7 @@ _LIST_PARAMETERS = [
     OpenApiParameter("q", str, description="Case-insensitive search in title and purpose."),
     OpenApiParameter("status", str, enum=list(RequestStatus.values)),
     OpenApiParameter("tier", str, enum=list(TierLevel.values)),
+    OpenApiParameter("kind", str, enum=list(RequestKind.values), description="What the request asks for."),
     OpenApiParameter("dataset", OpenApiTypes.UUID, description="Source dataset id."),
     OpenApiParameter("team", int, description="The requester's team id when filed."),
     OpenApiParameter("created_from", OpenApiTypes.DATE, description="Filed on or after this day."),
@@ -142,7 +143,7 @@ class RequestDetailApi(APIView):
     def put(self, request: Request, request_id: str) -> Response:
         """Replace a draft's (or a changes-requested request's) fields; resubmit to re-tier it."""
         _may_act(request, request_id, _editor_refusal)
-        payload = RequestInputSerializer(data=request.data)
+        payload = RequestInputSerializer(data=request.data, context={"editing": True})
         payload.is_valid(raise_exception=True)
         updated = request_update(
             actor=request.user, request_id=request_id, data=RequestInput.from_data(payload.validated_data)
@@ -311,7 +312,7 @@ class RequestAttemptsApi(APIView):
             rows.append(
                 {
                     **AttemptOutputSerializer(attempt).data,
-                    **_job_report(request.user, attempt.job, item.synthesizer),
+                    **_job_report(request.user, attempt.job, item.kind),
                     "job": attempt.job_id,
                     "candidates": [_candidate(request.user, row) for row in candidate_rows(runs)]
                     if runs
@@ -321,9 +322,10 @@ class RequestAttemptsApi(APIView):
         return Response(AttemptReportOutputSerializer(rows, many=True).data)
 
 
-def _job_report(user: Any, job: Any, synthesizer: str) -> dict[str, Any]:
-    # For a DP job, values computed on the real rows go to custodians only.
-    is_dp = is_dp_synthesizer(job.synthesizer if synthesizer == BAKEOFF else synthesizer)
+def _job_report(user: Any, job: Any, kind: str = RequestKind.SYNTHETIC_TABLE) -> dict[str, Any]:
+    # For a DP job (a DP model's included), values computed on the real rows go to custodians only.
+    # A job's synthesizer is its request's (a bake-off candidate's own for a bake-off).
+    is_dp = kind == RequestKind.DP_MODEL or is_dp_synthesizer(job.synthesizer)
     report = getattr(job, "validation", None)
     if report is None:
         return {"gate": None, "metrics": None}
@@ -334,7 +336,7 @@ def _job_report(user: Any, job: Any, synthesizer: str) -> dict[str, Any]:
 
 def _candidate(user: Any, row: dict[str, Any]) -> dict[str, Any]:
     run = row["run"]
-    report = _job_report(user, run.job, BAKEOFF)
+    report = _job_report(user, run.job)
     visible = score((report["gate"] or {}).get("checks") or [])
     return {
         "index": row["index"],

@@ -20,6 +20,8 @@ LEVELS = ("low", "medium", "high", "prohibited")
 AUDIENCES = ("internal", "organization", "external")
 FIDELITIES = ("low", "medium", "high")
 PURPOSES = ("model_development", "research", "education", "software_testing", "external_sharing")
+# approvals.choices.RequestKind, repeated so this module stays free of Django imports.
+KINDS = ("synthetic_table", "dp_model", "federated_study")
 # generation.synthesizers.EXTERNAL_UPLOAD, repeated so this module stays free of Django imports.
 EXTERNAL_UPLOAD = "external_upload"
 # Generation attempts a request gets when its policy does not say (the original run only).
@@ -37,7 +39,7 @@ DEFAULT_TEAM_STEWARD_DECIDES_ACCESS = False
 class FactSpec:
     """What a fact is, so the loader can refuse rules that compare it with the wrong thing."""
 
-    kind: str  # "choice" | "bool" | "int" | "number"
+    kind: str  # "choice" | "bool" | "int" | "number" | "text" (a name, compared with eq/ne/in/not_in)
     description: str
     choices: tuple[str, ...] = ()
     nullable: bool = False
@@ -71,6 +73,23 @@ FACTS: dict[str, FactSpec] = {
     "external_upload": FactSpec("bool", "the synthetic file is made outside SynthGate and uploaded"),
     "reidentification_risk": FactSpec(
         "number", "share of source rows unique on their quasi-identifiers (None: unknown)", nullable=True
+    ),
+    # What is asked for, and for a model or a study how it is trained (issue 15).
+    "kind": FactSpec(
+        "choice", "what is requested: a synthetic table, a DP model or a federated study", KINDS
+    ),
+    "model_family": FactSpec(
+        "text",
+        "the model family of a dp_model request or a federated study, e.g. logistic_regression "
+        "(None for a synthetic table)",
+        nullable=True,
+    ),
+    "sites": FactSpec("int", "sites taking part in a federated study (0 unless a study)"),
+    "secure_aggregation": FactSpec(
+        "bool", "a federated study's server sees only the sum of the sites' updates (secure aggregation)"
+    ),
+    "client_dp": FactSpec(
+        "bool", "a federated study adds differentially private noise to each site's update (client-level DP)"
     ),
 }
 
@@ -107,6 +126,14 @@ class Facts:
     entity_column_declared: bool = False
     # Identifier columns of the dataset whose values repeat across rows (names only).
     repeating_identifier_names: tuple[str, ...] = ()
+    # What is requested (KINDS). A dp_model request is DP (is_dp) with its epsilon; a federated
+    # study says how many sites train, whether the server sees only summed updates and whether
+    # each site's update is noised (client-level DP).
+    kind: str = "synthetic_table"
+    model_family: str = ""
+    sites: int = 0
+    secure_aggregation: bool = False
+    client_dp: bool = False
 
     def values(self) -> dict[str, Any]:
         """The facts rules compare, by name (see FACTS)."""
@@ -129,6 +156,11 @@ class Facts:
             "rows_ratio": self.rows / self.source_rows if self.source_rows else 0.0,
             "external_upload": self.synthesizer == EXTERNAL_UPLOAD,
             "reidentification_risk": self.reidentification_risk,
+            "kind": self.kind,
+            "model_family": self.model_family or None,
+            "sites": self.sites,
+            "secure_aggregation": self.secure_aggregation,
+            "client_dp": self.client_dp,
         }
 
     def all_columns(self) -> tuple[str, ...]:
@@ -347,13 +379,18 @@ def _violations(controls: Mapping[str, Any], facts: Facts) -> list[FiredRule]:
     limit = controls.get("max_epsilon")
     if controls.get("dp_required") and not facts.is_dp:
         bound = f" with epsilon <= {_text(float(limit))}" if limit is not None else ""
+        if facts.kind == "federated_study":
+            remedy = f"turn on client-level DP for the study{bound}"
+            what = "the study"
+        else:
+            remedy = f"choose a DP synthesizer (named dp_*){bound}"
+            what = facts.synthesizer or "the synthesizer"
         found.append(
             FiredRule(
                 "control.dp_required",
                 "prohibited",
-                f"This request needs differential privacy, but {facts.synthesizer or 'the synthesizer'} "
-                f"is not differentially private: choose a DP synthesizer (named dp_*){bound}, or change "
-                "what made DP necessary (see the reasons above).",
+                f"This request needs differential privacy, but {what} is not differentially private: "
+                f"{remedy}, or change what made DP necessary (see the reasons above).",
             )
         )
     elif limit is not None and facts.is_dp and facts.epsilon is not None and facts.epsilon > limit:
@@ -423,7 +460,9 @@ def _alternatives(facts: Facts, *, dp_available: bool) -> list[tuple[str, Facts]
         )
     if facts.audience == "external":
         options.append(("Choose the organization audience.", replace(facts, audience="organization")))
-    if not facts.is_dp:
+    # A study becomes DP by client-level DP (_study_alternatives), not by choosing a synthesizer.
+    options.extend(_study_alternatives(facts))
+    if not facts.is_dp and facts.kind != "federated_study":
         note = "" if dp_available else " (none is installed yet; ask an administrator)"
         options.append(
             (
@@ -440,6 +479,21 @@ def _alternatives(facts: Facts, *, dp_available: bool) -> list[tuple[str, Facts]
     if facts.source_rows and facts.rows > facts.source_rows:
         # No figure: the exact source row count is for custodians (the pure engine cannot tell).
         options.append(("Request no more rows than the source has.", replace(facts, rows=facts.source_rows)))
+    return options
+
+
+def _study_alternatives(facts: Facts) -> list[tuple[str, Facts]]:
+    """What a federated study could change about how it trains."""
+    if facts.kind != "federated_study":
+        return []
+    options = []
+    if not facts.secure_aggregation:
+        change = "Use secure aggregation (the server sees only the sum of the sites' updates)."
+        options.append((change, replace(facts, secure_aggregation=True)))
+    if not facts.client_dp:
+        options.append(
+            ("Add client-level DP with epsilon 1.", replace(facts, client_dp=True, is_dp=True, epsilon=1.0))
+        )
     return options
 
 

@@ -33,6 +33,8 @@ SCHEMA_VERSION = 1
 MAX_SOURCE_CHARS = 200_000
 MAX_DEPTH = 24
 _RULE_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+# A `text` fact's operand (a model family's name): what the registries name things with.
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _TOP_KEYS = {"schema", "name", "baseline_reason", "tiers", "rules"}
 _TIER_KEYS = {
     "required_approvals",
@@ -479,6 +481,8 @@ class _Checker:
             self.fail(path, f"`{fact}` is true or false")
         elif spec.kind in ("int", "number") and not _is_number(value):
             self.fail(path, f"`{fact}` is a number")
+        elif spec.kind == "text" and not (isinstance(value, str) and _NAME.fullmatch(value)):
+            self.fail(path, f"`{fact}` is a name in lower case, such as logistic_regression")
 
 
 def _ints(a: Mapping[str, Any], b: Mapping[str, Any], key: str) -> bool:

@@ -16,7 +16,7 @@ from django.db import transaction
 from approvals import rules
 from approvals.bakeoff import DEFAULT_AUTO_TIME_BUDGET_S as DEFAULT_TIME_BUDGET_S
 from approvals.bakeoff import with_time_budget
-from approvals.choices import AttemptSource, OverrideStatus, RequestStatus
+from approvals.choices import AttemptSource, OverrideStatus, RequestKind, RequestStatus
 from approvals.models import CandidateRun, GenerationAttempt, GenerationRequest, PrivacyRetry
 from approvals.rules import attempts_allowed
 from approvals.selectors import (
@@ -26,7 +26,7 @@ from approvals.selectors import (
     latest_privacy_failures,
 )
 from approvals.services.outputs import outputs_purge_unreleased
-from approvals.services.requests import request_get_for
+from approvals.services.requests import check_model_still_declared, request_get_for
 from approvals.workflow import check_transition
 from audit.services import audit_denied, audit_record
 from core.errors import Conflict, PermissionDenied
@@ -78,6 +78,9 @@ def attempt_job_for_approval(*, request: GenerationRequest, actor: PortalUser) -
     the requester will upload the synthetic file."""
     if request.synthesizer == EXTERNAL_UPLOAD:
         return
+    if request.kind == RequestKind.DP_MODEL:
+        _queue_model(request=request, actor=actor)
+        return
     if request.candidates:
         _queue_candidates(request=request, actor=actor)
         return
@@ -92,6 +95,38 @@ def attempt_job_for_approval(*, request: GenerationRequest, actor: PortalUser) -
         delta_atto=request.delta_atto,
         options=synthesizer_time_budget(request.synthesizer, request.options, budget),
         actor=actor,
+    )
+    attempt_record(request=request, job=job, source=AttemptSource.SYNTHESIZED, actor=actor)
+
+
+def model_job_options(request: GenerationRequest) -> dict[str, Any]:
+    """What a dp_model job carries besides its columns (features, then the target) and family:
+    read by the pipeline (catalog) to train instead of synthesize."""
+    return {
+        "kind": RequestKind.DP_MODEL.value,
+        "target": request.target,
+        "features": list(request.columns),
+        # The family's training options as filed (parsed by the family); {} for its defaults.
+        "model_options": dict(request.options or {}),
+    }
+
+
+def _queue_model(*, request: GenerationRequest, actor: PortalUser) -> None:
+    """A dp_model request's job: the model family as synthesizer, the features and the target as
+    columns (pinned to the signed-off specs), its epsilon reserved from the dataset's ledger like
+    any DP job, in the caller's transaction."""
+    # The dataset may have been signed off again since submission.
+    check_model_still_declared(request)
+    job = job_create(
+        dataset=request.dataset,
+        columns=[*request.columns, request.target],
+        synthesizer=request.synthesizer,
+        rows=request.rows,
+        epsilon_micro=request.epsilon_micro,
+        delta_atto=None,
+        options=model_job_options(request),
+        actor=actor,
+        audit_details={"kind": RequestKind.DP_MODEL.value, "target": request.target},
     )
     attempt_record(request=request, job=job, source=AttemptSource.SYNTHESIZED, actor=actor)
 

@@ -17,7 +17,7 @@ from approvals.bakeoff import (
     tier_max_candidates,
     total_budget,
 )
-from approvals.choices import Audience, Fidelity, PurposeCategory, RequestStatus, TierLevel
+from approvals.choices import Audience, Fidelity, PurposeCategory, RequestKind, RequestStatus, TierLevel
 from approvals.dp import check_budget_fits, check_domain_declared, validate_delta
 from approvals.models import GenerationRequest, TierAssessment
 from approvals.policies import Assessment, Facts, evaluate
@@ -25,13 +25,14 @@ from approvals.selectors import requests_visible_to
 from approvals.services.notifications import notify_reviewers_on_commit
 from approvals.services.outputs import outputs_purge_unreleased
 from approvals.services.policy import policy_ensure_active, policy_for_preview
-from approvals.services.tiering import MAX_ROWS, check_training_size, request_facts
+from approvals.services.tiering import MAX_ROWS, check_training_size, model_refusals, request_facts
 from approvals.workflow import TRANSITIONS, check_transition
 from audit.services import audit_denied, audit_record
-from core.errors import NotFound, PermissionDenied, ValidationFailed
+from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from core.ids import first_by_uuid
 from core.roles import PortalUser, Role, has_role
 from generation.choices import Classification, ColumnKind, JobState
+from generation.modeling import MODEL_FAMILIES, is_model_family
 from generation.models import SourceDataset, SynthesisJob
 from generation.selectors import datasets_requestable_by
 from generation.services import epsilon_to_micro, job_cancel
@@ -67,13 +68,27 @@ class RequestInput:
     candidates: Any = None
     # A single synthesizer's options (generation.synthesizers: each synthesizer's own caps).
     options: Any = None
+    # RequestKind. None: a synthetic table when filed, the kind as filed when edited (it never
+    # changes). A dp_model request names its model family as `synthesizer`, its features as
+    # `columns`, the dataset's declared outcome as `target`, and an epsilon; it takes no rows.
+    kind: str | None = None
+    target: str = ""
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> RequestInput:
         """The input from a form's or an API serializer's cleaned fields (both name them alike;
         `dataset` may be the dataset itself or its id). Optional fields left out keep defaults."""
         dataset = data["dataset"]
-        optional = ("epsilon", "delta", "fidelity", "purpose_category", "candidates", "options")
+        optional = (
+            "epsilon",
+            "delta",
+            "fidelity",
+            "purpose_category",
+            "candidates",
+            "options",
+            "kind",
+            "target",
+        )
         return cls(
             dataset_id=getattr(dataset, "pk", dataset),
             title=data["title"],
@@ -82,8 +97,8 @@ class RequestInput:
             audience=data["audience"],
             columns=data["columns"],
             synthesizer=data["synthesizer"],
-            rows=data["rows"],
-            **{name: data[name] for name in optional if name in data},
+            rows=data.get("rows"),
+            **{name: data[name] for name in optional if name in data and data[name] is not None},
         )
 
 
@@ -152,14 +167,21 @@ def _validate_choice(value: str, field: str, choices: list[str]) -> str:
     return value
 
 
-def _cleaned(actor: PortalUser, data: RequestInput) -> dict[str, Any]:
-    """The model fields for `data`, or ValidationFailed naming the field to fix."""
+def _cleaned(actor: PortalUser, data: RequestInput, *, kind: str) -> dict[str, Any]:
+    """The model fields for `data` filed as `kind`, or ValidationFailed naming the field to fix."""
     dataset = first_by_uuid(datasets_requestable_by(user=actor), data.dataset_id)
     if dataset is None:
         raise ValidationFailed("Choose a dataset you may request from.", fields={"dataset": "unknown"})
     _validate_choice(data.audience, "audience", Audience.values)
     _validate_choice(data.fidelity, "fidelity", Fidelity.values)
     _validate_choice(data.purpose_category, "purpose_category", PurposeCategory.values)
+    if kind == RequestKind.DP_MODEL:
+        return {**_cleaned_model(dataset, data), "kind": kind}
+    if data.target not in (None, ""):
+        raise ValidationFailed(
+            "Only a dp_model request names a target; leave target empty for a synthetic table.",
+            fields={"target": "not_applicable"},
+        )
     if data.candidates not in (None, "", []):
         return _cleaned_bakeoff(dataset, data)
     if not is_known_synthesizer(data.synthesizer):
@@ -167,7 +189,7 @@ def _cleaned(actor: PortalUser, data: RequestInput) -> dict[str, Any]:
             f"Unknown synthesizer; choose one of {', '.join(sorted([*REGISTRY, EXTERNAL_UPLOAD]))}.",
             fields={"synthesizer": "invalid"},
         )
-    fields = _cleaned_common(dataset, data)
+    fields = _cleaned_common(dataset, data, rows=_validate_rows(data.rows))
     epsilon_micro = _validate_epsilon(data.synthesizer, data.epsilon)
     delta_atto = validate_delta(data.synthesizer, data.delta)
     # After the 400s: a well-formed DP request on undeclared domains is refused as a conflict
@@ -207,7 +229,7 @@ def _validate_options(synthesizer: str, options: Any) -> dict[str, Any]:
         raise ValidationFailed(str(exc), fields={"options": "invalid"}) from None
 
 
-def _cleaned_common(dataset: SourceDataset, data: RequestInput) -> dict[str, Any]:
+def _cleaned_common(dataset: SourceDataset, data: RequestInput, *, rows: int) -> dict[str, Any]:
     for field_name in ("title", "purpose", "intended_use"):
         if not str(getattr(data, field_name) or "").strip():
             raise ValidationFailed(
@@ -224,7 +246,7 @@ def _cleaned_common(dataset: SourceDataset, data: RequestInput) -> dict[str, Any
         "audience": data.audience,
         "fidelity": data.fidelity,
         "columns": columns,
-        "rows": _validate_rows(data.rows),
+        "rows": rows,
     }
 
 
@@ -241,7 +263,7 @@ def _cleaned_bakeoff(dataset: SourceDataset, data: RequestInput) -> dict[str, An
             code="invalid_candidates",
             fields={"synthesizer": "not_applicable"},
         )
-    fields = _cleaned_common(dataset, data)
+    fields = _cleaned_common(dataset, data, rows=_validate_rows(data.rows))
     _, policy = policy_for_preview()
     candidates, auto = clean_candidates(
         data.candidates,
@@ -261,8 +283,107 @@ def _cleaned_bakeoff(dataset: SourceDataset, data: RequestInput) -> dict[str, An
     }
 
 
+# --- A DP model -----------------------------------------------------------------------------------
+
+# What a dp_model request stores as `rows`: a model is trained, not sampled, so there is no row
+# count to ask for (the training rows are the dataset's, recorded at intake).
+MODEL_ROWS = 0
+
+
+def _cleaned_model(dataset: SourceDataset, data: RequestInput) -> dict[str, Any]:
+    """A dp_model request's fields: one model family, the features as `columns`, the declared
+    outcome as `target` and an epsilon. Every privacy parameter beyond epsilon (feature bounds,
+    outcome classes) comes from the steward's signed-off declarations, so nothing else is taken."""
+    if data.candidates not in (None, "", []):
+        raise ValidationFailed(
+            "A dp_model request trains one model: bake-off candidates are for synthetic tables. "
+            "Leave candidates empty and name the model family as synthesizer.",
+            code="invalid_candidates",
+            fields={"candidates": "not_applicable"},
+        )
+    if not is_model_family(data.synthesizer):
+        raise ValidationFailed(
+            f"Unknown model family; choose one of {', '.join(sorted(MODEL_FAMILIES))}.",
+            fields={"synthesizer": "invalid"},
+        )
+    if data.delta not in (None, ""):
+        raise ValidationFailed(
+            "A dp_model request takes no delta: the model is pure epsilon-DP, and its other privacy "
+            "parameters (bounds, norms, classes) come from the data steward's declarations.",
+            fields={"delta": "not_applicable"},
+        )
+    if data.rows not in (None, "", MODEL_ROWS):
+        raise ValidationFailed(
+            "A dp_model request takes no rows: the model is trained on the dataset's training rows. "
+            "Leave rows out.",
+            fields={"rows": "not_applicable"},
+        )
+    fields = _cleaned_common(dataset, data, rows=MODEL_ROWS)
+    target = str(data.target or "").strip()
+    if not target:
+        raise ValidationFailed(
+            "Name the target: the dataset's declared outcome column the model predicts.",
+            fields={"target": "required"},
+        )
+    if target in fields["columns"]:
+        raise ValidationFailed(
+            f"The target `{target}` cannot also be a feature; remove it from the columns.",
+            fields={"target": "in_features"},
+        )
+    _validate_columns(dataset, [target])
+    epsilon_micro = epsilon_to_micro(data.epsilon)
+    check_model_declared(dataset, family=data.synthesizer, target=target, features=fields["columns"])
+    return {
+        **fields,
+        "synthesizer": data.synthesizer,
+        "target": target,
+        "epsilon_micro": epsilon_micro,
+        "delta_atto": None,
+        "options": _validate_model_options(data.synthesizer, data.options),
+    }
+
+
+def _validate_model_options(family: str, options: Any) -> dict[str, Any]:
+    """The family's training options the requester gave (e.g. max_depth), checked by the family's
+    own parser: unknown keys and values outside its caps are refused when filed. None of them is a
+    privacy parameter."""
+    if options in (None, "", {}):
+        return {}
+    if not isinstance(options, dict) or len(options) > 20:
+        raise ValidationFailed(
+            "Options must be an object of option names and values.", fields={"options": "invalid"}
+        )
+    try:
+        parsed = MODEL_FAMILIES[family].parse_options(options)
+    except (ValueError, TypeError) as exc:
+        raise ValidationFailed(str(exc), fields={"options": "invalid"}) from None
+    # Only what was asked for: the family's defaults apply when the job trains.
+    return {name: parsed[name] for name in options}
+
+
+def check_model_declared(dataset: SourceDataset, *, family: str, target: str, features: list[str]) -> None:
+    """400 with generation.modeling's sentences when the declarations do not allow the model."""
+    refusals = model_refusals(dataset, family=family, target=target, features=features)
+    if refusals:
+        raise ValidationFailed(
+            " ".join(refusals), code="model_not_declared", fields={"columns": "not_declared"}
+        )
+
+
+def check_model_still_declared(request: GenerationRequest) -> None:
+    """409 at submission or approval when the dataset was signed off again since filing and its
+    declarations no longer allow the model (the request itself is unchanged)."""
+    refusals = model_refusals(
+        request.dataset, family=request.synthesizer, target=request.target, features=list(request.columns)
+    )
+    if refusals:
+        raise Conflict(" ".join(refusals), code="model_not_declared", fields={"columns": "not_declared"})
+
+
 def _audit_details(fields: dict[str, Any]) -> dict[str, Any]:
     return {
+        "kind": fields.get("kind", RequestKind.SYNTHETIC_TABLE),
+        "target": fields.get("target", ""),
         "dataset": str(fields["dataset"].pk),
         "columns": fields["columns"],
         "synthesizer": fields["synthesizer"],
@@ -295,7 +416,14 @@ def request_create(*, actor: PortalUser, data: RequestInput) -> GenerationReques
             reason="data scientist role required",
         )
         raise PermissionDenied("Only data scientists can file generation requests.")
-    fields = _cleaned(actor, data)
+    kind = _validate_choice(data.kind or RequestKind.SYNTHETIC_TABLE, "kind", RequestKind.values)
+    if kind == RequestKind.FEDERATED_STUDY:
+        raise ValidationFailed(
+            "A federated study is not filed as a generation request: propose it from the federated "
+            "studies pages, which tier it with the same policy.",
+            fields={"kind": "not_applicable"},
+        )
+    fields = {"kind": kind, **_cleaned(actor, data, kind=kind)}
     with transaction.atomic():
         request = GenerationRequest.objects.create(requester=actor, team_id=actor.team_id, **fields)
         audit_record(
@@ -316,7 +444,19 @@ def request_update(*, actor: PortalUser, request_id: Any, data: RequestInput) ->
         if refusal:
             raise PermissionDenied(refusal)
         check_transition("update", request.status)
-        fields = {"candidates": [], "candidates_auto": False, **_cleaned(actor, data)}
+        if data.kind not in (None, "", request.kind):
+            raise ValidationFailed(
+                f"This request was filed as {request.kind}; its kind cannot change. File a new "
+                "request for a different kind.",
+                code="kind_immutable",
+                fields={"kind": "immutable"},
+            )
+        fields = {
+            "candidates": [],
+            "candidates_auto": False,
+            "target": "",
+            **_cleaned(actor, data, kind=request.kind),
+        }
         for name, value in fields.items():
             setattr(request, name, value)
         request.save()
@@ -353,8 +493,10 @@ def request_submit(*, actor: PortalUser, request_id: Any) -> GenerationRequest:
             raise PermissionDenied(refusal)
         if not check_transition("submit", request.status):
             return request
+        # The dataset may have been signed off again since filing.
+        if request.kind == RequestKind.DP_MODEL:
+            check_model_still_declared(request)
         for name in _synthesizers_of(request):
-            # The dataset may have been signed off again since filing.
             check_domain_declared(request.dataset, list(request.columns), name)
         version, policy = policy_ensure_active()
         facts = request_facts(request)

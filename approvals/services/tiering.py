@@ -9,8 +9,8 @@ from typing import Any
 from django.db.models import Q
 
 from approvals.bakeoff import riskiest
-from approvals.choices import Audience, Fidelity, PurposeCategory
-from approvals.dp import BudgetCheck, budget_check, domain_refusal, validate_delta
+from approvals.choices import Audience, Fidelity, PurposeCategory, RequestKind
+from approvals.dp import BudgetCheck, budget_check, domain_refusal, signed_off_specs, validate_delta
 from approvals.models import GenerationRequest
 from approvals.policies import Assessment, Facts, Suggestion, evaluate, suggest
 from approvals.services.policy import policy_for_preview
@@ -18,6 +18,7 @@ from core.errors import PermissionDenied, ValidationFailed
 from core.ids import first_by_uuid
 from core.roles import PortalUser, Role, has_role
 from generation.choices import Classification
+from generation.modeling import model_declaration_refusals
 from generation.models import SourceDataset, atto_to_delta, micro_to_epsilon
 from generation.policies import about, sees_exact_figures
 from generation.selectors import datasets_requestable_by
@@ -54,16 +55,25 @@ def facts_for(
     fidelity: str = Fidelity.MEDIUM,
     purpose_category: str = PurposeCategory.RESEARCH,
     delta: float | None = None,
+    kind: str = RequestKind.SYNTHETIC_TABLE,
+    target: str = "",
 ) -> Facts:
     """The policy's view of a request. Reads column classifications and dataset-level estimates;
-    never the source rows (the web process must not touch them)."""
+    never the source rows (the web process must not touch them).
+
+    A dp_model request's `synthesizer` is its model family, `columns` its features and `target`
+    its outcome column (counted with the columns: the model learns it too); it is DP by
+    construction, so it is tiered with its epsilon like a DP synthesizer."""
+    if target and target not in columns:
+        columns = [*columns, target]
     classes = dict(dataset.columns.filter(name__in=columns).values_list("name", "classification"))
 
     def named(classification: str) -> tuple[str, ...]:
         return tuple(n for n in columns if classes.get(n) == classification)
 
     cls = REGISTRY.get(synthesizer)
-    is_dp = bool(cls and cls.is_dp)
+    is_model = kind == RequestKind.DP_MODEL
+    is_dp = is_model or bool(cls and cls.is_dp)
     return Facts(
         audience=audience,
         fidelity=fidelity,
@@ -83,6 +93,8 @@ def facts_for(
         reidentification_risk=_optional_float(getattr(dataset, "reidentification_risk", None)),
         entity_column_declared=bool(dataset.entity_column),
         repeating_identifier_names=repeating_identifiers(dataset),
+        kind=kind,
+        model_family=synthesizer if is_model else "",
     )
 
 
@@ -101,6 +113,24 @@ def repeating_identifiers(dataset: SourceDataset) -> tuple[str, ...]:
         if 0 < distinct < filled:
             found.append(name)
     return tuple(found)
+
+
+def request_is_dp(request: GenerationRequest) -> bool:
+    """Whether a request's release is differentially private: a DP synthesizer's table, or a DP
+    model (always). A bake-off is DP only if every candidate is; its report rules follow each
+    candidate's own synthesizer."""
+    return request.kind == RequestKind.DP_MODEL or is_dp_synthesizer(request.synthesizer)
+
+
+def model_refusals(dataset: SourceDataset, *, family: str, target: str, features: list[str]) -> list[str]:
+    """Why this model may not be trained on the dataset's signed-off declarations ([] when it
+    may): generation.modeling decides, from the specs a job would pin (never from the rows)."""
+    return model_declaration_refusals(
+        family=family,
+        target=target,
+        features=list(features),
+        column_specs=signed_off_specs(dataset, [*features, target]),
+    )
 
 
 def _optional_int(value: Any) -> int | None:
@@ -130,6 +160,8 @@ def request_facts(request: GenerationRequest) -> Facts:
         rows=request.rows,
         fidelity=request.fidelity,
         purpose_category=request.purpose_category,
+        kind=request.kind,
+        target=request.target,
     )
 
 
@@ -174,6 +206,9 @@ def request_preview(*, actor: PortalUser, dataset_id: Any, **form: Any) -> Previ
     known = set(dataset.columns.values_list("name", flat=True))
     columns = [c for c in dict.fromkeys(form.get("columns") or []) if c in known]
     synthesizer = str(form.get("synthesizer") or "")
+    kind = _pick(form.get("kind"), RequestKind.values, RequestKind.SYNTHETIC_TABLE)
+    if kind == RequestKind.DP_MODEL:
+        return _model_preview(dataset, columns, synthesizer, known=known, **form)
     epsilon_micro, delta_atto = _lenient_budget(synthesizer, form.get("epsilon"), form.get("delta"))
     facts = facts_for(
         dataset=dataset,
@@ -196,6 +231,43 @@ def request_preview(*, actor: PortalUser, dataset_id: Any, **form: Any) -> Previ
         number,
         budget=budget_check(dataset, epsilon_micro, delta_atto) if is_dp_synthesizer(synthesizer) else None,
         domain_refusal=domain_refusal(dataset, columns, synthesizer) if columns else None,
+    )
+
+
+def _model_preview(
+    dataset: SourceDataset, features: list[str], family: str, *, known: set[str], **form: Any
+) -> Preview:
+    """The preview of a dp_model request: DP with its epsilon, no rows; `domain_refusal` says why
+    the steward's declarations do not allow the model yet (generation.modeling's sentences)."""
+    target = str(form.get("target") or "")
+    target = target if target in known else ""
+    features = [c for c in features if c != target]
+    try:
+        epsilon_micro: int | None = epsilon_to_micro(form.get("epsilon"))
+    except ValidationFailed:
+        epsilon_micro = None
+    facts = facts_for(
+        dataset=dataset,
+        columns=features,
+        audience=_pick(form.get("audience"), Audience.values, Audience.INTERNAL),
+        synthesizer=family,
+        epsilon=_lenient_float(form.get("epsilon")),
+        rows=0,
+        fidelity=_pick(form.get("fidelity"), Fidelity.values, Fidelity.MEDIUM),
+        purpose_category=_pick(
+            form.get("purpose_category"), PurposeCategory.values, PurposeCategory.RESEARCH
+        ),
+        kind=RequestKind.DP_MODEL,
+        target=target,
+    )
+    number, policy = policy_for_preview()
+    refusals = model_refusals(dataset, family=family, target=target, features=features) if target else []
+    return Preview(
+        evaluate(policy, facts),
+        suggest(policy, facts),
+        number,
+        budget=budget_check(dataset, epsilon_micro, None),
+        domain_refusal=" ".join(refusals) or None,
     )
 
 

@@ -26,6 +26,8 @@ BASE = Facts(
 )
 QI = ("age",)
 DP1 = {"is_dp": True, "epsilon": 1.0, "synthesizer": "dp_test"}
+# A federated study that fires no study rule: 3 sites, secure aggregation and client-level DP.
+STUDY = {"kind": "federated_study", "sites": 3, "secure_aggregation": True, "client_dp": True, **DP1}
 
 
 def facts(**overrides: Any) -> Facts:
@@ -274,6 +276,45 @@ RULE_CASES = [
         None,
         "medium",
     ),
+    # Models and federated studies (issue 15; more in test_dp_model_requests.py).
+    (
+        "external DP model",
+        {"kind": "dp_model", "audience": "external", **DP1},
+        "dp_model_external",
+        None,
+        "high",
+    ),
+    (
+        "organization DP model",
+        {"kind": "dp_model", "audience": "organization", **DP1},
+        None,
+        "dp_model_external",
+        "medium",
+    ),
+    (
+        "study without secure aggregation",
+        {**STUDY, "secure_aggregation": False},
+        "federated_without_secure_aggregation",
+        "federated_unprotected",
+        "medium",
+    ),
+    (
+        "study without client DP",
+        {**STUDY, "client_dp": False, "is_dp": False, "epsilon": None},
+        "federated_without_client_dp",
+        "federated_unprotected",
+        "medium",
+    ),
+    (
+        "study with neither",
+        {**STUDY, "secure_aggregation": False, "client_dp": False, "is_dp": False, "epsilon": None},
+        "federated_unprotected",
+        None,
+        "high",
+    ),
+    ("study of 2 sites", {**STUDY, "sites": 2}, "federated_few_sites", None, "high"),
+    ("study of 3 sites", STUDY, None, "federated_few_sites", "low"),
+    ("external study", {**STUDY, "audience": "external"}, "federated_external_needs_dp", None, "high"),
 ]
 
 

@@ -38,9 +38,10 @@ from audit.checkpoints import checkpoints_read, public_key_text, signing_key
 from audit.hashing import GENESIS_HASH, ROW_FIELDS, HashScheme, event_hash, sha256_event_hash
 from audit.models import AuditChainHead, AuditEvent
 from audit.services import audit_checkpoint, audit_denied, audit_record
+from catalog.model_cards import model_card
 from catalog.models import Release
 from catalog.privacy import receipt_visible_to
-from catalog.reports import report_visible_to
+from catalog.reports import model_report_visible_to, report_visible_to
 from core.errors import NotFound
 from core.ids import parse_uuid
 from core.roles import EXPORTS_EVIDENCE, PortalUser, has_role
@@ -222,6 +223,12 @@ def _card(release: Release | None, actor: PortalUser) -> tuple[dict[str, Any], s
     if release is None:
         note = "No release was published for this request."
         return {"release": None, "note": note}, f"<p>{note}</p>\n", "none"
+    if release.is_model:
+        # A DP model's card: intended and out-of-scope uses, features and target, training
+        # population, holdout metrics (outside the DP guarantee), privacy statement, limitations.
+        card = model_card(release=release, user=actor)
+        html = render_to_string("catalog/_model_card.html", {"model_card": card, "release": release})
+        return card, _standalone(release.title, html), "catalog.model_cards"
     try:
         from catalog.cards import release_card  # written alongside; used when present
     except ImportError:
@@ -250,9 +257,12 @@ def _standalone(title: str, fragment: str) -> str:
 def _report_block(release: Release | None, actor: PortalUser) -> dict[str, Any]:
     if release is None:
         return {"release": None}
-    report = report_visible_to(
-        user=actor, gate=release.gate, metrics=release.metrics, is_dp=release.is_dp, charts=False
-    )
+    if release.is_model:
+        report = model_report_visible_to(user=actor, release=release, charts=False)
+    else:
+        report = report_visible_to(
+            user=actor, gate=release.gate, metrics=release.metrics, is_dp=release.is_dp, charts=False
+        )
     return {"release": str(release.pk), **{k: v for k, v in report.items() if k != "charts"}}
 
 
@@ -262,7 +272,13 @@ def _receipt_block(release: Release | None, actor: PortalUser) -> dict[str, Any]
     if release is None:
         return {"release": None}
     receipt = receipt_visible_to(user=actor, receipt=release.receipt or {}, is_dp=release.is_dp)
-    return {"release": str(release.pk), "output_sha256": release.sha256, "receipt": receipt}
+    return {
+        "release": str(release.pk),
+        "kind": release.kind,
+        "artifact_format": release.artifact_format,
+        "output_sha256": release.sha256,
+        "receipt": receipt,
+    }
 
 
 def _jobs(request: GenerationRequest) -> list[SynthesisJob]:

@@ -312,7 +312,12 @@ def _overrides(g: _Lineage) -> None:
 def _release(g: _Lineage) -> None:
     release = g.release
     dp = f", epsilon {_number(release.epsilon)}" if release.is_dp and release.epsilon is not None else ""
-    label = f"Release “{release.title}”: {release.rows} rows, {release.synthesizer}{dp}"
+    what = (
+        f"DP model ({release.synthesizer})"
+        if release.is_model
+        else f"{release.rows} rows, {release.synthesizer}"
+    )
+    label = f"Release “{release.title}”: {what}{dp}"
     url = reverse("catalog:release-detail", args=[release.pk])
     node = g.node(f"release:{release.pk}", "release", label, release.created_at, url)
     for parent in g.approved_overrides or [_job_home(g, release.job_id)]:

@@ -10,9 +10,21 @@ from django.utils import timezone
 from generation.models import micro_to_epsilon
 
 
+class ReleaseKind(models.TextChoices):
+    """What a release serves: a synthetic table (CSV) or a differentially private model (skops)."""
+
+    TABLE = "table", "Synthetic table"
+    MODEL = "model", "DP model"
+
+
+class ArtifactFormat(models.TextChoices):
+    CSV = "csv", "CSV"
+    SKOPS = "skops", "skops"
+
+
 class Release(models.Model):
-    """A published synthetic table that passed the release gate, or that failed it and was
-    published by a justified override two privacy officers signed (`gate.overridden`).
+    """A published synthetic table or DP model that passed its release gate, or that failed it
+    and was published by a justified override two privacy officers signed (`gate.overridden`).
 
     Visibility follows the request's audience: internal -> the requester's team; organization ->
     every signed-in user. One release per request at most (the database enforces it).
@@ -27,6 +39,12 @@ class Release(models.Model):
     team = models.ForeignKey("portal.Team", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     audience = models.CharField(max_length=16)
     title = models.CharField(max_length=200)
+    # A table (its file: the synthetic rows as CSV) or a model (its file: the fitted model as
+    # skops; its card: catalog.model_cards). `rows` of a model is the training rows it saw.
+    kind = models.CharField(max_length=8, choices=ReleaseKind.choices, default=ReleaseKind.TABLE)
+    artifact_format = models.CharField(
+        max_length=8, choices=ArtifactFormat.choices, default=ArtifactFormat.CSV
+    )
     rows = models.PositiveIntegerField()
     columns = models.JSONField()
     synthesizer = models.CharField(max_length=40)
@@ -38,6 +56,7 @@ class Release(models.Model):
     #  "not_covered", "source_spent": {"epsilon", "delta"}}.
     privacy = models.JSONField(default=dict, blank=True)
     storage_path = models.CharField(max_length=255)
+    # Of the plaintext file a download serves (the CSV, or the .skops model).
     sha256 = models.CharField(max_length=64)
     gate = models.JSONField()
     metrics = models.JSONField()
@@ -61,16 +80,29 @@ class Release(models.Model):
                 condition=models.Q(is_dp=True) | models.Q(epsilon_micro__isnull=True),
                 name="release_epsilon_only_when_dp",
             ),
+            # A model is served as skops, a table as CSV: never the other way round.
+            models.CheckConstraint(
+                condition=models.Q(kind="table", artifact_format="csv")
+                | models.Q(kind="model", artifact_format="skops"),
+                name="release_kind_matches_format",
+            ),
+            # A released model is always differentially private (the non-private baseline never is
+            # released).
+            models.CheckConstraint(
+                condition=~models.Q(kind="model") | models.Q(is_dp=True, epsilon_micro__isnull=False),
+                name="release_model_is_dp",
+            ),
         ]
         # The catalog list (catalog.selectors.releases_filter), newest first: alone, within a
         # team (visibility and the team filter), within a dataset, by audience (organization-wide
-        # visibility), and by state (withdrawn, then expiry).
+        # visibility), by state (withdrawn, then expiry), and by kind (tables or models).
         indexes = [
             models.Index(fields=["-created_at"], name="release_created_idx"),
             models.Index(fields=["team", "-created_at"], name="release_team_created_idx"),
             models.Index(fields=["dataset", "-created_at"], name="release_dataset_created_idx"),
             models.Index(fields=["audience", "-created_at"], name="release_audience_created_idx"),
             models.Index(fields=["withdrawn_at", "expires_at"], name="release_state_idx"),
+            models.Index(fields=["kind", "-created_at"], name="release_kind_created_idx"),
         ]
 
     def __str__(self) -> str:
@@ -87,6 +119,10 @@ class Release(models.Model):
     @property
     def epsilon(self) -> Decimal | None:
         return micro_to_epsilon(self.epsilon_micro)
+
+    @property
+    def is_model(self) -> bool:
+        return self.kind == ReleaseKind.MODEL
 
 
 class AccessRequestStatus(models.TextChoices):

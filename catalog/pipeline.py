@@ -1,5 +1,5 @@
-"""The pipeline that produces releases: claim a job, synthesize (or load an uploaded file),
-validate, and publish if the gate passes.
+"""The pipeline that produces releases: claim a job, synthesize (or load an uploaded file, or train
+a DP model), validate, and publish if the gate passes.
 
 It spans generation, validation, approvals and catalog, so it lives here, in the highest app it
 touches; lower apps enqueue it by task name (generation.services.PIPELINE_TASK, registered by
@@ -20,8 +20,9 @@ from approvals.models import GenerationRequest
 from approvals.services import request_follow_job
 from approvals.services.bakeoffs import candidate_run_of, request_for_job
 from catalog.models import Release
-from catalog.services import build_receipt, release_publish
+from catalog.services import build_receipt, model_validation_record, release_publish
 from generation.choices import FINAL_JOB_STATES, JobState
+from generation.modeling import is_model_family
 from generation.models import SynthesisJob
 from generation.services import (
     DPStateLost,
@@ -31,18 +32,23 @@ from generation.services import (
     job_read_training,
     job_report_progress,
     job_set_state,
+    job_store_model_artifact,
     job_store_output,
     job_synthesize,
+    job_train_model,
 )
 from generation.storage import read_encrypted_parquet
 from generation.synthesizers import EXTERNAL_UPLOAD
 from notifications.models import NotificationKind
 from notifications.services import notify
+from validation.metrics.model import compute_model_metrics
+from validation.model_gate import model_gate
 from validation.services import validation_run
 
 logger = logging.getLogger(__name__)
 
 _GATE_FAILED_MESSAGE = "The release gate failed; see the validation checks."
+_MODEL_GATE_FAILED_MESSAGE = "The model gate failed on the locked holdout; see the validation checks."
 
 
 def pipeline_run(*, job_id: Any) -> str:
@@ -175,6 +181,8 @@ def _stop_after_cancel(job: SynthesisJob) -> str:
 
 def _pipeline_steps(job: SynthesisJob) -> str:
     request = request_for_job(job)
+    if is_model_family(job.synthesizer):
+        return _model_steps(job, request)
     conformed: dict[str, Any] = {}
     privacy_facts: dict[str, Any] = {}
     if job.synthesizer == EXTERNAL_UPLOAD:
@@ -249,6 +257,79 @@ def _validate_and_publish(
         ),
     )
     return "published"
+
+
+# --- A DP model (a dp_model request) ------------------------------------------------------------------
+
+
+def _model_steps(job: SynthesisJob, request: GenerationRequest) -> str:
+    """Train the DP model (saved encrypted as the job's DP state the moment it exists: a retried
+    job restores it and never fits under the same debit again), store its artifact as the job's
+    output, then score it on the training rows (members) and the locked holdout (non-members)
+    and apply the model gate. Bake-offs do not apply to models."""
+    trained = job_train_model(job=job)
+    model = trained.model
+    job_store_model_artifact(job=job, data=model.artifact, sha256=model.sha256)
+    if not _advance(job, JobState.VALIDATING, stage="evaluating the model"):
+        return "lost"
+    job_report_progress(job=job, progress=0.8, stage="scoring on the locked holdout")
+    thresholds = (request.tier_controls or {}).get("gate")
+    # The locked holdout is read here, after the fit, so the model never sees it.
+    holdout = (
+        read_encrypted_parquet(job.dataset.holdout_path)[list(job.columns)]
+        if job.dataset.holdout_path
+        else None
+    )
+    metrics = _model_metrics(model, training=trained.training, holdout=holdout, seed=int(job.seed or 0))
+    report = model_gate(
+        metrics, epsilon=float(job.epsilon) if job.epsilon is not None else None, thresholds=thresholds
+    )
+    validation = model_validation_record(
+        job=job, metrics=report.metrics, checks=report.checks, passed=report.passed
+    )
+    receipt = {**build_receipt(job), "privacy_facts": model.privacy_facts}
+    if trained.restored:
+        receipt["restored_from_dp_state"] = True
+    if not validation.passed:
+        _advance(
+            job,
+            JobState.GATE_FAILED,
+            error_code="gate_failed",
+            error_message=_MODEL_GATE_FAILED_MESSAGE,
+            receipt=receipt,
+        )
+        return "gate_failed"
+    gate = {"passed": True, "checks": validation.checks, "model": True}
+    _advance(
+        job,
+        JobState.SUCCEEDED,
+        receipt=receipt,
+        then=lambda: release_publish(
+            job=job, request=request, gate=gate, metrics=validation.metrics, receipt=receipt
+        ),
+    )
+    return "published"
+
+
+def _model_metrics(model: Any, *, training: Any, holdout: Any, seed: int) -> dict[str, Any]:
+    """The model gate's metrics: members are the training rows the fit used (those whose target is
+    one of its two declared values), non-members the locked holdout's such rows. Without a
+    holdout nothing can be scored: every check then does not run, and the gate blocks."""
+    import numpy as np
+
+    members = training.loc[model.labelled(training)]
+    if holdout is None:
+        holdout = training.iloc[0:0]
+    scored = holdout.loc[model.labelled(holdout)] if len(holdout) else holdout
+    empty = np.zeros(0)
+    return compute_model_metrics(
+        y_member=model.labels(members),
+        p_member=model.predict_proba(members),
+        y_holdout=model.labels(scored) if len(scored) else empty,
+        p_holdout=model.predict_proba(scored) if len(scored) else empty,
+        p_holdout_baseline=model.baseline_proba(scored) if len(scored) else None,
+        seed=seed,
+    )
 
 
 def _finish_candidate(job: SynthesisJob, *, passed: bool, receipt: dict[str, Any]) -> str:

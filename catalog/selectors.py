@@ -95,8 +95,11 @@ def releases_filter(
     state: str = "",
     published_from: date | None = None,
     published_to: date | None = None,
+    kind: str = "",
 ) -> QuerySet[Release]:
     """Narrow a visible (or discoverable) queryset, never widen it: each filter adds a condition."""
+    if kind:  # "table" or "model" (catalog.models.ReleaseKind)
+        releases = releases.filter(kind=kind)
     if q:
         releases = releases.filter(title__icontains=q)
     if dataset:

@@ -31,23 +31,27 @@ from approvals.services.bakeoffs import (
 from audit.models import Outcome
 from audit.services import audit_record
 from catalog.access import release_refuse_if_gone
-from catalog.models import Release
+from catalog.models import ArtifactFormat, Release, ReleaseKind
 from catalog.selectors import releases_visible_to
 from core.errors import Conflict, NotFound, PermissionDenied
 from core.ids import first_by_uuid
 from core.roles import PortalUser
 from generation.crypto import DecryptionError
+from generation.modeling import is_model_family
 from generation.models import SynthesisJob
 from generation.storage import OpenedFile, open_encrypted
 from generation.synthesizers import is_dp_synthesizer
+from validation.models import ValidationReport
 
 logger = logging.getLogger(__name__)
 _RECEIPT_PACKAGES = ("sdv", "sdmetrics", "rdt", "copulas", "pandas", "numpy", "scipy", "django")
+# What fits, serializes and evaluates a DP model release (generation.modeling).
+_MODEL_RECEIPT_PACKAGES = ("diffprivlib", "scikit-learn", "skops", "pandas", "numpy", "scipy", "django")
 
 
-def _package_versions() -> dict[str, str]:
+def _package_versions(names: tuple[str, ...] = _RECEIPT_PACKAGES) -> dict[str, str]:
     versions = {}
-    for name in _RECEIPT_PACKAGES:
+    for name in names:
         try:
             versions[name] = version(name)
         except PackageNotFoundError:
@@ -67,7 +71,9 @@ def _code_version() -> str:
 
 
 def build_receipt(job: SynthesisJob) -> dict[str, Any]:
-    """What it takes to reproduce a release: seed, config, source hash, versions."""
+    """What it takes to reproduce a release: seed, config, source hash, versions (for a DP model,
+    also its family, target, features and the artifact's SHA-256)."""
+    is_model = is_model_family(job.synthesizer)
     config = {
         "synthesizer": job.synthesizer,
         "columns": job.columns,
@@ -76,15 +82,25 @@ def build_receipt(job: SynthesisJob) -> dict[str, Any]:
         "delta_atto": job.delta_atto,
         "entity_column": job.entity_column or None,
     }
-    return {
+    receipt: dict[str, Any] = {
         "seed": job.seed,
         "synthesizer_config": config,
         "config_sha256": hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest(),
         "source_sha256": job.dataset.sha256,
         "source_version": job.dataset.version,
-        "packages": _package_versions(),
+        "packages": _package_versions(_MODEL_RECEIPT_PACKAGES if is_model else _RECEIPT_PACKAGES),
         "code_version": _code_version(),
     }
+    if is_model:
+        target = str((job.options or {}).get("target") or "")
+        receipt["model"] = {
+            "family": job.synthesizer,
+            "target": target,
+            "features": [c for c in job.columns if c != target],
+            "artifact_format": ArtifactFormat.SKOPS,
+            "artifact_sha256": job.output_sha256,
+        }
+    return receipt
 
 
 def release_publish(
@@ -95,9 +111,15 @@ def release_publish(
     metrics: dict[str, Any],
     receipt: dict[str, Any],
 ) -> Release | None:
-    """Create the request's release; None when one already exists (at most one per request)."""
+    """Create the request's release; None when one already exists (at most one per request).
+
+    A job that trained a DP model (generation.modeling) publishes a model release: its file is
+    the .skops artifact, its privacy block says what a model's guarantee covers
+    (catalog.model_cards.model_privacy), and it states no row count (the training rows are a
+    count of real records outside the guarantee; custodians see it in the metrics)."""
     expiry_days = int((request.tier_controls or {}).get("expiry_days") or 0)
-    is_dp = is_dp_synthesizer(job.synthesizer)
+    is_model = is_model_family(job.synthesizer)
+    is_dp = is_dp_synthesizer(job.synthesizer) or (is_model and job.epsilon_micro is not None)
     try:
         with transaction.atomic():
             release = Release.objects.create(
@@ -107,13 +129,15 @@ def release_publish(
                 team=request.team,
                 audience=request.audience,
                 title=request.title,
-                rows=job.rows,
+                kind=ReleaseKind.MODEL if is_model else ReleaseKind.TABLE,
+                artifact_format=ArtifactFormat.SKOPS if is_model else ArtifactFormat.CSV,
+                rows=0 if is_model else job.rows,
                 columns=job.columns,
                 synthesizer=job.synthesizer,
                 is_dp=is_dp,
                 epsilon_micro=job.epsilon_micro if is_dp else None,
                 delta_atto=job.delta_atto if is_dp else None,
-                privacy=_privacy_block(job),
+                privacy=_privacy_block(job, is_model=is_model),
                 storage_path=job.output_path,
                 sha256=job.output_sha256,
                 gate=gate,
@@ -130,6 +154,8 @@ def release_publish(
                     "request": str(request.pk),
                     "job": str(job.pk),
                     "overridden": bool(gate.get("overridden")),
+                    "kind": ReleaseKind.MODEL if is_model else ReleaseKind.TABLE,
+                    "sha256": job.output_sha256,
                 },
             )
     except IntegrityError:
@@ -137,10 +163,35 @@ def release_publish(
     return release
 
 
-def _privacy_block(job: SynthesisJob) -> dict[str, Any]:
+def model_validation_record(
+    *, job: SynthesisJob, metrics: dict[str, Any], checks: list[dict[str, Any]], passed: bool
+) -> ValidationReport:
+    """Record a DP model's evaluation (validation.model_gate's verdict on the locked holdout) as the
+    job's validation report, as validation.services.validation_run records a table's: the request
+    page, the job report, gate overrides and the evidence package read it from there. Audited in
+    the same transaction (aggregates and check names only)."""
+    with transaction.atomic():
+        report, _ = ValidationReport.objects.update_or_create(
+            job=job, defaults={"metrics": metrics, "checks": checks, "passed": passed}
+        )
+        audit_record(
+            actor=None,
+            action="validation.complete",
+            target_type="job",
+            target_id=job.pk,
+            outcome="success" if passed else "failure",
+            details={"passed": passed, "model": True, "checks": {c["name"]: c["passed"] for c in checks}},
+        )
+    return report
+
+
+def _privacy_block(job: SynthesisJob, *, is_model: bool = False) -> dict[str, Any]:
     """What is and is not protected, fixed at publication (with the source's spend so far)."""
+    from catalog.model_cards import model_privacy
     from catalog.privacy import release_privacy
 
+    if is_model:
+        return model_privacy(job=job, dataset=job.dataset)
     return release_privacy(job=job, dataset=job.dataset)
 
 

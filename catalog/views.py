@@ -20,7 +20,9 @@ from approvals.services import gate_override_decline, gate_override_propose, req
 from catalog.access_views import gone_page, release_access_context
 from catalog.cards import release_card
 from catalog.downloads import release_file_response
-from catalog.reports import release_report_context, report_visible_to
+from catalog.model_cards import model_card
+from catalog.models import ReleaseKind
+from catalog.reports import model_charts, release_report_context, report_visible_to
 from catalog.selectors import (
     release_filter_choices,
     release_list_rows,
@@ -33,6 +35,7 @@ from core.errors import Conflict, Gone, NotFound
 from core.ids import parse_uuid
 from core.pagination import PAGE_SIZE, page_of
 from core.views import domain_errors_as_messages, forbidden
+from generation.modeling import is_model_family
 from generation.synthesizers import is_dp_synthesizer
 from validation.selectors import report_for_job
 from validation.services import report_export_record
@@ -40,6 +43,9 @@ from validation.services import report_export_record
 
 class ReleaseFilterForm(forms.Form):
     q = forms.CharField(required=False, max_length=200, label="Title contains")
+    kind = forms.ChoiceField(
+        required=False, label="Kind", choices=[("", "Tables and models"), *ReleaseKind.choices]
+    )
     dataset = forms.ChoiceField(required=False, label="Source dataset")
     team = forms.ChoiceField(required=False, label="Team")
     dp = forms.NullBooleanField(
@@ -97,9 +103,16 @@ def release_detail(request: HttpRequest, release_id: str) -> HttpResponse:
     except NotFound:
         raise Http404 from None
     context = release_report_context(user=request.user, release=release)
-    context["card"] = release_card(release=release, user=request.user)
+    context.update(_card_context(release, request.user))
     context["access"] = release_access_context(user=request.user, release=release)
     return render(request, "catalog/release_detail.html", context)
+
+
+def _card_context(release: Any, user: Any) -> dict[str, Any]:
+    """A table's data card (`card`) or a model's model card (`model_card`), never both."""
+    if release.is_model:
+        return {"model_card": model_card(release=release, user=user)}
+    return {"card": release_card(release=release, user=user)}
 
 
 def release_download(request: HttpRequest, release_id: str) -> HttpResponse | StreamingHttpResponse:
@@ -131,7 +144,7 @@ def release_report_export(request: HttpRequest, release_id: str) -> HttpResponse
     except NotFound:
         raise Http404 from None
     context = release_report_context(user=request.user, release=release)
-    context["card"] = release_card(release=release, user=request.user)
+    context.update(_card_context(release, request.user))
     report_export_record(
         actor=request.user, target_type="release", target_id=release.pk, full=context["full_report"]
     )
@@ -162,16 +175,21 @@ def job_report(request: HttpRequest, job_id: str) -> HttpResponse:
     if report is None or generation_request is None:
         raise Http404
     gate = {"passed": report.passed, "checks": report.checks}
+    # A DP model's evaluation, like a DP table's report, is outside the budget: custodians only.
+    is_model = is_model_family(generation_request.synthesizer)
+    is_dp = is_model or is_dp_synthesizer(generation_request.synthesizer)
     context = {
         "generation_request": generation_request,
         "report": report,
+        "is_model": is_model,
         **report_visible_to(
-            user=request.user,
-            gate=gate,
-            metrics=report.metrics,
-            is_dp=is_dp_synthesizer(generation_request.synthesizer),
+            user=request.user, gate=gate, metrics=report.metrics, is_dp=is_dp, charts=not is_model
         ),
     }
+    if is_model:  # the table glossary does not apply; the model's own charts, for custodians
+        thresholds = (generation_request.tier_controls or {}).get("gate")
+        charts = model_charts(report.metrics, thresholds=thresholds) if context["full_report"] else []
+        context.update(glossary=[], charts=charts)
     return render(request, "catalog/report_job.html", context)
 
 

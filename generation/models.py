@@ -26,6 +26,7 @@ def atto_to_delta(atto: int | None) -> Decimal | None:
 class EntryPurpose(models.TextChoices):
     SYNTHESIS = "synthesis", "Synthesis job"
     DOMAIN_ESTIMATE = "domain_estimate", "DP domain estimate"
+    FEDERATED_STUDY = "federated_study", "Federated study"
 
 
 class SourceDataset(models.Model):

@@ -16,7 +16,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog.cards import card_to_croissant, release_card
+from catalog.model_cards import model_card
 from catalog.services import release_get_for
+from core.errors import Conflict
 from core.roles import PortalUser
 
 
@@ -52,6 +54,11 @@ class ReleaseCardApi(APIView):
         # IsAuthenticated (the API's default permission) lets only signed-in users this far.
         actor = cast("PortalUser", request.user)
         release = release_get_for(actor=actor, release_id=release_id)
+        if release.is_model:
+            # A model has a model card (catalog.model_cards); Croissant describes datasets only.
+            if request.accepted_renderer.format == CroissantRenderer.format:
+                raise Conflict("A model release has a model card, not a Croissant dataset description.")
+            return Response(model_card(release=release, user=actor))
         card = release_card(release=release, user=actor)
         if request.accepted_renderer.format != CroissantRenderer.format:
             return Response(card)

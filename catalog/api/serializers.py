@@ -8,7 +8,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from approvals.dp import dp_gate_visible_to, dp_metrics_visible_to
-from catalog.models import Release
+from catalog.model_cards import model_card, model_card_summary
+from catalog.models import Release, ReleaseKind
 from catalog.privacy import receipt_visible_to, release_privacy_of
 from catalog.selectors import RELEASE_STATES, release_state
 from generation.models import ATTO
@@ -69,6 +70,7 @@ class ReleaseOutputSerializer(serializers.ModelSerializer):
     gate = serializers.SerializerMethodField()
     metrics = serializers.SerializerMethodField()
     receipt = serializers.SerializerMethodField()
+    model_card = serializers.SerializerMethodField()
 
     class Meta:
         model = Release
@@ -77,6 +79,9 @@ class ReleaseOutputSerializer(serializers.ModelSerializer):
             "request",
             "dataset",
             "title",
+            "kind",
+            "artifact_format",
+            "model_card",
             "rows",
             "columns",
             "created_at",
@@ -132,6 +137,11 @@ class ReleaseOutputSerializer(serializers.ModelSerializer):
             body.update(overridden=True, override=visible["override"])
         return body
 
+    @extend_schema_field(serializers.JSONField(allow_null=True))
+    def get_model_card(self, obj: Release) -> dict[str, Any] | None:
+        """A model release's model card as the caller may see it (catalog.model_cards); null for a table."""
+        return model_card(release=obj, user=self._user()) if obj.is_model else None
+
     def get_metrics(self, obj: Release) -> dict[str, Any]:
         return dp_metrics_visible_to(
             user=self._user(), metrics=obj.metrics, checks=obj.gate.get("checks", []), is_dp=obj.is_dp
@@ -139,6 +149,12 @@ class ReleaseOutputSerializer(serializers.ModelSerializer):
 
 
 def _privacy_statement(obj: Release) -> str:
+    if obj.is_model:
+        delta = f", delta = {format_delta(obj.delta_atto)}" if obj.delta_atto else ""
+        return (
+            f"Differentially private model: its parameters are protected at epsilon = {obj.epsilon}{delta}; "
+            "its holdout evaluation is outside the DP guarantee."
+        )
     if obj.is_dp:
         delta = f", delta = {format_delta(obj.delta_atto)}" if obj.delta_atto else ""
         return f"Differentially private: epsilon = {obj.epsilon}{delta} spent from the dataset's budget."
@@ -170,12 +186,16 @@ class ReleaseSummarySerializer(serializers.ModelSerializer):
     state = serializers.SerializerMethodField()
     privacy_statement = serializers.SerializerMethodField()
     gate = serializers.SerializerMethodField()
+    model = serializers.SerializerMethodField()
 
     class Meta:
         model = Release
         fields = [
             "id",
             "url",
+            "kind",
+            "artifact_format",
+            "model",
             "request",
             "dataset",
             "dataset_name",
@@ -217,6 +237,12 @@ class ReleaseSummarySerializer(serializers.ModelSerializer):
     def get_privacy_statement(self, obj: Release) -> str:
         return _privacy_statement(obj)
 
+    @extend_schema_field(serializers.JSONField(allow_null=True))
+    def get_model(self, obj: Release) -> dict[str, Any] | None:
+        """A model release's summary (family, target, feature count, format); its card is on
+        the detail. Null for a table."""
+        return model_card_summary(obj) if obj.is_model else None
+
     @extend_schema_field(GateSummarySerializer)
     def get_gate(self, obj: Release) -> dict[str, Any]:
         # The verdict and the failed checks' names: everyone who sees the release sees these on
@@ -238,6 +264,9 @@ class ReleaseFilterSerializer(serializers.Serializer):
     """Query parameters of GET /api/v1/releases/ (each narrows what the caller may see)."""
 
     q = serializers.CharField(required=False, allow_blank=True, max_length=200, help_text="Title contains.")
+    kind = serializers.ChoiceField(
+        choices=ReleaseKind.choices, required=False, allow_blank=True, help_text="table or model."
+    )
     dataset = serializers.UUIDField(required=False, help_text="Source dataset id.")
     team = serializers.CharField(required=False, allow_blank=True, max_length=80, help_text="Team name.")
     dp = serializers.BooleanField(

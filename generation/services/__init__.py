@@ -20,6 +20,7 @@ from generation.services.domain_estimates import (
     dataset_estimate_domain,
     dataset_request_domain_estimate,
 )
+from generation.services.federated_budget import federated_reserve, federated_settle
 from generation.services.jobs import (
     JOB_LEASE,
     PIPELINE_TASK,
@@ -38,6 +39,12 @@ from generation.services.jobs import (
     job_synthesize,
     jobs_reconcile,
 )
+from generation.services.models_out import (
+    ModelOutput,
+    job_model_spec,
+    job_store_model_artifact,
+    job_train_model,
+)
 from generation.services.signoff import RISK_TASK, dataset_estimate_risk, dataset_sign_off
 from generation.services.stewards import dataset_get_for_steward
 from generation.services.uploads import (
@@ -48,6 +55,12 @@ from generation.services.uploads import (
 )
 
 __all__ = [
+    "ModelOutput",
+    "job_model_spec",
+    "job_store_model_artifact",
+    "job_train_model",
+    "federated_reserve",
+    "federated_settle",
     "StoredUpload",
     "job_create_for_upload",
     "synthetic_upload_store",

@@ -111,6 +111,7 @@ INSTALLED_APPS = [
     "validation",
     "approvals",
     "catalog",
+    "federation",
     "portal",
 ]
 
@@ -422,13 +423,13 @@ if SYNTHGATE_AUDIT_CHECKPOINT_EVERY < 1 or SYNTHGATE_AUDIT_CHECKPOINT_SECONDS < 
     raise ImproperlyConfigured(
         "SYNTHGATE_AUDIT_CHECKPOINT_EVERY and SYNTHGATE_AUDIT_CHECKPOINT_SECONDS must be at least 1."
     )
-
 # Sequenced audit writes (issue 16 item 3), for scaled PostgreSQL deployments: writers insert events
 # pending, without the chain-head lock, and the sequencer links them every second (beat entry
 # "audit-sequence" below; maximum merge delay audit.selectors.MAX_MERGE_DELAY, 5 s). Off by default.
 SYNTHGATE_AUDIT_SEQUENCER = env_bool("SYNTHGATE_AUDIT_SEQUENCER", False)
 if SYNTHGATE_AUDIT_SEQUENCER and "postgresql" not in DATABASES["default"]["ENGINE"]:
     raise ImproperlyConfigured("SYNTHGATE_AUDIT_SEQUENCER needs PostgreSQL (DATABASE_URL).")
+
 SYNTHGATE_MAX_COLUMNS = env_int("SYNTHGATE_MAX_COLUMNS", 500)
 # Decoded-size limits for uploaded tables, checked from Parquet metadata or a streamed CSV count
 # before pandas builds a frame (generation/uploads.py): rows, cells (rows x columns), text bytes.
@@ -487,6 +488,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ReviewDecisionEnum": "approvals.choices.DecisionKind",
         "RetryDecisionEnum": [("approve", "Approve"), ("refuse", "Refuse")],
+        "RequestKindEnum": "approvals.choices.RequestKind",
+        "ReleaseKindEnum": "catalog.models.ReleaseKind",
     },
     # Every operation documents the JSON error shape for its 4xx answers (tests/test_api_fuzz.py).
     "POSTPROCESSING_HOOKS": [
@@ -532,10 +535,12 @@ CELERY_TASK_DEFAULT_QUEUE = "synthesis"
 SYNTHGATE_QUEUES = ("synthesis", "validation", "housekeeping")
 CELERY_TASK_ROUTES = {
     "synthgate.pipeline.run": {"queue": "synthesis"},
+    "synthgate.federation.run_study": {"queue": "synthesis"},
     "synthgate.datasets.estimate_risk": {"queue": "validation"},
     "synthgate.datasets.estimate_domain": {"queue": "validation"},
     "synthgate.jobs.reconcile": {"queue": "housekeeping"},
     "synthgate.releases.expiry_notices": {"queue": "housekeeping"},
+    "synthgate.federation.reconcile": {"queue": "housekeeping"},
     # Checkpoints, verification and any later audit task: all periodic bookkeeping.
     "synthgate.audit.*": {"queue": "housekeeping"},
 }
@@ -567,15 +572,17 @@ CELERY_BEAT_SCHEDULE = {
     # Release and grant expiry notices (catalog.tasks.notify_expiring): hourly is plenty, each notice
     # goes out once (its dedup key), and the task holds a lock so two beats do not both send.
     "release-expiry-notices": {"task": "synthgate.releases.expiry_notices", "schedule": 3600.0},
+    # Fails federated studies whose run lease lapsed (worker died) and settles their sites' ledgers.
+    "reconcile-studies": {"task": "synthgate.federation.reconcile", "schedule": 300.0},
 }
+if SYNTHGATE_AUDIT_SEQUENCER:
+    # Links pending audit events into the chain (audit.tasks.sequence_audit_chain), every second.
+    CELERY_BEAT_SCHEDULE["audit-sequence"] = {"task": "synthgate.audit.sequence", "schedule": 1.0}
 # How many days before a release or an access grant expires its users are told.
 SYNTHGATE_EXPIRY_NOTICE_DAYS = env_int("SYNTHGATE_EXPIRY_NOTICE_DAYS", 7)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- Email (reviewer notifications) ----------------------------------------------------------
-if SYNTHGATE_AUDIT_SEQUENCER:
-    # Links pending audit events into the chain (audit.tasks.sequence_audit_chain), every second.
-    CELERY_BEAT_SCHEDULE["audit-sequence"] = {"task": "synthgate.audit.sequence", "schedule": 1.0}
 # Development and the demo write e-mails to the console (`make run`'s output); production defaults
 # to SMTP, so a deployment never silently prints people's notifications to its logs.
 EMAIL_BACKEND = env_str(

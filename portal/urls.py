@@ -44,6 +44,7 @@ urlpatterns = [
     path("datasets/", include("generation.urls")),
     path("requests/", include("approvals.urls")),
     path("catalog/", include("catalog.urls")),
+    path("studies/", include("federation.urls")),
     path("audit/", include("audit.urls")),
     path("inbox/", include("notifications.urls")),
     path("api/v1/", include("portal.api.urls")),

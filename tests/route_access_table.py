@@ -209,6 +209,21 @@ ROUTES: dict[str, Route] = {
         ACCESS_REQUEST_VIEWERS, OFFICERS, objects={"access_request_id": "access"}
     ),
     "catalog:release-report-export": page(RELEASE_VIEWERS, team_scoped=True),
+    # --- Federated studies (federation/): alice's study over sites whose steward is sam ---------------
+    "federation:study-list": page(EVERYONE),
+    "federation:study-new": page(SCIENTISTS, acts=SCIENTISTS),
+    "federation:study-detail": page(REQUEST_VIEWERS, team_scoped=True, objects={"study_id": "study"}),
+    "federation:study-progress": page(REQUEST_VIEWERS, team_scoped=True, objects={"study_id": "study"}),
+    "federation:study-submit": action(
+        REQUEST_VIEWERS, frozenset({"alice"}), team_scoped=True, objects={"study_id": "study"}
+    ),
+    # A privacy officer and the participating sites' stewards decide; never the requester.
+    "federation:study-decide": action(
+        REQUEST_VIEWERS, REVIEWERS, team_scoped=True, objects={"study_id": "study"}
+    ),
+    "federation:study-cancel": action(
+        REQUEST_VIEWERS, frozenset({"alice", "olivia"}), team_scoped=True, objects={"study_id": "study"}
+    ),
     # --- Notifications: each member's own inbox --------------------------------------------------
     "notifications:inbox": page(EVERYONE),
     "notifications:mark-read": action(EVERYONE, EVERYONE),
@@ -268,6 +283,20 @@ ROUTES: dict[str, Route] = {
     ),
     "api-access-request-revoke": api_action(
         ACCESS_REQUEST_VIEWERS, OFFICERS, objects={"access_request_id": "access"}
+    ),
+    "api-study-list": api(EVERYONE, acts=SCIENTISTS),
+    "api-study-detail": api(REQUEST_VIEWERS, team_scoped=True, objects={"study_id": "study"}),
+    "api-study-submit": api_action(
+        REQUEST_VIEWERS, frozenset({"alice"}), team_scoped=True, objects={"study_id": "study"}
+    ),
+    "api-study-decisions": api_action(
+        REQUEST_VIEWERS, REVIEWERS, team_scoped=True, objects={"study_id": "study"}
+    ),
+    "api-study-cancel": api_action(
+        REQUEST_VIEWERS, frozenset({"alice", "olivia"}), team_scoped=True, objects={"study_id": "study"}
+    ),
+    "api-study-evidence": api(
+        frozenset({"olivia", "audrey"}), team_scoped=True, objects={"study_id": "study"}
     ),
     "notifications-list": api(EVERYONE),
     "notifications-read": api_action(EVERYONE, EVERYONE),

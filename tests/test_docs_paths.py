@@ -37,11 +37,13 @@ CHECKED_DOCS = (
     "docs/synthesizers.md",
     "docs/benchmarks.md",
     "docs/policy.md",
+    "docs/models.md",
+    "docs/federation.md",
     "README.md",
 )
 # Top-level packages a dotted name may start with (a dotted name starting elsewhere, such as
 # `Role.ADMIN` or `transaction.on_commit`, is not ours to check).
-PACKAGES = ("audit", "generation", "validation", "approvals", "catalog", "portal", "core")
+PACKAGES = ("audit", "generation", "validation", "approvals", "catalog", "federation", "portal", "core")
 # Folders of the clone; a folder reference rooted elsewhere is made at run time (var/, storage/).
 SOURCE_FOLDERS = (*PACKAGES, "templates", "static", "tests", "docs", "scripts", "policies", "bench")
 # Dotted words that are not code: audit action names that start like an app. Each says why.

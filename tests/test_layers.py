@@ -15,7 +15,16 @@ from pathlib import Path
 import pytest
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-LAYERS = ("notifications", "audit", "generation", "validation", "approvals", "catalog", "portal")
+LAYERS = (
+    "notifications",
+    "audit",
+    "generation",
+    "validation",
+    "approvals",
+    "catalog",
+    "federation",
+    "portal",
+)
 CORE = "core"
 # The cross-app tests (tests/) and the root conftest.py (the shared personas and factories) drive the
 # assembled stack end to end, so they sit above portal and may import any app.
@@ -49,6 +58,9 @@ ALLOWED_TEST_CROSSINGS: dict[tuple[str, str], str] = {
     ),
     ("generation/tests/test_conformance.py", "approvals"): "files and approves a request to run a real job",
     ("generation/tests/test_conformance.py", "catalog"): "runs the release pipeline and keeps its output",
+    ("federation/tests/test_run_bookkeeping.py", "portal"): (
+        "asserts the reconciler is on the beat and routed to its queue by the Celery app portal owns"
+    ),
     ("generation/tests/test_declarations.py", "portal"): (
         "patches the Celery app's send_task and seeds the demo data, both owned by portal"
     ),

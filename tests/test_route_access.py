@@ -45,7 +45,7 @@ OTHER_TEAM = "charlie"
 LOGIN = "/accounts/login/"
 # Rows a refused request may touch without changing anything a user acts on: sign-in bookkeeping.
 VOLATILE_FIELDS = {"last_login", "last_used"}
-SNAPSHOT_APPS = ("portal", "generation", "validation", "approvals", "catalog")
+SNAPSHOT_APPS = ("portal", "generation", "validation", "approvals", "catalog", "federation")
 
 
 # --- The walk ---------------------------------------------------------------------------------
@@ -154,8 +154,39 @@ def _build_world() -> dict[str, Any]:
             expires_at=timezone.now() + timedelta(days=30),
         ).pk,
     }
+    objects["study"] = _federated_study(sam, alice, dataset)
     keys = {name: token_mint(user=user).key for name, user in users.items()}
     return {"users": users, "objects": objects, "keys": keys}
+
+
+def _federated_study(sam: Any, alice: Any, dataset: Any) -> Any:
+    """alice's submitted federated study over two sites whose steward is sam (federation)."""
+    from conftest import csv_upload, small_flchain_csv
+    from federation.services import StudyInput, site_register, study_file, study_submit
+    from generation.public_declarations import FLCHAIN
+    from generation.services import dataset_register, dataset_sign_off, dataset_update_columns
+
+    second = dataset_register(
+        actor=sam, name="flchain second site", uploaded_file=csv_upload(small_flchain_csv()), epsilon_cap="50"
+    )
+    dataset_update_columns(actor=sam, dataset_id=second.pk, changes=FLCHAIN)
+    second = dataset_sign_off(actor=sam, dataset_id=second.pk)
+    sites = [site_register(actor=sam, name=n, dataset_id=d.pk) for n, d in (("A", dataset), ("B", second))]
+    study = study_file(
+        actor=alice,
+        data=StudyInput(
+            title="Federated mortality",
+            purpose="Route access",
+            site_ids=[s.pk for s in sites],
+            features=["age", "kappa"],
+            target="death",
+            rounds=2,
+            min_sites=2,
+            clipping_norm=1.0,
+            noise_multiplier=2.0,
+        ),
+    )
+    return study_submit(actor=alice, study_id=study.pk).pk
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +223,7 @@ DEFAULTS = {
     "job_id": "job",
     "token_id": "token",
     "number": "policy",
+    "study_id": "study",
 }
 LITERALS = {"kind": "password_reset", "column": "age", "uidb64": "MQ", "token": "set-password"}
 

@@ -24,11 +24,13 @@ EXPECTED_QUEUES = {
     "synthgate.datasets.estimate_domain": "validation",
     "synthgate.jobs.reconcile": "housekeeping",
     "synthgate.releases.expiry_notices": "housekeeping",
+    "synthgate.federation.run_study": "synthesis",
+    "synthgate.federation.reconcile": "housekeeping",
     "synthgate.audit.checkpoint": "housekeeping",
     "synthgate.audit.verify": "housekeeping",
+    "synthgate.audit.sequence": "housekeeping",
 }
 
-    "synthgate.audit.sequence": "housekeeping",
 
 def _queue_of(name: str) -> str:
     return str(app.amqp.router.route({}, name)["queue"].name)

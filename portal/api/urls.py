@@ -29,6 +29,7 @@ urlpatterns = [
     path("requests/<str:request_id>/evidence/", RequestEvidenceApi.as_view(), name="api-request-evidence"),
     path("requests/", include("approvals.api.urls")),
     path("releases/", include("catalog.api.urls")),
+    path("studies/", include("federation.api_urls")),
     path("audit/", include("audit.api.urls")),
     path("access-requests/", include(access_request_urlpatterns)),
     path("notifications/", include("notifications.api")),

@@ -33,7 +33,12 @@ DEMO_USERS: list[tuple[str, str, str]] = [
     ("steward", Role.DATA_STEWARD, "Data Office"),
     ("admin", Role.ADMIN, "IT"),
     ("auditor", Role.AUDITOR, "Audit"),
+    # One steward per federated demo site (federation.demo): each answers for its own dataset.
+    ("steward_north", Role.DATA_STEWARD, "North Hospital"),
+    ("steward_lake", Role.DATA_STEWARD, "Lakeside Clinic"),
+    ("steward_valley", Role.DATA_STEWARD, "Valley Medical Centre"),
 ]
+SITE_STEWARDS = ("steward_north", "steward_lake", "steward_valley")
 # The second factor of the demo logins whose role needs one (every role but the scientist): one
 # published secret, like the password (so seed_demo stays refused in production). Add it to an
 # authenticator app (FreeOTP, Aegis, Google Authenticator); `make run` prints it.
@@ -121,6 +126,18 @@ class Command(BaseCommand):
             )
         created = [username for username, role, team in DEMO_USERS if self._ensure_user(username, role, team)]
         dataset_created = self._ensure_dataset()
+        from federation.demo import seed_federation_demo
+
+        sites = seed_federation_demo(
+            stewards=[User.objects.get(username=name) for name in SITE_STEWARDS],
+            source_file=DEMO_DATASET_FILE,
+            declarations=[
+                {**declared, "outcome": True} if declared["name"] == DEMO_OUTCOME else declared
+                for declared in DEMO_DECLARATIONS
+            ],
+            epsilon_cap=DEMO_EPSILON_CAP,
+        )
+        self.stdout.write(f"Federated demo: {sites} site(s) registered.")
         self.stdout.write(
             f"Demo data: {len(created)} user(s) created, "
             f"{'dataset registered' if dataset_created else 'dataset already present'}."

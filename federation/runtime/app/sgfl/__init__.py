@@ -1,0 +1,1 @@
+"""SynthGate federated logistic regression (a Flower App)."""

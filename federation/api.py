@@ -74,8 +74,12 @@ def study_json(study: Study) -> dict[str, Any]:
         "privacy_unit": "site",
         "secure_aggregation": study.secure_aggregation,
         "dropout_policy": study.dropout_policy,
-        "epsilon_reserved_per_site": str(study.epsilon) if study.epsilon is not None else None,
-        "epsilon_spent_per_site": str(study.epsilon_spent) if study.epsilon_spent is not None else None,
+        # Each site's ledger reserves and is debited the per-record epsilon; the accountant's per-site
+        # figure (add or remove one site) is stated beside it and never debited.
+        "ledger_epsilon_unit": "record",
+        "epsilon_reserved_per_record": str(study.epsilon) if study.epsilon is not None else None,
+        "epsilon_debited_per_record": str(study.epsilon_spent) if study.epsilon_spent is not None else None,
+        "epsilon_per_site": str(study.epsilon_per_site) if study.epsilon_per_site is not None else None,
         "delta": str(study.delta) if study.delta is not None else None,
         "tier": study.tier_level,
         "tier_reasons": study.tier_reasons,
@@ -102,7 +106,8 @@ def study_json(study: Study) -> dict[str, Any]:
                 "excluded": r.excluded,
                 "norm_summary": r.norm_summary,
                 "clipped_fraction": r.clipped_fraction,
-                "epsilon": str(r.epsilon) if r.epsilon is not None else None,
+                "epsilon_per_record": str(r.epsilon) if r.epsilon is not None else None,
+                "epsilon_per_site": str(r.epsilon_per_site) if r.epsilon_per_site is not None else None,
                 "model_sha256": r.model_sha256,
             }
             for r in study.round_log.all()

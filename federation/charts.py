@@ -12,7 +12,8 @@ from federation.models import StudyRound
 
 
 def rounds_figure(rounds: list[StudyRound]) -> dict[str, Any] | None:
-    """Epsilon so far (left axis) and the update norms' median and max (right axis) per round."""
+    """Epsilon so far (left axis: per record, what each site's ledger is debited, and the
+    accountant's per site) and the update norms' median and max (right axis) per round."""
     if not rounds:
         return None
     x = [r.number for r in rounds]
@@ -21,11 +22,21 @@ def rounds_figure(rounds: list[StudyRound]) -> dict[str, Any] | None:
         go.Scatter(
             x=x,
             y=[float(r.epsilon) if r.epsilon is not None else None for r in rounds],
-            name="epsilon so far (per site)",
+            name="epsilon so far (per record, debited)",
             mode="lines+markers",
         ),
         secondary_y=False,
     )
+    if any(r.epsilon_per_site is not None for r in rounds):
+        figure.add_trace(
+            go.Scatter(
+                x=x,
+                y=[float(r.epsilon_per_site) if r.epsilon_per_site is not None else None for r in rounds],
+                name="epsilon so far (per site)",
+                mode="lines+markers",
+            ),
+            secondary_y=False,
+        )
     for key in ("median", "max"):
         values = [r.norm_summary.get(key) for r in rounds]
         if any(v is not None for v in values):

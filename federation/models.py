@@ -64,10 +64,15 @@ class Site(models.Model):
 class Study(models.Model):
     """A federated training request: sites, features, target, model, rounds and client-level DP.
 
-    The privacy unit is a site (client-level DP): the guarantee covers adding or removing one
-    site's whole contribution, and so every record within it. `epsilon_micro`/`delta_atto` is what
-    each site's ledger reserves at approval (the accountant's figure for every round run with every
-    site); each site is debited the accountant's figure at the end, the rest refunded.
+    The privacy unit of the run is a site (client-level DP): the guarantee covers adding or removing
+    one site's whole contribution. Each site's ledger composes releases whose unit is one record, so
+    the ledger figures here are PER RECORD: the epsilon the same run implies for adding or removing
+    one record (its site's clipped update moves by up to twice the clipping norm:
+    `federation.runtime.accounting.record_level_epsilon`), which is larger than the per-site one.
+    `epsilon_micro`/`delta_atto` is what each site's ledger reserves at approval (the per-record
+    figure for every round run with every site); each site is debited the per-record figure of the
+    rounds that ran at the end (`epsilon_spent_micro`), the rest refunded. `epsilon_per_site_micro`
+    is the accountant's per-site figure, stated beside it and never debited.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -91,7 +96,7 @@ class Study(models.Model):
     dropout_policy = models.CharField(
         max_length=16, choices=DropoutPolicy.choices, default=DropoutPolicy.QUORUM
     )
-    # Reserved per site at approval (null: no client-level DP, noise multiplier 0).
+    # Reserved from each site's ledger at approval, per record (null: no client-level DP, noise 0).
     epsilon_micro = models.PositiveBigIntegerField(null=True, blank=True)
     delta_atto = models.PositiveBigIntegerField(null=True, blank=True)
     seed = models.PositiveIntegerField(default=0)
@@ -109,8 +114,11 @@ class Study(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
     rounds_completed = models.PositiveSmallIntegerField(default=0)
-    # The accountant's epsilon at the end (per site), exact to a micro-epsilon rounded up.
+    # Debited from each site's ledger at the end: the per-record epsilon of the rounds that ran (never
+    # below the runtime's figure, never above the reservation), a micro-epsilon rounded up.
     epsilon_spent_micro = models.PositiveBigIntegerField(null=True, blank=True)
+    # The accountant's per-site epsilon at the end (add or remove one site): stated, not debited.
+    epsilon_per_site_micro = models.PositiveBigIntegerField(null=True, blank=True)
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.CharField(max_length=500, blank=True)
     model_path = models.CharField(max_length=255, blank=True)
@@ -153,6 +161,10 @@ class Study(models.Model):
     @property
     def epsilon_spent(self) -> Decimal | None:
         return None if self.epsilon_spent_micro is None else Decimal(self.epsilon_spent_micro) / MICRO
+
+    @property
+    def epsilon_per_site(self) -> Decimal | None:
+        return None if self.epsilon_per_site_micro is None else Decimal(self.epsilon_per_site_micro) / MICRO
 
     @property
     def delta(self) -> Decimal | None:
@@ -241,7 +253,10 @@ class StudyRound(models.Model):
     excluded = models.JSONField(default=list)
     norm_summary = models.JSONField(default=dict)
     clipped_fraction = models.FloatField(null=True, blank=True)
+    # Epsilon so far, per record (the ledger's unit: record_level_epsilon over the rounds so far,
+    # never below the runtime's figure), and the accountant's per-site figure as it reported it.
     epsilon_micro = models.PositiveBigIntegerField(null=True, blank=True)
+    epsilon_per_site_micro = models.PositiveBigIntegerField(null=True, blank=True)
     model_sha256 = models.CharField(max_length=64, blank=True)
     at = models.DateTimeField(auto_now_add=True)
 
@@ -255,3 +270,7 @@ class StudyRound(models.Model):
     @property
     def epsilon(self) -> Decimal | None:
         return None if self.epsilon_micro is None else Decimal(self.epsilon_micro) / MICRO
+
+    @property
+    def epsilon_per_site(self) -> Decimal | None:
+        return None if self.epsilon_per_site_micro is None else Decimal(self.epsilon_per_site_micro) / MICRO

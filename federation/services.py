@@ -2,9 +2,15 @@
 
 File (each site's declarations must match the study's schema), submit (tiered by the policy
 engine), decide (a privacy officer and EVERY site's steward; never the requester; any refusal
-rejects), approve (reserve each site's epsilon from ITS ledger, in one transaction), claim and run
-(federation.runtime on a worker), record each round, finish (debit each site exactly the
-accountant's epsilon, gate each site's metrics, store the model encrypted, write the model card).
+rejects), approve (reserve each site's per-record epsilon from ITS ledger, in one transaction), claim
+and run (federation.runtime on a worker), record each round, finish (debit each site the per-record
+epsilon of the rounds that ran, the per-site one stated beside it; gate each site's metrics, store
+the model encrypted, write the model card).
+
+Each site's ledger composes releases whose DP unit is one record, so a study reserves and is debited
+the per-record epsilon its run implies (`federation.runtime.accounting.record_level_epsilon`: a
+record moves its site's clipped update by up to twice the clipping norm), never the smaller per-site
+(add or remove one site) figure of the accountant, which would under-count on that ledger.
 """
 
 from __future__ import annotations
@@ -215,9 +221,22 @@ def _check_columns(specs: list[dict[str, Any]], target: str) -> None:
 
 
 def projected_epsilon(*, noise_multiplier: float, rounds: int, delta: float) -> float:
-    """The accountant's epsilon if every round runs with every site (no sampling amplification):
-    the most a study can spend, so what each site reserves. The runtime's own accountant
-    (federation.runtime.accounting, RDP from opacus), so the reservation and the debit agree."""
+    """The PER-RECORD epsilon if all `rounds` run with every site (no sampling amplification): the
+    most a study can debit, so what each site's ledger reserves (and what the >100 refusal judges).
+
+    Each site's ledger composes per-record releases, so the figure is the per-record one the run
+    implies (`record_level_epsilon`: adding or removing one record moves its site's clipped update
+    by up to 2C, i.e. the runtime's RDP accountant at noise multiplier z/2), not the smaller per-site
+    epsilon (`SiteLevelAccountant`, add or remove one site). The debit at the end is the same
+    function over the rounds that ran, so the reservation and the debit agree."""
+    from federation.runtime.accounting import record_level_epsilon
+
+    return float(record_level_epsilon(noise_multiplier=noise_multiplier, rounds=rounds, delta=delta))
+
+
+def per_site_epsilon(*, noise_multiplier: float, rounds: int, delta: float) -> float:
+    """The accountant's per-site epsilon (add or remove one site) if all `rounds` run with every
+    site: stated beside the per-record figure, never reserved or debited."""
     from federation.runtime.accounting import SiteLevelAccountant
 
     accountant = SiteLevelAccountant(noise_multiplier=noise_multiplier, delta=delta)
@@ -333,8 +352,9 @@ def study_file(*, actor: PortalUser, data: StudyInput) -> Study:
         )
         if epsilon > 100:
             raise ValidationFailed(
-                f"With noise multiplier {noise:g} over {rounds} rounds each site would spend epsilon "
-                f"{epsilon:.3g}: raise the noise multiplier or run fewer rounds.",
+                f"With noise multiplier {noise:g} over {rounds} rounds each site's ledger would be "
+                f"debited epsilon {epsilon:.3g} per record: raise the noise multiplier or run fewer "
+                "rounds.",
                 fields={"noise_multiplier": "too_small"},
             )
         epsilon_micro = epsilon_micro_up(epsilon)
@@ -379,6 +399,7 @@ def study_file(*, actor: PortalUser, data: StudyInput) -> Study:
                 "columns": columns,
                 "rounds": rounds,
                 "epsilon_micro": epsilon_micro,
+                "epsilon_unit": "record",
             },
         )
     return study
@@ -578,8 +599,8 @@ def _record_decision(
 
 
 def _reserve_every_site(actor: PortalUser, study: Study) -> None:
-    """Each site's epsilon from ITS dataset's ledger, all in the approval's transaction: one site
-    short of budget refuses the approval (409) and nothing is reserved anywhere."""
+    """Each site's per-record epsilon from ITS dataset's ledger, all in the approval's transaction:
+    one site short of budget refuses the approval (409) and nothing is reserved anywhere."""
     if study.epsilon_micro is None:
         return
     for site in study.sites.select_related("dataset", "site").order_by("id"):
@@ -782,7 +803,12 @@ def study_record_event(*, study_id: Any, event: Mapping[str, Any]) -> None:
             _record_health(study, event)
         elif kind == "round":
             number = int(event.get("round") or 0)
-            epsilon = _float_or_none(event.get("epsilon"))
+            per_site = _float_or_none(event.get("epsilon"))  # the runtime's accountant: per site
+            per_site_micro = epsilon_micro_up(per_site) if per_site is not None else None
+            per_record_micro = None
+            if study.client_dp and number > 0:
+                # Per record, the ledger's unit: never below what the runtime reported.
+                per_record_micro = max(_per_record_micro(study, number), per_site_micro or 0)
             row, _ = StudyRound.objects.update_or_create(
                 study=study,
                 number=number,
@@ -791,7 +817,8 @@ def study_record_event(*, study_id: Any, event: Mapping[str, Any]) -> None:
                     "excluded": _names(event.get("excluded")),
                     "norm_summary": _clean_summary(event.get("norm_summary") or event.get("update_norms")),
                     "clipped_fraction": _float_or_none(event.get("clipped_fraction")),
-                    "epsilon_micro": epsilon_micro_up(epsilon) if epsilon is not None else None,
+                    "epsilon_micro": per_record_micro,
+                    "epsilon_per_site_micro": per_site_micro,
                     "model_sha256": str(event.get("model_sha256") or "")[:64],
                 },
             )
@@ -811,7 +838,10 @@ def study_record_event(*, study_id: Any, event: Mapping[str, Any]) -> None:
                     "excluded": row.excluded,
                     "norm_summary": row.norm_summary,
                     "clipped_fraction": row.clipped_fraction,
-                    "epsilon_micro": row.epsilon_micro,
+                    # Epsilon so far in both units: per record (the ledger's) and per site (the
+                    # accountant's, add or remove one site's whole contribution).
+                    "epsilon_per_record_micro": row.epsilon_micro,
+                    "epsilon_per_site_micro": row.epsilon_per_site_micro,
                     "model_sha256": row.model_sha256,
                 },
             )
@@ -821,6 +851,22 @@ def study_record_event(*, study_id: Any, event: Mapping[str, Any]) -> None:
                 site.metrics = _json_safe(event["metrics"])
                 site.save(update_fields=["metrics"])
         Study.objects.filter(pk=study.pk).update(**lease)
+
+
+def _per_record_micro(study: Study, rounds: int) -> int:
+    """The per-record epsilon `rounds` rounds of this study imply (record_level_epsilon at the
+    study's noise multiplier and delta), in whole micro-epsilon rounded up. A figure that is not
+    finite (no noise) is returned above any reservation, so it is never debited as a number."""
+    from federation.runtime.accounting import record_level_epsilon
+
+    epsilon = record_level_epsilon(
+        noise_multiplier=study.noise_multiplier, rounds=rounds, delta=_delta(study)
+    )
+    return epsilon_micro_up(epsilon) if math.isfinite(epsilon) else (study.epsilon_micro or 0) + 1
+
+
+def _delta(study: Study) -> float:
+    return float(study.delta) if study.delta is not None else float(DEFAULT_DELTA)
 
 
 def _study_site(study: Study, name: Any) -> StudySite | None:
@@ -862,8 +908,10 @@ def _model_bytes(parameters: Any) -> bytes:
 
 
 def study_finish(*, study_id: Any, result: Any) -> Study:
-    """End a run from its StudyResult: debit each site the accountant's epsilon (refund the rest,
-    never more than reserved), gate each site's metrics, store the model encrypted, write the card."""
+    """End a run from its StudyResult: debit each site the per-record epsilon of the rounds that ran
+    (the larger of `record_level_epsilon` over `rounds_completed` and the runtime's figure, rounded
+    up; the rest refunded, never more than reserved), state the accountant's per-site figure beside
+    it, gate each site's metrics, store the model encrypted, write the card."""
     from validation.model_gate import model_gate
 
     status_map = {"completed": StudyStatus.COMPLETED, "cancelled": StudyStatus.CANCELLED}
@@ -874,14 +922,18 @@ def study_finish(*, study_id: Any, result: Any) -> Study:
         status = status_map.get(str(getattr(result, "status", "")), StudyStatus.FAILED)
         reserved = study.epsilon_micro or 0
         spent = 0
+        per_site_micro = None
         if study.epsilon_micro is not None:
-            accountant = _float_or_none(getattr(result, "epsilon", None))
+            accountant = _float_or_none(getattr(result, "epsilon", None))  # per site
             rounds_done = int(getattr(result, "rounds_completed", 0) or 0)
             if accountant is None:
                 # No figure from the accountant: if any round ran, the whole reservation is spent.
                 spent = reserved if rounds_done else 0
             else:
-                spent = epsilon_micro_up(accountant)
+                per_site_micro = epsilon_micro_up(accountant)
+                # Per record (the ledger's unit), never below what the runtime reported.
+                implied = _per_record_micro(study, rounds_done) if rounds_done > 0 else 0
+                spent = max(implied, per_site_micro)
             if spent > reserved:
                 status = StudyStatus.FAILED
                 study.error_code = "accountant_over_reservation"
@@ -891,6 +943,7 @@ def study_finish(*, study_id: Any, result: Any) -> Study:
                 )
                 spent = reserved
         study.epsilon_spent_micro = spent if study.epsilon_micro is not None else None
+        study.epsilon_per_site_micro = per_site_micro
         study.rounds_completed = int(getattr(result, "rounds_completed", 0) or 0)
         study.finished_at = timezone.now()
         study.progress = 1.0
@@ -902,7 +955,7 @@ def study_finish(*, study_id: Any, result: Any) -> Study:
         _settle_every_site(study, spent_micro=spent)
         thresholds = (study.tier_controls or {}).get("gate") or {}
         site_metrics = getattr(result, "site_metrics", None) or {}
-        claim = _record_epsilon_claim(study, spent) if study.client_dp else None
+        claim = _record_epsilon_claim(study) if study.client_dp else None
         for site in study.sites.select_related("site"):
             metrics = site_metrics.get(site.site.name) or site.metrics
             if metrics and status != StudyStatus.FAILED:
@@ -929,8 +982,11 @@ def study_finish(*, study_id: Any, result: Any) -> Study:
             target_id=study.pk,
             details={
                 "rounds_completed": study.rounds_completed,
+                # Each site's ledger: reserved and debited per record; the per-site figure beside it.
                 "epsilon_spent_micro": spent,
                 "reserved_micro": reserved,
+                "epsilon_unit": "record",
+                "epsilon_per_site_micro": per_site_micro,
                 "model_sha256": study.model_sha256,
                 "error_code": study.error_code,
             },
@@ -945,23 +1001,34 @@ EPSILON_CHECK_UNIT = (
     "site-level guarantee implies: adding or removing one record changes only its site's clipped "
     "update, by at most twice the clipping norm, so it is the accountant's epsilon at half the noise "
     "multiplier (the guarantee for replacing one site's contribution, which implies a per-record one "
-    "no weaker). The per-site epsilon debited from each site's ledger (add or remove one whole site) "
-    "is shown beside it."
+    "no weaker); it is also what each site's ledger is debited. The accountant's per-site epsilon "
+    "(add or remove one whole site), smaller and not debited, is shown beside it."
 )
 
 
-def _record_epsilon_claim(study: Study, spent_micro: int) -> dict[str, Any]:
-    """The epsilons of a client-DP study in both units: per site (the ledger's) and the per-record
-    one the model gate compares a per-record attack with (federation.runtime.accounting)."""
+def _record_epsilon_claim(study: Study) -> dict[str, Any]:
+    """The epsilons of a client-DP study in both units. `per_record` is the per-record epsilon the
+    rounds that ran imply (federation.runtime.accounting.record_level_epsilon): what the model gate
+    compares a per-record attack with. `debited` is what each site's ledger was debited, per record
+    (that figure rounded up to a micro-epsilon, or the whole reservation when the run gave no
+    accountant figure or overran it). `per_site` is the accountant's add/remove-one-site epsilon
+    (the runtime's figure, else the same accountant over the rounds that ran): stated, never debited."""
     from federation.runtime.accounting import record_level_epsilon
 
-    delta = float(study.delta) if study.delta is not None else float(DEFAULT_DELTA)
+    delta = _delta(study)
     per_record = record_level_epsilon(
         noise_multiplier=study.noise_multiplier, rounds=study.rounds_completed, delta=delta
     )
+    if study.epsilon_per_site_micro is not None:
+        per_site = float(Decimal(study.epsilon_per_site_micro) / MICRO)
+    else:
+        per_site = per_site_epsilon(
+            noise_multiplier=study.noise_multiplier, rounds=study.rounds_completed, delta=delta
+        )
     return {
-        "per_site": float(Decimal(spent_micro) / MICRO),
+        "per_site": per_site if math.isfinite(per_site) else 1e9,
         "per_record": per_record if math.isfinite(per_record) else 1e9,
+        "debited": float(Decimal(study.epsilon_spent_micro or 0) / MICRO),
         "delta": delta,
         "rounds": study.rounds_completed,
     }
@@ -1022,13 +1089,15 @@ def _privacy_statement(study: Study, claim: Mapping[str, Any] | None) -> str:
             "only the per-site membership attack speaks to privacy."
         )
     return (
-        f"Client-level DP over {claim['rounds']} round(s): (epsilon {claim['per_site']:.6g}, "
-        f"delta {claim['delta']:.3g}) per site, i.e. for adding or removing one site's whole "
-        f"contribution; each site's ledger is debited this figure. Per record it implies epsilon "
-        f"{claim['per_record']:.6g} at the same delta (a record changes its site's clipped update by "
-        "at most twice the clipping norm), which is what each site's model_empirical_epsilon check "
-        "compares the membership attack's per-record lower bound with. The guarantee assumes the "
-        "server adds the noise honestly. " + HOLDOUT_OUTSIDE_DP
+        f"Client-level DP over {claim['rounds']} round(s): (epsilon {claim['per_record']:.6g}, "
+        f"delta {claim['delta']:.3g}) per record, i.e. for adding or removing one record at any site "
+        "(it changes its site's clipped update by at most twice the clipping norm); each site's "
+        f"ledger, whose other releases are per record too, is debited epsilon {claim['debited']:.6g} "
+        "per record. Per site, i.e. for adding or removing one site's whole contribution, the "
+        f"accountant's epsilon is {claim['per_site']:.6g} at the same delta (smaller, stated and not "
+        "debited). Each site's model_empirical_epsilon check compares the membership attack's "
+        "per-record lower bound with the per-record figure. The guarantee assumes the server adds "
+        "the noise honestly. " + HOLDOUT_OUTSIDE_DP
     )
 
 
@@ -1036,7 +1105,7 @@ def model_card(study: Study, *, runtime_sha256: str = "") -> dict[str, Any]:
     """The model card: what was trained, where (the sites), how (the rounds and their log), under
     which guarantee (in which unit), and how it scored at each site (the per-site gate)."""
     sites = list(study.sites.select_related("site"))
-    claim = _record_epsilon_claim(study, study.epsilon_spent_micro or 0) if study.client_dp else None
+    claim = _record_epsilon_claim(study) if study.client_dp else None
     return {
         "study": str(study.pk),
         "title": study.title,
@@ -1063,13 +1132,18 @@ def model_card(study: Study, *, runtime_sha256: str = "") -> dict[str, Any]:
         "secure_aggregation": study.secure_aggregation,
         "privacy": {
             "unit": "site (client-level DP): adding or removing one site's whole contribution",
+            "ledger_unit": "record: each site's ledger reserves and is debited the per-record epsilon",
             "statement": _privacy_statement(study, claim),
             "epsilon_per_record_implied": claim["per_record"] if claim else None,
+            "epsilon_per_site": claim["per_site"] if claim else None,
             "client_dp": study.client_dp,
             "clipping_norm": study.clipping_norm,
             "noise_multiplier": study.noise_multiplier,
-            "epsilon_reserved_per_site": str(study.epsilon) if study.epsilon is not None else None,
-            "epsilon_spent_per_site": str(study.epsilon_spent) if study.epsilon_spent is not None else None,
+            # What each site's ledger reserved and was debited: per record.
+            "epsilon_reserved_per_record": str(study.epsilon) if study.epsilon is not None else None,
+            "epsilon_debited_per_record": str(study.epsilon_spent)
+            if study.epsilon_spent is not None
+            else None,
             "delta": str(study.delta) if study.delta is not None else None,
             "accountant": "RDP (opacus)",
         },
@@ -1079,7 +1153,8 @@ def model_card(study: Study, *, runtime_sha256: str = "") -> dict[str, Any]:
                 "sites": r.sites,
                 "excluded": r.excluded,
                 "clipped_fraction": r.clipped_fraction,
-                "epsilon": str(r.epsilon) if r.epsilon is not None else None,
+                "epsilon_per_record": str(r.epsilon) if r.epsilon is not None else None,
+                "epsilon_per_site": str(r.epsilon_per_site) if r.epsilon_per_site is not None else None,
                 "model_sha256": r.model_sha256,
             }
             for r in study.round_log.all()
@@ -1183,6 +1258,7 @@ __all__ = [
     "declared_schema",
     "decide_capacity",
     "model_card",
+    "per_site_epsilon",
     "projected_epsilon",
     "schema_hash",
     "site_register",

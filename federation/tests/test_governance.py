@@ -11,7 +11,7 @@ import pytest
 from audit.models import AuditEvent
 from core.errors import Conflict, PermissionDenied, ValidationFailed
 from federation.models import SiteDecision, Study, StudyStatus
-from federation.services import study_decide, study_run
+from federation.services import epsilon_micro_up, study_decide, study_run
 from generation.models import BudgetLedgerEntry, EntryPurpose, LedgerKind, SourceDataset
 
 pytestmark = pytest.mark.django_db
@@ -37,16 +37,35 @@ def test_declarations_that_differ_refuse_the_study(
 
 
 def test_every_site_pins_the_same_schema_hash_and_projected_epsilon(file_study: Callable[..., Any]) -> None:
-    from federation.runtime.accounting import SiteLevelAccountant
+    """What each site's ledger will reserve is the PER-RECORD epsilon of every planned round (the
+    ledger's other releases are per record), not the smaller per-site accountant figure."""
+    from federation.runtime.accounting import SiteLevelAccountant, record_level_epsilon
 
     study = file_study()
     hashes = {s.schema_hash for s in study.sites.all()}
     assert len(hashes) == 1 and len(next(iter(hashes))) == 64
+    per_record = record_level_epsilon(noise_multiplier=2.0, rounds=3, delta=1e-8)
     accountant = SiteLevelAccountant(noise_multiplier=2.0, delta=1e-8)
     for _ in range(3):
         accountant.step(sampled_sites=3, total_sites=3)
-    assert abs(float(study.epsilon) - accountant.epsilon()) < 1e-5
-    assert study.epsilon_micro >= accountant.epsilon() * 1_000_000
+    assert abs(float(study.epsilon) - per_record) < 1e-5
+    assert study.epsilon_micro >= per_record * 1_000_000
+    assert float(study.epsilon) > 2 * accountant.epsilon()  # 11.3 per record against 5.19 per site
+    event = AuditEvent.objects.get(action="study.file", target_id=str(study.pk))
+    assert event.details["epsilon_micro"] == study.epsilon_micro and event.details["epsilon_unit"] == "record"
+
+
+def test_a_study_whose_per_record_epsilon_is_above_100_is_refused(file_study: Callable[..., Any]) -> None:
+    """The refusal judges the per-record projection: noise 0.35 over 3 rounds is about 41 per site
+    but above 100 per record, so it is refused."""
+    from federation.runtime.accounting import record_level_epsilon
+    from federation.services import per_site_epsilon
+
+    assert per_site_epsilon(noise_multiplier=0.35, rounds=3, delta=1e-8) < 100
+    assert record_level_epsilon(noise_multiplier=0.35, rounds=3, delta=1e-8) > 100
+    with pytest.raises(ValidationFailed, match="per record"):
+        file_study(noise_multiplier=0.35)
+    assert not Study.objects.exists()
 
 
 def test_a_direct_identifier_cannot_be_a_feature(file_study: Callable[..., Any], sites: list[Any]) -> None:
@@ -103,7 +122,11 @@ def test_approval_needs_the_officer_and_every_site_steward(
 def test_approval_reserves_each_sites_epsilon_from_its_own_ledger(
     submitted_study: Any, approve_all: Callable[[Any], Any]
 ) -> None:
+    from federation.services import projected_epsilon
+
     study = approve_all(submitted_study)
+    per_record = projected_epsilon(noise_multiplier=2.0, rounds=3, delta=1e-8)
+    assert study.epsilon_micro == epsilon_micro_up(per_record)
     assert study.status == StudyStatus.APPROVED
     for site in study.sites.select_related("reserve_entry"):
         entry = site.reserve_entry

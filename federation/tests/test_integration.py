@@ -23,9 +23,10 @@ pytestmark = [
 ]
 
 
-def test_a_real_study_runs_and_each_site_is_debited_the_accountants_epsilon(
+def test_a_real_study_runs_and_each_site_is_debited_the_per_record_epsilon(
     file_study: Callable[..., Any], alice: Any, approve_all: Callable[[Any], Any]
 ) -> None:
+    from federation.runtime.accounting import record_level_epsilon
     from federation.services import study_submit
 
     study = study_submit(actor=alice, study_id=file_study(rounds=2).pk)
@@ -38,7 +39,18 @@ def test_a_real_study_runs_and_each_site_is_debited_the_accountants_epsilon(
     assert all(s.health.get("ok") for s in study.sites.all())
     last = study.round_log.order_by("number").last()
     assert last is not None and study.epsilon_spent_micro == last.epsilon_micro
-    assert 0 < study.epsilon_spent_micro <= study.epsilon_micro
+    assert 0 < study.epsilon_spent_micro == study.epsilon_micro  # every planned round ran
+    # The ledger is debited the per-record epsilon of the rounds run; the runtime's accountant's
+    # per-site figure is kept beside it, smaller.
+    per_record = record_level_epsilon(
+        noise_multiplier=study.noise_multiplier, rounds=2, delta=float(study.delta)
+    )
+    assert study.epsilon_spent_micro == epsilon_micro_up(per_record)
+    assert (
+        study.epsilon_per_site_micro is not None
+        and 0 < study.epsilon_per_site_micro < study.epsilon_spent_micro
+    )
+    assert last.epsilon_per_site_micro == study.epsilon_per_site_micro
     for site in study.sites.all():
         assert SourceDataset.objects.get(pk=site.dataset_id).epsilon_spent_micro == study.epsilon_spent_micro
         # Every site's metrics, computed by its ClientApp, went through the model gate: each check
@@ -67,7 +79,8 @@ def test_a_real_study_runs_and_each_site_is_debited_the_accountants_epsilon(
         assert not site.metrics["errors"]
         assert checks["model_membership_auc"]["value"] is not None  # 240 members, 60 non-members
         assert checks["model_empirical_epsilon"]["epsilon_per_site"] == pytest.approx(
-            float(study.epsilon_spent)
+            float(study.epsilon_per_site)
         )
+        assert checks["model_empirical_epsilon"]["threshold"] == pytest.approx(per_record)
     assert len(study.model_sha256) == 64 and study.model_card["rounds_completed"] == 2
     assert epsilon_micro_up(float(study.epsilon_spent)) == study.epsilon_spent_micro

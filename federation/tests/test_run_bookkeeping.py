@@ -1,9 +1,11 @@
 """What a run leaves behind: one StudyRound and one audit event per round, and each site's ledger
-debited exactly the accountant's epsilon (the rest refunded, never more than reserved).
+debited the PER-RECORD epsilon of the rounds that ran (`record_level_epsilon`, the ledger's unit;
+the rest refunded, never more than reserved), the accountant's per-site figure stated beside it.
 
 The runtime is replaced here by a function that plays the events and returns a StudyResult built
 by hand (the real Flower run is in test_integration.py); every figure is the runtime's own
-accountant's, so the test checks the bookkeeping, not a number it chose."""
+accountant's (per site, as the runtime reports it), so the test checks the bookkeeping, not a
+number it chose."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import pytest
 from audit.models import AuditEvent
 from federation.models import Study, StudyRound, StudyStatus
 from federation.runtime import StudyResult
-from federation.runtime.accounting import SiteLevelAccountant
+from federation.runtime.accounting import SiteLevelAccountant, record_level_epsilon
 from federation.services import epsilon_micro_up, study_cancel, study_run
 from generation.models import BudgetLedgerEntry, EntryPurpose, LedgerKind, SourceDataset
 
@@ -26,10 +28,18 @@ SITES = ["Lake", "North", "Valley"]
 
 
 def _epsilon(study: Study, rounds: int, sampled: int = 3) -> float:
+    """The runtime accountant's figure: per site (add or remove one site)."""
     accountant = SiteLevelAccountant(noise_multiplier=study.noise_multiplier, delta=float(study.delta))
     for _ in range(rounds):
         accountant.step(sampled_sites=sampled, total_sites=3)
     return accountant.epsilon()
+
+
+def _per_record_micro(study: Study, rounds: int) -> int:
+    """What the ledger is debited for `rounds` rounds: the per-record epsilon, micro-epsilon up."""
+    return epsilon_micro_up(
+        record_level_epsilon(noise_multiplier=study.noise_multiplier, rounds=rounds, delta=float(study.delta))
+    )
 
 
 def _runner(
@@ -136,17 +146,76 @@ def _ledger(study: Study) -> list[tuple[Any, int, int, int]]:
     return rows
 
 
-def test_each_sites_debit_is_the_accountants_epsilon_and_the_rest_is_refunded(approved: Study) -> None:
+def test_each_sites_debit_is_the_per_record_epsilon_and_the_rest_is_refunded(approved: Study) -> None:
     assert study_run(study_id=approved.pk, runner=_runner(2, status="completed")) == StudyStatus.COMPLETED
     study = Study.objects.get(pk=approved.pk)
-    accountant = epsilon_micro_up(_epsilon(study, 2))
-    assert 0 < accountant < study.epsilon_micro
-    assert study.epsilon_spent_micro == accountant
+    per_site = epsilon_micro_up(_epsilon(study, 2))
+    per_record = _per_record_micro(study, 2)
+    assert 0 < per_site < per_record < study.epsilon_micro
+    assert study.epsilon_spent_micro == per_record
+    assert study.epsilon_per_site_micro == per_site  # stated beside it, not debited
     for _dataset, reserved, refunded, spent in _ledger(study):
-        assert reserved == study.epsilon_micro
-        assert spent == accountant  # the site's ledger is debited exactly the accountant's figure
-        assert refunded == reserved - accountant
-    assert all(s.spent_micro == accountant and s.settled_at for s in study.sites.all())
+        assert reserved == study.epsilon_micro == _per_record_micro(study, 3)
+        assert spent == per_record  # the site's ledger is debited the per-record figure
+        assert refunded == reserved - per_record
+    assert all(s.spent_micro == per_record and s.settled_at for s in study.sites.all())
+    event = AuditEvent.objects.get(action="study.completed", target_id=str(study.pk)).details
+    assert (event["epsilon_spent_micro"], event["epsilon_unit"], event["epsilon_per_site_micro"]) == (
+        per_record,
+        "record",
+        per_site,
+    )
+
+
+def test_a_runtime_figure_above_the_implied_one_is_what_is_debited(approved: Study) -> None:
+    """The debit is the larger of the per-record figure implied over the rounds that ran and the
+    runtime's own figure: a runtime that reports more (within the reservation) is believed."""
+    study = Study.objects.get(pk=approved.pk)
+    implied = _per_record_micro(study, 2)
+    reported = (implied + study.epsilon_micro) / 2 / 1_000_000
+    assert study_run(study_id=approved.pk, runner=_runner(2, epsilon=reported)) == StudyStatus.COMPLETED
+    study = Study.objects.get(pk=approved.pk)
+    assert study.epsilon_spent_micro == epsilon_micro_up(reported) > implied
+    for _dataset, reserved, refunded, spent in _ledger(study):
+        assert spent == epsilon_micro_up(reported) and refunded == reserved - spent
+
+
+def test_a_study_and_a_per_record_release_compose_on_the_sites_ledger(
+    approved: Study, stewards: list[Any], sites: list[Any]
+) -> None:
+    """The attack: the ledger of North's dataset composes the study with a per-record DP release
+    (a DP domain estimate). Had the study been debited its per-site epsilon, the dataset's spent
+    would be below the sum of the per-record epsilons the two releases imply. It must equal it: the
+    study's debit is the per-record epsilon of the rounds run, strictly above the per-site figure."""
+    from generation.services import dataset_request_domain_estimate
+
+    assert study_run(study_id=approved.pk, runner=_runner(2)) == StudyStatus.COMPLETED
+    study = Study.objects.get(pk=approved.pk)
+    north = sites[0]  # registered by stewards[0] (federation/tests/conftest.py)
+    assert north.name == "North"
+    estimate = dataset_request_domain_estimate(
+        actor=stewards[0], dataset_id=north.dataset_id, column="kappa", epsilon="0.5", lower=0, upper=200
+    )
+    assert estimate.amount_micro == 500_000
+
+    per_record = record_level_epsilon(
+        noise_multiplier=study.noise_multiplier, rounds=2, delta=float(study.delta)
+    )
+    per_site = _epsilon(study, 2)
+    assert study.epsilon_spent_micro == epsilon_micro_up(per_record)
+    assert study.epsilon_spent_micro > epsilon_micro_up(per_site)  # the per-site debit under-counted
+    dataset = SourceDataset.objects.get(pk=north.dataset_id)
+    assert dataset.epsilon_spent_micro == epsilon_micro_up(per_record) + 500_000
+    # The ledger's own entries say the same: what was reserved, less what was refunded.
+    entries = BudgetLedgerEntry.objects.filter(dataset_id=north.dataset_id)
+    net = sum(e.amount_micro if e.kind == LedgerKind.RESERVE else -e.amount_micro for e in entries)
+    assert net == dataset.epsilon_spent_micro
+    # The other sites' ledgers hold the study alone, per record.
+    for site in sites:
+        if site.name != "North":
+            assert SourceDataset.objects.get(pk=site.dataset_id).epsilon_spent_micro == epsilon_micro_up(
+                per_record
+            )
 
 
 def test_every_round_is_recorded_and_audited(approved: Study) -> None:
@@ -158,12 +227,21 @@ def test_every_round_is_recorded_and_audited(approved: Study) -> None:
     events = list(AuditEvent.objects.filter(action="study.round", target_id=str(approved.pk)).order_by("seq"))
     assert [e.details["round"] for e in events] == [1, 2, 3]
     last = events[-1].details
-    assert last["epsilon_micro"] == epsilon_micro_up(_epsilon(approved, 3))
+    # Both units: per record (what the ledger is debited) and per site as the accountant reported.
+    assert last["epsilon_per_record_micro"] == _per_record_micro(approved, 3)
+    assert last["epsilon_per_site_micro"] == epsilon_micro_up(_epsilon(approved, 3))
+    assert "epsilon_micro" not in last  # no figure without its unit
+    for row in rounds:
+        assert row.epsilon_micro == _per_record_micro(approved, row.number)
+        assert row.epsilon_per_site_micro == epsilon_micro_up(_epsilon(approved, row.number))
+        assert row.epsilon_micro > row.epsilon_per_site_micro
     assert last["clipped_fraction"] == pytest.approx(1 / 3)
     assert last["model_sha256"] == f"{3:064x}" and last["sites"] == SITES
     assert AuditEvent.objects.filter(action="study.health", target_id=str(approved.pk)).count() == 3
     study = Study.objects.get(pk=approved.pk)
     assert study.status == StudyStatus.COMPLETED and study.progress == 1.0
+    # Every planned round ran: the debit is exactly the reservation (same function, same inputs).
+    assert study.epsilon_spent_micro == study.epsilon_micro == rounds[-1].epsilon_micro
     assert all(s.health["ok"] for s in study.sites.all())
     # The model is stored encrypted with its hash, and its card lists the sites and the rounds.
     assert study.model_path.endswith(".npz.enc") and len(study.model_sha256) == 64
@@ -183,7 +261,8 @@ def test_cancelling_a_running_study_stops_it_and_debits_the_rounds_that_ran(appr
     assert study_run(study_id=approved.pk, runner=_runner(3, cancel_after=1)) == StudyStatus.CANCELLED
     study = Study.objects.get(pk=approved.pk)
     assert study.rounds_completed == 1 and study.round_log.count() == 1
-    one_round = epsilon_micro_up(_epsilon(study, 1))
+    one_round = _per_record_micro(study, 1)
+    assert one_round > epsilon_micro_up(_epsilon(study, 1))
     for _dataset, reserved, refunded, spent in _ledger(study):
         assert spent == one_round and refunded == reserved - one_round
 
@@ -264,11 +343,12 @@ def test_each_sites_gate_judges_every_check_with_a_value_and_says_the_unit(
 
     study_run(study_id=approved.pk, runner=_runner(3))
     study = Study.objects.get(pk=approved.pk)
-    per_site = float(study.epsilon_spent)
+    per_site = float(study.epsilon_per_site)
     per_record = record_level_epsilon(
         noise_multiplier=study.noise_multiplier, rounds=3, delta=float(study.delta)
     )
     assert per_record > per_site > 0
+    assert study.epsilon_spent_micro == epsilon_micro_up(per_record)
     for site in study.sites.all():
         checks = {c["name"]: c for c in site.gate_checks}
         assert tuple(checks) == MODEL_CHECK_NAMES
@@ -283,6 +363,14 @@ def test_each_sites_gate_judges_every_check_with_a_value_and_says_the_unit(
     assert "Holdout evaluation is outside the DP guarantee" in card["evaluation"]
     assert "Holdout evaluation is outside the DP guarantee" in card["privacy"]["statement"]
     assert card["privacy"]["epsilon_per_record_implied"] == pytest.approx(per_record)
+    assert card["privacy"]["epsilon_per_site"] == pytest.approx(per_site)
+    assert card["privacy"]["epsilon_debited_per_record"] == str(study.epsilon_spent)
+    statement = card["privacy"]["statement"]
+    assert f"debited epsilon {float(study.epsilon_spent):.6g} per record" in statement
+    assert f"accountant's epsilon is {per_site:.6g}" in statement
+    assert [r["epsilon_per_record"] for r in card["round_log"]] == [
+        str(r.epsilon) for r in study.round_log.all()
+    ]
     assert [s["name"] for s in card["sites"]] == SITES and card["rounds_completed"] == 3
     assert all(len(s["gate_checks"]) == len(MODEL_CHECK_NAMES) for s in card["sites"])
     client = Client()
@@ -293,9 +381,15 @@ def test_each_sites_gate_judges_every_check_with_a_value_and_says_the_unit(
         assert f'data-testid="site-gate-{name}"' in page
     assert "model_empirical_epsilon" in page and "per record (value and threshold)" in page
     assert f"{per_record:.4f}" in page  # the threshold, as a number
+    assert f'data-testid="study-epsilon-debited">{study.epsilon_spent}<' in page
+    assert f'data-testid="study-epsilon-per-site">{study.epsilon_per_site}<' in page
     api = client.get(f"/api/v1/studies/{study.pk}/")
     assert api.status_code == 200
     assert all(len(s["gate_checks"]) == len(MODEL_CHECK_NAMES) for s in api.json()["sites"])
+    body = api.json()
+    assert body["ledger_epsilon_unit"] == "record"
+    assert body["epsilon_debited_per_record"] == str(study.epsilon_spent)
+    assert body["epsilon_per_site"] == str(study.epsilon_per_site)
 
 
 def test_the_reconciler_fails_studies_whose_lease_lapsed_and_settles_their_ledgers(approved: Study) -> None:

@@ -108,20 +108,8 @@ REASONS: dict[str, str] = {
 MAX_MERGE_DELAY = timedelta(seconds=5)
 
 # A pending row as the sequencer and the verifier read it, in this order.
-PENDING_FIELDS = (
-    "id",
-    "at",
-    "actor_id",
-    "actor_name",
-    "action",
-    "target_type",
-    "target_id",
-    "outcome",
-    "details",
-    "request_id",
-    "content_hash",
-    "hash_scheme",
-)
+# The chain's row fields with the row's id in place of its (not yet assigned) seq, then the seal.
+PENDING_FIELDS = ("id", *(f for f in ROW_FIELDS if f != "seq"), "content_hash", "hash_scheme")
 
 
 def pending_seal_ok(row: tuple[Any, ...], key: bytes) -> bool:

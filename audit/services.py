@@ -104,26 +104,12 @@ def _sequenced() -> bool:
 
 
 _id_sequence: dict[str, str] = {}
-_PENDING_COLUMNS = (
-    "id",
-    "at",
-    "actor_id",
-    "actor_name",
-    "action",
-    "target_type",
-    "target_id",
-    "outcome",
-    "details",
-    "request_id",
-    "hash_scheme",
-    "content_hash",
-)
 
 
 @lru_cache(maxsize=1)
 def _pending_fields() -> tuple[Any, ...]:
     by_attname = {f.attname: f for f in AuditEvent._meta.concrete_fields}
-    return tuple(by_attname[column] for column in _PENDING_COLUMNS)
+    return tuple(by_attname[column] for column in PENDING_FIELDS)
 
 
 _next_ids = threading.local()
@@ -154,7 +140,7 @@ def _insert_pending(actor_obj: PortalUser | None, actor_id: int | None, fields: 
             id=row_id, actor=actor_obj, content_hash=seal, hash_scheme=HashScheme.HMAC_SHA256, **fields
         )
         values = [f.get_db_prep_save(getattr(event, f.attname), connection) for f in _pending_fields()]
-        columns = ", ".join(quote(column) for column in _PENDING_COLUMNS)
+        columns = ", ".join(quote(column) for column in PENDING_FIELDS)
         placeholders = ", ".join(["%s"] * len(values))
         cursor.execute(
             f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders}) RETURNING nextval(%s)",

@@ -21,13 +21,14 @@ from typing import Any
 from approvals.choices import Audience, DecisionKind, PurposeCategory
 from approvals.dp import is_custodian
 from approvals.models import GenerationRequest
-from catalog.cards import _data_dictionary  # the table card's reading of the same declarations
+
+# The table card's reading of the same declarations, and its row for one gate check.
+from catalog.cards import _check_row, _data_dictionary
 from catalog.models import Release
 from catalog.privacy import receipt_visible_to, release_privacy, release_privacy_of
 from catalog.reports import model_report_visible_to
 from generation.modeling import model_family_label
 from generation.models import SourceDataset, SynthesisJob
-from validation.gate import PASSED
 
 MODEL_CARD_VERSION = 1
 
@@ -212,22 +213,6 @@ def model_spec_of(release: Release) -> dict[str, Any]:
 
 
 # --- Sections ---------------------------------------------------------------------------------------
-
-
-def _check_row(check: dict[str, Any]) -> dict[str, Any]:
-    ci = check.get("ci")
-    return {
-        "name": check.get("name"),
-        "title": check.get("title") or check.get("name"),
-        "kind": check.get("kind") or "utility",
-        "status": check.get("status") or (PASSED if check.get("passed") else "failed"),
-        "value": check.get("value"),
-        "threshold": check.get("threshold"),
-        "direction": check.get("direction"),
-        "interval": list(ci) if isinstance(ci, (list, tuple)) else None,
-        "required": bool(check.get("required")),
-        "reason": check.get("reason") or "",
-    }
 
 
 def _permitted(request: GenerationRequest, approvers: list[dict[str, Any]]) -> list[str]:

@@ -25,7 +25,7 @@ from generation.csv_safety import frame_to_safe_csv
 from generation.models import SourceDataset, SynthesisJob
 from generation.policies import dp_domain_refusal
 from generation.services.budget import budget_refund, budget_reserve
-from generation.storage import delete_stored, read_encrypted_parquet, store_encrypted
+from generation.storage import StoredFile, delete_stored, read_encrypted_parquet, store_encrypted
 from generation.synthesizers import (
     REGISTRY,
     ColumnSpec,
@@ -445,6 +445,13 @@ def job_store_output(*, job: SynthesisJob, frame: Any) -> SynthesisJob:
     stored encrypted like the sources; `output_sha256` is the SHA-256 of that plaintext CSV, i.e.
     of exactly the bytes every downloader receives, so receipts stay verifiable."""
     stored = store_encrypted(frame_to_safe_csv(frame), folder="releases", suffix=".csv")
+    return job_record_output(job=job, stored=stored)
+
+
+def job_record_output(*, job: SynthesisJob, stored: StoredFile) -> SynthesisJob:
+    """Record an encrypted file already stored as `job`'s output (a table or a model artifact),
+    only while `job`'s worker still holds it: the output of an earlier attempt is deleted, and a
+    late worker's file is deleted and never recorded (JobCancelled)."""
     previous = SynthesisJob.objects.values_list("output_path", flat=True).get(pk=job.pk)
     updated = (
         SynthesisJob.objects.filter(pk=job.pk, worker=job.worker, output_path=previous)

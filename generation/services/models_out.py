@@ -21,14 +21,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from generation.choices import FINAL_JOB_STATES
 from generation.models import SynthesisJob
 from generation.services.jobs import (
     DPStateLost,
-    JobCancelled,
     _read_dp_state,
     _save_dp_state,
     job_read_training,
+    job_record_output,
     job_report_progress,
 )
 from generation.storage import delete_stored, store_encrypted
@@ -116,19 +115,7 @@ def job_store_model_artifact(*, job: SynthesisJob, data: bytes, sha256: str) -> 
     if stored.sha256 != sha256:
         delete_stored(stored.relative_path)
         raise RuntimeError("The stored model artifact does not match its recorded SHA-256.")
-    previous = SynthesisJob.objects.values_list("output_path", flat=True).get(pk=job.pk)
-    updated = (
-        SynthesisJob.objects.filter(pk=job.pk, worker=job.worker, output_path=previous)
-        .exclude(state__in=FINAL_JOB_STATES)
-        .update(output_path=stored.relative_path, output_sha256=stored.sha256)
-    )
-    if not updated:
-        delete_stored(stored.relative_path)
-        raise JobCancelled(str(job.pk))
-    if previous:
-        delete_stored(previous)
-    job.output_path, job.output_sha256 = stored.relative_path, stored.sha256
-    return job
+    return job_record_output(job=job, stored=stored)
 
 
 # --- The saved state -----------------------------------------------------------------------------

@@ -146,8 +146,23 @@ def test_an_auditors_package_holds_every_file_hashed_in_the_manifest_and_verifie
     assert release.title.encode() in files["card.html"] and b"&lt;h" not in files["card.html"]
 
     assert evidence_verify(package, public_key=public_key_text(), audit_key=audit_key()).ok
-    code, out = verify_command(tmp_path, package, "--public-key", public_key_text(), "--with-audit-key")
+    code, out = verify_command(tmp_path, package, f"--public-key={public_key_text()}", "--with-audit-key")
     assert (code, out.splitlines()[-1]) == (0, "OK")
+
+
+def test_a_key_beginning_with_a_dash_is_read_as_the_key_not_an_option(package: bytes, tmp_path: Path) -> None:
+    # Keys are URL-safe base64, so one in 64 begins with "-": passed as --public-key=KEY it must be
+    # read as the key (here the wrong one, so the signature check names it) and never as a flag.
+    while True:
+        raw = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        key = base64.urlsafe_b64encode(raw).decode()
+        if key.startswith("-"):
+            break
+
+    code, out = verify_command(tmp_path, package, f"--public-key={key}")
+
+    assert code == 1
+    assert f"{SIGNATURE}: signed with a key other than the one given (--public-key)" in out
 
 
 def test_the_download_is_audited_with_the_manifest_hash(

@@ -23,7 +23,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--public-key",
             default="",
-            help="The portal's checkpoint key (`manage.py audit_checkpoint --public-key`); "
+            help="The portal's checkpoint key (`manage.py audit_checkpoint --public-key`), given as "
+            "--public-key=KEY since a key may begin with '-'; "
             "without it signatures are checked against the key the package carries.",
         )
         parser.add_argument(

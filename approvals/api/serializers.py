@@ -14,6 +14,7 @@ from approvals.quorum import request_quorum
 from approvals.selectors import latest_privacy_failures, request_actions_for
 from approvals.services import attempts_allowed
 from approvals.services.tiering import request_is_dp
+from generation.modeling import MODEL_FAMILIES, is_model_family
 from generation.models import atto_to_delta, micro_to_epsilon
 
 
@@ -494,6 +495,25 @@ def _validate_delta_value(value: Any) -> Any:
     return value
 
 
+def _with_model_family(attrs: dict[str, Any], model: str) -> dict[str, Any]:
+    """`model` (API.md) as the dp_model request's family: "random_forest" or "dp_random_forest"
+    name the same family. It makes the request a dp_model when `kind` is left out."""
+    family = model if is_model_family(model) else f"dp_{model}"
+    if not is_model_family(family):
+        names = ", ".join(sorted(name.removeprefix("dp_") for name in MODEL_FAMILIES))
+        raise serializers.ValidationError({"model": f"Unknown model family; choose one of {names}."})
+    kind = attrs.get("kind")
+    if kind not in (None, RequestKind.DP_MODEL):
+        raise serializers.ValidationError(
+            {"model": "Only a dp_model request names a model; a synthetic table names a synthesizer."}
+        )
+    if attrs.get("synthesizer") and attrs["synthesizer"] != family:
+        raise serializers.ValidationError(
+            {"model": "model and synthesizer name different families; give one of them."}
+        )
+    return {**attrs, "kind": RequestKind.DP_MODEL, "synthesizer": family}
+
+
 class RequestPreviewInputSerializer(serializers.Serializer):
     """The fields of a request the tiering policy reads (what the preview takes)."""
 
@@ -504,8 +524,12 @@ class RequestPreviewInputSerializer(serializers.Serializer):
     target = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
     audience = serializers.ChoiceField(choices=Audience.choices)
     columns = serializers.ListField(child=serializers.CharField(max_length=255), max_length=2000)
-    # A dp_model request's model family (generation.modeling.MODEL_FAMILIES).
-    synthesizer = serializers.CharField(max_length=40)
+    # A dp_model request's model family (generation.modeling.MODEL_FAMILIES), or give it as `model`.
+    synthesizer = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
+    # API.md's name for a dp_model request's family: "logistic_regression", "random_forest",
+    # "decision_tree" (or the family's own name, e.g. "dp_logistic_regression"). It sets
+    # `synthesizer`; giving both, they must name the same family.
+    model = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
     # Required except for a dp_model request (a model is trained, not sampled: it takes no rows).
     rows = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
     # Any JSON value: the service accepts only finite positive numbers (or null for non-DP).
@@ -527,11 +551,20 @@ class RequestPreviewInputSerializer(serializers.Serializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         # rows may be left out only for a dp_model. An edit (context `editing`) that leaves kind
         # out keeps the kind as filed, which the service knows: it refuses missing rows itself.
+        model = attrs.pop("model", "")
+        if model:
+            attrs = _with_model_family(attrs, model)
         kind = attrs.get("kind")
         kind_as_filed = kind is None and self.context.get("editing", False)
         if attrs.get("rows") is None and kind != RequestKind.DP_MODEL and not kind_as_filed:
             raise serializers.ValidationError({"rows": "This field is required."})
+        if not attrs.get("synthesizer") and not self._may_omit_synthesizer(attrs):
+            raise serializers.ValidationError({"synthesizer": "This field is required."})
         return attrs
+
+    def _may_omit_synthesizer(self, attrs: dict[str, Any]) -> bool:
+        """A preview always names what would run (a synthesizer, or a model family as `model`)."""
+        return False
 
 
 class RequestInputSerializer(RequestPreviewInputSerializer):
@@ -561,11 +594,10 @@ class RequestInputSerializer(RequestPreviewInputSerializer):
             )
         return value
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        attrs = super().validate(attrs)
-        if not attrs.get("synthesizer") and attrs.get("candidates") is None:
+    def _may_omit_synthesizer(self, attrs: dict[str, Any]) -> bool:
+        if attrs.get("candidates") is None:
             raise serializers.ValidationError({"synthesizer": "This field is required (or give candidates)."})
-        return attrs
+        return True
 
 
 class FiredRuleOutputSerializer(serializers.Serializer):

@@ -463,6 +463,39 @@ def test_the_api_round_trips_kind_target_and_family(
     assert client.get("/api/v1/requests/", {"kind": "spaceship"}).status_code == 400
 
 
+def test_the_api_takes_the_family_as_model_as_api_md_names_it(
+    api: Callable[[Any], Any], alice: Any, outcome_dataset: Any
+) -> None:
+    client = api(alice)
+    # API.md: {"kind": "dp_model", "model": "logistic_regression", "target": ...}; no synthesizer.
+    body = {k: v for k, v in _payload(outcome_dataset).items() if k != "synthesizer"}
+    created = client.post("/api/v1/requests/", {**body, "model": "logistic_regression"}, format="json")
+    assert created.status_code == 201, created.content
+    assert (created.json()["kind"], created.json()["model_family"]) == ("dp_model", "dp_logistic_regression")
+    # Without kind, a model makes it a dp_model; the family's own name is accepted too.
+    no_kind = {k: v for k, v in body.items() if k != "kind"}
+    forest = client.post("/api/v1/requests/", {**no_kind, "model": "dp_random_forest"}, format="json")
+    assert forest.status_code == 201, forest.content
+    assert (forest.json()["kind"], forest.json()["model_family"]) == ("dp_model", "dp_random_forest")
+    # A preview without kind or rows is a dp_model's too (a table's would need rows), with its budget.
+    preview = client.post("/api/v1/requests/preview/", {**no_kind, "model": "decision_tree"}, format="json")
+    assert preview.status_code == 200, preview.content
+    assert preview.json()["budget"]["epsilon_needed"] == "0.5"
+    filed = GenerationRequest.objects.count()
+    refusals = [
+        ({**body, "model": "spaceship"}, "choose one of decision_tree, logistic_regression, random_forest"),
+        ({**body, "model": "random_forest", "synthesizer": "dp_logistic_regression"}, "different families"),
+        ({**body, "kind": "synthetic_table", "rows": 10, "model": "random_forest"}, "Only a dp_model"),
+    ]
+    for payload, words in refusals:
+        refused = client.post("/api/v1/requests/", payload, format="json")
+        assert refused.status_code == 400, payload
+        assert words in refused.json()["error"]["fields"]["model"]
+    assert GenerationRequest.objects.count() == filed
+    missing = client.post("/api/v1/requests/preview/", body, format="json")
+    assert missing.status_code == 400 and "synthesizer" in missing.json()["error"]["fields"]
+
+
 def test_the_api_still_requires_rows_for_a_synthetic_table(
     api: Callable[[Any], Any], alice: Any, outcome_dataset: Any
 ) -> None:

@@ -19,10 +19,10 @@ from audit.services import audit_denied, audit_record
 from core.errors import PermissionDenied
 from core.pagination import PortalPagination, paginated_response
 from core.roles import EXPORTS_EVIDENCE, Role, acting_user, has_role
-from federation.models import Study
+from federation.forms import study_input
+from federation.models import DropoutPolicy, ModelFamily, Study
 from federation.selectors import studies_visible_to
 from federation.services import (
-    StudyInput,
     model_card,
     study_cancel,
     study_decide,
@@ -48,8 +48,10 @@ class StudyInputSerializer(serializers.Serializer):
     noise_multiplier = serializers.FloatField(min_value=0.0)
     delta = serializers.CharField(max_length=32, default="1e-8")
     secure_aggregation = serializers.BooleanField(default=True)
-    dropout_policy = serializers.ChoiceField(choices=["quorum", "fail"], default="quorum")
-    model_family = serializers.ChoiceField(choices=["logistic_regression"], default="logistic_regression")
+    dropout_policy = serializers.ChoiceField(choices=DropoutPolicy.values, default=DropoutPolicy.QUORUM)
+    model_family = serializers.ChoiceField(
+        choices=ModelFamily.values, default=ModelFamily.LOGISTIC_REGRESSION
+    )
 
 
 class StudyDecisionInputSerializer(serializers.Serializer):
@@ -136,27 +138,7 @@ class StudyListCreateApi(APIView):
             raise PermissionDenied("Only data scientists file federated studies.")
         payload = StudyInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        data = payload.validated_data
-        study = study_file(
-            actor=acting_user(request.user),
-            data=StudyInput(
-                title=data["title"],
-                purpose=data["purpose"],
-                site_ids=list(data["sites"]),
-                features=list(data["features"]),
-                target=data["target"],
-                rounds=data["rounds"],
-                min_sites=data["min_sites"],
-                local_epochs=data["local_epochs"],
-                learning_rate=data["learning_rate"],
-                clipping_norm=data["clipping_norm"],
-                noise_multiplier=data["noise_multiplier"],
-                delta=data["delta"],
-                secure_aggregation=data["secure_aggregation"],
-                dropout_policy=data["dropout_policy"],
-                model_family=data["model_family"],
-            ),
-        )
+        study = study_file(actor=acting_user(request.user), data=study_input(payload.validated_data))
         return Response(study_json(study), status=201)
 
 

@@ -15,11 +15,10 @@ from core.pagination import page_of
 from core.roles import Role, acting_user, has_role
 from core.views import domain_errors_as_messages
 from federation.charts import rounds_figure
-from federation.forms import StudyDecisionForm, StudyForm
+from federation.forms import StudyDecisionForm, StudyForm, study_input
 from federation.models import FINAL_STUDY_STATES, Study, StudyStatus
 from federation.selectors import sites_visible_to, studies_awaiting, studies_visible_to
 from federation.services import (
-    StudyInput,
     decide_capacity,
     study_cancel,
     study_decide,
@@ -55,27 +54,8 @@ def study_new(request: HttpRequest) -> HttpResponse:
     sites = sites_visible_to(user=user)
     form = StudyForm(request.POST or None, sites=sites)
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
         try:
-            study = study_file(
-                actor=user,
-                data=StudyInput(
-                    title=data["title"],
-                    purpose=data["purpose"],
-                    site_ids=[s.pk for s in data["sites"]],
-                    features=[f.strip() for f in data["features"].split(",") if f.strip()],
-                    target=data["target"].strip(),
-                    rounds=data["rounds"],
-                    min_sites=data["min_sites"],
-                    local_epochs=data["local_epochs"],
-                    learning_rate=data["learning_rate"],
-                    clipping_norm=data["clipping_norm"],
-                    noise_multiplier=data["noise_multiplier"],
-                    delta=data["delta"],
-                    secure_aggregation=data["secure_aggregation"],
-                    dropout_policy=data["dropout_policy"],
-                ),
-            )
+            study = study_file(actor=user, data=study_input(form.cleaned_data))
         except ValidationFailed as exc:
             form.add_error(None, exc.message)
         else:

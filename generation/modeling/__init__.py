@@ -29,7 +29,9 @@ receipt facts, plus the model's parameters, each marked "source": "steward decla
 covered and not covered), and in-memory helpers for this job's validation: `predict_proba` (the DP
 model), `baseline_proba` (a non-private model of the same family trained on the same rows, never
 stored or released), `labels` and `labelled` (the target as 0/1 by the declared positive class: the
-second declared category, or 1/True).
+second declared category, or 1/True). `restore_trained_model(training, spec, artifact=, sha256=,
+privacy_facts=, seed=)` rebuilds the TrainedModel of an earlier fit from its saved artifact (hash
+checked first) without running any DP mechanism.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from __future__ import annotations
 from generation.modeling.artifacts import TRUSTED_TYPES, load_model_artifact
 from generation.modeling.encoding import model_declaration_refusals
 from generation.modeling.families import MODEL_FAMILIES, ModelFamily, is_model_family, model_family_label
-from generation.modeling.training import ModelSpec, TrainedModel, train_dp_model
+from generation.modeling.training import ModelSpec, TrainedModel, restore_trained_model, train_dp_model
 
 __all__ = [
     "MODEL_FAMILIES",
@@ -49,5 +51,6 @@ __all__ = [
     "load_model_artifact",
     "model_declaration_refusals",
     "model_family_label",
+    "restore_trained_model",
     "train_dp_model",
 ]

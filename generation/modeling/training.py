@@ -18,6 +18,7 @@ Order of work in `train_dp_model`:
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -31,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import ValidationFailed
-from generation.modeling.artifacts import artifact_dumps
+from generation.modeling.artifacts import artifact_dumps, load_model_artifact
 from generation.modeling.encoding import (
     FeatureEncoding,
     TargetEncoding,
@@ -42,7 +43,7 @@ from generation.modeling.encoding import (
     model_input,
     target_encoding,
 )
-from generation.modeling.families import MODEL_FAMILIES
+from generation.modeling.families import MODEL_FAMILIES, ModelFamily
 from generation.synthesizers.dp_base import decimal_text, library_version
 from generation.synthesizers.dp_budget import mechanism_epsilon, parse_epsilon
 
@@ -163,24 +164,19 @@ def train_dp_model(
     except ValueError as exc:
         raise ValidationFailed(str(exc), code="invalid_model_options") from exc
 
-    encodings = tuple(feature_encodings(features, column_specs))
-    target = target_encoding(spec.target, column_specs)
-    preprocessor = build_preprocessor(encodings)
+    encodings, target, preprocessor = _declared_encoding(spec)
     feature_names = [name for e in encodings for name in e.names]
     width = len(feature_names)
     _progress(on_progress, "encoded the declarations", 0.05)
 
     # --- the data, from here on -----------------------------------------------------------------
-    y, known = target.labels(training[spec.target])
-    rows = model_input(training.loc[known], encodings)
-    y = y[known]
+    x, y = _training_matrix(training, encodings, target, preprocessor)
     if not (y == 1).any() or not (y == 0).any():
         raise ValidationFailed(
             f"The training rows do not hold both declared values of `{spec.target}`, so no "
             "classifier can be trained; the job fails without a release.",
             code="model_one_class",
         )
-    x = preprocessor.transform(rows).astype(float)
     _progress(on_progress, "read the training rows", 0.2)
 
     dp_model = family.build_dp(
@@ -196,18 +192,12 @@ def train_dp_model(
         raise RuntimeError("The DP fit spent more than the requested epsilon.")
     _progress(on_progress, "fitted the DP model", 0.7)
 
-    baseline_model = family.build_baseline(options=options, seed=seed)
-    baseline_model.fit(x, y)
+    baseline = _baseline_pipeline(family, options, seed, preprocessor, encodings, x, y)
     _progress(on_progress, "fitted the non-private baseline", 0.85)
 
-    from sklearn.base import clone
     from sklearn.pipeline import Pipeline
 
     released = Pipeline([("encode", preprocessor), ("model", family.portable(dp_model, width, options))])
-    # The baseline gets its own copy of the encoder (identical: it holds declarations only).
-    baseline = Pipeline(
-        [("encode", clone(preprocessor).fit(declaration_frame(encodings))), ("model", baseline_model)]
-    )
     artifact, sha256 = artifact_dumps(released)
     _progress(on_progress, "serialized the model artifact", 1.0)
     return TrainedModel(
@@ -227,6 +217,78 @@ def train_dp_model(
         encodings=encodings,
         target=target,
         _baseline=baseline,
+    )
+
+
+def restore_trained_model(
+    training: pd.DataFrame,
+    spec: ModelSpec,
+    *,
+    artifact: bytes,
+    sha256: str,
+    privacy_facts: Mapping[str, Any],
+    seed: int,
+) -> TrainedModel:
+    """The TrainedModel of an earlier fit of `spec`, rebuilt from what was saved of it: its artifact
+    (skops bytes, loaded by `load_model_artifact`), the SHA-256 recorded for those bytes (checked
+    first: a mismatch raises RuntimeError) and its privacy facts. The encodings come from the
+    spec's declarations, and the non-private baseline is fitted again on `training` with `seed`
+    (it is never stored; fitting it spends no privacy budget). No DP mechanism runs."""
+    if hashlib.sha256(artifact).hexdigest() != sha256:
+        raise RuntimeError("The saved model does not match its recorded SHA-256.")
+    family = MODEL_FAMILIES[spec.family]
+    options = family.parse_options(spec.options or {})
+    encodings, target, preprocessor = _declared_encoding(spec)
+    x, y = _training_matrix(training, encodings, target, preprocessor)
+    return TrainedModel(
+        family=spec.family,
+        artifact=artifact,
+        sha256=sha256,
+        feature_names=[name for e in encodings for name in e.names],
+        privacy_facts=dict(privacy_facts),
+        pipeline=load_model_artifact(artifact),
+        encodings=encodings,
+        target=target,
+        _baseline=_baseline_pipeline(family, options, seed, preprocessor, encodings, x, y),
+    )
+
+
+def _declared_encoding(spec: ModelSpec) -> tuple[tuple[FeatureEncoding, ...], TargetEncoding, Any]:
+    """The spec's feature and target encodings and the preprocessor, from its declarations only."""
+    column_specs = [dict(s) for s in spec.column_specs]
+    encodings = tuple(feature_encodings(list(spec.features), column_specs))
+    return encodings, target_encoding(spec.target, column_specs), build_preprocessor(encodings)
+
+
+def _training_matrix(
+    training: pd.DataFrame,
+    encodings: tuple[FeatureEncoding, ...],
+    target: TargetEncoding,
+    preprocessor: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The encoded rows whose target is one of its two declared values, and their 0/1 labels."""
+    y, known = target.labels(training[target.name])
+    x = preprocessor.transform(model_input(training.loc[known], encodings)).astype(float)
+    return x, y[known]
+
+
+def _baseline_pipeline(
+    family: ModelFamily,
+    options: dict[str, Any],
+    seed: int,
+    preprocessor: Any,
+    encodings: tuple[FeatureEncoding, ...],
+    x: np.ndarray,
+    y: np.ndarray,
+) -> Any:
+    """The non-private baseline of the same family fitted on (x, y) with the job's seed, behind its
+    own copy of the encoder (identical to `preprocessor`: it holds declarations only)."""
+    from sklearn.base import clone
+    from sklearn.pipeline import Pipeline
+
+    encoder = clone(preprocessor).fit(declaration_frame(encodings))
+    return Pipeline(
+        [("encode", encoder), ("model", family.build_baseline(options=options, seed=seed).fit(x, y))]
     )
 
 

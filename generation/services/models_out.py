@@ -15,7 +15,6 @@ which spends no privacy budget because nothing derived from it is released but i
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -136,47 +135,18 @@ def _state_blob(model: Any) -> bytes:
 
 
 def _restore(job: SynthesisJob, spec: Any, training: Any) -> Any:
-    """The TrainedModel of an earlier attempt: its saved artifact and facts, with this job's
-    encodings (from the declarations) and a freshly fitted non-private baseline."""
-    from sklearn.pipeline import Pipeline
-
-    from generation.modeling import TrainedModel, load_model_artifact
-    from generation.modeling.encoding import (
-        build_preprocessor,
-        feature_encodings,
-        model_input,
-        target_encoding,
-    )
-    from generation.modeling.families import MODEL_FAMILIES
+    """The TrainedModel of an earlier attempt, from the job's saved DP state
+    (generation.modeling.restore_trained_model checks the artifact's hash and refits the baseline)."""
+    from generation.modeling import restore_trained_model
 
     state = json.loads(_read_dp_state(job))
-    artifact = base64.b64decode(state["artifact"])
-    if (
-        state.get("format") != _STATE_FORMAT
-        or hashlib.sha256(artifact).hexdigest() != state["artifact_sha256"]
-    ):
+    if state.get("format") != _STATE_FORMAT:
         raise RuntimeError("The saved model does not match its recorded SHA-256.")
-    family = MODEL_FAMILIES[spec.family]
-    options = family.parse_options(spec.options or {})
-    encodings = tuple(feature_encodings(list(spec.features), [dict(s) for s in spec.column_specs]))
-    target = target_encoding(spec.target, [dict(s) for s in spec.column_specs])
-    y, known = target.labels(training[spec.target])
-    preprocessor = build_preprocessor(encodings)
-    x = preprocessor.transform(model_input(training.loc[known], encodings)).astype(float)
-    baseline = Pipeline(
-        [
-            ("encode", preprocessor),
-            ("model", family.build_baseline(options=options, seed=int(job.seed)).fit(x, y[known])),
-        ]
-    )
-    return TrainedModel(
-        family=spec.family,
-        artifact=artifact,
+    return restore_trained_model(
+        training,
+        spec,
+        artifact=base64.b64decode(state["artifact"]),
         sha256=state["artifact_sha256"],
-        feature_names=[name for e in encodings for name in e.names],
-        privacy_facts=dict(state["privacy_facts"]),
-        pipeline=load_model_artifact(artifact),
-        encodings=encodings,
-        target=target,
-        _baseline=baseline,
+        privacy_facts=state["privacy_facts"],
+        seed=int(job.seed),
     )

@@ -184,7 +184,8 @@ def test_three_supernodes_with_secagg_and_client_dp_complete(tmp_path: Path, sit
     streamed: list[dict[str, Any]] = []
     started = time.monotonic()
     result = run_study(
-        study(tmp_path / "run", site_configs),
+        # Every site needed (min_sites 3 of 3): SecAgg+'s threshold must still be one Flower accepts.
+        study(tmp_path / "run", site_configs, min_sites=3),
         on_event=streamed.append,
         should_cancel=lambda: False,
         timeout_s=540,

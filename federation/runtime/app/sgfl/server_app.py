@@ -67,6 +67,21 @@ class EventLog:
             handle.flush()
 
 
+def secagg_shares(*, sites: int, min_sites: int) -> tuple[float, int]:
+    """SecAgg+'s share count and reconstruction threshold for a study.
+
+    Every sampled site holds a share of every other's secrets (`num_shares=1.0`, Flower's "all
+    sampled nodes", which also holds when a site is missing from a round). A round goes on while
+    each site keeps at least `threshold` live neighbours, so the threshold is the study's quorum
+    (`min_sites`, at least 2), but below the number of sites: Flower refuses a threshold equal to
+    the share count, which `min_sites == sites` used to ask for (every such study failed at start).
+    The quorum itself is still enforced per round by the governed strategy.
+    """
+    if sites < 2:
+        raise StudyFailed("secure aggregation needs at least two sites")
+    return 1.0, max(2, min(min_sites, sites - 1))
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
@@ -358,10 +373,10 @@ def _run(grid: Grid, context: Context, events: EventLog) -> None:
         strategy=governed,
     )
     if secure:
-        n = len(node_sites)
+        num_shares, threshold = secagg_shares(sites=len(node_sites), min_sites=min_sites)
         fit_workflow = SecAggPlusWorkflow(
-            num_shares=n,
-            reconstruction_threshold=max(2, min(min_sites, n)),
+            num_shares=num_shares,
+            reconstruction_threshold=threshold,
             # Values are clipped to this range before quantization: logistic-regression
             # parameters on [0, 1]-scaled features stay far inside it.
             clipping_range=64.0,

@@ -168,10 +168,20 @@ class _HmacSha256:
         outer.update(inner.digest())
         return outer.hexdigest()
 
+    def copiers(self) -> tuple[Callable[[], Any], Callable[[], Any]]:
+        """The pads' `copy` methods, for a loop that inlines `hexdigest` (the chain walk)."""
+        return self._inner.copy, self._outer.copy
+
 
 @lru_cache(maxsize=4)
 def _hmac_for(key: bytes) -> _HmacSha256:
     return _HmacSha256(key)
+
+
+def hmac_copiers(key: bytes) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """`copy` of the inner and outer SHA-256 states of HMAC under `key`: `inner()`, update with
+    the message, then `outer()` updated with the inner digest gives the HMAC (see _HmacSha256)."""
+    return _hmac_for(key).copiers()
 
 
 def row_hash(row: Sequence[Any], *, prev_hash: str, scheme: int, key: bytes) -> str:

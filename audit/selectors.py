@@ -16,13 +16,16 @@ from django.utils.dateparse import parse_datetime
 
 from audit.checkpoints import CheckpointLog, checkpoints_read
 from audit.hashing import (
+    _KEYED,
     GENESIS_HASH,
     ROW_FIELDS,
     CanonicalJSON,
     HashScheme,
+    _encode_str,
     audit_key,
     canonical_at,
     canonical_details,
+    hmac_copiers,
     pending_hash,
     row_hash,
 )
@@ -202,21 +205,87 @@ class ChainBreak:
 
 ChainRow = tuple[Any, ...]
 
+# Never equal to a stored hash: what the raw walk links to before its first row when the starting
+# hash is not a plain hex digest (the row then goes through ChainWalk._step).
+_NEVER = object()
 
-def audit_chain_rows(*, after_seq: int = 0, upto_seq: int | None = None) -> Iterator[ChainRow]:
+
+def audit_chain_rows(*, after_seq: int = 0, upto_seq: int | None = None) -> ChainRows:
     """Rows in chain order as tuples: the `ROW_FIELDS`, then prev_hash, hash and hash_scheme,
     with `at` as its canonical text and `details` as canonical JSON (audit.hashing.CanonicalJSON),
-    ready for `row_hash`. Streamed in chunks; no model instance per row (issue 16)."""
-    if connection.vendor == "sqlite":
-        return _sqlite_chain_rows(after_seq, upto_seq)
+    ready for `row_hash`. Streamed in chunks; no model instance per row (issue 16). On SQLite,
+    `ChainWalk.walk` reads the raw chunks instead (`ChainRows.raw_chunks`)."""
+    return ChainRows(after_seq, upto_seq)
+
+
+CHAIN_CHUNK = 5000
+
+
+class ChainRows:
+    """An iterable of `ChainRow`s (see `audit_chain_rows`). On SQLite and PostgreSQL it also gives
+    the raw chunks the rows are prepared from, which the chain walk's fast path reads directly."""
+
+    def __init__(self, after_seq: int, upto_seq: int | None) -> None:
+        self.after_seq, self.upto_seq = after_seq, upto_seq
+        self.vendor = connection.vendor
+        self.raw = self.vendor in _AT_TEXT
+        # Canonical `details` per distinct stored text (most rows share a handful of shapes).
+        self.details_cache: dict[Any, CanonicalJSON] = {}
+
+    def __iter__(self) -> Iterator[ChainRow]:
+        if self.raw:
+            for chunk in self.raw_chunks():
+                yield from map(self.prepare, chunk)
+            return
+        yield from _prepared(_orm_rows(self.after_seq, self.upto_seq))
+
+    def raw_chunks(self) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows as a raw cursor reads them (`_RAW_COLUMNS`, `at` and `details` as text), in
+        fetchmany chunks (a server-side cursor on PostgreSQL, as the ORM's iterator uses)."""
+        quote = connection.ops.quote_name
+        meta = AuditEvent._meta
+        column_of = {f.attname: str(f.column) for f in meta.concrete_fields}
+        columns = [quote(column_of[name]) for name in _RAW_COLUMNS]
+        columns[1] = _AT_TEXT[self.vendor] % {"at": columns[1]}
+        columns[8] = _DETAILS_TEXT[self.vendor] % {"details": columns[8]}
+        sql = f"SELECT {', '.join(columns)} FROM {quote(meta.db_table)} WHERE {quote('seq')} > %s"
+        params: list[int] = [self.after_seq]
+        if self.upto_seq is not None:
+            sql += f" AND {quote('seq')} <= %s"
+            params.append(self.upto_seq)
+        sql += f" ORDER BY {quote('seq')}"
+        with connection.chunked_cursor() as cursor:
+            cursor.execute(sql, params)
+            while chunk := cursor.fetchmany(CHAIN_CHUNK):
+                yield chunk
+
+    def details(self, text: Any) -> CanonicalJSON:
+        canonical = self.details_cache.get(text)
+        if canonical is None:
+            if len(self.details_cache) > 10_000:
+                self.details_cache.clear()
+            canonical = self.details_cache[text] = _details_from_text(text)
+        return canonical
+
+    def prepare(self, row: tuple[Any, ...]) -> ChainRow:
+        """A raw row as a `ChainRow`: `at` and `details` as the ORM reads them, in canonical text."""
+        at = row[1]
+        if self.vendor == "sqlite":
+            at = _sqlite_at(at)
+        elif at is None:
+            # Outside what Python's datetime holds (to_char gave NULL): read it as the ORM does.
+            return next(_prepared(_orm_rows(row[0] - 1, row[0])))
+        else:
+            at = at[:10] + "T" + at[11:] + "+00:00"
+        return (row[0], at, *row[2:8], self.details(row[8]), *row[9:])
+
+
+def _orm_rows(after_seq: int, upto_seq: int | None) -> Iterator[tuple[Any, ...]]:
     rows = AuditEvent.objects.filter(seq__gt=after_seq)
     if upto_seq is not None:
         rows = rows.filter(seq__lte=upto_seq)
     columns = rows.order_by("seq").values_list(*ROW_FIELDS, "prev_hash", "hash", "hash_scheme")
-    return _prepared(columns.iterator(chunk_size=CHAIN_CHUNK))
-
-
-CHAIN_CHUNK = 5000
+    return columns.iterator(chunk_size=CHAIN_CHUNK)
 
 
 def _prepared(rows: Iterable[tuple[Any, ...]]) -> Iterator[ChainRow]:
@@ -224,52 +293,22 @@ def _prepared(rows: Iterable[tuple[Any, ...]]) -> Iterator[ChainRow]:
         yield (seq, canonical_at(at), *middle, canonical_details(details), request_id, prev, digest, scheme)
 
 
-# SQLite: Django's per-row converters (parse the datetime, make it aware, decode the JSON) were
-# half of a full verification. The raw cursor reads `at` as the text Django stored (naive UTC,
-# `str(datetime)`), which maps to the canonical text by slicing; `details` text is decoded and
-# re-encoded once per distinct text (most rows share a handful of shapes).
-_AT_TEXT = "CAST(%s AS TEXT)"
-
-
-def _sqlite_chain_rows(after_seq: int, upto_seq: int | None) -> Iterator[ChainRow]:
-    quote = connection.ops.quote_name
-    meta = AuditEvent._meta
-    column_of = {f.attname: str(f.column) for f in meta.concrete_fields}
-    columns = [quote(column_of[name]) for name in (*ROW_FIELDS, "prev_hash", "hash", "hash_scheme")]
-    columns[1] = _AT_TEXT % columns[1]
-    sql = f"SELECT {', '.join(columns)} FROM {quote(meta.db_table)} WHERE {quote('seq')} > %s"
-    params: list[int] = [after_seq]
-    if upto_seq is not None:
-        sql += f" AND {quote('seq')} <= %s"
-        params.append(upto_seq)
-    sql += f" ORDER BY {quote('seq')}"
-    details_cache: dict[str | None, CanonicalJSON] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        while chunk := cursor.fetchmany(CHAIN_CHUNK):
-            for row in chunk:
-                details = row[8]
-                canonical = details_cache.get(details)
-                if canonical is None:
-                    if len(details_cache) > 10_000:
-                        details_cache.clear()
-                    canonical = details_cache[details] = _details_from_text(details)
-                # Spelled out, not star-unpacked: this runs once per event.
-                yield (
-                    row[0],
-                    _sqlite_at(row[1]),
-                    row[2],
-                    row[3],
-                    row[4],
-                    row[5],
-                    row[6],
-                    row[7],
-                    canonical,
-                    row[9],
-                    row[10],
-                    row[11],
-                    row[12],
-                )
+# Django's per-row converters (parse the datetime, make it aware, decode the JSON) were half of a
+# full verification. The raw cursor reads `at` as text that maps to the canonical text by slicing:
+# on SQLite the text Django stored (naive UTC, `str(datetime)`), on PostgreSQL the timestamp in UTC
+# in the same shape (NULL outside the years Python's datetime holds, which the ORM then reads).
+# `details` is read as JSON text, decoded and re-encoded once per distinct text (most rows share a
+# handful of shapes); on PostgreSQL that is jsonb's own text, which the ORM decodes too.
+_AT_TEXT = {
+    "sqlite": "CAST(%(at)s AS TEXT)",
+    "postgresql": (
+        "CASE WHEN %(at)s >= TIMESTAMPTZ '0001-01-01 00:00:00+00' "
+        "AND %(at)s < TIMESTAMPTZ '10000-01-01 00:00:00+00' "
+        "THEN to_char(%(at)s AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') END"
+    ),
+}
+_DETAILS_TEXT = {"sqlite": "%(details)s", "postgresql": "%(details)s::text"}
+_RAW_COLUMNS = (*ROW_FIELDS, "prev_hash", "hash", "hash_scheme")
 
 
 def _details_from_text(text: Any) -> CanonicalJSON:
@@ -322,10 +361,102 @@ class ChainWalk:
     unkeyed: int = 0
 
     def walk(self, rows: Iterable[ChainRow]) -> ChainBreak | None:
+        if isinstance(rows, ChainRows) and rows.raw:
+            return self._walk_raw(rows)
         for row in rows:
             broken = self._step(row)
             if broken is not None:
                 return broken
+        return None
+
+    def _walk_raw(self, rows: ChainRows) -> ChainBreak | None:
+        """`walk` over the raw chunks (issue 16: 1M events in a few times a raw SHA-256).
+
+        The common row (the next seq, linked to the previous hash, keyed, `at` in the 26-character
+        text the raw cursor reads, no checkpoint at its seq) is checked here, inline: its canonical
+        bytes built in one f-string (what `canonical_row` gives for such a row) and its HMAC from
+        the key's precomputed pads. Every other row, and any row whose hash does not match, goes
+        through `_step` exactly as the plain walk does, so every verdict is the plain walk's
+        (audit/tests/test_verification_records.py compares the two on edited chains)."""
+        inner, outer = hmac_copiers(self.key)
+        enc = _encode_str
+        anchors = self.anchors
+        details_of = rows.details_cache.get
+        details = rows.details
+        keyed, keyed_text = _KEYED, str(_KEYED)
+        step = self._step
+        int_repr = int.__repr__
+        # The previous hash goes into the message unescaped: a hex digest never needs escaping.
+        # Any other starting value (never a real one) sends the first row through `_step`.
+        expected = self.expected_seq
+        prev: object = self.prev_hash if enc(self.prev_hash) == f'"{self.prev_hash}"' else _NEVER
+        fast = 0
+        try:
+            for chunk in rows.raw_chunks():
+                for row in chunk:
+                    (
+                        seq,
+                        at,
+                        actor_id,
+                        actor_name,
+                        action,
+                        target_type,
+                        target_id,
+                        outcome,
+                        text,
+                        request_id,
+                        stored_prev,
+                        stored_hash,
+                        scheme,
+                    ) = row
+                    try:
+                        if (
+                            seq == expected
+                            and stored_prev == prev
+                            and scheme == keyed
+                            and len(at) == 26
+                            and at[10] == " "
+                            and at[19] == "."
+                            and not (anchors and seq in anchors)
+                        ):
+                            # canonical_row's keyed bytes for this shape of row, spelled out (an
+                            # f-string, the fastest way CPython builds it): keys in sorted order,
+                            # `at` as the stored text around the "T", `prev_hash` unescaped (it is
+                            # a hex digest here), the keyed scheme in place.
+                            message = (
+                                f'{{"action":{enc(action)},"actor_id":'
+                                f"{'null' if actor_id is None else int_repr(actor_id)},"
+                                f'"actor_name":{enc(actor_name)},"at":"{at[:10]}T{at[11:]}+00:00",'
+                                f'"details":{details_of(text) or details(text)},"outcome":{enc(outcome)},'
+                                f'"prev_hash":"{prev}","request_id":{enc(request_id)},"scheme":{keyed_text},'
+                                f'"seq":{int_repr(seq)},"target_id":{enc(target_id)},'
+                                f'"target_type":{enc(target_type)}}}'
+                            )
+                            digest = inner()
+                            digest.update(message.encode("ascii"))
+                            mac = outer()
+                            mac.update(digest.digest())
+                            if mac.hexdigest() == stored_hash:
+                                prev, expected = stored_hash, seq + 1
+                                fast += 1
+                                continue
+                    except (TypeError, ValueError):
+                        pass  # an odd value (hand-edited): `_step` decides, as the plain walk
+                    self.count += fast
+                    self.seen_keyed = self.seen_keyed or fast > 0
+                    fast = 0
+                    if prev is not _NEVER:
+                        self.prev_hash = str(prev)
+                    self.expected_seq = expected
+                    broken = step(rows.prepare(row))
+                    if broken is not None:
+                        return broken
+                    prev, expected = self.prev_hash, self.expected_seq
+        finally:
+            self.count += fast
+            self.seen_keyed = self.seen_keyed or fast > 0
+            if fast:
+                self.prev_hash, self.expected_seq = str(prev), expected
         return None
 
     def _step(self, row: ChainRow) -> ChainBreak | None:

@@ -5,6 +5,7 @@ canonical form is byte for byte the one the chain was hashed over."""
 from __future__ import annotations
 
 import io
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -81,8 +82,15 @@ def test_canonical_row_is_byte_for_byte_canonical(details: Any, scheme: int | No
     assert canonical_row(row, "ab" * 32, scheme) == canonical(prev_hash="ab" * 32, scheme=scheme, **fields)
 
 
+def storable(values: list[Any]) -> list[Any]:
+    """PostgreSQL refuses NUL in text and jsonb (the INSERT fails); SQLite stores it."""
+    if connection.vendor != "postgresql":
+        return values
+    return [value for value in values if "\\u0000" not in json.dumps(value)]
+
+
 def test_rows_streamed_from_the_database_hash_as_the_reference_code_hashes_them(ada: Any) -> None:
-    for details in ODD_DETAILS:
+    for details in storable(ODD_DETAILS):
         audit_record(actor=ada, action="odd.details", target_type="thing", target_id="t", details=details)
     key = audit_key()
     reference = AuditEvent.objects.order_by("seq").values_list(
@@ -90,12 +98,123 @@ def test_rows_streamed_from_the_database_hash_as_the_reference_code_hashes_them(
     )
     streamed = list(audit_chain_rows())
 
-    assert len(streamed) == len(reference) >= len(ODD_DETAILS)
+    assert len(streamed) == len(reference) >= len(storable(ODD_DETAILS))
     for fast, slow in zip(streamed, reference, strict=True):
         fields = dict(zip(ROW_FIELDS, slow, strict=False))
         expected = event_hash(scheme=slow[-1], key=key, prev_hash=slow[-3], **fields)
         assert row_hash(fast, prev_hash=fast[-3], scheme=fast[-1], key=key) == expected == slow[-2]
     assert audit_verify().ok
+
+
+# --- The walk's fast path (issue 16 item 3) ---------------------------------------------------
+# ChainWalk reads raw chunks and checks the common row inline; anything else goes through
+# ChainWalk._step. Both must reach the same verdict on every chain, tampered or not.
+
+ODD_TEXT = ['ünïcode "quoted"', "ctl \x00\t\n\x1f", "del \x7f", "back\\slash", "emoji 😀", "\u2028"]
+
+
+def both_walks(monkeypatch: pytest.MonkeyPatch) -> tuple[tuple[Any, ...], tuple[Any, ...], int]:
+    """(fast walk's outcome, plain walk's outcome, rows the fast walk sent to _step)."""
+    key = audit_key()
+    stepped: list[int] = []
+    original = selectors.ChainWalk._step
+
+    def counted(self: selectors.ChainWalk, row: Any) -> Any:
+        stepped.append(row[0])
+        return original(self, row)
+
+    def outcome(walk: selectors.ChainWalk, broken: Any) -> tuple[Any, ...]:
+        state = (walk.count, walk.expected_seq, walk.prev_hash, walk.seen_keyed, walk.unkeyed)
+        return (broken, *state, walk.anchored_seq)
+
+    anchors = {3: {AuditEvent.objects.get(seq=3).hash}} if AuditEvent.objects.filter(seq=3).exists() else {}
+    with monkeypatch.context() as patch:
+        patch.setattr(selectors.ChainWalk, "_step", counted)
+        fast = selectors.ChainWalk(key=key, anchors=dict(anchors))
+        fast_outcome = outcome(fast, fast.walk(audit_chain_rows()))
+    plain = selectors.ChainWalk(key=key, anchors=dict(anchors))
+    plain_outcome = outcome(plain, plain.walk(iter(audit_chain_rows())))
+    return fast_outcome, plain_outcome, len(stepped)
+
+
+def test_the_fast_walk_checks_common_rows_inline_and_agrees_with_the_plain_walk(
+    ada: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i, details in enumerate(storable(ODD_DETAILS)):
+        audit_record(actor=ada, action="odd.details", target_type="thing", target_id=f"t{i}", details=details)
+    for text in storable(ODD_TEXT):
+        audit_record(actor=None, action=text, target_type=text, target_id=text, details={"k": text})
+    fast, plain, stepped = both_walks(monkeypatch)
+
+    total = AuditEvent.objects.filter(seq__isnull=False).count()
+    assert total >= len(storable(ODD_DETAILS)) + len(storable(ODD_TEXT))
+    assert fast == plain and fast[0] is None and fast[1] == total
+    # Only the checkpointed row (seq 3) and a row stored at a whole second (no microseconds in
+    # the stored text) leave the fast path; every other row is checked inline.
+    whole_seconds = sum(1 for at in AuditEvent.objects.values_list("at", flat=True) if at.microsecond == 0)
+    assert stepped <= 1 + whole_seconds
+    assert stepped < total // 2
+    assert audit_verify().ok
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("target_id", "t2 edited"),
+        ("target_id", "del \x7f"),
+        ("target_id", "ünïcode"),
+        ("actor_name", 'a "quote"'),
+        ("actor_id", None),
+        ("request_id", "req-forged"),
+        ("details", '{"k": "other"}'),
+        ("details", '{"b": 1, "a": 2}'),  # the same value as stored below, keys in another order
+        ("outcome", "denied"),
+        ("hash_scheme", 1),
+        ("hash_scheme", 7),
+        ("prev_hash", "0" * 64),
+        ("seq", 99),
+    ],
+)
+def test_the_fast_walk_reaches_the_plain_walks_verdict_on_every_edit(
+    ada: Any, monkeypatch: pytest.MonkeyPatch, column: str, value: Any
+) -> None:
+    for i in range(6):
+        details = {"a": 2, "b": 1} if i == 4 else {"k": i}
+        audit_record(
+            actor=ada, action="release.download", target_type="release", target_id=f"t{i}", details=details
+        )
+    seq = AuditEvent.objects.get(target_id="t4").seq
+    with triggers_off():
+        raw(f"UPDATE audit_auditevent SET {column} = %s WHERE seq = %s", [value, seq])  # noqa: S608
+    fast, plain, _ = both_walks(monkeypatch)
+
+    assert fast == plain
+    if column == "details" and value.startswith('{"b"'):
+        assert fast[0] is None  # the same JSON value: not an edit, on either walk
+    else:
+        assert fast[0] is not None and fast[0].seq == min(seq, value if column == "seq" else seq)
+
+
+def test_the_fast_walk_agrees_on_a_timestamp_edited_into_another_shape(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    record_events(4)
+    seq = AuditEvent.objects.get(target_id="r-1").seq
+    at = AuditEvent.objects.get(seq=seq).at.astimezone(UTC)
+    if connection.vendor == "sqlite":
+        # The same instant in ISO text (the ORM reads it as the same datetime), then another instant.
+        edits = [at.replace(tzinfo=None).isoformat(timespec="microseconds"), str(at + timedelta(seconds=1))]
+    else:
+        edits = [at.isoformat(), (at + timedelta(seconds=1)).isoformat()]
+    verdicts = []
+    for text in edits:
+        with triggers_off():
+            raw("UPDATE audit_auditevent SET at = %s WHERE seq = %s", [text, seq])
+        fast, plain, _ = both_walks(monkeypatch)
+        assert fast == plain
+        verdicts.append(fast[0])
+    assert verdicts[0] is None
+    assert verdicts[1] is not None and verdicts[1].seq == seq
 
 
 # --- Pages show the recorded verdict; GET never walks the chain -------------------------------

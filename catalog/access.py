@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent, Outcome
 from audit.services import audit_denied, audit_record
-from catalog.models import AccessRequest, AccessRequestStatus, Release
+from catalog.models import AccessRequest, AccessRequestStatus, Release, ReleaseOrigin
 from catalog.selectors import releases_discoverable_to, releases_visible_to
 from core.errors import Conflict, Gone, NotFound, PermissionDenied, ValidationFailed
 from core.ids import first_by_uuid
@@ -48,7 +48,7 @@ TEAM_STEWARD_DECIDES = "team_steward_decides_access"
 
 
 def _delegated_to_team_steward(release: Release) -> bool:
-    return (release.request.tier_controls or {}).get(TEAM_STEWARD_DECIDES) is True
+    return release.tier_controls.get(TEAM_STEWARD_DECIDES) is True
 
 
 def _is_team_steward(actor: PortalUser, release: Release) -> bool:
@@ -80,7 +80,10 @@ def _team_steward_scope(user: Any) -> Q:
 
 def _delegated_scope(user: Any) -> Q:
     """The access requests a data steward decides: their team's releases whose tier delegates."""
-    return _team_steward_scope(user) & Q(**{f"release__request__tier_controls__{TEAM_STEWARD_DECIDES}": True})
+    delegated = Q(**{f"release__request__tier_controls__{TEAM_STEWARD_DECIDES}": True}) | Q(
+        release__origin=ReleaseOrigin.STUDY, **{f"release__controls__{TEAM_STEWARD_DECIDES}": True}
+    )
+    return _team_steward_scope(user) & delegated
 
 
 def _refuse(actor: PortalUser, action: str, target_type: str, target_id: Any, reason: str) -> None:
@@ -260,6 +263,18 @@ def _withdraw(actor: PortalUser, release_pk: Any, reason: str, *, cause: str) ->
     return release
 
 
+def _study_releases_trained_on(dataset_id: Any) -> list[Any]:
+    """Live federated-study releases one of whose site datasets is `dataset_id` (their `sources`;
+    read in Python: JSON containment is not portable across the databases we run on, and a study
+    release is rare)."""
+    live = Release.objects.filter(origin=ReleaseOrigin.STUDY, withdrawn_at__isnull=True)
+    return [
+        pk
+        for pk, sources in live.values_list("pk", "sources")
+        if any(str(s.get("dataset")) == str(dataset_id) for s in sources or [] if isinstance(s, dict))
+    ]
+
+
 def dataset_withdraw_releases(*, actor: PortalUser, dataset_id: Any, reason: Any) -> list[Release]:
     """Withdrawing a source dataset version withdraws every release made from it. 404 for a
     dataset the actor may not see, 403 (audited) unless a privacy officer."""
@@ -273,9 +288,12 @@ def dataset_withdraw_releases(*, actor: PortalUser, dataset_id: Any, reason: Any
     with transaction.atomic():
         withdrawn = [
             _withdraw(actor, pk, text, cause="dataset")
-            for pk in Release.objects.filter(dataset=dataset, withdrawn_at__isnull=True).values_list(
-                "pk", flat=True
-            )
+            for pk in [
+                *Release.objects.filter(dataset=dataset, withdrawn_at__isnull=True).values_list(
+                    "pk", flat=True
+                ),
+                *_study_releases_trained_on(dataset.pk),
+            ]
         ]
         audit_record(
             actor=actor,
@@ -599,7 +617,7 @@ def releases_notify_expiring(*, days: int | None = None) -> ExpiryNotices:
 def _notify_release_expiring(release: Release) -> int:
     assert release.expires_at is not None
     people = get_user_model().objects.filter(is_active=True)
-    who = Q(pk=release.request.requester_id)
+    who = Q(pk=release.owner_id)
     if release.team_id:
         # Team members see their team's releases (catalog.selectors.releases_visible_to).
         who |= Q(team_id=release.team_id, role__in=[r.value for r in Role])

@@ -16,11 +16,13 @@ _FILE_TYPES = {
     ArtifactFormat.CSV: ("csv", "text/csv; charset=utf-8"),
     # skops has no registered media type: an opaque binary, never rendered by a browser.
     ArtifactFormat.SKOPS: ("skops", "application/octet-stream"),
+    # A federated study's model: numpy arrays (np.load with allow_pickle=False).
+    ArtifactFormat.NPZ: ("npz", "application/octet-stream"),
 }
 
 
 def release_file_response(*, actor: PortalUser, release_id: str) -> StreamingHttpResponse:
-    """Authorize, audit, then stream the release's file (a table's CSV, a model's .skops),
+    """Authorize, audit, then stream the release's file (a table's CSV, a model's .skops or a federated model's .npz),
     decrypted chunk by chunk, under the same access rules for both kinds. Its bytes are exactly
     those the release's `sha256` was computed over; formula-like cells of a CSV were neutralised
     when the file was written (generation.csv_safety)."""

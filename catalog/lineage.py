@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -26,7 +27,7 @@ from catalog.models import Release
 from catalog.selectors import releases_visible_to
 from core.errors import NotFound
 from core.roles import AUDIT_READERS, SEES_EVERY_RELEASE, PortalUser, has_role
-from generation.models import BudgetLedgerEntry, ClassificationVersion, SynthesisJob
+from generation.models import MICRO, BudgetLedgerEntry, ClassificationVersion, SynthesisJob
 from generation.selectors import datasets_visible_to
 from generation.synthesizers import is_dp_synthesizer
 
@@ -36,6 +37,7 @@ STAGES = (
     "source",
     "signoff",
     "request",
+    "study",
     "policy",
     "tier",
     "decision",
@@ -53,6 +55,7 @@ STAGE_LABELS = {
     "source": "Source version",
     "signoff": "Classification sign-off",
     "request": "Request",
+    "study": "Federated study",
     "policy": "Policy version",
     "tier": "Risk tier",
     "decision": "Decision",
@@ -109,7 +112,7 @@ def release_lineage(*, release: Release, user: PortalUser) -> dict[str, Any]:
     if not releases_visible_to(user=user).filter(pk=release.pk).exists():
         raise NotFound("No such release.")
     lineage = _load(release, user)
-    for build in NODE_BUILDERS:
+    for build in STUDY_NODE_BUILDERS if release.is_from_study else NODE_BUILDERS:
         build(lineage)
     order = {kind: i for i, kind in enumerate(STAGES)}
     nodes = sorted(
@@ -121,6 +124,8 @@ def release_lineage(*, release: Release, user: PortalUser) -> dict[str, Any]:
 
 
 def _load(release: Release, user: PortalUser) -> _Lineage:
+    if release.is_from_study:  # no request, attempts or jobs: its sites' datasets and its study
+        return _Lineage(release, user, False, False, attempts=[], runs=[], jobs=[])
     request = release.request
     attempts = list(
         GenerationAttempt.objects.filter(request=request).select_related("job").order_by("number")
@@ -324,6 +329,55 @@ def _release(g: _Lineage) -> None:
         g.edge(parent, node)
 
 
+# --- A federated study's model: site datasets -> study -> each site's ledger debit -> release --------
+
+
+def _study_sources(g: _Lineage) -> None:
+    """Each site's dataset version (linked when this user may open it)."""
+    ids = [str(s.get("dataset")) for s in g.release.sources or [] if isinstance(s, dict)]
+    visible = {
+        str(pk) for pk in datasets_visible_to(user=g.user).filter(pk__in=ids).values_list("pk", flat=True)
+    }
+    for source in g.release.sources or []:
+        dataset = str(source.get("dataset"))
+        url = reverse("generation:dataset-detail", args=[dataset]) if dataset in visible else None
+        label = f"{source.get('site')}: {source.get('dataset_name')} v{source.get('dataset_version')}"
+        g.node(f"dataset:{dataset}", "source", label, None, url)
+
+
+def _study(g: _Lineage) -> None:
+    card = g.release.card or {}
+    rounds = card.get("rounds_completed")
+    label = f"Federated study “{card.get('title') or g.release.title}” by {g.release.requester_name}"
+    label += f" ({len(g.release.sources or [])} sites, {rounds} round{'s' * (rounds != 1)})"
+    url = reverse("federation:study-detail", kwargs={"study_id": g.release.origin_ref})
+    node = g.node(f"study:{g.release.origin_ref}", "study", label, None, url)
+    for parent in g.ids("source"):
+        g.edge(parent, node)
+
+
+def _study_ledger(g: _Lineage) -> None:
+    """What each site's ledger was debited for the study (per record, the ledger's unit)."""
+    study_node = f"study:{g.release.origin_ref}"
+    for source in g.release.sources or []:
+        micro = source.get("epsilon_debited_micro")
+        if micro is None:
+            continue
+        epsilon = _number(Decimal(int(micro)) / MICRO)
+        label = f"{source.get('site')}: debited epsilon {epsilon} per record"
+        node = g.node(f"ledger:{source.get('site')}", "ledger", label, None, None)
+        g.edge(study_node, node)
+
+
+def _study_release(g: _Lineage) -> None:
+    release = g.release
+    label = f"Release “{release.title}”: federated DP model ({release.synthesizer}), epsilon {_number(release.epsilon)}"
+    url = reverse("catalog:release-detail", args=[release.pk])
+    node = g.node(f"release:{release.pk}", "release", label, release.created_at, url)
+    for parent in g.ids("ledger") or [f"study:{release.origin_ref}"]:
+        g.edge(parent, node)
+
+
 def _job_home(g: _Lineage, job_id: Any) -> str:
     """The node a job's path continues from: its attempt (or its own node outside any attempt)."""
     for run in g.runs:
@@ -408,6 +462,16 @@ NODE_BUILDERS: list[Callable[[_Lineage], None]] = [
     _attempts,
     _overrides,
     _release,
+    _downloads,
+    _grants,
+    _withdrawal,
+]
+
+STUDY_NODE_BUILDERS: list[Callable[[_Lineage], None]] = [
+    _study_sources,
+    _study,
+    _study_ledger,
+    _study_release,
     _downloads,
     _grants,
     _withdrawal,

@@ -111,7 +111,12 @@ OUT_OF_SCOPE_ALWAYS = (
 
 
 def model_card(*, release: Release, user: Any) -> dict[str, Any]:
-    """The model card of `release` (a model release) as `user` may see it (JSON-safe)."""
+    """The model card of `release` (a model release) as `user` may see it (JSON-safe). A federated
+    study's model has the card its study fixed at publication (catalog.study_cards)."""
+    if release.is_from_study:
+        from catalog.study_cards import study_model_card
+
+        return study_model_card(release=release, user=user)
     request: GenerationRequest = release.request
     job: SynthesisJob = release.job
     report = model_report_visible_to(user=user, release=release)
@@ -196,13 +201,14 @@ def model_spec_of(release: Release) -> dict[str, Any]:
     (catalog.services.build_receipt), falling back to the request's and the job's fields."""
     recorded = (release.receipt or {}).get("model") or {}
     job = release.job
+    job_options = dict(job.options or {}) if job is not None else {}
     target = str(
-        recorded.get("target") or (job.options or {}).get("target") or getattr(release.request, "target", "")
+        recorded.get("target") or job_options.get("target") or getattr(release.request, "target", "")
     )
     features = list(recorded.get("features") or [c for c in release.columns if c != target])
     family = str(recorded.get("family") or release.synthesizer)
     label = model_family_label(family)
-    options = dict((job.options or {}).get("model_options") or {})
+    options = dict(job_options.get("model_options") or {})
     return {
         "family": family,
         "family_label": label,

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -20,6 +21,17 @@ class ReleaseKind(models.TextChoices):
 class ArtifactFormat(models.TextChoices):
     CSV = "csv", "CSV"
     SKOPS = "skops", "skops"
+    # A federated study's model: its final parameters as numpy arrays (np.load, allow_pickle=False).
+    NPZ = "npz", "npz"
+
+
+class ReleaseOrigin(models.TextChoices):
+    """What published a release: a generation request's job, or a completed federated study (a
+    layer above the catalog, which publishes through catalog.services.release_publish_external and
+    leaves here what the catalog shows of it: its card, its site datasets, its tier controls)."""
+
+    REQUEST = "request", "Generation request"
+    STUDY = "study", "Federated study"
 
 
 class Release(models.Model):
@@ -28,14 +40,39 @@ class Release(models.Model):
 
     Visibility follows the request's audience: internal -> the requester's team; organization ->
     every signed-in user. One release per request at most (the database enforces it).
+
+    A federated study's model (origin "study") has no request, job or single dataset: its
+    requester, tier controls, model card and site datasets are fixed here at publication
+    (`requester`, `controls`, `card`, `sources`), and `origin_ref` is the study's id.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    origin = models.CharField(max_length=8, choices=ReleaseOrigin.choices, default=ReleaseOrigin.REQUEST)
     request = models.OneToOneField(
-        "approvals.GenerationRequest", on_delete=models.PROTECT, related_name="release"
+        "approvals.GenerationRequest",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="release",
     )
-    job = models.OneToOneField("generation.SynthesisJob", on_delete=models.PROTECT, related_name="release")
-    dataset = models.ForeignKey("generation.SourceDataset", on_delete=models.PROTECT, related_name="releases")
+    job = models.OneToOneField(
+        "generation.SynthesisJob", null=True, blank=True, on_delete=models.PROTECT, related_name="release"
+    )
+    dataset = models.ForeignKey(
+        "generation.SourceDataset", null=True, blank=True, on_delete=models.PROTECT, related_name="releases"
+    )
+    # Study origin only (a request-origin release reads these from its request).
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    requester_name = models.CharField(max_length=150, blank=True)
+    controls = models.JSONField(default=dict, blank=True)
+    origin_ref = models.UUIDField(null=True, blank=True, unique=True)
+    # The model card fixed at publication (sites, rounds and their log, per-site gate, privacy).
+    card = models.JSONField(default=dict, blank=True)
+    # The site datasets it was trained on: [{"site", "dataset", "dataset_name", "dataset_version",
+    # "steward", "training_rows", "epsilon_debited_micro"}].
+    sources = models.JSONField(default=list, blank=True)
     team = models.ForeignKey("portal.Team", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     audience = models.CharField(max_length=16)
     title = models.CharField(max_length=200)
@@ -80,11 +117,30 @@ class Release(models.Model):
                 condition=models.Q(is_dp=True) | models.Q(epsilon_micro__isnull=True),
                 name="release_epsilon_only_when_dp",
             ),
-            # A model is served as skops, a table as CSV: never the other way round.
+            # A model is served as skops (or a federated model's .npz), a table as CSV: never the
+            # other way round.
             models.CheckConstraint(
                 condition=models.Q(kind="table", artifact_format="csv")
-                | models.Q(kind="model", artifact_format="skops"),
+                | models.Q(kind="model", artifact_format__in=["skops", "npz"]),
                 name="release_kind_matches_format",
+            ),
+            # A request's release names its request, job and dataset; a study's is a model, with
+            # neither request nor job (its site datasets are in `sources`) and with its study's id.
+            models.CheckConstraint(
+                condition=models.Q(
+                    origin="request",
+                    request__isnull=False,
+                    job__isnull=False,
+                    dataset__isnull=False,
+                )
+                | models.Q(
+                    origin="study",
+                    request__isnull=True,
+                    job__isnull=True,
+                    kind="model",
+                    origin_ref__isnull=False,
+                ),
+                name="release_origin_fields",
             ),
             # A released model is always differentially private (the non-private baseline never is
             # released).
@@ -123,6 +179,25 @@ class Release(models.Model):
     @property
     def is_model(self) -> bool:
         return self.kind == ReleaseKind.MODEL
+
+    @property
+    def is_from_study(self) -> bool:
+        return self.origin == ReleaseOrigin.STUDY
+
+    @property
+    def tier_controls(self) -> dict[str, Any]:
+        """The tier's controls that govern the release (access level, discoverability, who
+        decides access, gate thresholds): its request's, or those fixed at publication."""
+        if self.request_id is not None and self.request is not None:
+            return dict(self.request.tier_controls or {})
+        return dict(self.controls or {})
+
+    @property
+    def owner_id(self) -> int | None:
+        """Who asked for it (sees it whatever its audience): the request's requester or the study's."""
+        if self.request_id is not None and self.request is not None:
+            return self.request.requester_id
+        return self.requester_id
 
 
 class AccessRequestStatus(models.TextChoices):

@@ -97,6 +97,8 @@ def release_privacy_of(release: Any) -> dict[str, Any]:
     stored = getattr(release, "privacy", None)
     if isinstance(stored, dict) and stored.get("dp") is not None:
         return stored
+    if release.job is None or release.dataset is None:  # a study's model: its block is always stored
+        return dict(stored) if isinstance(stored, dict) else {}
     return release_privacy(job=release.job, dataset=release.dataset)
 
 
@@ -149,6 +151,11 @@ def _privacy_facts(job: SynthesisJob) -> dict[str, Any]:
         receipt = SynthesisJob.objects.filter(pk=job.pk).values_list("receipt", flat=True).first() or {}
     facts = receipt.get("privacy_facts") if isinstance(receipt, dict) else None
     return facts if isinstance(facts, dict) else {}
+
+
+def source_spent_of(dataset: SourceDataset) -> dict[str, float]:
+    """What `dataset`'s population has spent so far, every release and estimate (basic composition)."""
+    return _source_spent(dataset)
 
 
 def _source_spent(dataset: SourceDataset) -> dict[str, float]:

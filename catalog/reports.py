@@ -88,4 +88,4 @@ def model_charts(
 
 
 def _tier_gate(release: Release) -> dict[str, Any] | None:
-    return (release.request.tier_controls or {}).get("gate")
+    return release.tier_controls.get("gate")

@@ -9,14 +9,28 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from approvals.choices import Audience
-from catalog.models import AccessRequest, AccessRequestStatus, Release
+from catalog.models import AccessRequest, AccessRequestStatus, Release, ReleaseOrigin
 from core.roles import SEES_EVERY_RELEASE, Role, has_role
 
 # The tier's `access_level` (approvals.policies: never wider than the audience) narrows who sees an
 # organization-wide release: "internal" keeps it to the team even when the audience is wider.
 # Releases published before the key existed have no value and follow their audience.
-_ORG_LEVEL = Q(request__tier_controls__access_level__in=["organization", "external"]) | Q(
-    request__tier_controls__access_level__isnull=True
+# A federated study's release (origin "study") has no request: its controls were fixed on the
+# release at publication (`controls`), and read the same way.
+_WIDE = ["organization", "external"]
+_ORG_LEVEL = Q(
+    Q(origin=ReleaseOrigin.REQUEST)
+    & (
+        Q(request__tier_controls__access_level__in=_WIDE)
+        | Q(request__tier_controls__access_level__isnull=True)
+    )
+) | Q(
+    Q(origin=ReleaseOrigin.STUDY)
+    & (Q(controls__access_level__in=_WIDE) | Q(controls__access_level__isnull=True))
+)
+# Hidden from the "ask to use" list by the tier's policy.
+_HIDDEN = Q(request__tier_controls__discoverable=False) | Q(
+    origin=ReleaseOrigin.STUDY, controls__discoverable=False
 )
 
 
@@ -37,7 +51,7 @@ def releases_to_ask_for(*, user: Any) -> QuerySet[Release]:
     base = Release.objects.select_related("request", "dataset", "team")
     if not has_role(user, *[r.value for r in Role]) or has_role(user, *SEES_EVERY_RELEASE):
         return base.none()  # nobody, or oversight, who already sees every release
-    hidden = Release.objects.filter(request__tier_controls__discoverable=False).values("pk")
+    hidden = Release.objects.filter(_HIDDEN).values("pk")
     return base.exclude(pk__in=hidden).exclude(_visible_condition(user))
 
 
@@ -52,7 +66,7 @@ def _visible_condition(user: Any) -> Q:
         status=AccessRequestStatus.GRANTED,
         grant_expires_at__gt=timezone.now(),
     )
-    return visible | Q(request__requester=user) | Q(Exists(granted))
+    return visible | Q(request__requester=user) | Q(requester=user) | Q(Exists(granted))
 
 
 def releases_discoverable_to(*, user: Any) -> QuerySet[Release]:
@@ -64,7 +78,7 @@ def releases_discoverable_to(*, user: Any) -> QuerySet[Release]:
         return base.none()
     if has_role(user, *SEES_EVERY_RELEASE):
         return base
-    hidden = Release.objects.filter(request__tier_controls__discoverable=False).values("pk")
+    hidden = Release.objects.filter(_HIDDEN).values("pk")
     return base.filter(~Q(pk__in=hidden) | Q(pk__in=releases_visible_to(user=user).values("pk")))
 
 
@@ -129,7 +143,9 @@ def release_list_rows(releases: QuerySet[Release]) -> QuerySet[Release]:
     large JSON a summary does not show (metrics, receipt, privacy block: the detail has them).
     Reading a deferred field on a row would cost a query per row; the list tests count them."""
     return (
-        releases.select_related(None).select_related("dataset", "team").defer("metrics", "receipt", "privacy")
+        releases.select_related(None)
+        .select_related("dataset", "team")
+        .defer("metrics", "receipt", "privacy", "card")
     )
 
 
@@ -144,6 +160,7 @@ def release_filter_choices(releases: QuerySet[Release]) -> dict[str, list[tuple[
             for pk, name, version in base.values_list(
                 "dataset_id", "dataset__name", "dataset__version"
             ).distinct()
+            if pk is not None  # a federated study's model has site datasets, not one source
         },
         key=lambda item: item[1],
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import dataclass, field
 from datetime import timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -31,7 +32,7 @@ from approvals.services.bakeoffs import (
 from audit.models import Outcome
 from audit.services import audit_record
 from catalog.access import release_refuse_if_gone
-from catalog.models import ArtifactFormat, Release, ReleaseKind
+from catalog.models import ArtifactFormat, Release, ReleaseKind, ReleaseOrigin
 from catalog.selectors import releases_visible_to
 from core.errors import Conflict, NotFound, PermissionDenied
 from core.ids import first_by_uuid
@@ -160,6 +161,94 @@ def release_publish(
             )
     except IntegrityError:
         return None
+    return release
+
+
+@dataclass(frozen=True)
+class ExternalModel:
+    """A model trained outside the catalog's own pipeline (a federated study), as plain data: the
+    catalog publishes it without importing the layer that made it.
+
+    `origin_ref` is the study's id (one release per study: the column is unique); `requester` sees
+    the release whatever its audience; `controls` are the tier's controls (access level,
+    discoverability, who decides access, expiry); `card` is the model card fixed at publication;
+    `sources` the site datasets it was trained on; `privacy` the block the release page and API
+    show (catalog.privacy's shape, with `dp`, `unit`, `epsilon`, `delta`, ...)."""
+
+    origin_ref: Any
+    title: str
+    team: Any
+    audience: str
+    requester: PortalUser
+    controls: dict[str, Any]
+    storage_path: str
+    sha256: str
+    artifact_format: str
+    synthesizer: str
+    columns: list[str]
+    epsilon_micro: int
+    delta_atto: int | None
+    privacy: dict[str, Any]
+    gate: dict[str, Any]
+    metrics: dict[str, Any]
+    card: dict[str, Any]
+    sources: list[dict[str, Any]]
+    receipt: dict[str, Any] = field(default_factory=dict)
+
+
+def release_publish_external(*, model: ExternalModel) -> Release:
+    """Publish a federated study's model as a catalog model release (origin "study"): the same
+    visibility, access requests, expiry, withdrawal and audited downloads as a DP model. Only a
+    model whose gate passed is published, and only a DP one (a released model is always DP: the
+    database enforces it). Run inside the caller's transaction; audited in it. Raises Conflict if
+    the study already has a release."""
+    if not model.gate.get("passed"):
+        raise Conflict("Only a model whose gate passed is published.", code="gate_failed")
+    expiry_days = int((model.controls or {}).get("expiry_days") or 0)
+    try:
+        with transaction.atomic():
+            release = Release.objects.create(
+                origin=ReleaseOrigin.STUDY,
+                origin_ref=model.origin_ref,
+                requester=model.requester,
+                requester_name=model.requester.get_username(),
+                controls=dict(model.controls or {}),
+                team=model.team,
+                audience=model.audience,
+                title=model.title,
+                kind=ReleaseKind.MODEL,
+                artifact_format=model.artifact_format,
+                rows=0,
+                columns=list(model.columns),
+                synthesizer=model.synthesizer,
+                is_dp=True,
+                epsilon_micro=model.epsilon_micro,
+                delta_atto=model.delta_atto,
+                privacy=model.privacy,
+                storage_path=model.storage_path,
+                sha256=model.sha256,
+                gate=model.gate,
+                metrics=model.metrics,
+                receipt=model.receipt,
+                card=model.card,
+                sources=model.sources,
+                expires_at=timezone.now() + timedelta(days=expiry_days) if expiry_days else None,
+            )
+            audit_record(
+                actor=None,
+                action="release.publish",
+                target_type="release",
+                target_id=release.pk,
+                details={
+                    "origin": ReleaseOrigin.STUDY,
+                    "study": str(model.origin_ref),
+                    "kind": ReleaseKind.MODEL,
+                    "sites": len(model.sources),
+                    "sha256": model.sha256,
+                },
+            )
+    except IntegrityError:
+        raise Conflict("This study already has a release.", code="already_published") from None
     return release
 
 

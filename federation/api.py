@@ -89,6 +89,7 @@ def study_json(study: Study) -> dict[str, Any]:
         "cancel_requested": study.cancel_requested,
         "error_code": study.error_code,
         "model_sha256": study.model_sha256,
+        "release": str(study.release_id) if study.release_id else None,  # its catalog release
         "sites": [
             {
                 "site": s.site.name,

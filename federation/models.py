@@ -124,6 +124,12 @@ class Study(models.Model):
     model_path = models.CharField(max_length=255, blank=True)
     model_sha256 = models.CharField(max_length=64, blank=True)
     model_card = models.JSONField(default=dict, blank=True)
+    # The catalog release of the model (federation.services.study_finish publishes it when the run
+    # completed with client-level DP and every site's gate passed): the catalog's visibility, access
+    # requests, expiry, withdrawal and audited downloads apply to it.
+    release = models.OneToOneField(
+        "catalog.Release", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)

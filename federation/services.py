@@ -15,12 +15,12 @@ record moves its site's clipped update by up to twice the clipping norm), never 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
 import math
 import os
-import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -56,6 +56,7 @@ from generation.choices import Classification, ColumnKind, DatasetStatus
 from generation.models import MICRO, SourceDataset
 from generation.services import delta_to_atto, federated_reserve, federated_settle
 from generation.services.columns import column_spec_snapshot
+from generation.services.jobs import worker_identity
 from generation.storage import store_encrypted
 
 logger = logging.getLogger(__name__)
@@ -685,10 +686,6 @@ def _settle_every_site(study: Study, *, spent_micro: int) -> None:
 # --- The run: claim, events, finish --------------------------------------------------------------------
 
 
-def _worker_identity() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 def study_claim(*, study_id: Any) -> Study | None:
     """Claim an approved study with one conditional UPDATE and a lease (None: nothing to run).
     A study whose running worker went silent past its lease is failed, never run twice: its data
@@ -700,7 +697,7 @@ def study_claim(*, study_id: Any) -> Study | None:
         return None
     updated = Study.objects.filter(pk=study_id, status=StudyStatus.APPROVED, cancel_requested=False).update(
         status=StudyStatus.RUNNING,
-        worker=_worker_identity(),
+        worker=worker_identity(),
         lease_expires_at=now + STUDY_LEASE,
         attempts=F("attempts") + 1,
         started_at=now,
@@ -975,6 +972,9 @@ def study_finish(*, study_id: Any, result: Any) -> Study:
             study.model_card = model_card(study, runtime_sha256=runtime_hash)
         study.status = status
         study.save()
+        if _releasable(study):
+            study.release = study_publish_release(study)
+            study.save(update_fields=["release"])
         audit_record(
             actor=None,
             action=f"study.{status}",
@@ -989,9 +989,163 @@ def study_finish(*, study_id: Any, result: Any) -> Study:
                 "epsilon_per_site_micro": per_site_micro,
                 "model_sha256": study.model_sha256,
                 "error_code": study.error_code,
+                "release": str(study.release_id) if study.release_id else None,
             },
         )
     return study
+
+
+# --- Publication in the catalog ------------------------------------------------------------------------
+
+
+def _releasable(study: Study) -> bool:
+    """A completed run's model goes to the catalog only when every site's gate passed on its own
+    locked holdout and the model is differentially private (client-level DP: the catalog releases
+    no model without a guarantee). Otherwise the study page keeps the model and its card, and
+    nothing is published."""
+    if study.status != StudyStatus.COMPLETED or not study.model_path or study.release_id is not None:
+        return False
+    if not study.client_dp or study.epsilon_spent_micro is None:
+        return False
+    sites = list(study.sites.all())
+    return bool(sites) and all(s.gate_passed is True for s in sites)
+
+
+def study_publish_release(study: Study) -> Any:
+    """Publish the study's model as a catalog model release (origin "study") in the caller's
+    transaction: the card fixed at publication, the site datasets it was trained on, and the
+    per-record epsilon each site's ledger was debited (the ledger's unit)."""
+    from catalog.models import ArtifactFormat
+    from catalog.services import ExternalModel, release_publish_external
+
+    sites = list(study.sites.select_related("site", "dataset").order_by("site__name"))
+    return release_publish_external(
+        model=ExternalModel(
+            origin_ref=study.pk,
+            title=study.title,
+            team=study.team,
+            # Studies are tiered as internal (study_facts): the requester's team sees it; others ask.
+            audience="internal",
+            requester=study.requester,
+            controls=dict(study.tier_controls or {}),
+            storage_path=study.model_path,
+            sha256=study.model_sha256,
+            artifact_format=ArtifactFormat.NPZ,
+            synthesizer=f"federated_{study.model_family}",
+            columns=study.columns,
+            epsilon_micro=int(study.epsilon_spent_micro or 0),
+            delta_atto=study.delta_atto,
+            privacy=_release_privacy(study, sites),
+            gate={
+                "passed": True,
+                "per_site": True,
+                "checks": [],
+                "sites": {s.site.name: {"passed": s.gate_passed, "checks": s.gate_checks} for s in sites},
+            },
+            metrics={},
+            card=study.model_card,
+            sources=[_source(study, s) for s in sites],
+            receipt=_release_receipt(study),
+        )
+    )
+
+
+def _source(study: Study, site: StudySite) -> dict[str, Any]:
+    return {
+        "site": site.site.name,
+        "dataset": str(site.dataset_id),
+        "dataset_name": site.dataset.name,
+        "dataset_version": site.dataset.version,
+        "steward": site.site.steward_name,
+        "schema_hash": site.schema_hash,
+        "training_rows": site.training_rows,
+        "epsilon_debited_micro": site.spent_micro,
+    }
+
+
+def _release_receipt(study: Study) -> dict[str, Any]:
+    """What it takes to reproduce the run (the catalog's receipt shape: seed, config hash, model)."""
+    config = {
+        "model_family": study.model_family,
+        "features": study.features,
+        "target": study.target,
+        "rounds": study.rounds,
+        "min_sites": study.min_sites,
+        "local_epochs": study.local_epochs,
+        "learning_rate": study.learning_rate,
+        "clipping_norm": study.clipping_norm,
+        "noise_multiplier": study.noise_multiplier,
+        "secure_aggregation": study.secure_aggregation,
+        "dropout_policy": study.dropout_policy,
+    }
+    return {
+        "seed": study.seed,
+        "study": str(study.pk),
+        "synthesizer_config": config,
+        "config_sha256": hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest(),
+        "model": {
+            "family": study.model_family,
+            "target": study.target,
+            "features": list(study.features),
+            "artifact_format": "npz",
+            "artifact_sha256": study.model_sha256,
+        },
+    }
+
+
+def _release_privacy(study: Study, sites: list[StudySite]) -> dict[str, Any]:
+    """The catalog's privacy block (catalog.privacy's keys) of a client-DP model, per record (the
+    unit each site's ledger is debited in), with the per-site figure and the card's statement."""
+    from catalog.privacy import source_spent_of
+
+    card_privacy = (study.model_card or {}).get("privacy") or {}
+    epsilon = float(Decimal(study.epsilon_spent_micro or 0) / MICRO)
+    delta = float(study.delta or 0)
+    spent = [source_spent_of(s.dataset) for s in sites]
+    return {
+        "dp": True,
+        "unit": "record",
+        "neighbouring": (
+            "add or remove one record at any site (it changes its site's clipped update by at most "
+            "twice the clipping norm); per site (one site's whole contribution) the guarantee is "
+            f"epsilon {card_privacy.get('epsilon_per_site')}"
+        ),
+        "epsilon": epsilon,
+        "delta": delta,
+        "flavour": "approximate (epsilon, delta)-DP",
+        "mechanisms": [
+            {
+                "step": f"federated averaging, {study.rounds_completed} round(s)",
+                "mechanism": "Gaussian noise on the sum of the sites' clipped updates (client-level DP)",
+                "library": "opacus (RDP accountant)",
+                "version": None,
+                "epsilon": epsilon,
+                "delta": delta,
+                "sensitivity": study.clipping_norm,
+            }
+        ],
+        "covers": ["The model's parameters (the .npz file), and anything computed from them alone."],
+        "not_covered": [
+            HOLDOUT_OUTSIDE_DP,
+            "Each site's training row count and schema: declared and counted at the sites.",
+            "Other releases from the same sites' datasets: each site's ledger composes them (source_spent).",
+        ],
+        # The most any site's population has spent so far (each site's own figure: its dataset).
+        "source_spent": {
+            "epsilon": max((s["epsilon"] for s in spent), default=0),
+            "delta": max((s["delta"] for s in spent), default=0),
+        },
+        "trust_model": (
+            "central aggregation: the server adds the noise honestly; "
+            + (
+                "secure aggregation hides each site's update from it"
+                if study.secure_aggregation
+                else "the server sees each site's clipped update"
+            )
+        ),
+        "epsilon_per_site": card_privacy.get("epsilon_per_site"),
+        "statement": card_privacy.get("statement") or "",
+    }
 
 
 # What the numbers of the per-site `model_empirical_epsilon` check are (shown with the check).

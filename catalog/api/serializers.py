@@ -12,6 +12,7 @@ from catalog.model_cards import model_card, model_card_summary
 from catalog.models import Release, ReleaseKind
 from catalog.privacy import receipt_visible_to, release_privacy_of
 from catalog.selectors import RELEASE_STATES, release_state
+from catalog.study_cards import sources_visible_to
 from generation.models import ATTO
 from generation.services import format_delta
 
@@ -59,8 +60,12 @@ class GateCheckSerializer(serializers.Serializer):
 
 
 class ReleaseOutputSerializer(serializers.ModelSerializer):
-    request = serializers.UUIDField(source="request_id")
-    dataset = serializers.UUIDField(source="dataset_id")
+    # Null for a federated study's model (origin "study"): its study is `study`, its site
+    # datasets are `sources`.
+    request = serializers.UUIDField(source="request_id", allow_null=True)
+    dataset = serializers.UUIDField(source="dataset_id", allow_null=True)
+    study = serializers.UUIDField(source="origin_ref", allow_null=True)
+    sources = serializers.SerializerMethodField()
     epsilon = serializers.DecimalField(
         max_digits=12, decimal_places=6, coerce_to_string=False, allow_null=True
     )
@@ -76,8 +81,11 @@ class ReleaseOutputSerializer(serializers.ModelSerializer):
         model = Release
         fields = [
             "id",
+            "origin",
             "request",
+            "study",
             "dataset",
+            "sources",
             "title",
             "kind",
             "artifact_format",
@@ -114,6 +122,11 @@ class ReleaseOutputSerializer(serializers.ModelSerializer):
         """One sentence for people: what the `privacy` block says."""
         return _privacy_statement(obj)
 
+    @extend_schema_field(serializers.ListField(child=serializers.JSONField()))
+    def get_sources(self, obj: Release) -> list[dict[str, Any]]:
+        """A study's site datasets (site, dataset, steward, epsilon debited); empty otherwise."""
+        return sources_visible_to(user=self._user(), release=obj)
+
     def get_receipt(self, obj: Release) -> dict[str, Any]:
         return receipt_visible_to(user=self._user(), receipt=obj.receipt or {}, is_dp=obj.is_dp)
 
@@ -149,6 +162,13 @@ class ReleaseOutputSerializer(serializers.ModelSerializer):
 
 
 def _privacy_statement(obj: Release) -> str:
+    if obj.is_from_study:
+        delta = f", delta = {format_delta(obj.delta_atto)}" if obj.delta_atto else ""
+        return (
+            f"Federated model with client-level differential privacy: each site's ledger was debited "
+            f"epsilon = {obj.epsilon}{delta} per record; its per-site holdout evaluation is outside the "
+            "DP guarantee."
+        )
     if obj.is_model:
         delta = f", delta = {format_delta(obj.delta_atto)}" if obj.delta_atto else ""
         return (
@@ -175,8 +195,9 @@ class ReleaseSummarySerializer(serializers.ModelSerializer):
     a year's releases stays small (each release's metrics alone are tens of kilobytes)."""
 
     url = serializers.SerializerMethodField()
-    request = serializers.UUIDField(source="request_id")
-    dataset = serializers.UUIDField(source="dataset_id")
+    request = serializers.UUIDField(source="request_id", allow_null=True)
+    dataset = serializers.UUIDField(source="dataset_id", allow_null=True)
+    study = serializers.UUIDField(source="origin_ref", allow_null=True)
     dataset_name = serializers.SerializerMethodField()
     team = serializers.SerializerMethodField()
     epsilon = serializers.DecimalField(
@@ -196,7 +217,9 @@ class ReleaseSummarySerializer(serializers.ModelSerializer):
             "kind",
             "artifact_format",
             "model",
+            "origin",
             "request",
+            "study",
             "dataset",
             "dataset_name",
             "team",
@@ -222,6 +245,11 @@ class ReleaseSummarySerializer(serializers.ModelSerializer):
         return self.context["request"].build_absolute_uri(reverse("api-release-detail", args=[obj.pk]))
 
     def get_dataset_name(self, obj: Release) -> str:
+        """The source dataset, or a study's site datasets (name and version each)."""
+        if obj.dataset_id is None:
+            return ", ".join(
+                f"{s.get('dataset_name')} v{s.get('dataset_version')}" for s in obj.sources or []
+            )
         return str(obj.dataset)
 
     def get_team(self, obj: Release) -> str | None:

@@ -166,7 +166,8 @@ def job_enqueue(*, job_id: Any) -> None:
     transaction.on_commit(lambda: current_app.send_task(PIPELINE_TASK, kwargs={"job_id": str(job_id)}))
 
 
-def _worker_identity() -> str:
+def worker_identity() -> str:
+    """host:pid:nonce of this worker process (a lease's holder: _holder_is_dead reads it back)."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
@@ -212,7 +213,7 @@ def job_claim(*, job_id: Any) -> SynthesisJob | None:
         claimable, pk=job_id, cancel_requested=False, attempts__lt=F("max_attempts")
     ).update(
         state=JobState.RUNNING,
-        worker=_worker_identity(),
+        worker=worker_identity(),
         lease_expires_at=now + JOB_LEASE,
         attempts=F("attempts") + 1,
         started_at=now,

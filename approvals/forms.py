@@ -88,7 +88,8 @@ class RequestForm(forms.Form):
     delta = forms.CharField(
         required=False,
         max_length=40,
-        help_text="Only for (epsilon, delta) synthesizers (dp_mst, dp_aim); empty means 1e-9. "
+        help_text="Only for (epsilon, delta) synthesizers (dp_mst, dp_aim) and the DP-SGD model "
+        "(dp_sgd_mlp); empty means 1e-9. "
         "Pure DP synthesizers such as dp_copula spend no delta: leave it empty.",
     )
     # Synthesizer options (each synthesizer refuses the ones it does not take, with a message).
@@ -174,9 +175,12 @@ class RequestForm(forms.Form):
         data = {**self.cleaned_data, "candidates": self.candidates()}
         data["kind"] = data.get("kind") or RequestKind.SYNTHETIC_TABLE
         if self.is_model():
-            # The model family is the request's `synthesizer`; a model takes no rows, delta,
-            # bake-off or synthesizer options (the family's defaults apply).
-            model = {"synthesizer": data.get("model_family") or "", "rows": None, "delta": None}
+            # The model family is the request's `synthesizer`; a model takes no rows, bake-off or
+            # synthesizer options (the family's defaults apply), and a delta only when the family
+            # is (epsilon, delta)-DP (dp_sgd_mlp; empty means the default 1e-9).
+            family = MODEL_FAMILIES.get(data.get("model_family") or "")
+            delta = (data.get("delta") or None) if family is not None and family.uses_delta else None
+            model = {"synthesizer": data.get("model_family") or "", "rows": None, "delta": delta}
             return {**data, **model, "candidates": None, "options": None}
         data["target"] = ""
         if data["candidates"]:

@@ -123,7 +123,7 @@ def _queue_model(*, request: GenerationRequest, actor: PortalUser) -> None:
         synthesizer=request.synthesizer,
         rows=request.rows,
         epsilon_micro=request.epsilon_micro,
-        delta_atto=None,
+        delta_atto=request.delta_atto,  # None except for an (epsilon, delta) family (dp_sgd_mlp)
         options=model_job_options(request),
         actor=actor,
         audit_details={"kind": RequestKind.DP_MODEL.value, "target": request.target},

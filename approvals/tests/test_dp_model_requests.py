@@ -580,3 +580,117 @@ def test_the_preview_tiers_a_dp_model_and_names_undeclared_features(
     again = api(alice).post("/api/v1/requests/preview/", body, format="json").json()
     assert "`lambda`" in again["dp_domain_refusal"]
     assert not GenerationRequest.objects.exists()
+
+
+# --- DP-SGD (dp_sgd_mlp): the one (epsilon, delta) model family ---------------------------------
+
+
+def test_a_dp_sgd_request_reserves_exactly_its_epsilon_and_delta_at_approval(
+    alice: Any, olivia: Any, outcome_dataset: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    outcome_dataset.refresh_from_db()
+    delta_before = outcome_dataset.delta_spent_atto
+    request = _submitted(
+        alice, outcome_dataset, synthesizer="dp_sgd_mlp", delta="2e-9", options={"hidden": 8, "epochs": 2}
+    )
+    assert request.delta_atto == 2_000_000_000 and request.epsilon_micro == 500_000
+    with django_capture_on_commit_callbacks(execute=False):
+        request_decide(actor=olivia, request_id=request.pk, decision="approve")
+    request.refresh_from_db()
+    job = SynthesisJob.objects.get(pk=request.job_id)
+    assert job.synthesizer == "dp_sgd_mlp"
+    assert (job.epsilon_micro, job.delta_atto) == (500_000, 2_000_000_000)
+    assert job.options["model_options"] == {"hidden": 8, "epochs": 2}
+    entry = BudgetLedgerEntry.objects.get(job=job)
+    assert entry.kind == "reserve" and entry.amount_micro == 500_000 and entry.delta_atto == 2_000_000_000
+    outcome_dataset.refresh_from_db()
+    assert outcome_dataset.epsilon_spent_micro == 500_000
+    assert outcome_dataset.delta_spent_atto == delta_before + 2_000_000_000
+    # The worker's spec carries the reserved delta (generation.services.models_out).
+    from generation.services.models_out import job_model_spec
+
+    assert job_model_spec(job).delta == Decimal("2e-9")
+
+
+def test_a_dp_sgd_request_without_delta_takes_the_default(alice: Any, outcome_dataset: Any) -> None:
+    request = request_create(actor=alice, data=_model_input(outcome_dataset, synthesizer="dp_sgd_mlp"))
+    request.refresh_from_db()
+    assert request.delta_atto == 1_000_000_000  # 1e-9, the portal's default delta
+
+
+@pytest.mark.parametrize("delta", ["0.01", "1e-15", "-1e-9", "lots"])
+def test_a_dp_sgd_request_with_a_delta_out_of_range_is_refused(
+    alice: Any, outcome_dataset: Any, delta: str
+) -> None:
+    with pytest.raises(ValidationFailed) as refused:
+        request_create(actor=alice, data=_model_input(outcome_dataset, synthesizer="dp_sgd_mlp", delta=delta))
+    assert "delta" in refused.value.fields
+    assert not GenerationRequest.objects.exists()
+
+
+@pytest.mark.parametrize("family", ["dp_logistic_regression", "dp_random_forest", "dp_decision_tree"])
+def test_the_pure_epsilon_families_still_refuse_a_delta(
+    alice: Any, outcome_dataset: Any, family: str
+) -> None:
+    with pytest.raises(ValidationFailed, match="pure epsilon-DP.*dp_sgd_mlp") as refused:
+        request_create(actor=alice, data=_model_input(outcome_dataset, synthesizer=family, delta="1e-9"))
+    assert refused.value.fields == {"delta": "not_applicable"}
+    assert not GenerationRequest.objects.exists()
+
+
+def test_dp_sgd_options_are_checked_when_filed(alice: Any, outcome_dataset: Any) -> None:
+    for options, words in (
+        ({"hidden": 500}, "hidden"),
+        ({"epochs": 20, "sample_rate": 0.005}, "DP-SGD steps"),
+        ({"layers": 3}, "does not accept"),
+    ):
+        with pytest.raises(ValidationFailed, match=words):
+            request_create(
+                actor=alice, data=_model_input(outcome_dataset, synthesizer="dp_sgd_mlp", options=options)
+            )
+    assert not GenerationRequest.objects.exists()
+
+
+def test_the_form_files_a_dp_sgd_model_with_its_delta(alice: Any, outcome_dataset: Any) -> None:
+    client = Client()
+    client.force_login(alice)
+    form = {
+        "dataset": str(outcome_dataset.pk),
+        "kind": "dp_model",
+        "title": "Mortality network",
+        "purpose_category": "research",
+        "purpose": "Predict death",
+        "intended_use": "Risk score",
+        "audience": "internal",
+        "fidelity": "medium",
+        "columns": FEATURES,
+        "synthesizer": "gaussian_copula",
+        "rows": "",
+        "model_family": "dp_sgd_mlp",
+        "target": TARGET,
+        "epsilon": "0.4",
+        "delta": "5e-9",
+    }
+    response = client.post("/requests/new/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    request = GenerationRequest.objects.get()
+    assert (request.synthesizer, request.epsilon_micro, request.delta_atto) == (
+        "dp_sgd_mlp",
+        400_000,
+        5 * 10**9,
+    )
+
+
+def test_the_api_files_a_dp_sgd_model_with_its_delta(
+    api: Callable[[Any], Any], alice: Any, outcome_dataset: Any
+) -> None:
+    client = api(alice)
+    body = {k: v for k, v in _payload(outcome_dataset).items() if k != "synthesizer"}
+    created = client.post("/api/v1/requests/", {**body, "model": "sgd_mlp", "delta": "3e-9"}, format="json")
+    assert created.status_code == 201, created.content
+    assert created.json()["model_family"] == "dp_sgd_mlp"
+    assert GenerationRequest.objects.get().delta_atto == 3 * 10**9
+    refused = client.post(
+        "/api/v1/requests/", {**body, "model": "decision_tree", "delta": "3e-9"}, format="json"
+    )
+    assert refused.status_code == 400 and "delta" in refused.json()["error"]["fields"]

@@ -1,8 +1,9 @@
 """DP model releases (issue 15): a `dp_model` request trains one differentially private classifier.
 
 A request names the dataset's declared outcome as the target, feature columns, a model family
-(`MODEL_FAMILIES`: diffprivlib's LogisticRegression, RandomForestClassifier, DecisionTreeClassifier)
-and epsilon. Everything the model's privacy rests on comes from the steward's declarations, never
+(`MODEL_FAMILIES`: diffprivlib's LogisticRegression, RandomForestClassifier, DecisionTreeClassifier,
+and a DP-SGD MLP trained with Opacus, generation.modeling.dpsgd) and epsilon (and, for DP-SGD only,
+delta). Everything the model's privacy rests on comes from the steward's declarations, never
 from the data:
 
 * filing time: `model_declaration_refusals(family=, target=, features=, column_specs=)` reads the

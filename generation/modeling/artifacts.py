@@ -21,7 +21,7 @@ from core.errors import ValidationFailed
 MAX_ARTIFACT_BYTES = 64 * 1024 * 1024
 MAX_SCHEMA_BYTES = 16 * 1024 * 1024
 
-# Every type a model artifact may contain: the pipeline and its encoder steps, the three released
+# Every type a model artifact may contain: the pipeline and its encoder steps, the four released
 # estimators, a tree's arrays, and the builtins and numpy types skops stores their attributes as.
 TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.pipeline.Pipeline",
@@ -35,6 +35,10 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.tree._classes.DecisionTreeClassifier",
     "sklearn.ensemble._forest.RandomForestClassifier",
     "sklearn.tree._tree.Tree",
+    # dp_sgd_mlp: the DP-SGD weights copied into scikit-learn's MLP (no torch type), and the
+    # label binarizer its `predict` maps outputs back through (fitted on the declared classes).
+    "sklearn.neural_network._multilayer_perceptron.MLPClassifier",
+    "sklearn.preprocessing._label.LabelBinarizer",
     "builtins.dict",
     "builtins.list",
     "builtins.tuple",

@@ -13,7 +13,10 @@ the steward's declarations only: all encoded features lie in [0, 1], so
   have), widened to ``sqrt(data_norm**2 + 1)`` for the intercept; it is objective perturbation with
   diffprivlib's Vector mechanism (`ObjectivePerturbationLogisticRegression` says why not
   diffprivlib's LogisticRegression class under these pins);
-* the random forest and the decision tree get ``bounds = (zeros, ones)`` and ``classes = [0, 1]``.
+* the random forest and the decision tree get ``bounds = (zeros, ones)`` and ``classes = [0, 1]``;
+* the DP-SGD MLP (generation.modeling.dpsgd, Opacus) bounds each record's influence by clipping its
+  gradient to ``max_grad_norm`` (an option), so it needs no data-derived parameter at all; it is
+  (epsilon, delta)-DP and takes the request's delta.
 
 Options (`ModelSpec.options`) are typed, capped and strict about unknown keys, like a synthesizer's.
 """
@@ -46,6 +49,12 @@ class ModelFamily:
     build_dp: Callable[..., Any]  # (epsilon, n_features, options, random_state) -> diffprivlib estimator
     build_baseline: Callable[..., Any]  # (options, seed) -> unfitted scikit-learn estimator
     portable: Callable[[Any, int, dict[str, Any]], Any]  # fitted DP estimator -> plain sklearn one
+    library: str = "diffprivlib"  # the library whose mechanism the fit runs, for the privacy facts
+    # (epsilon, delta)-DP families take the request's delta (and the job's seed for their
+    # data-independent initialisation) in build_dp; the others are pure epsilon-DP.
+    uses_delta: bool = False
+    flavour: str = "pure epsilon-DP"
+    sensitivity: str = ""  # in words, for the privacy facts; "" means derived from the parameters
 
 
 # --- options -----------------------------------------------------------------------------------
@@ -70,6 +79,30 @@ def _forest_options(given: Mapping[str, Any]) -> dict[str, Any]:
 def _tree_options(given: Mapping[str, Any]) -> dict[str, Any]:
     options = checked_options("dp_decision_tree", given, allowed=("max_depth",))
     return {"max_depth": int_option(options, "max_depth", default=5, low=1, high=12)}
+
+
+def _mlp_options(given: Mapping[str, Any]) -> dict[str, Any]:
+    options = checked_options(
+        "dp_sgd_mlp",
+        given,
+        allowed=("hidden", "epochs", "sample_rate", "max_grad_norm", "learning_rate"),
+    )
+    parsed = {
+        "hidden": int_option(options, "hidden", default=16, low=2, high=64),
+        "epochs": int_option(options, "epochs", default=5, low=1, high=20),
+        "sample_rate": float_option(options, "sample_rate", default=0.02, low=0.005, high=0.5),
+        "max_grad_norm": float_option(options, "max_grad_norm", default=1.0, low=0.01, high=10.0),
+        "learning_rate": float_option(options, "learning_rate", default=0.01, low=1e-4, high=0.5),
+    }
+    from generation.modeling.dpsgd import MAX_STEPS, planned_steps
+
+    steps = planned_steps(int(parsed["epochs"]), float(parsed["sample_rate"]))
+    if steps > MAX_STEPS:
+        raise ValueError(
+            f"Options epochs / sample_rate give {steps} DP-SGD steps; at most {MAX_STEPS} are run "
+            "(fewer epochs or a larger sample_rate)."
+        )
+    return parsed
 
 
 # --- privacy parameters, from the number of encoded features only --------------------------------
@@ -105,6 +138,25 @@ def _tree_parameters(n_features: int) -> dict[str, Any]:
             "upper": [1.0] * n_features,
             "source": _FROM_DECLARATIONS,
             "why": "every encoded feature is scaled into [0, 1] with the declared bounds and categories",
+        },
+        "classes": {"value": list(CLASSES), "source": _FROM_DECLARATIONS},
+    }
+
+
+def _mlp_parameters(n_features: int) -> dict[str, Any]:
+    return {
+        "bounds": {
+            "lower": [0.0] * n_features,
+            "upper": [1.0] * n_features,
+            "source": _FROM_DECLARATIONS,
+            "why": "every encoded feature is scaled into [0, 1] with the declared bounds and categories",
+        },
+        "max_grad_norm": {
+            "source": "request option (default 1.0), never the data",
+            "why": (
+                "each row's gradient is clipped to this L2 norm, which bounds one record's "
+                "contribution to every noisy step whatever the data holds"
+            ),
         },
         "classes": {"value": list(CLASSES), "source": _FROM_DECLARATIONS},
     }
@@ -233,6 +285,30 @@ def _dp_tree(*, epsilon: float, n_features: int, options: dict[str, Any], random
     )
 
 
+def _dp_mlp(
+    *,
+    epsilon: float,
+    delta: float,
+    seed: int,
+    n_features: int,
+    options: dict[str, Any],
+    random_state: Any,
+) -> Any:
+    from generation.modeling.dpsgd import DPSGDMLPClassifier
+
+    return DPSGDMLPClassifier(
+        epsilon=epsilon,
+        delta=delta,
+        hidden=options["hidden"],
+        epochs=options["epochs"],
+        sample_rate=options["sample_rate"],
+        max_grad_norm=options["max_grad_norm"],
+        learning_rate=options["learning_rate"],
+        init_seed=seed,
+        random_state=random_state,
+    )
+
+
 # --- the non-private baselines (same family, same job; never stored, never released) -------------
 
 
@@ -254,6 +330,19 @@ def _baseline_tree(*, options: dict[str, Any], seed: int) -> Any:
     from sklearn.tree import DecisionTreeClassifier
 
     return DecisionTreeClassifier(max_depth=options["max_depth"], random_state=seed)
+
+
+def _baseline_mlp(*, options: dict[str, Any], seed: int) -> Any:
+    from sklearn.neural_network import MLPClassifier
+
+    # The same architecture without DP: full-batch-free Adam for a bounded number of epochs.
+    return MLPClassifier(
+        hidden_layer_sizes=(options["hidden"],),
+        activation="relu",
+        learning_rate_init=min(options["learning_rate"], 0.01),
+        max_iter=50,
+        random_state=seed,
+    )
 
 
 # --- post-processing into plain scikit-learn estimators ----------------------------------------
@@ -305,6 +394,12 @@ def _portable_forest(model: Any, n_features: int, options: dict[str, Any]) -> An
     return plain
 
 
+def _portable_mlp(model: Any, n_features: int, options: dict[str, Any]) -> Any:
+    from generation.modeling.dpsgd import portable_mlp
+
+    return portable_mlp(model, n_features, options)
+
+
 MODEL_FAMILIES: dict[str, ModelFamily] = {
     "dp_logistic_regression": ModelFamily(
         name="dp_logistic_regression",
@@ -350,6 +445,26 @@ MODEL_FAMILIES: dict[str, ModelFamily] = {
         build_dp=_dp_tree,
         build_baseline=_baseline_tree,
         portable=_portable_tree,
+    ),
+    "dp_sgd_mlp": ModelFamily(
+        name="dp_sgd_mlp",
+        label="DP-SGD neural network, one hidden layer (Opacus)",
+        dp_class="opacus.PrivacyEngine",
+        mechanism=(
+            "DP-SGD: Poisson-sampled batches, each row's gradient clipped to max_grad_norm, "
+            "Gaussian noise on the summed gradients; noise calibrated and spent by Opacus' "
+            "RDP accountant"
+        ),
+        options=("hidden", "epochs", "sample_rate", "max_grad_norm", "learning_rate"),
+        parse_options=_mlp_options,
+        privacy_parameters=_mlp_parameters,
+        build_dp=_dp_mlp,
+        build_baseline=_baseline_mlp,
+        portable=_portable_mlp,
+        library="opacus",
+        uses_delta=True,
+        flavour="(epsilon, delta)-DP, record-level, via DP-SGD (Opacus RDP accountant)",
+        sensitivity="max_grad_norm (each row's gradient clipped to this L2 norm)",
     ),
 }
 

@@ -9,7 +9,8 @@ Order of work in `train_dp_model`:
    dropped (a per-row rule, so neighbouring tables stay neighbouring; the count is not released);
 4. the DP estimator is fitted once, with PrivacyLeakWarning turned into an error, its mechanism
    randomness seeded by the OS (never by the job's public seed), under its own BudgetAccountant,
-   whose spend must equal the request's epsilon;
+   whose spend must equal the request's epsilon (the DP-SGD family, generation.modeling.dpsgd,
+   spends (epsilon, delta) by Opacus' RDP accountant and takes the spec's delta);
 5. the non-private baseline of the same family is fitted on the same rows with the job's seed (kept
    in memory for the validation of this job only: never stored, never released);
 6. the DP estimator is copied into a plain scikit-learn estimator and wrapped with the encoder in a
@@ -49,6 +50,11 @@ from generation.synthesizers.dp_budget import mechanism_epsilon, parse_epsilon
 
 ProgressFn = Callable[[str, float], None]
 
+# The delta of an (epsilon, delta) model family when the spec names none: the portal's default for
+# (epsilon, delta) synthesizers (approvals.dp.DEFAULT_DELTA), far below 1 / n for any table it holds.
+DEFAULT_MODEL_DELTA = Decimal("1e-9")
+MAX_MODEL_DELTA = Decimal("1e-5")
+
 COVERS = [
     "The model artifact (its coefficients or trees) and every prediction made with it.",
 ]
@@ -76,6 +82,9 @@ class ModelSpec:
     epsilon: float
     column_specs: tuple[dict, ...]
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # (epsilon, delta) families only (dp_sgd_mlp): the delta reserved with epsilon; None there means
+    # DEFAULT_MODEL_DELTA. The pure epsilon-DP families refuse a non-zero delta.
+    delta: float | str | Decimal | None = None
 
 
 @dataclass
@@ -161,6 +170,7 @@ def train_dp_model(
     try:
         options = family.parse_options(spec.options or {})
         epsilon = parse_epsilon(spec.epsilon)
+        delta = _model_delta(family, spec.delta)
     except ValueError as exc:
         raise ValidationFailed(str(exc), code="invalid_model_options") from exc
 
@@ -179,16 +189,18 @@ def train_dp_model(
         )
     _progress(on_progress, "read the training rows", 0.2)
 
-    dp_model = family.build_dp(
-        epsilon=mechanism_epsilon(epsilon),
-        n_features=width,
-        options=options,
-        random_state=mechanism_random_state(),
-    )
+    build: dict[str, Any] = {"epsilon": mechanism_epsilon(epsilon), "n_features": width, "options": options}
+    if family.uses_delta:
+        build.update(delta=float(delta), seed=int(seed))
+    try:
+        dp_model = family.build_dp(**build, random_state=mechanism_random_state())
+    except ValueError as exc:  # e.g. an epsilon too small for DP-SGD's planned steps
+        raise ValidationFailed(str(exc), code="invalid_model_options") from exc
     with privacy_leaks_are_errors():
         dp_model.fit(x, y)
     spent = Decimal(str(dp_model.accountant.total()[0]))
-    if dp_model.accountant.total()[1] != 0 or spent > epsilon:
+    spent_delta = Decimal(str(dp_model.accountant.total()[1]))
+    if spent_delta > delta or spent > epsilon:
         raise RuntimeError("The DP fit spent more than the requested epsilon.")
     _progress(on_progress, "fitted the DP model", 0.7)
 
@@ -208,6 +220,8 @@ def train_dp_model(
         privacy_facts=_privacy_facts(
             family_name=family.name,
             epsilon=epsilon,
+            delta=delta,
+            fitted=dp_model,
             width=width,
             options=options,
             encodings=encodings,
@@ -253,6 +267,30 @@ def restore_trained_model(
     )
 
 
+def _model_delta(family: ModelFamily, value: Any) -> Decimal:
+    """The spec's delta as an exact Decimal: 0 for a pure epsilon-DP family (which refuses any
+    other), the default when an (epsilon, delta) family's spec names none."""
+    if value in (None, ""):
+        return DEFAULT_MODEL_DELTA if family.uses_delta else Decimal(0)
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise ValueError("Delta must be a number.")
+    try:
+        delta = (
+            value
+            if isinstance(value, Decimal)
+            else Decimal(repr(value) if isinstance(value, float) else str(value))
+        )
+    except ArithmeticError:
+        raise ValueError("Delta must be a number.") from None
+    if not family.uses_delta:
+        if delta != 0:
+            raise ValueError(f"{family.name} is pure epsilon-DP: it takes no delta.")
+        return Decimal(0)
+    if not delta.is_finite() or not Decimal(0) < delta <= MAX_MODEL_DELTA:
+        raise ValueError(f"Delta must be above 0 and at most {MAX_MODEL_DELTA} for {family.name}.")
+    return delta
+
+
 def _declared_encoding(spec: ModelSpec) -> tuple[tuple[FeatureEncoding, ...], TargetEncoding, Any]:
     """The spec's feature and target encodings and the preprocessor, from its declarations only."""
     column_specs = [dict(s) for s in spec.column_specs]
@@ -296,6 +334,8 @@ def _privacy_facts(
     *,
     family_name: str,
     epsilon: Decimal,
+    delta: Decimal = Decimal(0),
+    fitted: Any = None,
     width: int,
     options: dict[str, Any],
     encodings: tuple[FeatureEncoding, ...],
@@ -303,12 +343,23 @@ def _privacy_facts(
 ) -> dict[str, Any]:
     family = MODEL_FAMILIES[family_name]
     epsilon_text = decimal_text(epsilon)
+    delta_text = decimal_text(delta) if delta else "0"
     parameters = family.privacy_parameters(width)
-    sensitivity = (
-        f"data norm {parameters['data_norm']['value']:g}"
-        if "data_norm" in parameters
-        else "1 (one record changes one leaf's count by one)"
-    )
+    if "max_grad_norm" in parameters:
+        parameters["max_grad_norm"]["value"] = options["max_grad_norm"]
+        if fitted is not None:
+            parameters["noise_multiplier"] = {
+                "value": fitted.noise_multiplier,
+                "steps": fitted.steps,
+                "sample_rate": options["sample_rate"],
+                "source": "Opacus RDP accountant, from (epsilon, delta, sample_rate, steps) only",
+            }
+    if family.sensitivity:
+        sensitivity = family.sensitivity
+    elif "data_norm" in parameters:
+        sensitivity = f"data norm {parameters['data_norm']['value']:g}"
+    else:
+        sensitivity = "1 (one record changes one leaf's count by one)"
     return {
         "dp": True,
         "unit": "record",
@@ -316,16 +367,16 @@ def _privacy_facts(
         "max_rows_per_entity": 1,
         "neighbouring": "add or remove one record",
         "epsilon": epsilon_text,
-        "delta": "0",
-        "flavour": "pure epsilon-DP",
+        "delta": delta_text,
+        "flavour": family.flavour,
         "mechanisms": [
             {
                 "step": f"fit {family_name} (one fit per job)",
                 "mechanism": f"{family.dp_class}: {family.mechanism}",
-                "library": "diffprivlib",
-                "version": library_version("diffprivlib"),
+                "library": family.library,
+                "version": library_version(family.library),
                 "epsilon": epsilon_text,
-                "delta": "0",
+                "delta": delta_text,
                 "sensitivity": sensitivity,
             }
         ],

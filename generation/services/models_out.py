@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from generation.models import SynthesisJob
+from generation.models import SynthesisJob, atto_to_delta
 from generation.services.jobs import (
     DPStateLost,
     _read_dp_state,
@@ -66,6 +66,8 @@ def job_model_spec(job: SynthesisJob) -> Any:
         epsilon=float(job.epsilon),
         column_specs=tuple(dict(s) for s in job.metadata),
         options=dict(options.get("model_options") or {}),
+        # The delta reserved with epsilon (an (epsilon, delta) family only; None for the others).
+        delta=atto_to_delta(job.delta_atto),
     )
 
 

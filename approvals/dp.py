@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from core.errors import Conflict, ValidationFailed
+from generation.modeling import MODEL_FAMILIES
 from generation.models import SourceDataset
 from generation.policies import dp_domain_refusal, sees_exact_figures
 from generation.services import budget_remaining, delta_to_atto, format_delta, format_epsilon
@@ -188,3 +189,31 @@ def dp_metrics_visible_to(
     if is_dp and not is_custodian(user):
         return metrics_visible_to(user=None, metrics=metrics, checks=checks)  # the coarse view
     return metrics_visible_to(user=user, metrics=metrics, checks=checks)
+
+
+def validate_model_delta(family: str, delta: Any) -> int | None:
+    """A dp_model request's delta in 1e-18 units: for an (epsilon, delta) family (DP-SGD) the
+    portal's default delta when omitted (far below 1 / n for any table), reserved with epsilon at
+    approval; None for the pure epsilon-DP families, which refuse one."""
+    if not MODEL_FAMILIES[family].uses_delta:
+        if delta not in (None, ""):
+            approximate = ", ".join(sorted(name for name, f in MODEL_FAMILIES.items() if f.uses_delta))
+            raise ValidationFailed(
+                f"{family} takes no delta: the model is pure epsilon-DP, and its other privacy "
+                "parameters (bounds, norms, classes) come from the data steward's declarations. "
+                f"Leave delta empty, or choose an (epsilon, delta) model family ({approximate}).",
+                fields={"delta": "not_applicable"},
+            )
+        return None
+    if delta in (None, ""):
+        delta = DEFAULT_DELTA
+    if isinstance(delta, float):
+        delta = repr(delta)  # "1e-09", not the binary expansion
+    atto = delta_to_atto(delta)
+    if not MIN_DELTA * 10**18 <= atto <= MAX_DELTA * 10**18:
+        raise ValidationFailed(
+            f"delta must be between {MIN_DELTA} and {MAX_DELTA} for {family} (the default is "
+            f"{DEFAULT_DELTA}; smaller is more private).",
+            fields={"delta": "out_of_range"},
+        )
+    return atto

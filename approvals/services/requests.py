@@ -19,12 +19,10 @@ from approvals.bakeoff import (
 )
 from approvals.choices import Audience, Fidelity, PurposeCategory, RequestKind, RequestStatus, TierLevel
 from approvals.dp import (
-    DEFAULT_DELTA,
-    MAX_DELTA,
-    MIN_DELTA,
     check_budget_fits,
     check_domain_declared,
     validate_delta,
+    validate_model_delta,
 )
 from approvals.models import GenerationRequest, TierAssessment
 from approvals.policies import Assessment, Facts, evaluate
@@ -42,7 +40,7 @@ from generation.choices import Classification, ColumnKind, JobState
 from generation.modeling import MODEL_FAMILIES, is_model_family
 from generation.models import SourceDataset, SynthesisJob
 from generation.selectors import datasets_requestable_by
-from generation.services import delta_to_atto, epsilon_to_micro, job_cancel
+from generation.services import epsilon_to_micro, job_cancel
 from generation.synthesizers import (
     EXTERNAL_UPLOAD,
     REGISTRY,
@@ -313,7 +311,7 @@ def _cleaned_model(dataset: SourceDataset, data: RequestInput) -> dict[str, Any]
             f"Unknown model family; choose one of {', '.join(sorted(MODEL_FAMILIES))}.",
             fields={"synthesizer": "invalid"},
         )
-    delta_atto = _model_delta(data.synthesizer, data.delta)
+    delta_atto = validate_model_delta(data.synthesizer, data.delta)
     if data.rows not in (None, "", MODEL_ROWS):
         raise ValidationFailed(
             "A dp_model request takes no rows: the model is trained on the dataset's training rows. "
@@ -343,34 +341,6 @@ def _cleaned_model(dataset: SourceDataset, data: RequestInput) -> dict[str, Any]
         "delta_atto": delta_atto,
         "options": _validate_model_options(data.synthesizer, data.options),
     }
-
-
-def _model_delta(family: str, delta: Any) -> int | None:
-    """A dp_model request's delta in 1e-18 units: for an (epsilon, delta) family (DP-SGD) the
-    portal's default delta when omitted (far below 1 / n for any table), reserved with epsilon at
-    approval; None for the pure epsilon-DP families, which refuse one."""
-    if not MODEL_FAMILIES[family].uses_delta:
-        if delta not in (None, ""):
-            approximate = ", ".join(sorted(name for name, f in MODEL_FAMILIES.items() if f.uses_delta))
-            raise ValidationFailed(
-                f"{family} takes no delta: the model is pure epsilon-DP, and its other privacy "
-                "parameters (bounds, norms, classes) come from the data steward's declarations. "
-                f"Leave delta empty, or choose an (epsilon, delta) model family ({approximate}).",
-                fields={"delta": "not_applicable"},
-            )
-        return None
-    if delta in (None, ""):
-        delta = DEFAULT_DELTA
-    if isinstance(delta, float):
-        delta = repr(delta)  # "1e-09", not the binary expansion
-    atto = delta_to_atto(delta)
-    if not MIN_DELTA * 10**18 <= atto <= MAX_DELTA * 10**18:
-        raise ValidationFailed(
-            f"delta must be between {MIN_DELTA} and {MAX_DELTA} for {family} (the default is "
-            f"{DEFAULT_DELTA}; smaller is more private).",
-            fields={"delta": "out_of_range"},
-        )
-    return atto
 
 
 def _validate_model_options(family: str, options: Any) -> dict[str, Any]:

@@ -10,7 +10,14 @@ from django.db.models import Q
 
 from approvals.bakeoff import riskiest
 from approvals.choices import Audience, Fidelity, PurposeCategory, RequestKind
-from approvals.dp import BudgetCheck, budget_check, domain_refusal, signed_off_specs, validate_delta
+from approvals.dp import (
+    BudgetCheck,
+    budget_check,
+    domain_refusal,
+    signed_off_specs,
+    validate_delta,
+    validate_model_delta,
+)
 from approvals.models import GenerationRequest
 from approvals.policies import Assessment, Facts, Suggestion, evaluate, suggest
 from approvals.services.policy import policy_for_preview
@@ -18,7 +25,7 @@ from core.errors import PermissionDenied, ValidationFailed
 from core.ids import first_by_uuid
 from core.roles import PortalUser, Role, has_role
 from generation.choices import Classification
-from generation.modeling import model_declaration_refusals
+from generation.modeling import is_model_family, model_declaration_refusals
 from generation.models import SourceDataset, atto_to_delta, micro_to_epsilon
 from generation.policies import about, sees_exact_figures
 from generation.selectors import datasets_requestable_by
@@ -260,13 +267,18 @@ def _model_preview(
         kind=RequestKind.DP_MODEL,
         target=target,
     )
+    try:
+        # An (epsilon, delta) family (DP-SGD) reserves its delta too: the preview's budget shows it.
+        delta_atto = validate_model_delta(family, form.get("delta")) if is_model_family(family) else None
+    except ValidationFailed:
+        delta_atto = None
     number, policy = policy_for_preview()
     refusals = model_refusals(dataset, family=family, target=target, features=features) if target else []
     return Preview(
         evaluate(policy, facts),
         suggest(policy, facts),
         number,
-        budget=budget_check(dataset, epsilon_micro, None),
+        budget=budget_check(dataset, epsilon_micro, delta_atto),
         domain_refusal=" ".join(refusals) or None,
     )
 

@@ -694,3 +694,18 @@ def test_the_api_files_a_dp_sgd_model_with_its_delta(
         "/api/v1/requests/", {**body, "model": "decision_tree", "delta": "3e-9"}, format="json"
     )
     assert refused.status_code == 400 and "delta" in refused.json()["error"]["fields"]
+
+
+def test_the_preview_budget_of_a_dp_sgd_model_counts_its_delta(
+    api: Callable[[Any], Any], alice: Any, outcome_dataset: Any
+) -> None:
+    body = {k: v for k, v in _payload(outcome_dataset).items() if k not in ("title", "synthesizer")}
+    client = api(alice)
+    sgd = client.post("/api/v1/requests/preview/", {**body, "model": "sgd_mlp", "delta": 2e-9}, format="json")
+    assert sgd.status_code == 200, sgd.content
+    assert Decimal(sgd.json()["budget"]["delta_needed"]) == Decimal("2e-9")
+    default = client.post("/api/v1/requests/preview/", {**body, "model": "sgd_mlp"}, format="json").json()
+    assert Decimal(default["budget"]["delta_needed"]) == Decimal("1e-9")
+    pure = client.post("/api/v1/requests/preview/", {**body, "model": "logistic_regression"}, format="json")
+    assert pure.json()["budget"]["delta_needed"] is None
+    assert not GenerationRequest.objects.exists()

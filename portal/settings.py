@@ -512,6 +512,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+        # How often an idle worker looks for a message (kombu's default is 1 s, which a worker
+        # finishing a job waits on average half of before its next one).
+        "polling_interval": float(env_str("SYNTHGATE_BROKER_POLL_SECONDS", "0.2")),
     }
 else:
     # Longer than the hard time limit, so Redis never redelivers a task that is still running.
@@ -551,6 +554,9 @@ SYNTHGATE_WORKER_WARMUP = env_bool("SYNTHGATE_WORKER_WARMUP", ENVIRONMENT != "te
 # A pool process reports itself up only after warming up; Celery kills one silent for longer than
 # this (default 4 s), so allow for a cold start on a busy machine (the warm-up takes 5-40 s).
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = 240.0 if SYNTHGATE_WORKER_WARMUP else 4.0
+# Intra-op threads (torch, BLAS, OpenMP, numba) per worker process; 0 = the cores divided by the
+# worker's concurrency. Set 1 when several single-process workers share a machine (core.threads).
+SYNTHGATE_WORKER_THREADS = env_int("SYNTHGATE_WORKER_THREADS", 0)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

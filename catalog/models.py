@@ -61,13 +61,21 @@ class Release(models.Model):
     dataset = models.ForeignKey(
         "generation.SourceDataset", null=True, blank=True, on_delete=models.PROTECT, related_name="releases"
     )
-    # Study origin only (a request-origin release reads these from its request).
+    # Who asked for it (both origins; a request-origin release's also on its request), and for a
+    # study its tier controls (a request-origin release reads them from its request).
     requester = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     requester_name = models.CharField(max_length=150, blank=True)
     controls = models.JSONField(default=dict, blank=True)
     origin_ref = models.UUIDField(null=True, blank=True, unique=True)
+    # Who may see it, fixed at publication from the tier's controls (the request's, or the
+    # study's) so the catalog's visibility is read from the release row alone, without joining each
+    # release's request and extracting JSON (issue 16: the scientist's catalog page scanned both):
+    # `access_level` "" where the tier set none (the audience decides), `discoverable` false where
+    # the tier hides the card from the "ask to use" list. `requester` is set for both origins.
+    access_level = models.CharField(max_length=16, blank=True, default="")
+    discoverable = models.BooleanField(default=True)
     # The model card fixed at publication (sites, rounds and their log, per-site gate, privacy).
     card = models.JSONField(default=dict, blank=True)
     # The site datasets it was trained on: [{"site", "dataset", "dataset_name", "dataset_version",
@@ -183,6 +191,16 @@ class Release(models.Model):
     @property
     def is_from_study(self) -> bool:
         return self.origin == ReleaseOrigin.STUDY
+
+    @staticmethod
+    def visibility_fields(controls: dict[str, Any] | None) -> dict[str, Any]:
+        """`access_level` and `discoverable` as the tier's controls set them."""
+        controls = controls or {}
+        level = controls.get("access_level")
+        return {
+            "access_level": str(level) if level else "",
+            "discoverable": controls.get("discoverable") is not False,
+        }
 
     @property
     def tier_controls(self) -> dict[str, Any]:

@@ -9,29 +9,19 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from approvals.choices import Audience
-from catalog.models import AccessRequest, AccessRequestStatus, Release, ReleaseOrigin
+from catalog.models import AccessRequest, AccessRequestStatus, Release
 from core.roles import SEES_EVERY_RELEASE, Role, has_role
 
 # The tier's `access_level` (approvals.policies: never wider than the audience) narrows who sees an
 # organization-wide release: "internal" keeps it to the team even when the audience is wider.
-# Releases published before the key existed have no value and follow their audience.
-# A federated study's release (origin "study") has no request: its controls were fixed on the
-# release at publication (`controls`), and read the same way.
+# Releases published before the key existed have no value and follow their audience. A request's
+# release and a federated study's alike carry the value fixed at publication.
 _WIDE = ["organization", "external"]
-_ORG_LEVEL = Q(
-    Q(origin=ReleaseOrigin.REQUEST)
-    & (
-        Q(request__tier_controls__access_level__in=_WIDE)
-        | Q(request__tier_controls__access_level__isnull=True)
-    )
-) | Q(
-    Q(origin=ReleaseOrigin.STUDY)
-    & (Q(controls__access_level__in=_WIDE) | Q(controls__access_level__isnull=True))
-)
+# Both read from the release row (fixed at publication: Release.visibility_fields), never from
+# the request's JSON: a scientist's catalog filters every release by them.
+_ORG_LEVEL = Q(access_level__in=[*_WIDE, ""])
 # Hidden from the "ask to use" list by the tier's policy.
-_HIDDEN = Q(request__tier_controls__discoverable=False) | Q(
-    origin=ReleaseOrigin.STUDY, controls__discoverable=False
-)
+_HIDDEN = Q(discoverable=False)
 
 
 def releases_visible_to(*, user: Any) -> QuerySet[Release]:
@@ -66,7 +56,7 @@ def _visible_condition(user: Any) -> Q:
         status=AccessRequestStatus.GRANTED,
         grant_expires_at__gt=timezone.now(),
     )
-    return visible | Q(request__requester=user) | Q(requester=user) | Q(Exists(granted))
+    return visible | Q(requester=user) | Q(Exists(granted))
 
 
 def releases_discoverable_to(*, user: Any) -> QuerySet[Release]:

@@ -260,21 +260,39 @@ def test_access_level_internal_narrows_an_organization_release(
 ) -> None:
     release = publish(audience="organization")
     assert releases_visible_to(user=charlie).filter(pk=release.pk).exists()
-    request = GenerationRequest.objects.get(pk=release.request_id)
-    GenerationRequest.objects.filter(pk=request.pk).update(
-        tier_controls={**request.tier_controls, "access_level": "internal"}
-    )
+    # As publication fixes it from a tier whose controls say access_level "internal".
+    Release.objects.filter(pk=release.pk).update(**Release.visibility_fields({"access_level": "internal"}))
 
     assert not releases_visible_to(user=charlie).filter(pk=release.pk).exists()
     assert releases_visible_to(user=bob).filter(pk=release.pk).exists()  # the team still sees it
 
 
+def test_publication_fixes_visibility_from_the_tier_on_the_release(
+    charlie: Any, alice: Any, publish: Callable[..., Release]
+) -> None:
+    release = publish(audience="organization")
+    request = GenerationRequest.objects.get(pk=release.request_id)
+    expected = Release.visibility_fields(request.tier_controls)
+    assert (release.access_level, release.discoverable) == (
+        expected["access_level"],
+        expected["discoverable"],
+    )
+    assert (release.requester_id, release.requester_name) == (alice.pk, "alice")
+    assert Release.visibility_fields({}) == {"access_level": "", "discoverable": True}
+    assert Release.visibility_fields({"access_level": "internal", "discoverable": False}) == {
+        "access_level": "internal",
+        "discoverable": False,
+    }
+    # Fixed at publication: the request's controls no longer decide who sees the release.
+    GenerationRequest.objects.filter(pk=request.pk).update(
+        tier_controls={**request.tier_controls, "access_level": "internal", "discoverable": False}
+    )
+    assert releases_visible_to(user=charlie).filter(pk=release.pk).exists()
+
+
 def test_cards_are_discoverable_unless_the_policy_hides_them(charlie: Any, release: Release) -> None:
     assert releases_discoverable_to(user=charlie).filter(pk=release.pk).exists()
-    request = GenerationRequest.objects.get(pk=release.request_id)
-    GenerationRequest.objects.filter(pk=request.pk).update(
-        tier_controls={**request.tier_controls, "discoverable": False}
-    )
+    Release.objects.filter(pk=release.pk).update(**Release.visibility_fields({"discoverable": False}))
 
     assert not releases_discoverable_to(user=charlie).filter(pk=release.pk).exists()
     with pytest.raises(Exception) as refused:

@@ -71,6 +71,7 @@ def hidden(publish: Callable[..., Release], settings: Any, tmp_path: Path) -> Re
     _policy(settings, tmp_path, "discoverable", "false")
     release = publish(title="Hidden cohort")
     assert release.request.tier_controls["discoverable"] is False
+    assert release.discoverable is False  # fixed on the release at publication
     return release
 
 
@@ -84,6 +85,7 @@ def listed(publish: Callable[..., Release], hidden: Release) -> Release:
     GenerationRequest.objects.filter(pk=request.pk).update(
         tier_controls={**request.tier_controls, "discoverable": True}
     )
+    Release.objects.filter(pk=release.pk).update(discoverable=True)
     return release
 
 

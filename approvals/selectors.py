@@ -15,6 +15,7 @@ from approvals import rules
 from approvals.choices import OverrideStatus, RequestKind, RequestStatus, RetryStatus, TierLevel
 from approvals.models import (
     CandidateRun,
+    Decision,
     GateOverride,
     GenerationAttempt,
     GenerationRequest,
@@ -42,37 +43,67 @@ def requests_visible_to(*, user: Any) -> QuerySet[GenerationRequest]:
     return base.none()
 
 
+# Where listed_requests puts each relation it fetches for a page: plain lists on the row (Prefetch's
+# to_attr), read through listed_rows. Filling the related managers' caches instead cost a related
+# queryset cloned and filtered per row and relation (229 per page of 50), the largest part of
+# GET /api/v1/requests/'s CPU (docs/benchmarks.md, issue 16); a list needs no queryset per row.
+LISTED_ATTRS = {
+    "decisions": "listed_decisions",
+    "attempts": "listed_attempts",
+    "candidates": "listed_candidates",  # on each listed attempt
+    "gate_overrides": "listed_gate_overrides",
+    "privacy_retries": "listed_privacy_retries",
+}
+
+
 def listed_requests(queryset: QuerySet[GenerationRequest]) -> QuerySet[GenerationRequest]:
     """`queryset` with every related row a listed request's per-row fields read (quorum, actions,
     attempts and their gate reports, retries, overrides, release) fetched at once, so a list costs
-    the same number of queries for 3 requests as for 300 (test_request_list_queries.py).
+    the same number of queries for 3 requests as for 300 (test_request_list_queries.py). The rows
+    land in plain lists (LISTED_ATTRS, each in its model's order): read them with listed_rows.
 
-    For lists only: a request a service goes on to change must not carry these (its related
-    managers would answer from the fetched rows), which is why requests_visible_to does not."""
+    For lists only: a request a service goes on to change must not carry these (they would be
+    read instead of the database), which is why requests_visible_to does not."""
     # The large JSON a list never shows (a release's metrics alone is ~36 KB) stays in the
     # database: decoding it was most of the API list's CPU (bench/pages.py profile).
     unread_job = ("job__metadata", "job__receipt", "job__columns")
+    attempts = LISTED_ATTRS["attempts"]
     return (
         queryset.select_related("release")
         .defer("release__metrics", "release__receipt", "release__privacy", "release__columns", *unread_job)
         .prefetch_related(
-            "decisions",
+            Prefetch("decisions", queryset=Decision.objects.all(), to_attr=LISTED_ATTRS["decisions"]),
             Prefetch(
                 "attempts",
                 queryset=GenerationAttempt.objects.select_related("job__validation").defer(
                     "job__validation__metrics", *unread_job
                 ),
+                to_attr=attempts,
             ),
             Prefetch(
-                "attempts__candidates",
+                f"{attempts}__candidates",
                 queryset=CandidateRun.objects.select_related("job__validation").defer(
                     "job__validation__metrics", *unread_job
                 ),
+                to_attr=LISTED_ATTRS["candidates"],
             ),
-            "gate_overrides",
-            "privacy_retries",
+            Prefetch(
+                "gate_overrides", queryset=GateOverride.objects.all(), to_attr=LISTED_ATTRS["gate_overrides"]
+            ),
+            Prefetch(
+                "privacy_retries",
+                queryset=PrivacyRetry.objects.all(),
+                to_attr=LISTED_ATTRS["privacy_retries"],
+            ),
         )
     )
+
+
+def listed_rows(instance: Model, related: str) -> list[Any]:
+    """The rows of `instance`'s `related` manager (a key of LISTED_ATTRS), in the model's order:
+    what a list fetched for it, else a query (a single request)."""
+    rows = _prefetched(instance, related)
+    return list(getattr(instance, related).all()) if rows is None else rows
 
 
 def requests_listed_for(*, user: Any) -> QuerySet[GenerationRequest]:
@@ -339,8 +370,12 @@ def failed_privacy_checks(checks: list[dict[str, Any]]) -> list[str]:
 
 
 def _prefetched(instance: Model, related: str) -> list[Any] | None:
-    """The rows of `instance`'s `related` manager when a list prefetched them, else None (then the
-    caller queries, as for a single request)."""
+    """The rows of `instance`'s `related` manager when a list fetched them (listed_requests' plain
+    list, or a prefetch_related elsewhere), else None (then the caller queries, as for a single
+    request)."""
+    rows = instance.__dict__.get(LISTED_ATTRS[related])
+    if rows is not None:
+        return rows
     cache = getattr(instance, "_prefetched_objects_cache", {})
     return list(cache[related]) if related in cache else None
 
@@ -403,7 +438,7 @@ _ATTEMPT_STATUSES = frozenset(TRANSITIONS["upload"])
 def request_facts_for(request: GenerationRequest) -> rules.RequestFacts:
     """What approvals.rules needs counted about `request`, read once for every action."""
     decided = frozenset(
-        d.reviewer_id for d in request.decisions.all() if d.review_round == request.review_round
+        d.reviewer_id for d in listed_rows(request, "decisions") if d.review_round == request.review_round
     )
     cancel_requested = request.job is not None and request.job.cancel_requested
     if request.status not in _ATTEMPT_STATUSES:
@@ -495,3 +530,14 @@ def request_actions_for(
     request page and the API's `actions` render (the services raise from the same rules)."""
     facts = facts or request_facts_for(request)
     return RequestActions(**{name: Action(rule(user, facts)) for name, rule in _RULES.items()})
+
+
+def request_action_answers(*, user: Any, request: GenerationRequest) -> dict[str, dict[str, Any]]:
+    """request_actions_for(user=user, request=request).as_dict(), without the Action objects in
+    between: the API renders this for every row of a page (50 rows, 12 rules each)."""
+    facts = request_facts_for(request)
+    answers: dict[str, dict[str, Any]] = {}
+    for name, rule in _RULES.items():
+        reason = rule(user, facts)
+        answers[name] = {"allowed": not reason, "reason": reason}
+    return answers

@@ -11,14 +11,16 @@ PostgreSQL database of --database-url, which must be empty (migrated here; refus
 holds requests). bench/_seed.py makes the personas and one request of each kind through the real
 services, then clones them up to each size in --sizes (smallest first: the same database grows).
 At each size and for each gunicorn worker count in --workers, gunicorn starts in its own process
-group on a free port with scripts/run.sh's flags (gthread, --threads 4, --keep-alive 15), a data
+group on a free port with scripts/run.sh's flags (gunicorn.conf.py, gthread, --threads 4, --keep-alive 15), a data
 scientist and a privacy officer (with a TOTP code from the seeded secret) sign in once through
 POST /api/v1/auth/token/, and --clients threads, each with its own keep-alive requests.Session,
 loop for --duration seconds. One target after the other on the same server: the first page of
 GET /api/v1/requests/ as the scientist, as the officer, then GET /healthz (the server's floor:
 middleware and HTTP alone), each for --duration seconds with every client on it. Per target:
-requests, errors (anything but 200), requests/s (over the phase's wall time) and p50/p95 latency; beside them the load average before and after (the machine may be shared) and
-the machine and date. The clients run in this process, on the same cores as the server.
+requests, errors (anything but 200), requests/s (over the phase's wall time), p50/p95 latency and
+the server's CPU per request (user + system time of gunicorn's processes over the phase, divided
+by the requests served: load from other work stretches it far less than requests/s); beside them
+the load average before and after (the machine may be shared) and the machine and date. The clients run in this process, on the same cores as the server.
 """
 
 from __future__ import annotations
@@ -51,6 +53,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds used so far by the live processes of process group `pgid` (the
+    gunicorn master and its workers): divided by the requests a phase served, the server's CPU per
+    request, which other work on a shared machine stretches far less than it stretches req/s."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # ended meanwhile
+        if int(fields[2]) == pgid:  # pgrp; then utime and stime at 11 and 12
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 def load_average() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -75,6 +93,8 @@ class Server:
             [
                 str(Path(sys.executable).parent / "gunicorn"),
                 "portal.wsgi:application",
+                "--config",
+                str(ROOT / "gunicorn.conf.py"),
                 "--bind",
                 f"127.0.0.1:{self.port}",
                 "--workers",
@@ -245,9 +265,13 @@ def main() -> None:
                     for name, path, token in targets:
                         before = load_average()
                         at = datetime.now(UTC).strftime("%H:%M UTC")
+                        cpu_before = group_cpu_seconds(server.process.pid)
                         values, failed, wall = drive(
                             server.url, path, token, clients=args.clients, duration=args.duration
                         )
+                        # Over every answer the clients got (errors too); warm-up requests excluded.
+                        served = len(values) + failed
+                        cpu_ms = (group_cpu_seconds(server.process.pid) - cpu_before) * 1000 / max(served, 1)
                         after = load_average()
                         p50 = percentile(values, 0.50) if values else 0.0
                         p95 = percentile(values, 0.95) if values else 0.0
@@ -261,13 +285,15 @@ def main() -> None:
                                 len(values) / wall,
                                 p50,
                                 p95,
+                                cpu_ms,
                                 at,
                                 before,
                                 after,
                             )
                         )
                         print(
-                            f"  {size} requests, {workers} workers, {name}: {len(values) / wall:.1f} req/s, load {before} -> {after}"
+                            f"  {size} requests, {workers} workers, {name}: {len(values) / wall:.1f} req/s, "
+                            f"{cpu_ms:.1f} ms server CPU per request, load {before} -> {after}"
                         )
                 finally:
                     server.stop()
@@ -279,12 +305,16 @@ def main() -> None:
 
     print(f"\n# {datetime.now(UTC):%Y-%m-%d} {platform.node()}")
     header = f"{'rows':>6} {'wrk':>3}  {'target':<32} {'reqs':>6} {'err':>4} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7}"
-    print(header + "  at         load before -> after")
-    for size, workers, name, count, failed, rate, p50, p95, at, before, after in rows:
+    print(header + "  CPU ms  at         load before -> after")
+    for size, workers, name, count, failed, rate, p50, p95, cpu_ms, at, before, after in rows:
         print(
             f"{size:>6} {workers:>3}  {name:<32} {count:>6} {failed:>4} {rate:>7.1f} {p50:>7.1f} {p95:>7.1f}"
-            f"  {at}  {before} -> {after}"
+            f"  {cpu_ms:>6.1f}  {at}  {before} -> {after}"
         )
+    print(
+        "# CPU ms: the gunicorn processes' user + system CPU per request served in the phase; "
+        f"{os.cpu_count()} cores / that = the most the server could answer per second on an idle machine"
+    )
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ log "Starting the Celery worker (queues synthesis, validation, housekeeping) wit
 worker_pid=$!
 
 log "Starting gunicorn on 0.0.0.0:$PORT"
-"$VENV/bin/gunicorn" portal.wsgi:application \
+"$VENV/bin/gunicorn" portal.wsgi:application --config "$ROOT/gunicorn.conf.py" \
     --bind "0.0.0.0:$PORT" --workers 1 --threads 4 --keep-alive 15 --timeout 120 --graceful-timeout 10 --no-control-socket \
     --access-logfile - &
 web_pid=$!

@@ -11,7 +11,7 @@ from approvals.choices import Audience, DecisionKind, Fidelity, PurposeCategory,
 from approvals.dp import BudgetCheck, budget_check
 from approvals.models import Decision, GateOverride, GenerationAttempt, GenerationRequest, PrivacyRetry
 from approvals.quorum import request_quorum
-from approvals.selectors import latest_privacy_failures, request_actions_for
+from approvals.selectors import latest_privacy_failures, listed_rows, request_action_answers
 from approvals.services import attempts_allowed
 from approvals.services.tiering import request_is_dp
 from generation.modeling import MODEL_FAMILIES, is_model_family
@@ -270,12 +270,12 @@ class RequestOutputSerializer(serializers.ModelSerializer):
             "quorum": self.get_quorum(obj),
             "conditions": str(obj.conditions),
             "review_round": obj.review_round,
-            "decisions": [_decision(d, dt) for d in obj.decisions.all()],
+            "decisions": [_decision(d, dt) for d in listed_rows(obj, "decisions")],
             "job": None if job is None else _job(job),
-            "attempts": [_attempt(a, dt) for a in obj.attempts.all()],
+            "attempts": [_attempt(a, dt) for a in listed_rows(obj, "attempts")],
             "attempts_allowed": attempts_allowed(obj) if obj.tier_level else None,
-            "gate_overrides": [_override(o, dt) for o in obj.gate_overrides.all()],
-            "privacy_retries": [_retry(r, dt) for r in obj.privacy_retries.all()],
+            "gate_overrides": [_override(o, dt) for o in listed_rows(obj, "gate_overrides")],
+            "privacy_retries": [_retry(r, dt) for r in listed_rows(obj, "privacy_retries")],
             "retry": self.get_retry(obj),
             "candidates": self.get_candidates(obj),
             "candidates_auto": bool(obj.candidates_auto),
@@ -308,7 +308,7 @@ class RequestOutputSerializer(serializers.ModelSerializer):
         user = getattr(request, "user", None)
         if user is None:
             return None
-        return request_actions_for(user=user, request=obj).as_dict()
+        return request_action_answers(user=user, request=obj)
 
     def get_budget(self, obj: GenerationRequest) -> dict[str, Any] | None:
         """For a DP request not yet approved: its epsilon (and delta) against what is left on the
@@ -359,8 +359,8 @@ class RequestOutputSerializer(serializers.ModelSerializer):
         """Where the current review round stands (only while in review)."""
         if obj.status != RequestStatus.IN_REVIEW:
             return None
-        # From the decisions the list prefetched (approvals.api.views), not a query per request.
-        q = request_quorum(obj, obj.decisions.all())
+        # From the decisions the list fetched (approvals.selectors.listed_requests), not a query per request.
+        q = request_quorum(obj, listed_rows(obj, "decisions"))
         return {"approvals": q.approvals, "needed": q.needed, "satisfied": q.satisfied, "missing": q.missing}
 
     def get_job(self, obj: GenerationRequest) -> dict[str, Any] | None:

@@ -7,6 +7,7 @@ import json
 import zipfile
 from typing import Any
 
+from django.db.models import Q
 from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -186,7 +187,12 @@ class StudyEvidenceApi(APIView):
             from core.errors import NotFound
 
             raise NotFound("No such study.")
-        events = AuditEvent.objects.filter(target_type="study", target_id=str(study.pk)).order_by("seq")
+        # The study's events and, once published, its catalog release's (publication, downloads,
+        # access decisions, withdrawal): the release is what the study produced.
+        targets = Q(target_type="study", target_id=str(study.pk))
+        if study.release_id is not None:
+            targets |= Q(target_type="release", target_id=str(study.release_id))
+        events = AuditEvent.objects.filter(targets).order_by("seq")
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             archive.writestr("study.json", json.dumps(study_json(study), indent=2, default=str))

@@ -119,6 +119,26 @@ def test_the_study_page_and_api_name_its_release(published: tuple[Study, Release
     assert client.get(f"/api/v1/studies/{study.pk}/").json()["release"] == str(release.pk)
 
 
+def test_the_study_evidence_names_its_release_and_holds_the_releases_events(
+    published: tuple[Study, Release], alice: Any, olivia: Any, api: Callable[[Any], Any]
+) -> None:
+    import io
+    import json
+    import zipfile
+
+    study, release = published
+    assert _download(alice, release).status_code == 200
+    response = api(olivia).get(f"/api/v1/studies/{study.pk}/evidence/")
+    assert response.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        assert json.loads(archive.read("study.json"))["release"] == str(release.pk)
+        assert json.loads(archive.read("round_log.json"))
+        events = json.loads(archive.read("audit_events.json"))
+    actions = [e["action"] for e in events]
+    assert "release.publish" in actions and "release.download" in actions
+    assert any(a.startswith("study.") for a in actions)
+
+
 def test_it_is_listed_for_its_audience_and_hidden_from_a_scientist_outside_it(
     published: tuple[Study, Release], alice: Any, bob: Any, charlie: Any, api: Callable[[Any], Any]
 ) -> None:

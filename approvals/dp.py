@@ -61,6 +61,12 @@ def validate_delta(synthesizer: str, delta: Any) -> int | None:
                 fields={"delta": "not_applicable"},
             )
         return None
+    return _delta_in_range(delta, synthesizer)
+
+
+def _delta_in_range(delta: Any, name: str) -> int:
+    """A delta in 1e-18 units: the default when omitted, else the given one within
+    [MIN_DELTA, MAX_DELTA] (for `name`, a synthesizer or a model family, in the refusal)."""
     if delta in (None, ""):
         delta = DEFAULT_DELTA
     if isinstance(delta, float):
@@ -68,7 +74,7 @@ def validate_delta(synthesizer: str, delta: Any) -> int | None:
     atto = delta_to_atto(delta)
     if not MIN_DELTA * 10**18 <= atto <= MAX_DELTA * 10**18:
         raise ValidationFailed(
-            f"delta must be between {MIN_DELTA} and {MAX_DELTA} for {synthesizer} (the default is "
+            f"delta must be between {MIN_DELTA} and {MAX_DELTA} for {name} (the default is "
             f"{DEFAULT_DELTA}; smaller is more private).",
             fields={"delta": "out_of_range"},
         )
@@ -205,15 +211,4 @@ def validate_model_delta(family: str, delta: Any) -> int | None:
                 fields={"delta": "not_applicable"},
             )
         return None
-    if delta in (None, ""):
-        delta = DEFAULT_DELTA
-    if isinstance(delta, float):
-        delta = repr(delta)  # "1e-09", not the binary expansion
-    atto = delta_to_atto(delta)
-    if not MIN_DELTA * 10**18 <= atto <= MAX_DELTA * 10**18:
-        raise ValidationFailed(
-            f"delta must be between {MIN_DELTA} and {MAX_DELTA} for {family} (the default is "
-            f"{DEFAULT_DELTA}; smaller is more private).",
-            fields={"delta": "out_of_range"},
-        )
-    return atto
+    return _delta_in_range(delta, family)

@@ -507,11 +507,10 @@ def test_the_api_still_requires_rows_for_a_synthetic_table(
     assert "rows" in response.json()["error"]["fields"]
 
 
-def test_the_form_files_a_dp_model_and_the_page_shows_it(alice: Any, outcome_dataset: Any) -> None:
-    client = Client()
-    client.force_login(alice)
-    form = {
-        "dataset": str(outcome_dataset.pk),
+def _model_form(dataset: Any, **overrides: str) -> dict[str, Any]:
+    """The new-request form as a browser posts a dp_model (the synthesizer field keeps its default)."""
+    form: dict[str, Any] = {
+        "dataset": str(dataset.pk),
         "kind": "dp_model",
         "title": "Mortality model",
         "purpose_category": "research",
@@ -527,6 +526,14 @@ def test_the_form_files_a_dp_model_and_the_page_shows_it(alice: Any, outcome_dat
         "epsilon": "0.4",
         "delta": "",
     }
+    form.update(overrides)
+    return form
+
+
+def test_the_form_files_a_dp_model_and_the_page_shows_it(alice: Any, outcome_dataset: Any) -> None:
+    client = Client()
+    client.force_login(alice)
+    form = _model_form(outcome_dataset)
     response = client.post("/requests/new/", form)
     assert response.status_code == 302, response.content.decode()[:2000]
     request = GenerationRequest.objects.get()
@@ -544,24 +551,7 @@ def test_the_form_refuses_profile_bounds_and_saves_nothing(alice: Any, outcome_d
     profile_suggestions_only(outcome_dataset, ["kappa"])
     client = Client()
     client.force_login(alice)
-    response = client.post(
-        "/requests/new/",
-        {
-            "dataset": str(outcome_dataset.pk),
-            "kind": "dp_model",
-            "title": "Mortality model",
-            "purpose_category": "research",
-            "purpose": "Predict death",
-            "intended_use": "Risk score",
-            "audience": "internal",
-            "fidelity": "medium",
-            "columns": FEATURES,
-            "synthesizer": "gaussian_copula",
-            "model_family": FAMILY,
-            "target": TARGET,
-            "epsilon": "0.4",
-        },
-    )
+    response = client.post("/requests/new/", _model_form(outcome_dataset, model_family=FAMILY))
     assert response.status_code == 200
     assert "`kappa`" in response.content.decode()
     assert not GenerationRequest.objects.exists()
@@ -654,23 +644,7 @@ def test_dp_sgd_options_are_checked_when_filed(alice: Any, outcome_dataset: Any)
 def test_the_form_files_a_dp_sgd_model_with_its_delta(alice: Any, outcome_dataset: Any) -> None:
     client = Client()
     client.force_login(alice)
-    form = {
-        "dataset": str(outcome_dataset.pk),
-        "kind": "dp_model",
-        "title": "Mortality network",
-        "purpose_category": "research",
-        "purpose": "Predict death",
-        "intended_use": "Risk score",
-        "audience": "internal",
-        "fidelity": "medium",
-        "columns": FEATURES,
-        "synthesizer": "gaussian_copula",
-        "rows": "",
-        "model_family": "dp_sgd_mlp",
-        "target": TARGET,
-        "epsilon": "0.4",
-        "delta": "5e-9",
-    }
+    form = _model_form(outcome_dataset, title="Mortality network", model_family="dp_sgd_mlp", delta="5e-9")
     response = client.post("/requests/new/", form)
     assert response.status_code == 302, response.content.decode()[:2000]
     request = GenerationRequest.objects.get()

@@ -167,6 +167,24 @@ class Release(models.Model):
             models.Index(fields=["audience", "-created_at"], name="release_audience_created_idx"),
             models.Index(fields=["withdrawn_at", "expires_at"], name="release_state_idx"),
             models.Index(fields=["kind", "-created_at"], name="release_kind_created_idx"),
+            # Covers a member's visibility condition (catalog.selectors._visible_condition) and what
+            # the list's count and filter choices read, so they scan this index, not the release
+            # rows with their JSON (issue 16: a scientist's catalog at 5,000 releases).
+            models.Index(
+                fields=[
+                    "audience",
+                    "access_level",
+                    "team",
+                    "requester",
+                    "dataset",
+                    "discoverable",
+                    "withdrawn_at",
+                    "expires_at",
+                    "created_at",
+                    "id",
+                ],
+                name="release_visibility_idx",
+            ),
         ]
 
     def __str__(self) -> str:

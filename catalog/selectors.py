@@ -11,6 +11,7 @@ from django.utils import timezone
 from approvals.choices import Audience
 from catalog.models import AccessRequest, AccessRequestStatus, Release
 from core.roles import SEES_EVERY_RELEASE, Role, has_role
+from generation.models import SourceDataset
 
 # The tier's `access_level` (approvals.policies: never wider than the audience) narrows who sees an
 # organization-wide release: "internal" keeps it to the team even when the audience is wider.
@@ -144,14 +145,13 @@ def release_filter_choices(releases: QuerySet[Release]) -> dict[str, list[tuple[
     each, whatever the number of releases, and no name the user could not see anyway."""
     base = releases.order_by()
     teams = sorted({name for name in base.values_list("team__name", flat=True).distinct() if name})
+    # The datasets by id from the releases' dataset ids (a subquery the visibility index covers),
+    # not a DISTINCT over the join, which SQLite plans as a walk over every release row. A
+    # federated study's model has site datasets, not one source: its null id matches nothing.
+    sources = SourceDataset.objects.filter(pk__in=base.values("dataset_id")).values_list(
+        "pk", "name", "version"
+    )
     datasets = sorted(
-        {
-            (str(pk), f"{name} v{version}")
-            for pk, name, version in base.values_list(
-                "dataset_id", "dataset__name", "dataset__version"
-            ).distinct()
-            if pk is not None  # a federated study's model has site datasets, not one source
-        },
-        key=lambda item: item[1],
+        ((str(pk), f"{name} v{version}") for pk, name, version in sources), key=lambda item: item[1]
     )
     return {"teams": [(t, t) for t in teams], "datasets": datasets}

@@ -216,6 +216,21 @@ def machine() -> str:
     return f"{date.today()}; {model or platform.processor()}, {os.cpu_count()} CPUs; Python {platform.python_version()}"
 
 
+def served_like_gunicorn() -> None:
+    """In-process, the garbage collector as gunicorn.conf.py sets it in every web worker (freeze
+    what is loaded, a higher youngest-generation threshold), so the figures are the served ones
+    rather than those of a bench process whose heap holds everything seeding made."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "gunicorn_conf", Path(__file__).resolve().parents[1] / "gunicorn.conf.py"
+    )
+    assert spec is not None and spec.loader is not None
+    conf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conf)
+    conf.post_worker_init(None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 10_000], help="requests in the database")
@@ -230,6 +245,12 @@ def main() -> None:
         "--audit-per-request", type=int, default=1, help="audit events appended per cloned request"
     )
     parser.add_argument("--keep", action="store_true", help="keep the test database (in-process mode)")
+    parser.add_argument(
+        "--gc",
+        choices=["gunicorn", "default"],
+        default="gunicorn",
+        help="in-process: the garbage collector as gunicorn.conf.py sets it (default) or CPython's defaults",
+    )
     args = parser.parse_args()
     if args.url and not args.var_dir and not args.database_url:
         parser.error("--url needs the server's database: --var-dir (SQLite) or --database-url")
@@ -270,6 +291,8 @@ def main() -> None:
             print(
                 f"  {'page':<30} {'persona':<10} {'HTTP':>4} {'queries':>7} {'p50 ms':>9} {'p95 ms':>9} {'KiB':>9}"
             )
+            if not args.url and args.gc == "gunicorn":
+                served_like_gunicorn()
             by_size[size] = measure(clients, args.repeat)
         if len(by_size) > 1:
             small, large = min(by_size), max(by_size)

@@ -395,6 +395,13 @@ def _privacy_statement(privacy: dict[str, Any]) -> dict[str, Any]:
         )
     else:
         headline = "not DP: no adversary is bounded; privacy rests on the release gate's empirical tests."
+    return _privacy_fields(privacy, headline)
+
+
+def _privacy_fields(privacy: dict[str, Any], headline: str, *extra: str) -> dict[str, Any]:
+    """A card's privacy statement: the release's privacy block (fixed at publication) as the
+    card shows it, under `headline`; `extra` names list fields a kind of card adds after `flavour`
+    (a model card: its `mechanisms`)."""
     return {
         "dp": bool(privacy.get("dp")),
         "headline": headline,
@@ -403,6 +410,7 @@ def _privacy_statement(privacy: dict[str, Any]) -> dict[str, Any]:
         "unit": privacy.get("unit"),
         "neighbouring": privacy.get("neighbouring"),
         "flavour": privacy.get("flavour"),
+        **{name: list(privacy.get(name) or []) for name in extra},
         "covers": list(privacy.get("covers") or []),
         "not_covered": list(privacy.get("not_covered") or []),
         "source_spent": privacy.get("source_spent"),

@@ -23,7 +23,7 @@ from approvals.dp import is_custodian
 from approvals.models import GenerationRequest
 
 # The table card's reading of the same declarations, and its row for one gate check.
-from catalog.cards import _check_row, _data_dictionary
+from catalog.cards import _check_row, _data_dictionary, _privacy_fields
 from catalog.models import Release
 from catalog.privacy import receipt_visible_to, release_privacy, release_privacy_of
 from catalog.reports import model_report_visible_to
@@ -321,20 +321,7 @@ def _privacy_statement(privacy: dict[str, Any]) -> dict[str, Any]:
         )
     else:
         headline = "Not differentially private: no adversary is bounded."
-    return {
-        "dp": bool(privacy.get("dp")),
-        "headline": headline,
-        "epsilon": privacy.get("epsilon"),
-        "delta": privacy.get("delta"),
-        "unit": privacy.get("unit"),
-        "neighbouring": privacy.get("neighbouring"),
-        "flavour": privacy.get("flavour"),
-        "mechanisms": list(privacy.get("mechanisms") or []),
-        "covers": list(privacy.get("covers") or []),
-        "not_covered": list(privacy.get("not_covered") or []),
-        "source_spent": privacy.get("source_spent"),
-        "trust_model": privacy.get("trust_model"),
-    }
+    return _privacy_fields(privacy, headline, "mechanisms")
 
 
 # Below this AUC ratio (DP model against the non-private baseline) the noise cost is worth a line.

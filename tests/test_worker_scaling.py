@@ -29,6 +29,7 @@ EXPECTED_QUEUES = {
     "synthgate.audit.checkpoint": "housekeeping",
     "synthgate.audit.verify": "housekeeping",
     "synthgate.audit.sequence": "housekeeping",
+    "synthgate.db.analyze": "housekeeping",
 }
 
 

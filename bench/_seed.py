@@ -237,10 +237,13 @@ def _swap(text: str, ids: dict[str, str]) -> str:
 class Grower:
     """Clones families until the database holds N requests; call grow_to with increasing N."""
 
-    def __init__(self, seeded: dict[str, Any], *, audit_per_request: int = 1, seed: int = 16) -> None:
+    def __init__(
+        self, seeded: dict[str, Any], *, audit_per_request: int = 1, seed: int = 16, analyze: bool = True
+    ) -> None:
         from portal.models import Team, User
 
         self.seeded = seeded
+        self.analyze = analyze
         self.audit_per_request = audit_per_request
         self.random = random.Random(seed)
         self.datasets = [seeded["dataset"]]
@@ -469,6 +472,11 @@ class Grower:
             f"{len(rows[Notification])} notifications, {len(rows[AccessRequest])} access requests) "
             f"in {cloned:.1f} s; audit events in {time.perf_counter() - started - cloned:.1f} s"
         )
+        if self.analyze:
+            # A deployment that grew to this size has had the hourly synthgate.db.analyze run.
+            from core.dbstats import analyze
+
+            log(f"  ANALYZE (the hourly synthgate.db.analyze task's work): {analyze().seconds:.2f} s")
 
     def _audit(self, count: int) -> None:
         """Real chained audit events (what a year of reviews and downloads leaves in the log)."""

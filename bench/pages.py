@@ -246,6 +246,12 @@ def main() -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep the test database (in-process mode)")
     parser.add_argument(
+        "--no-analyze",
+        dest="analyze",
+        action="store_false",
+        help="skip ANALYZE after seeding (by default the bench runs it, as the hourly synthgate.db.analyze task would have)",
+    )
+    parser.add_argument(
         "--gc",
         choices=["gunicorn", "default"],
         default="gunicorn",
@@ -278,7 +284,7 @@ def main() -> None:
     )
     try:
         seeded = base()
-        grower = Grower(seeded, audit_per_request=args.audit_per_request)
+        grower = Grower(seeded, audit_per_request=args.audit_per_request, analyze=args.analyze)
         people = seeded["people"]
         clients = {
             persona: (OverHttp(args.url, people[persona]) if args.url else InProcess(people[persona]))

@@ -83,7 +83,12 @@ install_hash() {
 
 # The Celery worker command, shared by `make run` and `make worker`. It consumes every queue unless
 # SYNTHGATE_WORKER_QUEUES names some (a scale-out process group, docs/deploy.md).
+# It runs at a lower CPU priority (nice 10, SYNTHGATE_WORKER_NICE; 0 for none): where the web server
+# shares the cores (`make run`, one machine), a page is answered before a synthesis step gets the
+# CPU, and jobs take what is left; on a machine of its own the worker loses nothing.
 worker_command() {
+    local nice="${SYNTHGATE_WORKER_NICE:-10}"
+    [ "$nice" != 0 ] && printf '%s\n' nice -n "$nice"
     printf '%s\n' "$VENV/bin/celery" -A portal worker -Q "${SYNTHGATE_WORKER_QUEUES:-synthesis,validation,housekeeping}" \
         -c "${SYNTHGATE_WORKER_CONCURRENCY:-2}" --loglevel=INFO
 }

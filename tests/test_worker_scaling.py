@@ -196,3 +196,28 @@ def test_a_real_worker_warms_up_then_runs_a_housekeeping_task(celery_workers: An
         assert proc.poll() is None and time.monotonic() < deadline, text[-3000:]
         time.sleep(0.3)
     assert "Timed out waiting for UP message" not in text
+
+
+@pytest.mark.parametrize(
+    ("nice", "prefix"), [(None, ["nice", "-n", "10"]), ("5", ["nice", "-n", "5"]), ("0", [])]
+)
+def test_the_worker_command_yields_the_cpu_to_the_web_server(nice: str | None, prefix: list[str]) -> None:
+    """`make run` and `make worker` start Celery through scripts/common.sh's worker_command, at a
+    lower CPU priority by default, so pages on a shared machine are served before synthesis steps."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "SYNTHGATE_WORKER_NICE"}
+    if nice is not None:
+        env["SYNTHGATE_WORKER_NICE"] = nice
+    repo = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        ["bash", "-c", "source scripts/common.sh && worker_command"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
+    assert out[: len(prefix) + 1] == [*prefix, str(repo / ".venv" / "bin" / "celery")]
+    assert out[len(prefix) + 1 : len(prefix) + 4] == ["-A", "portal", "worker"]

@@ -484,21 +484,42 @@ def _provenance(
 ) -> dict[str, Any]:
     receipt = receipt_visible_to(user=user, receipt=release.receipt or {}, is_dp=release.is_dp)
     policy = request.policy
+    return provenance_fields(
+        release,
+        request,
+        receipt,
+        between={"policy_sha256": policy.sha256 if policy else ""},
+        made_by={
+            "approvers": approvers,
+            "synthesizer": release.synthesizer,
+            "options": dict(release.job.options or request.options or {}),
+        },
+    ) | {"receipt": receipt}
+
+
+def provenance_fields(
+    release: Release,
+    request: GenerationRequest,
+    receipt: dict[str, Any],
+    *,
+    between: dict[str, Any],
+    made_by: dict[str, Any],
+) -> dict[str, Any]:
+    """The provenance a data card and a model card share, in the cards' key order: the source and
+    policy, then `between` (before the tier), then `made_by` (what made the release), then the run."""
+    policy = request.policy
     return {
         "source": release.dataset.name,
         "source_version": release.dataset.version,
         "source_sha256": receipt.get("source_sha256") or release.dataset.sha256,
         "classification_version": release.job.classification_version,
         "policy_version": request.policy_version or (str(policy.number) if policy else ""),
-        "policy_sha256": policy.sha256 if policy else "",
+        **between,
         "tier": request.tier_level,
-        "approvers": approvers,
-        "synthesizer": release.synthesizer,
-        "options": dict(release.job.options or request.options or {}),
+        **made_by,
         "seed": receipt.get("seed"),
         "code_version": receipt.get("code_version"),
         "packages": receipt.get("packages") or {},
-        "receipt": receipt,
     }
 
 

@@ -23,7 +23,7 @@ from approvals.dp import is_custodian
 from approvals.models import GenerationRequest
 
 # The table card's reading of the same declarations, and its row for one gate check.
-from catalog.cards import _check_row, _data_dictionary, _privacy_fields
+from catalog.cards import _check_row, _data_dictionary, _privacy_fields, provenance_fields
 from catalog.models import Release
 from catalog.privacy import receipt_visible_to, release_privacy, release_privacy_of
 from catalog.reports import model_report_visible_to
@@ -407,21 +407,9 @@ def _provenance(
     release: Release, request: GenerationRequest, approvers: list[dict[str, Any]], user: Any
 ) -> dict[str, Any]:
     receipt = receipt_visible_to(user=user, receipt=release.receipt or {}, is_dp=release.is_dp)
-    policy = request.policy
-    return {
-        "source": release.dataset.name,
-        "source_version": release.dataset.version,
-        "source_sha256": receipt.get("source_sha256") or release.dataset.sha256,
-        "classification_version": release.job.classification_version,
-        "policy_version": request.policy_version or (str(policy.number) if policy else ""),
-        "tier": request.tier_level,
-        "approvers": approvers,
-        "family": release.synthesizer,
-        "seed": receipt.get("seed"),
-        "code_version": receipt.get("code_version"),
-        "packages": receipt.get("packages") or {},
-        "custodian_view": is_custodian(user),
-    }
+    return provenance_fields(
+        release, request, receipt, between={}, made_by={"approvers": approvers, "family": release.synthesizer}
+    ) | {"custodian_view": is_custodian(user)}
 
 
 def _approvers(request: GenerationRequest) -> list[dict[str, Any]]:

@@ -11,6 +11,12 @@ Not part of the test run. Two steps, against the server's own database:
     .venv/bin/python bench/load.py run --host http://127.0.0.1:8000 --personas /tmp/sg-load.json \
         --users 50 --spawn-rate 10 --run-time 60s --headless
 
+Or all of it in one command (issue 16 item 5's setup: gunicorn, PostgreSQL, Redis and a worker with
+2 processes on this machine; it waits for every job the run queued and prints their final states):
+
+    .venv/bin/python bench/load.py stack --database-url postgres://u:p@127.0.0.1:5432/sg_load \
+        --broker-url redis://127.0.0.1:6379/4 --requests 2000 --users 50 --run-time 60s
+
 `run` starts `locust -f bench/load.py` with those options (anything after `--` goes to Locust
 as is, e.g. `-- --csv /tmp/sg-load` for CSV files); without --headless it serves Locust's web UI.
 
@@ -141,6 +147,149 @@ def run(args: argparse.Namespace, extra: list[str]) -> None:
     raise SystemExit(subprocess.call(command + extra, env=env))
 
 
+def _job_states(env: dict[str, str], since: str) -> dict[str, int]:
+    """Job states of the jobs created after `since` (ISO time), read by a child Django process."""
+    code = (
+        "import django, json, sys; django.setup()\n"
+        "from django.db.models import Count\n"
+        "from generation.models import SynthesisJob\n"
+        "rows = SynthesisJob.objects.filter(created_at__gt=sys.argv[1]).values('state').annotate(n=Count('pk'))\n"
+        "print(json.dumps({r['state']: r['n'] for r in rows}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, since], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    return {str(k): int(v) for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
+
+
+def stack(args: argparse.Namespace, extra: list[str]) -> None:
+    """The whole load test on this machine: an empty PostgreSQL database and a Redis db, seeded;
+    gunicorn (gunicorn.conf.py, --web-workers x 4 threads) and one Celery worker (scripts/common.sh's
+    worker_command: nice 10, --worker-concurrency warmed processes, every queue, with beat), each in
+    its own process group; Locust; then it waits until every job the run queued is final, prints
+    their states, and stops both."""
+    import signal
+    import socket
+    import tempfile
+    from datetime import UTC, datetime
+
+    import requests
+
+    var_dir = Path(tempfile.mkdtemp(prefix="sg-load-"))
+    cache_url = args.broker_url.rsplit("/", 1)[0] + f"/{int(args.broker_url.rsplit('/', 1)[1]) + 1}"
+    env = {
+        **os.environ,
+        "SYNTHGATE_ENV": "development",
+        "SYNTHGATE_VAR_DIR": str(var_dir),
+        "DATABASE_URL": args.database_url,
+        "CELERY_BROKER_URL": args.broker_url,
+        "SYNTHGATE_CACHE_URL": cache_url,
+        "SYNTHGATE_WORKER_CONCURRENCY": str(args.worker_concurrency),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    import redis
+
+    for url in (args.broker_url, cache_url):
+        redis.Redis.from_url(url).flushdb()
+    personas = var_dir / "personas.json"
+    python = sys.executable
+    subprocess.run([python, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+    subprocess.run(
+        [python, str(Path(__file__).resolve()), "seed", "--database-url", args.database_url, "--var-dir",
+         str(var_dir), "--requests", str(args.requests), "--users", str(args.users), "--out", str(personas)],
+        cwd=ROOT, env=env, check=True,
+    )  # fmt: skip
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    host = f"http://127.0.0.1:{port}"
+    worker_cmd = subprocess.run(
+        ["bash", "-c", "source scripts/common.sh && worker_command"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    worker_cmd += ["-B", "--schedule", str(var_dir / "celerybeat-schedule")]
+    logs = {name: (var_dir / f"{name}.log").open("ab") for name in ("web", "worker")}
+    procs = {
+        "web": subprocess.Popen(
+            [
+                str(Path(python).parent / "gunicorn"),
+                "portal.wsgi:application",
+                "--config",
+                str(ROOT / "gunicorn.conf.py"),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(args.web_workers),
+                "--threads",
+                "4",
+                "--keep-alive",
+                "15",
+                "--timeout",
+                "120",
+                "--no-control-socket",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=logs["web"],
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        ),  # fmt: skip
+        "worker": subprocess.Popen(
+            worker_cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=logs["worker"],
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        ),
+    }
+    try:
+        deadline = time.monotonic() + 300
+        while True:  # the site answers and every worker process has warmed up
+            ready = b" ready." in (var_dir / "worker.log").read_bytes()
+            try:
+                ready = ready and requests.get(host + "/healthz", timeout=2).status_code == 200
+            except requests.RequestException:
+                ready = False
+            if ready:
+                break
+            for name, proc in procs.items():
+                if proc.poll() is not None:
+                    raise SystemExit(f"{name} exited ({proc.returncode}); see {var_dir / (name + '.log')}")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the stack did not come up in 300 s; see the logs in {var_dir}")
+            time.sleep(1)
+        since = datetime.now(UTC).isoformat()
+        print(f"Stack up (web {host}, logs in {var_dir}); load {os.getloadavg()[0]:.2f}", flush=True)
+        subprocess.call(
+            [python, "-m", "locust", "-f", str(Path(__file__).resolve()), "--host", host, "--users",
+             str(args.users), "--spawn-rate", str(args.spawn_rate), "--run-time", args.run_time,
+             "--headless", "--only-summary", *extra],
+            env={**os.environ, "SYNTHGATE_LOAD_PERSONAS": str(personas)},
+        )  # fmt: skip
+        ended = time.monotonic()
+        print(f"Locust done; load {os.getloadavg()[0]:.2f}; waiting for the jobs it queued", flush=True)
+        final = {"succeeded", "gate_failed", "failed", "cancelled"}
+        while True:
+            states = _job_states(env, since)
+            waiting = sum(n for state, n in states.items() if state not in final)
+            if not waiting or time.monotonic() - ended > args.job_timeout:
+                break
+            time.sleep(5)
+        print(
+            f"Jobs queued during the run: {sum(states.values())}; states {states}; "
+            f"{'all final' if not waiting else f'{waiting} NOT final'} {time.monotonic() - ended:.0f} s after the run"
+        )
+    finally:
+        for proc in procs.values():
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=30)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -158,10 +307,31 @@ def main() -> None:
     r.add_argument("--spawn-rate", type=float, default=10)
     r.add_argument("--run-time", default="60s")
     r.add_argument("--headless", action="store_true")
+    k = sub.add_parser(
+        "stack", help="start gunicorn and a worker on PostgreSQL + Redis, seed, run Locust, wait for jobs"
+    )
+    k.add_argument("--database-url", required=True, help="an empty PostgreSQL database")
+    k.add_argument(
+        "--broker-url", default="redis://127.0.0.1:6379/4", help="Redis db (flushed; the cache uses the next)"
+    )
+    k.add_argument("--requests", type=int, default=2000)
+    k.add_argument("--users", type=int, default=50)
+    k.add_argument("--spawn-rate", type=float, default=10)
+    k.add_argument("--run-time", default="60s")
+    k.add_argument("--web-workers", type=int, default=2, help="gunicorn processes (4 threads each)")
+    k.add_argument("--worker-concurrency", type=int, default=2, help="Celery worker processes")
+    k.add_argument(
+        "--job-timeout", type=float, default=900, help="seconds to wait for the jobs after the run"
+    )
     argv = sys.argv[1:]
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
-    seed(args) if args.command == "seed" else run(args, extra)
+    if args.command == "seed":
+        seed(args)
+    elif args.command == "stack":
+        stack(args, extra)
+    else:
+        run(args, extra)
 
 
 # --- the Locust users: defined only when Locust imports this file ------------------------------

@@ -51,6 +51,13 @@ IS_PRODUCTION = ENVIRONMENT == "production"
 
 # Everything the embedded install writes (SQLite, broker folders, stored files) lives here.
 VAR_DIR = Path(env_str("SYNTHGATE_VAR_DIR", str(BASE_DIR / "var")))
+# Under pytest-xdist each test process gets a folder of its own (SQLite, broker folders, stored
+# files), as pytest-django gives each its own test database. Exported so the worker, gunicorn and
+# manage.py subprocesses a test starts resolve the same folder (the check keeps them from nesting).
+_XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if ENVIRONMENT == "test" and _XDIST_WORKER and VAR_DIR.name != _XDIST_WORKER:
+    VAR_DIR = VAR_DIR / _XDIST_WORKER
+    os.environ["SYNTHGATE_VAR_DIR"] = str(VAR_DIR)
 
 
 def _development_secret() -> str:

@@ -336,3 +336,35 @@ def test_seed_demo_refuses_to_run_in_production(settings: object) -> None:
     settings.IS_PRODUCTION = True  # type: ignore[attr-defined]
     with pytest.raises(CommandError, match="refused in production"):
         call_command("seed_demo")
+
+
+@pytest.mark.parametrize(
+    ("environment", "var_dir", "expected"),
+    [
+        ("test", "/tmp/sg-xdist", "/tmp/sg-xdist/gw7"),  # an xdist process: a folder of its own
+        ("test", "/tmp/sg-xdist/gw7", "/tmp/sg-xdist/gw7"),  # its worker subprocess: the same, not nested
+        ("development", "/tmp/sg-xdist", "/tmp/sg-xdist"),  # outside tests the variable means nothing
+    ],
+)
+def test_each_pytest_xdist_process_has_its_own_var_folder(
+    environment: str, var_dir: str, expected: str
+) -> None:
+    """make test runs the SQLite stage in two pytest-xdist processes: each must keep its SQLite files,
+    broker folders and stored files apart, and the worker processes it starts must find the same."""
+    env = {
+        **{
+            k: v for k, v in os.environ.items() if not k.startswith(("SYNTHGATE_", "DJANGO_", "DATABASE_URL"))
+        },
+        "SYNTHGATE_ENV": environment,
+        "SYNTHGATE_VAR_DIR": var_dir,
+        "PYTEST_XDIST_WORKER": "gw7",
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+    }
+    code = (
+        "import os; from django.conf import settings; "
+        "print(settings.VAR_DIR, settings.SYNTHGATE_STORAGE_DIR, os.environ['SYNTHGATE_VAR_DIR'])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=BASE_DIR, env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == [expected, f"{expected}/storage", expected]

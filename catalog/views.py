@@ -33,7 +33,7 @@ from catalog.selectors import (
 from catalog.services import gate_override_approve, release_get_for
 from core.errors import Conflict, Gone, NotFound
 from core.ids import parse_uuid
-from core.pagination import PAGE_SIZE, page_of
+from core.pagination import page_of
 from core.views import domain_errors_as_messages, forbidden
 from generation.modeling import is_model_family
 from generation.synthesizers import is_dp_synthesizer
@@ -77,22 +77,25 @@ class ReleaseFilterForm(forms.Form):
         return {name: value for name, value in cleaned.items() if value not in (None, "")}
 
 
+# Releases a member may ask to use, per page of the catalog's second list.
+ASK_PAGE_SIZE = 10
+
+
 def release_list(request: HttpRequest) -> HttpResponse:
     visible = releases_visible_to(user=request.user)
     form = ReleaseFilterForm(request.GET, choices=release_filter_choices(visible))
     filters = form.filters()
     page = page_of(request, release_list_rows(releases_filter(visible, **filters)))
     # Cards a member may find but not use (catalog.access): a summary and "Request access", no data.
-    # The same filters; bounded to one page (a year of another team's releases is thousands).
+    # The same filters, paged on their own (`?ask=`), ten at a time: a year of other teams'
+    # releases is thousands, and fifty of them under the member's own doubled the page's cost.
     others = releases_to_ask_for(user=request.user)
     others = releases_filter(others.filter(withdrawn_at__isnull=True), **filters)
-    discoverable = list(release_list_rows(others)[: PAGE_SIZE + 1])
     context = {
         "page": page,
         "form": form,
         "filtered": bool(filters),
-        "discoverable": discoverable[:PAGE_SIZE],
-        "discoverable_more": len(discoverable) > PAGE_SIZE,
+        "discoverable": page_of(request, release_list_rows(others), per_page=ASK_PAGE_SIZE, param="ask"),
     }
     return render(request, "catalog/release_list.html", context)
 

@@ -31,9 +31,10 @@ class PortalPagination(PageNumberPagination):
     max_page_size = MAX_PAGE_SIZE
 
 
-def page_of(request: HttpRequest, items: Any, *, per_page: int = PAGE_SIZE) -> Page:
-    """The page `?page=` names (the last one if past the end, the first if unreadable)."""
-    return Paginator(items, per_page).get_page(request.GET.get("page"))
+def page_of(request: HttpRequest, items: Any, *, per_page: int = PAGE_SIZE, param: str = "page") -> Page:
+    """The page `?page=` (or `?<param>=`, for a second list on the same page) names: the last one
+    if past the end, the first if unreadable."""
+    return Paginator(items, per_page).get_page(request.GET.get(param))
 
 
 def paginated_response(

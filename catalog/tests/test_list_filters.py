@@ -121,6 +121,34 @@ def _titles(html: str) -> set[str]:
     return set(re.findall(r'/">([A-Za-z]+ \d{4})</a>', _main_table(html)))
 
 
+def _asked(html: str) -> list[str]:
+    """The titles in the "ask to use" table, in order."""
+    start = html.index('data-testid="discoverable-releases"')
+    return re.findall(r"<tr><td>([A-Za-z]+ \d{4})</td>", html[start : html.index("</table>", start)])
+
+
+def test_the_releases_to_ask_for_page_on_their_own_ten_at_a_time(
+    client: Any, alice: Any, charlie: Any, bulk: Callable[..., list[Release]]
+) -> None:
+    bulk(23, team=alice.team, requester=alice)
+    client.force_login(charlie)
+
+    first = client.get(PAGE).content.decode()
+    assert len(_asked(first)) == 10 and "23 in all; page 1 of 3" in first
+    assert '?ask=2#ask">Older</a>' in first
+    second = client.get(PAGE, {"ask": 2}).content.decode()
+    third = client.get(PAGE, {"ask": 3}).content.decode()
+    assert len(_asked(second)) == 10 and len(_asked(third)) == 3
+    titles = _asked(first) + _asked(second) + _asked(third)
+    assert len(set(titles)) == 23  # every release once, none skipped
+    # A filter narrows the second list too, and its links keep the filter.
+    filtered = client.get(PAGE, {"q": "Cohort 001"}).content.decode()
+    assert sorted(_asked(filtered)) == [f"Cohort {i:04d}" for i in range(10, 20)]
+    assert "page 1 of 1" not in filtered  # one page: no pager
+    # Past the end: the last page, as the main list does.
+    assert _asked(client.get(PAGE, {"ask": 99}).content.decode()) == _asked(third)
+
+
 # --- Constant queries at 3 and 300 rows -----------------------------------------------------------
 
 
@@ -158,7 +186,7 @@ def test_the_catalog_page_costs_the_same_queries_for_3_or_300_releases(
     html = client.get(PAGE).content.decode()
     assert _queries(client, PAGE) == few
     if persona == "charlie":
-        assert "Showing the newest 50" in html and html.count("Request access</a>") == 50
+        assert "300 in all; page 1 of 30" in html and html.count("Request access</a>") == 10
     else:
         assert "300 releases" in html and "Page 1 of 6" in html
 

@@ -191,6 +191,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_synthgate.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Argon2id first (portal/hashers.py); the PBKDF2 hashers only verify passwords stored before, and
+# Django re-hashes each with Argon2id at its owner's next sign-in.
+PASSWORD_HASHERS = [
+    "portal.hashers.Argon2idHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+]
 # ASVS V6.2: at least 12 characters, not a common (breached-list) password, not the username.
 # Django's common-password list is the offline breached-password check; querying HIBP would need
 # network access from hospital networks, so it is not done.

@@ -55,6 +55,7 @@ PINNED_MODULES = [
     "torch",
     "django_otp",
     "axes",
+    "argon2",
     "qrcode",
 ]
 

@@ -157,7 +157,12 @@ def _job_states(env: dict[str, str], since: str) -> dict[str, int]:
         "print(json.dumps({r['state']: r['n'] for r in rows}))\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code, since], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code, since],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "portal.settings"},
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return {str(k): int(v) for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
 
@@ -283,11 +288,15 @@ def stack(args: argparse.Namespace, extra: list[str]) -> None:
         )
     finally:
         for proc in procs.values():
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
+            try:  # the main process first (Celery's warm shutdown), then whatever is left of the group
+                proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=30)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
+            except subprocess.TimeoutExpired:
+                pass
+            try:
                 os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def main() -> None:

@@ -167,6 +167,36 @@ def _job_states(env: dict[str, str], since: str) -> dict[str, int]:
     return {str(k): int(v) for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
 
 
+def _cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
+    """User + system CPU seconds so far of each named process tree, and of PostgreSQL's processes."""
+    import psutil
+
+    totals: dict[str, float] = {}
+    for name, pid in roots.items():
+        try:
+            root = psutil.Process(pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for proc in tree:
+            try:
+                cpu = proc.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            # A process's own time; its waited-for children's time is in `children_*`.
+            totals[name] = (
+                totals.get(name, 0.0) + cpu.user + cpu.system + cpu.children_user + cpu.children_system
+            )
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] in ("postgres", "postmaster"):
+            try:
+                cpu = proc.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            totals["postgresql"] = totals.get("postgresql", 0.0) + cpu.user + cpu.system
+    return totals
+
+
 def stack(args: argparse.Namespace, extra: list[str]) -> None:
     """The whole load test on this machine: an empty PostgreSQL database and a Redis db, seeded;
     gunicorn (gunicorn.conf.py, --web-workers x 4 threads) and one Celery worker (scripts/common.sh's
@@ -267,6 +297,11 @@ def stack(args: argparse.Namespace, extra: list[str]) -> None:
             time.sleep(1)
         since = datetime.now(UTC).isoformat()
         print(f"Stack up (web {host}, logs in {var_dir}); load {os.getloadavg()[0]:.2f}", flush=True)
+        import resource
+
+        roots = {name: proc.pid for name, proc in procs.items()}
+        cpu_before, own_before = _cpu_seconds(roots), resource.getrusage(resource.RUSAGE_CHILDREN)
+        wall_before = time.monotonic()
         subprocess.call(
             [python, "-m", "locust", "-f", str(Path(__file__).resolve()), "--host", host, "--users",
              str(args.users), "--spawn-rate", str(args.spawn_rate), "--run-time", args.run_time,
@@ -274,6 +309,16 @@ def stack(args: argparse.Namespace, extra: list[str]) -> None:
             env={**os.environ, "SYNTHGATE_LOAD_PERSONAS": str(personas)},
         )  # fmt: skip
         ended = time.monotonic()
+        cpu_after, own_after = _cpu_seconds(roots), resource.getrusage(resource.RUSAGE_CHILDREN)
+        used = {name: cpu_after.get(name, 0.0) - cpu_before.get(name, 0.0) for name in cpu_after}
+        used["locust"] = (own_after.ru_utime + own_after.ru_stime) - (
+            own_before.ru_utime + own_before.ru_stime
+        )
+        span = ended - wall_before
+        print(
+            f"CPU seconds during the {span:.0f} s run ({(os.cpu_count() or 1) * span:.0f} on {os.cpu_count()} cores): "
+            + ", ".join(f"{name} {seconds:.1f}" for name, seconds in sorted(used.items()))
+        )
         print(f"Locust done; load {os.getloadavg()[0]:.2f}; waiting for the jobs it queued", flush=True)
         final = {"succeeded", "gate_failed", "failed", "cancelled"}
         while True:

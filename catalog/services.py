@@ -118,53 +118,64 @@ def release_publish(
     the .skops artifact, its privacy block says what a model's guarantee covers
     (catalog.model_cards.model_privacy), and it states no row count (the training rows are a
     count of real records outside the guarantee; custodians see it in the metrics)."""
-    expiry_days = int((request.tier_controls or {}).get("expiry_days") or 0)
     is_model = is_model_family(job.synthesizer)
     is_dp = is_dp_synthesizer(job.synthesizer) or (is_model and job.epsilon_micro is not None)
+    kind = ReleaseKind.MODEL if is_model else ReleaseKind.TABLE
     try:
-        with transaction.atomic():
-            release = Release.objects.create(
-                request=request,
-                job=job,
-                dataset=job.dataset,
-                requester_id=request.requester_id,
-                requester_name=request.requester.get_username(),
-                **Release.visibility_fields(request.tier_controls),
-                team=request.team,
-                audience=request.audience,
-                title=request.title,
-                kind=ReleaseKind.MODEL if is_model else ReleaseKind.TABLE,
-                artifact_format=ArtifactFormat.SKOPS if is_model else ArtifactFormat.CSV,
-                rows=0 if is_model else job.rows,
-                columns=job.columns,
-                synthesizer=job.synthesizer,
-                is_dp=is_dp,
-                epsilon_micro=job.epsilon_micro if is_dp else None,
-                delta_atto=job.delta_atto if is_dp else None,
-                privacy=_privacy_block(job, is_model=is_model),
-                storage_path=job.output_path,
-                sha256=job.output_sha256,
-                gate=gate,
-                metrics=metrics,
-                receipt=receipt,
-                expires_at=timezone.now() + timedelta(days=expiry_days) if expiry_days else None,
-            )
-            audit_record(
-                actor=None,
-                action="release.publish",
-                target_type="release",
-                target_id=release.pk,
-                details={
-                    "request": str(request.pk),
-                    "job": str(job.pk),
-                    "overridden": bool(gate.get("overridden")),
-                    "kind": ReleaseKind.MODEL if is_model else ReleaseKind.TABLE,
-                    "sha256": job.output_sha256,
-                },
-            )
+        release = _create_audited(
+            details={
+                "request": str(request.pk),
+                "job": str(job.pk),
+                "overridden": bool(gate.get("overridden")),
+                "kind": kind,
+                "sha256": job.output_sha256,
+            },
+            request=request,
+            job=job,
+            dataset=job.dataset,
+            requester_id=request.requester_id,
+            requester_name=request.requester.get_username(),
+            **Release.visibility_fields(request.tier_controls),
+            team=request.team,
+            audience=request.audience,
+            title=request.title,
+            kind=kind,
+            artifact_format=ArtifactFormat.SKOPS if is_model else ArtifactFormat.CSV,
+            rows=0 if is_model else job.rows,
+            columns=job.columns,
+            synthesizer=job.synthesizer,
+            is_dp=is_dp,
+            epsilon_micro=job.epsilon_micro if is_dp else None,
+            delta_atto=job.delta_atto if is_dp else None,
+            privacy=_privacy_block(job, is_model=is_model),
+            storage_path=job.output_path,
+            sha256=job.output_sha256,
+            gate=gate,
+            metrics=metrics,
+            receipt=receipt,
+            expires_at=_expires_at(request.tier_controls),
+        )
     except IntegrityError:
         return None
     return release
+
+
+def _create_audited(*, details: dict[str, Any], **fields: Any) -> Release:
+    """Create a release and its `release.publish` audit event together (one savepoint): when the
+    release is refused (IntegrityError: a second release for the same request or study), neither
+    is written."""
+    with transaction.atomic():
+        release = Release.objects.create(**fields)
+        audit_record(
+            actor=None, action="release.publish", target_type="release", target_id=release.pk, details=details
+        )
+    return release
+
+
+def _expires_at(controls: dict[str, Any] | None) -> Any:
+    """When a release published now expires under the tier's `expiry_days` (None: no expiry)."""
+    expiry_days = int((controls or {}).get("expiry_days") or 0)
+    return timezone.now() + timedelta(days=expiry_days) if expiry_days else None
 
 
 @dataclass(frozen=True)
@@ -207,50 +218,42 @@ def release_publish_external(*, model: ExternalModel) -> Release:
     the study already has a release."""
     if not model.gate.get("passed"):
         raise Conflict("Only a model whose gate passed is published.", code="gate_failed")
-    expiry_days = int((model.controls or {}).get("expiry_days") or 0)
     try:
-        with transaction.atomic():
-            release = Release.objects.create(
-                origin=ReleaseOrigin.STUDY,
-                origin_ref=model.origin_ref,
-                requester=model.requester,
-                requester_name=model.requester.get_username(),
-                controls=dict(model.controls or {}),
-                **Release.visibility_fields(model.controls),
-                team=model.team,
-                audience=model.audience,
-                title=model.title,
-                kind=ReleaseKind.MODEL,
-                artifact_format=model.artifact_format,
-                rows=0,
-                columns=list(model.columns),
-                synthesizer=model.synthesizer,
-                is_dp=True,
-                epsilon_micro=model.epsilon_micro,
-                delta_atto=model.delta_atto,
-                privacy=model.privacy,
-                storage_path=model.storage_path,
-                sha256=model.sha256,
-                gate=model.gate,
-                metrics=model.metrics,
-                receipt=model.receipt,
-                card=model.card,
-                sources=model.sources,
-                expires_at=timezone.now() + timedelta(days=expiry_days) if expiry_days else None,
-            )
-            audit_record(
-                actor=None,
-                action="release.publish",
-                target_type="release",
-                target_id=release.pk,
-                details={
-                    "origin": ReleaseOrigin.STUDY,
-                    "study": str(model.origin_ref),
-                    "kind": ReleaseKind.MODEL,
-                    "sites": len(model.sources),
-                    "sha256": model.sha256,
-                },
-            )
+        release = _create_audited(
+            details={
+                "origin": ReleaseOrigin.STUDY,
+                "study": str(model.origin_ref),
+                "kind": ReleaseKind.MODEL,
+                "sites": len(model.sources),
+                "sha256": model.sha256,
+            },
+            origin=ReleaseOrigin.STUDY,
+            origin_ref=model.origin_ref,
+            requester=model.requester,
+            requester_name=model.requester.get_username(),
+            controls=dict(model.controls or {}),
+            **Release.visibility_fields(model.controls),
+            team=model.team,
+            audience=model.audience,
+            title=model.title,
+            kind=ReleaseKind.MODEL,
+            artifact_format=model.artifact_format,
+            rows=0,
+            columns=list(model.columns),
+            synthesizer=model.synthesizer,
+            is_dp=True,
+            epsilon_micro=model.epsilon_micro,
+            delta_atto=model.delta_atto,
+            privacy=model.privacy,
+            storage_path=model.storage_path,
+            sha256=model.sha256,
+            gate=model.gate,
+            metrics=model.metrics,
+            receipt=model.receipt,
+            card=model.card,
+            sources=model.sources,
+            expires_at=_expires_at(model.controls),
+        )
     except IntegrityError:
         raise Conflict("This study already has a release.", code="already_published") from None
     return release

@@ -72,7 +72,7 @@ from approvals.services.notifications import reviewers_notified
 from approvals.services.tiering import model_refusals, request_is_dp
 from core.errors import DomainError
 from core.ids import parse_uuid
-from core.pagination import page_of
+from core.pagination import KeysFirst, page_of
 from core.roles import AUDIT_READERS, REVIEWS_REQUESTS, Role, has_role
 from core.views import domain_errors_as_messages, forbidden
 from generation.choices import FINAL_JOB_STATES
@@ -104,7 +104,7 @@ def _filter_context(request: HttpRequest, filters: RequestFilters) -> dict[str, 
 
 def request_list(request: HttpRequest) -> HttpResponse:
     filters = _list_filters(request)
-    page = page_of(request, requests_filtered(requests_visible_to(user=request.user), filters))
+    page = page_of(request, KeysFirst(requests_filtered(requests_visible_to(user=request.user), filters)))
     context = {"requests": page.object_list, "page": page, **_filter_context(request, filters)}
     return render(request, "approvals/request_list.html", context)
 
@@ -115,7 +115,7 @@ def review_queue_view(request: HttpRequest) -> HttpResponse:
     # Always longest-waiting first, and only requests in review: the ordering and status filters
     # are for the request list.
     filters = replace(_list_filters(request), status="", ordering="")
-    page = page_of(request, requests_filtered(review_queue(user=request.user), filters))
+    page = page_of(request, KeysFirst(requests_filtered(review_queue(user=request.user), filters)))
     rows = [{"req": r, "quorum": round_quorum(r), "mine": _my_decision(r, request.user)} for r in page]
     officer = has_role(request.user, Role.PRIVACY_OFFICER)
     context = {

@@ -13,7 +13,7 @@ last page in the browser.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, overload
 
 from django.core.paginator import Page, Paginator
 from django.http import HttpRequest
@@ -29,6 +29,36 @@ class PortalPagination(PageNumberPagination):
     page_size = PAGE_SIZE
     page_size_query_param = "page_size"
     max_page_size = MAX_PAGE_SIZE
+
+
+class KeysFirst:
+    """A queryset paged in two steps, for lists whose rows join other tables: the page's primary
+    keys from the queryset's own filter and order alone (no joins, no prefetches: an index on the
+    ordering column serves it and stops at the page's end), then those rows with everything the
+    queryset joins and prefetches. Without it SQLite may plan the joined table first and sort
+    every visible row to keep 50 (the request list at 10,000 requests: its page query took 19-33
+    ms, the keys alone ~2 ms). The count is the queryset's own. Same rows, same order, one more
+    query per page."""
+
+    def __init__(self, queryset: Any) -> None:
+        self.queryset = queryset
+
+    def count(self) -> int:
+        return int(self.queryset.count())
+
+    def __len__(self) -> int:
+        return self.count()
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Any]: ...
+    def __getitem__(self, index: int | slice) -> Any:
+        if not isinstance(index, slice):
+            return self[index : index + 1][0]
+        keys = list(self.queryset.prefetch_related(None).values_list("pk", flat=True)[index])
+        rows = {row.pk: row for row in self.queryset.filter(pk__in=keys)}
+        return [rows[key] for key in keys if key in rows]
 
 
 def page_of(request: HttpRequest, items: Any, *, per_page: int = PAGE_SIZE, param: str = "page") -> Page:

@@ -58,7 +58,7 @@ from approvals.services import (
 from approvals.services.bakeoffs import candidate_rows
 from audit.services import audit_denied
 from core.errors import PermissionDenied, ValidationFailed
-from core.pagination import PortalPagination, paginated_response
+from core.pagination import KeysFirst, PortalPagination, paginated_response
 from core.roles import PortalUser, Role, has_role
 from generation.synthesizers import is_dp_synthesizer
 from generation.uploads import upload_was_too_large
@@ -120,7 +120,7 @@ class RequestListCreateApi(APIView):
         items = requests_filtered(requests_listed_for(user=request.user), filters)
         return paginated_response(
             request,
-            items,
+            KeysFirst(items),
             lambda rows: RequestOutputSerializer(rows, many=True, context={"request": request}).data,
             view=self,
         )

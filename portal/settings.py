@@ -595,8 +595,7 @@ CELERY_BEAT_SCHEDULE = {
     "release-expiry-notices": {"task": "synthgate.releases.expiry_notices", "schedule": 3600.0},
     # Fails federated studies whose run lease lapsed (worker died) and settles their sites' ledgers.
     "reconcile-studies": {"task": "synthgate.federation.reconcile", "schedule": 300.0},
-    # The query planner's statistics (core.tasks): SQLite has none until ANALYZE runs (the catalog's
-    # "ask to use" query at 5,000 releases: ~90 ms without them, 2.7 ms with; docs/benchmarks.md).
+    # The query planner's statistics (core.tasks, core.dbstats): SQLite has none until ANALYZE runs.
     "db-analyze": {"task": "synthgate.db.analyze", "schedule": 3600.0},
 }
 if SYNTHGATE_AUDIT_SEQUENCER:

@@ -81,6 +81,17 @@ def setup_django(*, var_dir: Path, database_url: str | None) -> None:
     warnings.filterwarnings("ignore")
 
 
+def gunicorn_argv(*, port: int, workers: int) -> list[str]:
+    """gunicorn serving the portal as scripts/run.sh does (gunicorn.conf.py, gthread with 4
+    threads, 15 s keep-alive), on 127.0.0.1:`port` with `workers` processes."""
+    return [
+        str(Path(sys.executable).parent / "gunicorn"), "portal.wsgi:application",
+        "--config", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}",
+        "--workers", str(workers), "--threads", "4", "--keep-alive", "15",
+        "--timeout", "120", "--graceful-timeout", "10", "--no-control-socket",
+    ]  # fmt: skip
+
+
 # --- the service-made base ---------------------------------------------------------------------
 
 

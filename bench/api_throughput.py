@@ -43,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._seed import BENCH_PASSWORD, BENCH_TOTP_SECRET, Grower, base, setup_django  # noqa: E402
+from bench._seed import BENCH_PASSWORD, BENCH_TOTP_SECRET, Grower, base, gunicorn_argv, setup_django  # noqa: E402
 from bench.pages import machine, percentile  # noqa: E402
 
 
@@ -90,25 +90,7 @@ class Server:
             env.pop("DATABASE_URL", None)
         self.log = log.open("ab")
         self.process = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "gunicorn"),
-                "portal.wsgi:application",
-                "--config",
-                str(ROOT / "gunicorn.conf.py"),
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--workers",
-                str(workers),
-                "--threads",
-                "4",
-                "--keep-alive",
-                "15",
-                "--timeout",
-                "120",
-                "--graceful-timeout",
-                "10",
-                "--no-control-socket",
-            ],
+            gunicorn_argv(port=self.port, workers=workers),
             cwd=ROOT,
             env=env,
             stdout=self.log,

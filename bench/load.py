@@ -210,6 +210,9 @@ def stack(args: argparse.Namespace, extra: list[str]) -> None:
 
     import requests
 
+    sys.path.insert(0, str(ROOT))
+    from bench._seed import gunicorn_argv
+
     var_dir = Path(tempfile.mkdtemp(prefix="sg-load-"))
     cache_url = args.broker_url.rsplit("/", 1)[0] + f"/{int(args.broker_url.rsplit('/', 1)[1]) + 1}"
     env = {
@@ -247,23 +250,7 @@ def stack(args: argparse.Namespace, extra: list[str]) -> None:
     logs = {name: (var_dir / f"{name}.log").open("ab") for name in ("web", "worker")}
     procs = {
         "web": subprocess.Popen(
-            [
-                str(Path(python).parent / "gunicorn"),
-                "portal.wsgi:application",
-                "--config",
-                str(ROOT / "gunicorn.conf.py"),
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(args.web_workers),
-                "--threads",
-                "4",
-                "--keep-alive",
-                "15",
-                "--timeout",
-                "120",
-                "--no-control-socket",
-            ],
+            gunicorn_argv(port=port, workers=args.web_workers),
             cwd=ROOT,
             env=env,
             stdout=logs["web"],

@@ -1,4 +1,4 @@
-"""gunicorn.conf.py (read by scripts/run.sh, bench/api_throughput.py and docs/deploy.md's command):
+"""gunicorn.conf.py (read by scripts/run.sh, the benchmarks through bench/_seed.py and docs/deploy.md's command):
 each web worker, once it has loaded the application, has its URLconf imported, what it loaded
 frozen out of the garbage collector's scans, and a higher collection threshold (issue 16)."""
 
@@ -28,5 +28,9 @@ def test_a_worker_freezes_what_it_loaded_and_raises_the_gc_threshold() -> None:
 
 
 def test_every_gunicorn_start_in_the_repository_passes_the_config() -> None:
-    for path in ("scripts/run.sh", "bench/api_throughput.py", "docs/deploy.md"):
+    for path in ("scripts/run.sh", "bench/_seed.py", "docs/deploy.md"):
         assert "gunicorn.conf.py" in (ROOT / path).read_text(), path
+    # The benchmarks start gunicorn through bench/_seed.py's gunicorn_argv only.
+    for path in ("bench/api_throughput.py", "bench/load.py"):
+        text = (ROOT / path).read_text()
+        assert "gunicorn_argv(" in text and '"portal.wsgi:application"' not in text, path

@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import os
 import random
+import socket
 import sys
 import time
 import uuid
@@ -79,6 +80,34 @@ def setup_django(*, var_dir: Path, database_url: str | None) -> None:
     # per refused page (a scientist on the review queue) would bury the tables.
     logging.disable(logging.WARNING)
     warnings.filterwarnings("ignore")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def cpu_seconds(*, pgid: int | None = None, command: str | None = None) -> float:
+    """User + system CPU seconds used so far by the live processes of process group `pgid` (a
+    server or worker started in its own session: its master and workers) or named `command`
+    (e.g. "postgres"). Divided by the requests a phase served, a server's CPU per request, which
+    other work on a shared machine stretches far less than it stretches req/s."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # ended meanwhile
+        name, _, rest = text.partition(" (")[2].rpartition(") ")
+        fields = rest.split()
+        if len(fields) < 13:
+            continue
+        # After the name: state, ppid, pgrp (index 2), ...; utime and stime at 11 and 12.
+        if (pgid is not None and int(fields[2]) == pgid) or (command is not None and name == command):
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
 
 
 def gunicorn_argv(*, port: int, workers: int) -> list[str]:

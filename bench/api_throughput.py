@@ -31,7 +31,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,30 +42,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._seed import BENCH_PASSWORD, BENCH_TOTP_SECRET, Grower, base, gunicorn_argv, setup_django  # noqa: E402
+from bench._seed import (  # noqa: E402
+    BENCH_PASSWORD,
+    BENCH_TOTP_SECRET,
+    Grower,
+    base,
+    cpu_seconds,
+    free_port,
+    gunicorn_argv,
+    setup_django,
+)
 from bench.pages import machine, percentile  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def group_cpu_seconds(pgid: int) -> float:
-    """User + system CPU seconds used so far by the live processes of process group `pgid` (the
-    gunicorn master and its workers): divided by the requests a phase served, the server's CPU per
-    request, which other work on a shared machine stretches far less than it stretches req/s."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # ended meanwhile
-        if int(fields[2]) == pgid:  # pgrp; then utime and stime at 11 and 12
-            total += int(fields[11]) + int(fields[12])
-    return total / ticks
 
 
 def load_average() -> str:
@@ -247,13 +233,13 @@ def main() -> None:
                     for name, path, token in targets:
                         before = load_average()
                         at = datetime.now(UTC).strftime("%H:%M UTC")
-                        cpu_before = group_cpu_seconds(server.process.pid)
+                        cpu_before = cpu_seconds(pgid=server.process.pid)
                         values, failed, wall = drive(
                             server.url, path, token, clients=args.clients, duration=args.duration
                         )
                         # Over every answer the clients got (errors too); warm-up requests excluded.
                         served = len(values) + failed
-                        cpu_ms = (group_cpu_seconds(server.process.pid) - cpu_before) * 1000 / max(served, 1)
+                        cpu_ms = (cpu_seconds(pgid=server.process.pid) - cpu_before) * 1000 / max(served, 1)
                         after = load_average()
                         p50 = percentile(values, 0.50) if values else 0.0
                         p95 = percentile(values, 0.95) if values else 0.0

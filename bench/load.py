@@ -147,54 +147,14 @@ def run(args: argparse.Namespace, extra: list[str]) -> None:
     raise SystemExit(subprocess.call(command + extra, env=env))
 
 
-def _job_states(env: dict[str, str], since: str) -> dict[str, int]:
-    """Job states of the jobs created after `since` (ISO time), read by a child Django process."""
-    code = (
-        "import django, json, sys; django.setup()\n"
-        "from django.db.models import Count\n"
-        "from generation.models import SynthesisJob\n"
-        "rows = SynthesisJob.objects.filter(created_at__gt=sys.argv[1]).values('state').annotate(n=Count('pk'))\n"
-        "print(json.dumps({r['state']: r['n'] for r in rows}))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code, since],
-        cwd=ROOT,
-        env={**env, "DJANGO_SETTINGS_MODULE": "portal.settings"},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return {str(k): int(v) for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
+def _job_states(since: Any) -> dict[str, int]:
+    """How many jobs created after `since` are in each state (Django is set up by seed)."""
+    from django.db.models import Count
 
+    from generation.models import SynthesisJob
 
-def _cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
-    """User + system CPU seconds so far of each named process tree, and of PostgreSQL's processes."""
-    import psutil
-
-    totals: dict[str, float] = {}
-    for name, pid in roots.items():
-        try:
-            root = psutil.Process(pid)
-            tree = [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            continue
-        for proc in tree:
-            try:
-                cpu = proc.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            # A process's own time; its waited-for children's time is in `children_*`.
-            totals[name] = (
-                totals.get(name, 0.0) + cpu.user + cpu.system + cpu.children_user + cpu.children_system
-            )
-    for proc in psutil.process_iter(["name"]):
-        if proc.info["name"] in ("postgres", "postmaster"):
-            try:
-                cpu = proc.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            totals["postgresql"] = totals.get("postgresql", 0.0) + cpu.user + cpu.system
-    return totals
+    rows = SynthesisJob.objects.filter(created_at__gt=since).values("state").annotate(n=Count("pk"))
+    return {str(row["state"]): int(row["n"]) for row in rows}
 
 
 def stack(args: argparse.Namespace, extra: list[str]) -> None:
@@ -204,14 +164,14 @@ def stack(args: argparse.Namespace, extra: list[str]) -> None:
     its own process group; Locust; then it waits until every job the run queued is final, prints
     their states, and stops both."""
     import signal
-    import socket
     import tempfile
     from datetime import UTC, datetime
 
+    import redis
     import requests
 
     sys.path.insert(0, str(ROOT))
-    from bench._seed import gunicorn_argv
+    from bench._seed import cpu_seconds, free_port, gunicorn_argv
 
     var_dir = Path(tempfile.mkdtemp(prefix="sg-load-"))
     cache_url = args.broker_url.rsplit("/", 1)[0] + f"/{int(args.broker_url.rsplit('/', 1)[1]) + 1}"
@@ -226,21 +186,23 @@ def stack(args: argparse.Namespace, extra: list[str]) -> None:
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    import redis
-
     for url in (args.broker_url, cache_url):
         redis.Redis.from_url(url).flushdb()
     personas = var_dir / "personas.json"
+    # Migrates and seeds in this process (bench/_seed.py's settings on the same database and var
+    # folder as the servers), which then reads the jobs' states from the same database.
+    seed(
+        argparse.Namespace(
+            database_url=args.database_url,
+            var_dir=var_dir,
+            requests=args.requests,
+            users=args.users,
+            audit_per_request=1,
+            out=personas,
+        )
+    )
     python = sys.executable
-    subprocess.run([python, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
-    subprocess.run(
-        [python, str(Path(__file__).resolve()), "seed", "--database-url", args.database_url, "--var-dir",
-         str(var_dir), "--requests", str(args.requests), "--users", str(args.users), "--out", str(personas)],
-        cwd=ROOT, env=env, check=True,
-    )  # fmt: skip
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     host = f"http://127.0.0.1:{port}"
     worker_cmd = subprocess.run(
         ["bash", "-c", "source scripts/common.sh && worker_command"],
@@ -282,12 +244,15 @@ def stack(args: argparse.Namespace, extra: list[str]) -> None:
             if time.monotonic() > deadline:
                 raise SystemExit(f"the stack did not come up in 300 s; see the logs in {var_dir}")
             time.sleep(1)
-        since = datetime.now(UTC).isoformat()
+        since = datetime.now(UTC)
         print(f"Stack up (web {host}, logs in {var_dir}); load {os.getloadavg()[0]:.2f}", flush=True)
         import resource
 
-        roots = {name: proc.pid for name, proc in procs.items()}
-        cpu_before, own_before = _cpu_seconds(roots), resource.getrusage(resource.RUSAGE_CHILDREN)
+        def used_so_far() -> dict[str, float]:
+            groups = {name: cpu_seconds(pgid=proc.pid) for name, proc in procs.items()}
+            return {**groups, "postgresql": cpu_seconds(command="postgres")}
+
+        cpu_before, own_before = used_so_far(), resource.getrusage(resource.RUSAGE_CHILDREN)
         wall_before = time.monotonic()
         subprocess.call(
             [python, "-m", "locust", "-f", str(Path(__file__).resolve()), "--host", host, "--users",
@@ -296,7 +261,7 @@ def stack(args: argparse.Namespace, extra: list[str]) -> None:
             env={**os.environ, "SYNTHGATE_LOAD_PERSONAS": str(personas)},
         )  # fmt: skip
         ended = time.monotonic()
-        cpu_after, own_after = _cpu_seconds(roots), resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu_after, own_after = used_so_far(), resource.getrusage(resource.RUSAGE_CHILDREN)
         used = {name: cpu_after.get(name, 0.0) - cpu_before.get(name, 0.0) for name in cpu_after}
         used["locust"] = (own_after.ru_utime + own_after.ru_stime) - (
             own_before.ru_utime + own_before.ru_stime
@@ -309,7 +274,7 @@ def stack(args: argparse.Namespace, extra: list[str]) -> None:
         print(f"Locust done; load {os.getloadavg()[0]:.2f}; waiting for the jobs it queued", flush=True)
         final = {"succeeded", "gate_failed", "failed", "cancelled"}
         while True:
-            states = _job_states(env, since)
+            states = _job_states(since)
             waiting = sum(n for state, n in states.items() if state not in final)
             if not waiting or time.monotonic() - ended > args.job_timeout:
                 break

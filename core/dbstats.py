@@ -6,9 +6,8 @@ use" list as it was then, took ~90 ms unanalyzed and 2.7 ms analyzed (measured o
 list pages as they are now measured the same with and without statistics (docs/benchmarks.md), so
 this is insurance against the planner's guesses as data and queries change, not a measured
 speed-up. Nothing in SQLite runs ANALYZE on its own, so a periodic housekeeping task does
-(core.tasks.refresh_planner_statistics). On SQLite
-`analysis_limit` bounds the work (each index is sampled, not read in full), so a run stays short
-on a large audit log. PostgreSQL's autovacuum analyzes tables as they change; the task analyzes
+(core.tasks.refresh_planner_statistics). On SQLite `analysis_limit` bounds the work (each index is
+sampled, not read in full), so a run stays short on a large audit log. PostgreSQL's autovacuum analyzes tables as they change; the task analyzes
 them too, which is harmless and covers a deployment that turned autovacuum off.
 """
 
@@ -40,9 +39,6 @@ def analyze(using: str = "default") -> Analyzed:
         if connection.vendor == "sqlite":
             cursor.execute(f"PRAGMA analysis_limit = {SQLITE_ANALYSIS_LIMIT}")
             cursor.execute("ANALYZE")
-            # What `PRAGMA optimize` does besides: nothing more on 3.40; kept for newer SQLite,
-            # where it also drops statistics that no longer help.
-            cursor.execute("PRAGMA optimize")
         elif connection.vendor == "postgresql":
             cursor.execute("ANALYZE")
         else:  # pragma: no cover - the portal runs on SQLite or PostgreSQL only

@@ -159,6 +159,16 @@ class GenerationRequest(models.Model):
             models.Index(fields=["dataset", "created_at"], name="request_dataset_created_idx"),
             models.Index(fields=["team", "created_at"], name="request_team_created_idx"),
             models.Index(fields=["kind", "created_at"], name="request_kind_created_idx"),
+            # Cover who may see a request (approvals.selectors.requests_visible_to: "mine, or not a
+            # draft", "mine, or my team's and not a draft"), so a list's count and its page of keys
+            # read these indexes, not the request rows with their JSON. At 10,000 requests the
+            # officer's count was a 4.3 ms table scan (0.5 ms here), the scientist's count and keys
+            # 2-3 ms each of row reads (0.3-0.5 ms); the review queue's count 2.6 -> 0.2 ms.
+            models.Index(fields=["status", "requester", "team"], name="request_visibility_idx"),
+            models.Index(fields=["requester", "status", "team", "created_at", "id"], name="request_mine_idx"),
+            models.Index(
+                fields=["team", "status", "requester", "created_at", "id"], name="request_team_seen_idx"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -285,6 +295,9 @@ class GateOverride(models.Model):
 
     class Meta:
         ordering = ["proposed_at", "pk"]
+        # The review queue's "to decide" list (pending ones, oldest first): without it SQLite
+        # listed every visible request's id to probe overrides by request (12 ms at 10,000).
+        indexes = [models.Index(fields=["status", "proposed_at"], name="override_status_idx")]
         constraints = [
             # One open proposal per job; and one approved override per job at most.
             models.UniqueConstraint(
@@ -365,6 +378,8 @@ class PrivacyRetry(models.Model):
 
     class Meta:
         ordering = ["asked_at", "pk"]
+        # As GateOverride's: the review queue's pending retries, oldest first (12 ms at 10,000).
+        indexes = [models.Index(fields=["status", "asked_at"], name="retry_status_idx")]
         constraints = [
             models.UniqueConstraint(
                 fields=["failed_job"],

@@ -165,7 +165,23 @@ class Release(models.Model):
             models.Index(fields=["team", "-created_at"], name="release_team_created_idx"),
             models.Index(fields=["dataset", "-created_at"], name="release_dataset_created_idx"),
             models.Index(fields=["audience", "-created_at"], name="release_audience_created_idx"),
-            models.Index(fields=["withdrawn_at", "expires_at"], name="release_state_idx"),
+            # By state, and covering what the "ask to use" list reads (catalog.selectors
+            # .releases_to_ask_for): SQLite chose this index for `withdrawn_at IS NULL` and then
+            # read every release row, 36 KB of metrics each, for the rest (63 ms at 5,000
+            # releases; 0.7 ms from the index alone).
+            models.Index(
+                fields=[
+                    "withdrawn_at",
+                    "expires_at",
+                    "discoverable",
+                    "audience",
+                    "access_level",
+                    "team",
+                    "requester",
+                    "id",
+                ],
+                name="release_state_idx",
+            ),
             models.Index(fields=["kind", "-created_at"], name="release_kind_created_idx"),
             # Covers a member's visibility condition (catalog.selectors._visible_condition) and what
             # the list's count and filter choices read, so they scan this index, not the release

@@ -21,8 +21,6 @@ _WIDE = ["organization", "external"]
 # Both read from the release row (fixed at publication: Release.visibility_fields), never from
 # the request's JSON: a scientist's catalog filters every release by them.
 _ORG_LEVEL = Q(access_level__in=[*_WIDE, ""])
-# Hidden from the "ask to use" list by the tier's policy.
-_HIDDEN = Q(discoverable=False)
 
 
 def releases_visible_to(*, user: Any) -> QuerySet[Release]:
@@ -42,8 +40,7 @@ def releases_to_ask_for(*, user: Any) -> QuerySet[Release]:
     base = Release.objects.select_related("request", "dataset", "team")
     if not has_role(user, *[r.value for r in Role]) or has_role(user, *SEES_EVERY_RELEASE):
         return base.none()  # nobody, or oversight, who already sees every release
-    hidden = Release.objects.filter(_HIDDEN).values("pk")
-    return base.exclude(pk__in=hidden).exclude(_visible_condition(user))
+    return base.filter(discoverable=True).exclude(_visible_condition(user))
 
 
 def _visible_condition(user: Any) -> Q:
@@ -69,8 +66,7 @@ def releases_discoverable_to(*, user: Any) -> QuerySet[Release]:
         return base.none()
     if has_role(user, *SEES_EVERY_RELEASE):
         return base
-    hidden = Release.objects.filter(_HIDDEN).values("pk")
-    return base.filter(~Q(pk__in=hidden) | Q(pk__in=releases_visible_to(user=user).values("pk")))
+    return base.filter(Q(discoverable=True) | Q(pk__in=releases_visible_to(user=user).values("pk")))
 
 
 # --- The catalog list: filters, state and what a row reads ------------------------------------

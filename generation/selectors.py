@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from core.roles import SEES_EVERY_DATASET, Role, has_role
 from generation.choices import Classification, DatasetStatus
@@ -60,8 +61,21 @@ def datasets_filter(
 def dataset_list_rows(datasets: QuerySet[SourceDataset]) -> QuerySet[SourceDataset]:
     """What a list row reads, in the page's own query: the ledger owner (a later version spends its
     population's budget) joined, and the column count annotated, so a page of 50 costs what a page
-    of 3 does. Read with `budget_totals(dataset=d, owner=loaded_ledger_owner(d))`."""
-    return datasets.select_related("population").annotate(column_count=Count("columns"))
+    of 3 does. Read with `budget_totals(dataset=d, owner=loaded_ledger_owner(d))`.
+
+    The count is a subquery per row of the page, served by the columns' dataset index: a JOIN with
+    GROUP BY every dataset column sorted all visible datasets' columns first (4.9 ms of the
+    officer's 100-dataset page's SQL; 0.6 ms this way)."""
+    columns = (
+        DatasetColumn.objects.filter(dataset=OuterRef("pk"))
+        .order_by()
+        .values("dataset")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return datasets.select_related("population").annotate(
+        column_count=Coalesce(Subquery(columns, output_field=IntegerField()), 0)
+    )
 
 
 def loaded_ledger_owner(dataset: SourceDataset) -> SourceDataset:

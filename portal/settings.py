@@ -474,7 +474,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["core.renderers.FastJSONRenderer"],  # DRF's JSONRenderer, encoded by orjson
     "DEFAULT_PARSER_CLASSES": [
         # A JSON body is one object, nested no deeper than SYNTHGATE_MAX_JSON_DEPTH (issue 13, item 7).
         "portal.api.parsers.BoundedJSONParser",

@@ -293,7 +293,9 @@ def review_queue(*, user: Any) -> QuerySet[GenerationRequest]:
         requests_visible_to(user=user)
         .filter(status=RequestStatus.IN_REVIEW)
         .exclude(requester=user)
-        .prefetch_related("decisions")
+        .prefetch_related(
+            Prefetch("decisions", queryset=Decision.objects.all(), to_attr=LISTED_ATTRS["decisions"])
+        )
         .order_by("submitted_at", "pk")
     )
     if user.role != Role.PRIVACY_OFFICER:

@@ -37,6 +37,7 @@ from approvals.selectors import (
     RequestFilters,
     cycle_times_for,
     latest_attempt_jobs,
+    listed_rows,
     overrides_awaiting_officer,
     request_actions_for,
     request_facts_for,
@@ -131,7 +132,7 @@ def review_queue_view(request: HttpRequest) -> HttpResponse:
 
 
 def _my_decision(item: GenerationRequest, user: Any) -> str:
-    for d in item.decisions.all():
+    for d in listed_rows(item, "decisions"):
         if d.reviewer_id == user.pk and d.review_round == item.review_round:
             return d.get_decision_display()
     return ""

@@ -155,7 +155,8 @@ LOGOUT_REDIRECT_URL = "login"
 
 TEMPLATES = [
     {
-        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        # Django's engine; each render's context is taken apart afterwards (core/templates.py).
+        "BACKEND": "core.templates.FreedContextTemplates",
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {

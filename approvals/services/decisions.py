@@ -14,6 +14,7 @@ from approvals import rules
 from approvals.choices import DecisionKind, RequestStatus
 from approvals.models import Decision, GenerationRequest
 from approvals.quorum import Quorum, request_quorum
+from approvals.selectors import listed_rows
 from approvals.services.attempts import attempt_job_for_approval
 from approvals.services.notifications import notify_requester_on_commit
 from approvals.services.requests import request_get_for
@@ -121,10 +122,9 @@ def _validated_text(decision: str, comment: str, conditions: str) -> tuple[str, 
 
 def round_quorum(request: GenerationRequest) -> Quorum:
     """Where the current review round stands against the request's quorum (approvals.quorum's one
-    reading). From `decisions.all()`: a list that prefetched the decisions (the review queue)
-    makes no query per request; a request read on its own, as here when deciding, reads them
-    afresh, this decision included."""
-    return request_quorum(request, request.decisions.all())
+    reading). From the decisions a list fetched (the review queue: no query per request); a
+    request read on its own, as here when deciding, reads them afresh, this decision included."""
+    return request_quorum(request, listed_rows(request, "decisions"))
 
 
 def _apply_decision(request: GenerationRequest, record: Decision, actor: PortalUser) -> None:

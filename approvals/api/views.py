@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -86,13 +86,6 @@ def _may_file(request: Request) -> None:
         raise PermissionDenied("Only data scientists can file generation requests.", code="not_scientist")
 
 
-def _render_rows(request: Request, rows: Sequence[GenerationRequest]) -> list[dict[str, Any]]:
-    # One serializer for the page, not a ListSerializer: DRF links a list serializer and its child
-    # both ways, and that cycle kept the page's rows alive until the cycle collector ran.
-    serializer = RequestOutputSerializer(context={"request": request})
-    return [serializer.to_representation(row) for row in rows]
-
-
 def _render(request: Request, request_obj: object) -> dict:
     # The caller goes in the context: the request's `actions` are what this caller may do.
     return RequestOutputSerializer(request_obj, context={"request": request}).data
@@ -128,7 +121,7 @@ class RequestListCreateApi(APIView):
         return paginated_response(
             request,
             KeysFirst(items),
-            lambda rows: _render_rows(request, rows),
+            lambda rows: RequestOutputSerializer(rows, many=True, context={"request": request}).data,
             view=self,
         )
 

@@ -5,8 +5,8 @@ serializer and its child, and a generic view's paginator; the parent Django cach
 prefetched child), so each 50-row page left ~2,000-3,000 objects for CPython's cycle collector,
 which then freed them 30-60 ms at a time every few requests: half of the request API's p95 in
 bench/pages.py (issue 16). These tests request a page with the collector paused and ask it what
-it would have had to free: no model instances (what is left is the request machinery's own few
-hundred objects, whatever the page's size)."""
+it would have had to free: no model instances (what is left is the request machinery's own
+objects and the response's data, whatever the page's size)."""
 
 from __future__ import annotations
 
@@ -89,7 +89,9 @@ THE_REQUESTS_OWN = {"User", "Team", "ApiToken", "TOTPDevice"}
 
 
 @pytest.mark.usefixtures("listed")
-@pytest.mark.parametrize("url", ["/api/v1/requests/", "/api/v1/releases/", "/api/v1/notifications/"])
+@pytest.mark.parametrize(
+    "url", ["/api/v1/requests/", "/api/v1/datasets/", "/api/v1/releases/", "/api/v1/notifications/"]
+)
 def test_an_api_list_leaves_no_rows_to_the_cycle_collector(url: str, olivia: Any, cycle_garbage: Any) -> None:
     get = served(url, HTTP_AUTHORIZATION=f"Token {token_mint(user=olivia).key}")
     get()  # warm: first-request caches are not a page's garbage

@@ -30,14 +30,12 @@ class PortalPagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = MAX_PAGE_SIZE
 
-    # A page's rows, once serialized, are let go of at once (see _forget_parents): DRF's list
+    # A page's rows are let go of as soon as the response is built (see released): DRF's list
     # serializer and its child refer to each other, and the list serializer holds the rows, so
     # without this a page of rows waited for the cycle collector.
     def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any] | None:
         rows: list[Any] | None = super().paginate_queryset(queryset, request, view)
-        for row in rows or ():
-            _forget_parents(row, ())
-        return rows
+        return None if rows is None else released(rows)
 
     def get_paginated_response(self, data: Any) -> Response:
         serializer = getattr(data, "serializer", None)  # DRF's ReturnList
@@ -82,10 +80,15 @@ class KeysFirst:
             return self[index : index + 1][0]
         keys = list(self.queryset.prefetch_related(None).values_list("pk", flat=True)[index])
         rows = {row.pk: row for row in self.queryset.filter(pk__in=keys)}
-        page = [rows[key] for key in keys if key in rows]
-        for row in page:
-            _forget_parents(row, ())
-        return page
+        return [rows[key] for key in keys if key in rows]
+
+
+def released(rows: list[Any]) -> list[Any]:
+    """`rows` (a page's model instances), each without the references its related rows keep back
+    to it: what both paginators (page_of and PortalPagination) do with every page they fetch."""
+    for row in rows:
+        _forget_parents(row, ())
+    return rows
 
 
 def _forget_parents(obj: Any, parents: tuple[int, ...]) -> None:
@@ -121,8 +124,10 @@ def _forget_parents(obj: Any, parents: tuple[int, ...]) -> None:
 
 def page_of(request: HttpRequest, items: Any, *, per_page: int = PAGE_SIZE, param: str = "page") -> Page:
     """The page `?page=` (or `?<param>=`, for a second list on the same page) names: the last one
-    if past the end, the first if unreadable."""
-    return Paginator(items, per_page).get_page(request.GET.get(param))
+    if past the end, the first if unreadable. Its rows are fetched here, once, and `released`."""
+    page = Paginator(items, per_page).get_page(request.GET.get(param))
+    page.object_list = released(list(page.object_list))
+    return page
 
 
 def paginated_response(

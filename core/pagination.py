@@ -21,7 +21,10 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-PAGE_SIZE = 50
+# 25 rows a page, as GitHub's issue lists show (its API: 30; Stripe's: 10). A page's rows, not the
+# table's size, set what a list costs once the queries are constant: at 50 a full page cost 2.2-3.1x
+# a page of 10 rows (docs/benchmarks.md, issue 16). Clients that want more ask for ?page_size=.
+PAGE_SIZE = 25
 MAX_PAGE_SIZE = 200
 
 

@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from core.pagination import PortalPagination
 from notifications.models import Notification, NotificationKind
-from notifications.selectors import PAGE_SIZE, notifications_of
+from notifications.selectors import notifications_of
 from notifications.services import mark_read
 
 
@@ -33,13 +33,9 @@ class NotificationOutputSerializer(serializers.Serializer):
     read_at = serializers.DateTimeField(allow_null=True)
 
 
-class NotificationPagination(PortalPagination):
-    page_size = PAGE_SIZE
-
-
 class NotificationListApi(ListAPIView):
     serializer_class = NotificationOutputSerializer
-    pagination_class = NotificationPagination
+    pagination_class = PortalPagination
 
     def get_queryset(self) -> QuerySet[Notification]:
         return notifications_of(self.request.user)

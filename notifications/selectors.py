@@ -7,9 +7,8 @@ from typing import Any
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 
+from core.pagination import PAGE_SIZE
 from notifications.models import Notification
-
-PAGE_SIZE = 50
 
 
 def notifications_of(user: Any) -> QuerySet[Notification]:

@@ -18,6 +18,7 @@ from django.test import Client
 from approvals.choices import RequestStatus
 from approvals.models import GateOverride, GenerationRequest
 from approvals.tests.conftest import NO_QI_COLUMNS
+from core.pagination import PAGE_SIZE
 from generation.choices import JobState
 from generation.models import SynthesisJob
 
@@ -194,17 +195,17 @@ def test_the_api_pages_with_next_links_a_bounded_size_and_404_past_the_end(
     assert "page=2" in first["next"] and "q=readmission" in first["next"] and "page_size=2" in first["next"]
     second = api(olivia).get(first["next"]).json()
     assert {r["id"] for r in second["results"]}.isdisjoint({r["id"] for r in first["results"]})
-    assert len(api(olivia).get(API).json()["results"]) == 50
+    assert len(api(olivia).get(API).json()["results"]) == PAGE_SIZE
     assert len(api(olivia).get(API, {"page_size": 500}).json()["results"]) == 200  # capped
     assert api(olivia).get(API, {"page": 200}).status_code == 404
-    assert api(olivia).get(API, {"page": 5}).json()["next"] is None
+    assert api(olivia).get(API, {"page": -(-205 // PAGE_SIZE)}).json()["next"] is None  # the last page
 
 
 def test_the_list_page_pages_and_keeps_its_filters(submitted_request: Any, olivia: Any) -> None:
-    _bulk_requests(submitted_request, 59)  # 60 in all: two pages of 50
+    _bulk_requests(submitted_request, PAGE_SIZE + 9)  # two pages: a full one and 10 rows
     client = _page_client(olivia)
     text = client.get("/requests/", {"q": "readmission"}).content.decode()
-    assert len(_ROW.findall(text)) == 50
+    assert len(_ROW.findall(text)) == PAGE_SIZE
     assert "Page 1 of 2" in text and "q=readmission&amp;page=2" in text
     last = client.get("/requests/", {"q": "readmission", "page": 2}).content.decode()
     assert len(_ROW.findall(last)) == 10

@@ -6,7 +6,7 @@ requests in every state whose per-row facts differ: in review (with and without 
 the round), approved with a job, gate-failed after two attempts (a privacy failure, a retry
 approved, a pending retry), published, and gate-failed with a pending override. The large lists
 are those requests copied by bulk_create with every related row (_clone_requests), so a list of
-300 is built in well under a second; each list shows one page of at most 50 of them."""
+300 is built in well under a second; each list shows one page of at most PAGE_SIZE of them."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from approvals.models import (
     PrivacyRetry,
 )
 from approvals.tests.conftest import NO_QI_COLUMNS
+from core.pagination import PAGE_SIZE
 from generation.choices import JobState
 from generation.models import SynthesisJob
 from validation.models import ValidationReport
@@ -52,7 +53,7 @@ _PRIVACY_FAILURE = {
     "direction": "max",
 }
 
-PAGE = 50  # core.pagination.PAGE_SIZE: what one page of a long list shows
+PAGE = PAGE_SIZE  # what one page of a long list shows
 
 
 def _listed(api: Any, user: Any) -> tuple[int, int]:

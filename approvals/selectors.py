@@ -106,6 +106,34 @@ def listed_rows(instance: Model, related: str) -> list[Any]:
     return list(getattr(instance, related).all()) if rows is None else rows
 
 
+# What the request list and review queue pages never show of a row: the filed columns, options and
+# candidates, the tier's reasons, the free text, and the joined job's and dataset's JSON. Loading
+# them cost a JSON decode each, about 8 per row (bench/pages.py profile, issue 16).
+_PAGE_UNREAD = (
+    "columns",
+    "candidates",
+    "options",
+    "tier_reasons",
+    "purpose",
+    "intended_use",
+    "conditions",
+    "job__columns",
+    "job__metadata",
+    "job__receipt",
+    "job__options",
+    "dataset__description",
+    "dataset__risk_columns",
+    "dataset__population_reason",
+)
+
+
+def paged_requests(queryset: QuerySet[GenerationRequest]) -> QuerySet[GenerationRequest]:
+    """`queryset` (of requests_visible_to) without the fields a list page never shows; for the
+    request list and review queue pages only (reading a deferred field would cost a query per
+    row, which their query-count tests would see)."""
+    return queryset.defer(*_PAGE_UNREAD)
+
+
 def requests_listed_for(*, user: Any) -> QuerySet[GenerationRequest]:
     """requests_visible_to, ready to list (listed_requests)."""
     return listed_requests(requests_visible_to(user=user))

@@ -39,6 +39,7 @@ from approvals.selectors import (
     latest_attempt_jobs,
     listed_rows,
     overrides_awaiting_officer,
+    paged_requests,
     request_actions_for,
     request_facts_for,
     request_filter_choices,
@@ -105,7 +106,8 @@ def _filter_context(request: HttpRequest, filters: RequestFilters) -> dict[str, 
 
 def request_list(request: HttpRequest) -> HttpResponse:
     filters = _list_filters(request)
-    page = page_of(request, KeysFirst(requests_filtered(requests_visible_to(user=request.user), filters)))
+    visible = paged_requests(requests_visible_to(user=request.user))
+    page = page_of(request, KeysFirst(requests_filtered(visible, filters)))
     context = {"requests": page.object_list, "page": page, **_filter_context(request, filters)}
     return render(request, "approvals/request_list.html", context)
 
@@ -116,7 +118,9 @@ def review_queue_view(request: HttpRequest) -> HttpResponse:
     # Always longest-waiting first, and only requests in review: the ordering and status filters
     # are for the request list.
     filters = replace(_list_filters(request), status="", ordering="")
-    page = page_of(request, KeysFirst(requests_filtered(review_queue(user=request.user), filters)))
+    page = page_of(
+        request, KeysFirst(requests_filtered(paged_requests(review_queue(user=request.user)), filters))
+    )
     rows = [{"req": r, "quorum": round_quorum(r), "mine": _my_decision(r, request.user)} for r in page]
     officer = has_role(request.user, Role.PRIVACY_OFFICER)
     context = {

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet, prefetch_related_objects
+from django.db.models import Prefetch, prefetch_related_objects
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -64,7 +65,7 @@ class ColumnOutputSerializer(serializers.Serializer):
         return obj.stats if sees_exact_figures(_user(self)) else None
 
 
-def column_item(column: DatasetColumn, *, user: Any, dataset: SourceDataset) -> dict[str, Any]:
+def column_item(column: DatasetColumn | ListedColumn, *, user: Any, dataset: SourceDataset) -> dict[str, Any]:
     """What `ColumnOutputSerializer` renders, built directly: a list of 50 datasets holds ~800
     columns, and DRF's per-field machinery (a serializer and its fields copied per dataset, eleven
     attribute lookups per column) was most of the list's CPU. The same JSON, byte for byte
@@ -112,33 +113,67 @@ def budget_payload(dataset: SourceDataset, *, owner_loaded: bool = False) -> dic
 _BUDGET = BudgetOutputSerializer()
 
 
-# Where with_columns and prefetch_columns put a dataset's columns: a plain list on the dataset. A
-# prefetch_related cache is a queryset whose filter names every dataset of the page, so the page's
-# rows and that queryset referred to each other and waited for the cycle collector (issue 16).
+# Where listed_columns_of and prefetch_columns put a dataset's columns: a plain list on
+# the dataset. A prefetch_related cache is a queryset whose filter names every dataset of the page,
+# so the page's rows and that queryset referred to each other and waited for the cycle collector
+# (issue 16).
 _LISTED_COLUMNS = "listed_columns"
+
+
+@dataclass(frozen=True, slots=True)
+class ListedColumn:
+    """A column as a list of datasets renders it: the DatasetColumn fields column_item and
+    declaration_warnings read, from one values query. A page of datasets holds hundreds of columns,
+    and a model instance per column (its __init__, the dataset set on each, the reference back to
+    clear) was a fifth of the dataset API's CPU (bench/pages.py profile, issue 16)."""
+
+    name: str
+    kind: str
+    classification: str
+    suggested_classification: str
+    suggestion_reason: str
+    missing_rate: float
+    distinct: int
+    stats: dict[str, Any]
+    declared: dict[str, Any]
+
+
+_LISTED_FIELDS = tuple(f.name for f in fields(ListedColumn))
+
+
+def listed_columns_of(datasets: list[SourceDataset]) -> list[SourceDataset]:
+    """`datasets` (a page's rows), each with its columns in position order as ListedColumn rows:
+    one query for the page, whatever its number of datasets or columns."""
+    listed: dict[Any, list[ListedColumn]] = {dataset.pk: [] for dataset in datasets}
+    if listed:
+        rows = (
+            DatasetColumn.objects.filter(dataset_id__in=list(listed))
+            .order_by("dataset_id", "position")
+            .values_list("dataset_id", *_LISTED_FIELDS)
+        )
+        for dataset_id, *values in rows:
+            listed[dataset_id].append(ListedColumn(*values))
+    for dataset in datasets:
+        dataset.__dict__[_LISTED_COLUMNS] = listed[dataset.pk]
+    return datasets
 
 
 def _columns_in_order() -> Prefetch:
     return Prefetch("columns", queryset=DatasetColumn.objects.order_by("position"), to_attr=_LISTED_COLUMNS)
 
 
-def with_columns(datasets: QuerySet[SourceDataset]) -> QuerySet[SourceDataset]:
-    """`datasets` with the columns of all of them fetched in one query, in position order, so
-    DatasetOutputSerializer reads no column rows of its own: the query count does not grow with
-    the number of columns or datasets."""
-    return datasets.prefetch_related(_columns_in_order())
-
-
 def prefetch_columns(dataset: SourceDataset) -> SourceDataset:
-    """The same for one dataset already loaded (as a service returns it); a no-op if done."""
+    """One dataset already loaded (as a service returns it), with its columns fetched in position
+    order, so DatasetOutputSerializer reads no column rows of its own; a no-op if done."""
     if _LISTED_COLUMNS not in dataset.__dict__:
         prefetch_related_objects([dataset], _columns_in_order())
     return dataset
 
 
-def ordered_columns(dataset: SourceDataset) -> list[DatasetColumn]:
-    # The columns the caller fetched (`with_columns`, `prefetch_columns`); otherwise one query per
-    # call, in the model's order (by position within the dataset).
+def ordered_columns(dataset: SourceDataset) -> list[Any]:
+    # The columns the caller fetched (`prefetch_columns`: DatasetColumn rows;
+    # `listed_columns_of`: ListedColumn rows); otherwise one query per call, in the model's order
+    # (by position within the dataset).
     listed = dataset.__dict__.get(_LISTED_COLUMNS)
     return list(listed) if listed is not None else list(dataset.columns.all())
 

@@ -24,8 +24,8 @@ from generation.api.serializers import (
     LedgerEntrySerializer,
     budget_payload,
     ledger_payload,
+    listed_columns_of,
     prefetch_columns,
-    with_columns,
 )
 from generation.models import BudgetLedgerEntry, SourceDataset
 from generation.policies import sees_exact_figures
@@ -59,8 +59,13 @@ class DatasetListCreateApi(ListAPIView):
         params = DatasetFilterSerializer(data=self.request.query_params)
         params.is_valid(raise_exception=True)
         visible = datasets_filter(datasets_visible_to(user=self.request.user), **params.validated_data)
-        # The ledger owner joined (owner_loaded), the columns prefetched: no query per dataset.
-        return with_columns(visible.select_related("population"))
+        # The ledger owner joined (owner_loaded); the page's columns are read in one query by
+        # paginate_queryset: no query per dataset.
+        return visible.select_related("population")
+
+    def paginate_queryset(self, queryset: QuerySet[SourceDataset]) -> list[SourceDataset] | None:
+        rows = super().paginate_queryset(queryset)
+        return None if rows is None else listed_columns_of(rows)
 
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "user": self.request.user, "owner_loaded": True}

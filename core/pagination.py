@@ -34,8 +34,8 @@ class PortalPagination(PageNumberPagination):
     max_page_size = MAX_PAGE_SIZE
 
     # A page's rows are let go of as soon as the response is built (see released): DRF's list
-    # serializer and its child refer to each other, and the list serializer holds the rows, so
-    # without this a page of rows waited for the cycle collector.
+    # serializer and its child refer to each other, and the list serializer holds the rows and
+    # its rendered items, so without this a page waited for the cycle collector.
     def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any] | None:
         rows: list[Any] | None = super().paginate_queryset(queryset, request, view)
         return None if rows is None else released(rows)
@@ -50,6 +50,9 @@ class PortalPagination(PageNumberPagination):
                     holder.instance = None
                     holder._args = ()
             data = list(data)
+            # The list serializer keeps its rendered list too (`_data`, which refers back to it):
+            # the response's items would wait for the collector with it.
+            serializer.__dict__.pop("_data", None)
         response = super().get_paginated_response(data)
         # A generic view keeps its paginator, and the view and its request refer to each other.
         self.__dict__.pop("page", None)

@@ -123,6 +123,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: drops DRF's view <-> response references once a response is sent (core.middleware).
+    "core.middleware.FreeApiResponseMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Below whitenoise, so static files stay cacheable; everything else is `no-store`.

@@ -108,3 +108,44 @@ def test_a_list_page_leaves_no_rows_to_the_cycle_collector(url: str, olivia: Any
     get()
     left = cycle_garbage(get)
     assert set(left) <= THE_REQUESTS_OWN and sum(left.values()) <= 3, left
+
+
+def _left_total(run: Callable[[], Any]) -> tuple[int, int]:
+    """(objects `run` left in reference cycles, of which the response's data)."""
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        run()
+        gc.collect()
+        # The page itself ({"count", ..., "results"}) and its items (each with its "id"; a model
+        # instance's own __dict__, which has one too, is the request's user).
+        data = [
+            o
+            for o in gc.garbage
+            if issubclass(type(o), dict)
+            and (
+                ("results" in o and "count" in o)
+                or (isinstance(o.get("id"), str | int) and "_state" not in o)
+            )
+        ]
+        return len(gc.garbage), len(data)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        if was_enabled:
+            gc.enable()
+
+
+@pytest.mark.usefixtures("listed")
+@pytest.mark.parametrize("url", ["/api/v1/requests/", "/api/v1/datasets/", "/api/v1/releases/"])
+def test_an_api_response_and_its_data_are_freed_when_it_is_sent(url: str, olivia: Any) -> None:
+    # DRF's view and response refer to each other (view.response, renderer_context["view"]), and
+    # the list serializer keeps its rendered items (`_data`), so each response and all of its data
+    # waited for the collector (core.middleware, core.pagination).
+    get = served(url, HTTP_AUTHORIZATION=f"Token {token_mint(user=olivia).key}")
+    get()
+    total, data = _left_total(get)
+    print(f"{url}: {total} objects left in cycles")
+    assert data == 0, f"the response's data was left to the cycle collector ({total} objects in all)"

@@ -31,7 +31,8 @@ from catalog.selectors import releases_to_ask_for
 pytestmark = pytest.mark.django_db
 
 # What the hourly ANALYZE (core.dbstats.analyze, exact statistics) recorded in bench/pages.py's
-# database at 10,000 requests (5 teams), 5,000 releases and 900 access requests: (table, index, stat).
+# database at 10,000 requests (5 teams), 5,000 releases, 900 access requests and 22,003 notifications:
+# (table, index, stat).
 YEAR_OF_USE = [
     ("approvals_generationrequest", "approvals_g_status_3427cd_idx", "10000 2500 2"),
     ("approvals_generationrequest", "approvals_generationrequest_dataset_id_451c7de1", "10000 100"),
@@ -49,6 +50,8 @@ YEAR_OF_USE = [
     ("approvals_generationrequest", "request_visibility_idx", "10000 2500 278 278"),
     ("approvals_generationrequest", "sqlite_autoindex_approvals_generationrequest_1", "10000 1"),
     ("approvals_generationrequest", "sqlite_autoindex_approvals_generationrequest_2", "10000 2"),
+    ("catalog_accessrequest", "access_created_idx", "900 1"),
+    ("catalog_accessrequest", "access_status_created_idx", "900 450 1"),
     ("catalog_accessrequest", "catalog_accessrequest_decided_by_id_6a94a1e0", "900 450"),
     ("catalog_accessrequest", "catalog_accessrequest_release_id_6cd6948f", "900 1"),
     ("catalog_accessrequest", "catalog_accessrequest_requester_id_149aa61b", "900 900"),
@@ -68,6 +71,11 @@ YEAR_OF_USE = [
     ("catalog_release", "sqlite_autoindex_catalog_release_2", "5000 1"),
     ("catalog_release", "sqlite_autoindex_catalog_release_3", "5000 1"),
     ("catalog_release", "sqlite_autoindex_catalog_release_4", "5000 5000"),
+    ("notifications_notification", "notification_inbox_idx", "22003 1048 1 1"),
+    ("notifications_notification", "notification_unread", "22003 1048 1048"),
+    ("notifications_notification", "notifications_notification_created_at_10160fdd", "22003 1"),
+    ("notifications_notification", "notifications_notification_recipient_id_d055f3f0", "22003 1048"),
+    ("notifications_notification", "sqlite_autoindex_notifications_notification_1", "22003 1048 1"),
 ]
 
 
@@ -164,3 +172,26 @@ def test_the_dataset_list_counts_columns_per_row_without_grouping_every_dataset(
     assert counts() == [dataset.columns.count()]
     dataset.columns.all().delete()
     assert counts() == [0]
+
+
+@pytest.mark.usefixtures("year_of_use_statistics")
+def test_the_inbox_reads_its_page_from_the_end_of_one_users_index_run(olivia: Any) -> None:
+    from notifications.selectors import notifications_of
+
+    # An officer is told of every request filed (8,500 notifications at 10,000 requests): without
+    # the index SQLite found them by recipient and sorted them all for one page (3 ms).
+    plan = plan_of(lambda: list(notifications_of(olivia)[:25]))
+    assert "notification_inbox_idx" in plan and "TEMP B-TREE" not in plan, plan
+
+
+@pytest.mark.usefixtures("year_of_use_statistics")
+@pytest.mark.parametrize("status", ["", "pending"])
+def test_the_access_request_list_walks_a_date_index(olivia: Any, status: str) -> None:
+    from catalog.access import access_requests_visible_to
+
+    rows = access_requests_visible_to(user=olivia).order_by("-created_at", "pk")  # as both lists order
+    if status:
+        rows = rows.filter(status=status)
+    plan = plan_of(lambda: list(rows[:25]))
+    first = plan.split("; ")[0]
+    assert "access_" in first and "_created_idx" in first and "TEMP B-TREE FOR ORDER BY" not in plan, plan

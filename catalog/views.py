@@ -35,6 +35,7 @@ from core.errors import Conflict, Gone, NotFound
 from core.ids import parse_uuid
 from core.pagination import page_of
 from core.views import domain_errors_as_messages, forbidden
+from core.widgets import FastSelect
 from generation.modeling import is_model_family
 from generation.synthesizers import is_dp_synthesizer
 from validation.selectors import report_for_job
@@ -43,19 +44,25 @@ from validation.services import report_export_record
 
 class ReleaseFilterForm(forms.Form):
     q = forms.CharField(required=False, max_length=200, label="Title contains")
+    # FastSelect: Django's markup without a template include per option; the dataset and team
+    # choices are every one the user's releases name (core.widgets).
     kind = forms.ChoiceField(
-        required=False, label="Kind", choices=[("", "Tables and models"), *ReleaseKind.choices]
+        required=False,
+        label="Kind",
+        choices=[("", "Tables and models"), *ReleaseKind.choices],
+        widget=FastSelect,
     )
-    dataset = forms.ChoiceField(required=False, label="Source dataset")
-    team = forms.ChoiceField(required=False, label="Team")
+    dataset = forms.ChoiceField(required=False, label="Source dataset", widget=FastSelect)
+    team = forms.ChoiceField(required=False, label="Team", widget=FastSelect)
     dp = forms.NullBooleanField(
         required=False,
         label="Privacy",
-        widget=forms.Select(choices=[("", "Any"), ("true", "DP only"), ("false", "Not DP")]),
+        widget=FastSelect(choices=[("", "Any"), ("true", "DP only"), ("false", "Not DP")]),
     )
     state = forms.ChoiceField(
         required=False,
         choices=[("", "Any state"), ("active", "Active"), ("expired", "Expired"), ("withdrawn", "Withdrawn")],
+        widget=FastSelect,
     )
     published_from = forms.DateField(
         required=False, label="Published from (UTC)", widget=forms.DateInput(attrs={"type": "date"})

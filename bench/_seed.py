@@ -50,6 +50,8 @@ REQUESTS_PER_DATASET = 100
 # At least this many datasets, so the dataset list at the smallest size holds the 10 rows issue 16's
 # "the same page at 10 rows" compares with (it held 1 before 2026-12-05).
 MIN_DATASETS = 10
+# The same for every other list the bench reads (access requests, each persona's notifications).
+MIN_LISTED = 10
 # The share of each kind of request in a year (published ~ half, as the issue's 10,000 / 5,008).
 MIX = [("published_internal", 25), ("published_org", 25), ("submitted", 20), ("draft", 15), ("rejected", 15)]
 BATCH = 500
@@ -508,6 +510,7 @@ class Grower:
             # Parents before children (jobs before requests, requests before releases, ...).
             for model in models:
                 model.objects.bulk_create(rows[model], batch_size=BATCH)
+        self._at_least_ten(now)
         cloned = time.perf_counter() - started
         self._audit(total - have)
         log(
@@ -520,6 +523,41 @@ class Grower:
             from core.dbstats import analyze
 
             log(f"  ANALYZE (the hourly synthgate.db.analyze task's work): {analyze().seconds:.2f} s")
+
+    def _at_least_ten(self, now: Any) -> None:
+        """Every list the personas read holds at least MIN_LISTED rows: issue 16 compares each
+        page at 10,000 requests with "the same page at 10 rows", and at 10 requests the bench's mix
+        leaves 1 access request and fewer than 10 notifications for some personas. Copies of the
+        seeded ones (new ids and dedup keys, dates spread over the last days) make up the rest."""
+        from django.db import transaction
+
+        from catalog.models import AccessRequest
+        from notifications.models import Notification
+
+        rows: list[Any] = []
+        access = self.seeded["access"]
+        missing = MIN_LISTED - AccessRequest.objects.count()
+        rows += [
+            _copy(access, id=uuid.uuid4(), created_at=now - timedelta(days=i + 1)) for i in range(missing)
+        ]
+        notes: list[Any] = []
+        for person in self.seeded["people"].values():
+            mine = list(Notification.objects.filter(recipient=person).order_by("-created_at")[:1])
+            missing = MIN_LISTED - Notification.objects.filter(recipient=person).count()
+            if mine and missing > 0:
+                notes += [
+                    _copy(
+                        mine[0],
+                        id=None,
+                        pk=None,
+                        dedup_key=f"{mine[0].dedup_key}#bench-{i}",
+                        created_at=now - timedelta(days=i + 1),
+                    )
+                    for i in range(missing)
+                ]
+        with transaction.atomic(), _explicit_timestamps(AccessRequest, Notification):
+            AccessRequest.objects.bulk_create(rows)
+            Notification.objects.bulk_create(notes)
 
     def _audit(self, count: int) -> None:
         """Real chained audit events (what a year of reviews and downloads leaves in the log)."""

@@ -25,7 +25,9 @@ class FreeApiResponseMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         if getattr(response, "renderer_context", None) is not None:  # a DRF Response
-            response._resource_closers.append(lambda: _forget_cycles(response))
+            # Django calls these when the response is closed, then clears the list.
+            closers: list[Callable[[], None]] = response._resource_closers  # type: ignore[attr-defined]
+            closers.append(lambda: _forget_cycles(response))
         return response
 
 

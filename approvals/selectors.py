@@ -56,6 +56,10 @@ LISTED_ATTRS = {
 }
 
 
+# A request's job's JSON that no list shows (the API list and the pages alike).
+_JOB_UNREAD = ("job__metadata", "job__receipt", "job__columns")
+
+
 def listed_requests(queryset: QuerySet[GenerationRequest]) -> QuerySet[GenerationRequest]:
     """`queryset` with every related row a listed request's per-row fields read (quorum, actions,
     attempts and their gate reports, retries, overrides, release) fetched at once, so a list costs
@@ -66,7 +70,7 @@ def listed_requests(queryset: QuerySet[GenerationRequest]) -> QuerySet[Generatio
     read instead of the database), which is why requests_visible_to does not."""
     # The large JSON a list never shows (a release's metrics alone is ~36 KB) stays in the
     # database: decoding it was most of the API list's CPU (bench/pages.py profile).
-    unread_job = ("job__metadata", "job__receipt", "job__columns")
+    unread_job = _JOB_UNREAD
     attempts = LISTED_ATTRS["attempts"]
     return (
         queryset.select_related("release")
@@ -117,9 +121,7 @@ _PAGE_UNREAD = (
     "purpose",
     "intended_use",
     "conditions",
-    "job__columns",
-    "job__metadata",
-    "job__receipt",
+    *_JOB_UNREAD,
     "job__options",
     "dataset__description",
     "dataset__risk_columns",

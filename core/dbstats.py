@@ -47,16 +47,11 @@ def analyze(using: str = "default") -> Analyzed:
     with connection.cursor() as cursor:
         if connection.vendor == "sqlite":
             sampled = set(getattr(settings, "SYNTHGATE_ANALYZE_SAMPLED_TABLES", ()))
-            tables = connection.introspection.table_names(cursor)
-            qn = connection.ops.quote_name
-            for limit, group in (
-                (0, [t for t in tables if t not in sampled]),
-                (SQLITE_ANALYSIS_LIMIT, sorted(sampled)),
-            ):
-                cursor.execute(f"PRAGMA analysis_limit = {limit}")  # 0: read every row
-                for table in group:
-                    if table in tables:
-                        cursor.execute(f"ANALYZE {qn(table)}")
+            for table in connection.introspection.table_names(cursor):
+                # 0: read every row.
+                limit = SQLITE_ANALYSIS_LIMIT if table in sampled else 0
+                cursor.execute(f"PRAGMA analysis_limit = {limit}")
+                cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
         elif connection.vendor == "postgresql":
             cursor.execute("ANALYZE")
         else:  # pragma: no cover - the portal runs on SQLite or PostgreSQL only

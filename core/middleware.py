@@ -17,6 +17,8 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
+from core.pagination import release_serializer
+
 
 class FreeApiResponseMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -39,5 +41,5 @@ def _forget_cycles(response: Any) -> None:
     response.renderer_context = None
     serializer = getattr(response.data, "serializer", None)  # DRF's ReturnDict / ReturnList
     if serializer is not None:
-        serializer.__dict__.pop("_data", None)
+        release_serializer(serializer)
         response.data.serializer = None

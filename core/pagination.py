@@ -43,20 +43,26 @@ class PortalPagination(PageNumberPagination):
     def get_paginated_response(self, data: Any) -> Response:
         serializer = getattr(data, "serializer", None)  # DRF's ReturnList
         if serializer is not None:
-            # Both serializers keep the rows: as `instance` and in the arguments they were made
-            # with (`_args`, which DRF keeps to copy a serializer).
-            for holder in (serializer, getattr(serializer, "child", None)):
-                if holder is not None:
-                    holder.instance = None
-                    holder._args = ()
             data = list(data)
-            # The list serializer keeps its rendered list too (`_data`, which refers back to it):
-            # the response's items would wait for the collector with it.
-            serializer.__dict__.pop("_data", None)
+            release_serializer(serializer)
         response = super().get_paginated_response(data)
         # A generic view keeps its paginator, and the view and its request refer to each other.
         self.__dict__.pop("page", None)
         return response
+
+
+def release_serializer(serializer: Any) -> None:
+    """Make `serializer` (and a list serializer's child) let go of what it rendered. A serializer
+    keeps its rows (as `instance` and in the arguments it was made with, `_args`, which DRF keeps
+    to copy a serializer) and its rendered data (`_data`, a ReturnList or ReturnDict that refers
+    back to it), and a list serializer and its child refer to each other: without this, the rows
+    and the response's data waited for the cycle collector. For PortalPagination (a page's rows)
+    and core.middleware (any API response, once sent)."""
+    for holder in (serializer, getattr(serializer, "child", None)):
+        if holder is not None:
+            holder.instance = None
+            holder._args = ()
+            holder.__dict__.pop("_data", None)
 
 
 class KeysFirst:

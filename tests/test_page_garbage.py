@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gc
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -28,26 +28,33 @@ from portal.auth_tokens import token_mint
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def cycle_garbage() -> Iterator[Callable[[Callable[[], Any]], Counter[str]]]:
-    """Run a callable with the collector paused; the model classes of what it left in cycles."""
+def _garbage_of(run: Callable[[], Any], keep: Callable[[list[Any]], Any]) -> Any:
+    """Run `run` with the collector paused; `keep` of what it left in reference cycles."""
+    gc.collect()
     was_enabled = gc.isenabled()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        run()
+        gc.collect()
+        return keep(gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        if was_enabled:
+            gc.enable()
+
+
+@pytest.fixture
+def cycle_garbage() -> Callable[[Callable[[], Any]], Counter[str]]:
+    """Run a callable with the collector paused; the model classes of what it left in cycles."""
 
     def left_by(run: Callable[[], Any]) -> Counter[str]:
-        gc.collect()
-        gc.disable()
-        gc.set_debug(gc.DEBUG_SAVEALL)
-        try:
-            run()
-            gc.collect()
-            return Counter(type(o).__name__ for o in gc.garbage if issubclass(type(o), Model))
-        finally:
-            gc.set_debug(0)
-            gc.garbage.clear()
-            if was_enabled:
-                gc.enable()
+        return _garbage_of(
+            run, lambda left: Counter(type(o).__name__ for o in left if issubclass(type(o), Model))
+        )
 
-    yield left_by
+    return left_by
 
 
 @pytest.fixture
@@ -112,30 +119,22 @@ def test_a_list_page_leaves_no_rows_to_the_cycle_collector(url: str, olivia: Any
 
 def _left_total(run: Callable[[], Any]) -> tuple[int, int]:
     """(objects `run` left in reference cycles, of which the response's data)."""
-    gc.collect()
-    was_enabled = gc.isenabled()
-    gc.disable()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
-        run()
-        gc.collect()
+
+    def count(left: list[Any]) -> tuple[int, int]:
         # The page itself ({"count", ..., "results"}) and its items (each with its "id"; a model
         # instance's own __dict__, which has one too, is the request's user).
         data = [
             o
-            for o in gc.garbage
+            for o in left
             if issubclass(type(o), dict)
             and (
                 ("results" in o and "count" in o)
                 or (isinstance(o.get("id"), str | int) and "_state" not in o)
             )
         ]
-        return len(gc.garbage), len(data)
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        if was_enabled:
-            gc.enable()
+        return len(left), len(data)
+
+    return _garbage_of(run, count)
 
 
 @pytest.mark.usefixtures("listed")

@@ -3,7 +3,6 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from django.db.models import Prefetch, prefetch_related_objects
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -113,7 +112,7 @@ def budget_payload(dataset: SourceDataset, *, owner_loaded: bool = False) -> dic
 _BUDGET = BudgetOutputSerializer()
 
 
-# Where listed_columns_of and prefetch_columns put a dataset's columns: a plain list on
+# Where listed_columns_of (and so prefetch_columns) puts a dataset's columns: a plain list on
 # the dataset. A prefetch_related cache is a queryset whose filter names every dataset of the page,
 # so the page's rows and that queryset referred to each other and waited for the cycle collector
 # (issue 16).
@@ -158,22 +157,18 @@ def listed_columns_of(datasets: list[SourceDataset]) -> list[SourceDataset]:
     return datasets
 
 
-def _columns_in_order() -> Prefetch:
-    return Prefetch("columns", queryset=DatasetColumn.objects.order_by("position"), to_attr=_LISTED_COLUMNS)
-
-
 def prefetch_columns(dataset: SourceDataset) -> SourceDataset:
     """One dataset already loaded (as a service returns it), with its columns fetched in position
     order, so DatasetOutputSerializer reads no column rows of its own; a no-op if done."""
     if _LISTED_COLUMNS not in dataset.__dict__:
-        prefetch_related_objects([dataset], _columns_in_order())
+        listed_columns_of([dataset])
     return dataset
 
 
 def ordered_columns(dataset: SourceDataset) -> list[Any]:
-    # The columns the caller fetched (`prefetch_columns`: DatasetColumn rows;
-    # `listed_columns_of`: ListedColumn rows); otherwise one query per call, in the model's order
-    # (by position within the dataset).
+    # The columns the caller fetched (`listed_columns_of`, `prefetch_columns`: ListedColumn rows);
+    # otherwise DatasetColumn rows, one query per call, in the model's order (by position within
+    # the dataset).
     listed = dataset.__dict__.get(_LISTED_COLUMNS)
     return list(listed) if listed is not None else list(dataset.columns.all())
 

@@ -7,6 +7,7 @@ Prints one block per table; docs/benchmarks.md ("Releases on the shared tables")
     .venv/bin/python bench/release_quality.py --tables pbc gbsg2
     .venv/bin/python bench/release_quality.py --synthesizer ctgan --seed 7
     .venv/bin/python bench/release_quality.py --bakeoff --candidates gaussian_copula ctgan tvae
+    .venv/bin/python bench/release_quality.py --tables --csv /path/to/cohort.csv:death   # your own table
 
 Protocol. A throwaway database and storage folder (a temporary SYNTHGATE_VAR_DIR, migrated here) so
 the run touches nothing of a real install. Each table goes through the services a browser would
@@ -302,6 +303,13 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--tables", nargs="*", choices=list(TABLES), default=list(TABLES))
+    parser.add_argument(
+        "--csv",
+        nargs="*",
+        default=[],
+        metavar="PATH[:OUTCOME]",
+        help="also run your own table (a hospital's, say), with its binary outcome column if any",
+    )
     parser.add_argument("--synthesizer", default=None, help="default: the request form's default")
     parser.add_argument("--rows", type=int, default=1000, help="rows requested (the form's default: 1000)")
     parser.add_argument("--seed", type=int, default=20240601)
@@ -324,8 +332,11 @@ def main() -> None:
             f"# Release quality, {date.today()}, {platform.node()} ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
         )
         results = []
-        for name in args.tables:
-            path, outcome = TABLES[name]
+        tables = [(name, *TABLES[name]) for name in args.tables]
+        for spec in args.csv:
+            csv_path, _, declared = spec.partition(":")
+            tables.append((Path(csv_path).stem, Path(csv_path), declared or None))
+        for name, path, outcome in tables:
             result = run_table(name, path, outcome, people, args)
             results.append(result)
             print_result(result)

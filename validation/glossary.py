@@ -55,7 +55,9 @@ GLOSSARY: dict[str, Entry] = {
     ),
     "missingness_similarity": Entry(
         "Missingness pattern",
-        "1 - total variation distance between the distributions of rows' missing-value patterns.",
+        "1 - total variation distance between the distributions of rows' missing-value patterns "
+        "(which cells of a row are missing); patterns held by under 1% of the source rows are "
+        "counted together as one, so a table with hundreds of rare patterns is not judged on noise.",
         "Higher is better; 1 = the same cells are missing together as often.",
         "missingness_similarity_min",
         "0.70 by default: missingness is often informative (a test not ordered); a generator that "

@@ -241,11 +241,24 @@ def pair_trend_score(pairs: list[dict[str, Any]], *, sdmetrics: bool = False) ->
 # --- Missingness -----------------------------------------------------------------------------
 
 
+# A missingness pattern held by fewer than this share of the training rows is pooled with the other
+# rare ones into one cell before the distributions are compared. With many gappy columns most
+# patterns are held by a handful of rows, and the distance between two samples over them measures
+# the samples' size, not their likeness: on a public 9,105-row ICU table with 33 gappy columns
+# (1,651 patterns) two halves of the REAL table scored 0.64-0.68 unpooled, under the gate's 0.70;
+# pooled at 1% they score 0.98, as the shared tables (a few patterns each) score either way. A
+# generator that scatters missing cells independently still fails: its rows fall in the rare cell.
+PATTERN_POOL_SHARE = 0.01
+RARE_PATTERNS = "rare patterns"
+
+
 def missingness(real: pd.DataFrame, synthetic: pd.DataFrame, infos: list[ColumnInfo]) -> dict[str, Any]:
     """Per-column missing rates and the similarity of the joint pattern of missing cells.
 
     The pattern matters: "creatinine is missing exactly when chapter is" is a fact about how the
-    data were collected that per-column rates cannot show.
+    data were collected that per-column rates cannot show. `pattern_similarity` (gated) compares
+    the patterns held by at least `PATTERN_POOL_SHARE` of the training rows, the rest pooled as one;
+    `pattern_similarity_unpooled` compares every pattern as it is (reported, not gated).
     """
     names = [i.name for i in infos]
     rates = {
@@ -254,12 +267,41 @@ def missingness(real: pd.DataFrame, synthetic: pd.DataFrame, infos: list[ColumnI
     }
     with_missing = [n for n in names if real[n].isna().any() or synthetic[n].isna().any()]
     if not with_missing:
-        return {"columns": rates, "pattern_similarity": 1.0, "patterns_compared": 0}
+        return {
+            "columns": rates,
+            "pattern_similarity": 1.0,
+            "pattern_similarity_unpooled": 1.0,
+            "patterns_compared": 0,
+            "real_patterns": 0,
+            "pooled_share": 0.0,
+        }
     p = _patterns(real[with_missing]).value_counts(normalize=True)
     q = _patterns(synthetic[with_missing]).value_counts(normalize=True)
+    kept = p.index[p >= PATTERN_POOL_SHARE]
+    pooled_p, pooled_q = _pooled(p, kept), _pooled(q, kept)
+    return {
+        "columns": rates,
+        "pattern_similarity": rounded(1 - _total_variation(pooled_p, pooled_q)),
+        "pattern_similarity_unpooled": rounded(1 - _total_variation(p, q)),
+        "patterns_compared": len(pooled_p.index.union(pooled_q.index)),
+        "real_patterns": len(p),
+        "pooled_share": rounded(float(p.drop(kept).sum())),
+    }
+
+
+def _pooled(shares: pd.Series, kept: pd.Index) -> pd.Series:
+    """`shares` over the kept patterns, plus one cell holding the total of all the others."""
+    inside = shares.index.isin(kept)
+    pooled = shares[inside]
+    rest = float(shares[~inside].sum())
+    if rest > 0:
+        pooled = pd.concat([pooled, pd.Series({RARE_PATTERNS: rest})])
+    return pooled
+
+
+def _total_variation(p: pd.Series, q: pd.Series) -> float:
     support = p.index.union(q.index)
-    tv = 0.5 * np.abs(p.reindex(support, fill_value=0) - q.reindex(support, fill_value=0)).sum()
-    return {"columns": rates, "pattern_similarity": rounded(1 - tv), "patterns_compared": len(support)}
+    return float(0.5 * np.abs(p.reindex(support, fill_value=0) - q.reindex(support, fill_value=0)).sum())
 
 
 def _patterns(frame: pd.DataFrame) -> pd.Series:

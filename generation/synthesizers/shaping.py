@@ -31,7 +31,10 @@ from generation.choices import ColumnKind
 from generation.synthesizers.base import ColumnSpec
 
 MAX_DECIMALS = 10  # the declaration's cap
-MAX_LEARNED_DECIMALS = 6  # more than this is a computed value (an age in fractional years), not a precision
+# More than this is a computed value (1/3, a model's score), not a precision. Was 6: a public ICU
+# table exported from single-precision floats records labs as 0.19998169 (8 decimals), and its
+# copula release printed them to 16 (0.09999084 -> 38.57326871934811); 10 is the declaration's cap.
+MAX_LEARNED_DECIMALS = MAX_DECIMALS
 MAX_LEARNED_SUPPORT = 20  # a numeric column with at most this many distinct values is snapped to them
 MAX_ALLOWED_VALUES = 1000
 
@@ -89,7 +92,7 @@ def recorded_decimals(values: np.ndarray) -> int | None:
     """The fewest decimals that reproduce every value, or None when more than the learned cap."""
     scale = np.maximum(np.abs(values), 1.0)
     for decimals in range(MAX_LEARNED_DECIMALS + 1):
-        if np.all(np.abs(np.round(values, decimals) - values) <= 1e-9 * scale):
+        if np.all(np.abs(np.round(values, decimals) - values) <= 1e-12 * scale):
             return decimals
     return None
 

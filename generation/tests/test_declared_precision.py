@@ -64,6 +64,26 @@ def test_gaussian_copula_keeps_scores_on_their_support_and_labs_at_their_precisi
     assert pd.api.types.is_integer_dtype(synthetic["age"])
 
 
+def test_values_exported_from_single_precision_floats_keep_their_recorded_decimals() -> None:
+    # As a hospital's export writes float32 labs: 8 decimals, not a computed value.
+    rng = np.random.default_rng(4)
+    recorded = pd.Series(np.round(rng.lognormal(0, 0.5, 400).astype(np.float32).astype(float), 8))
+    frame = pd.DataFrame({"bili": recorded, "died": (rng.random(400) < 0.3).astype(int)})
+    specs = [
+        ColumnSpec("bili", ColumnKind.NUMERIC, lower=0, upper=50, nullable=False),
+        ColumnSpec("died", ColumnKind.BOOLEAN, categories=("0", "1"), nullable=False),
+    ]
+
+    synthetic = synthesizer_for("gaussian_copula").fit_sample(
+        frame, columns=specs, rows=300, seed=3, progress=lambda f, s: None
+    )
+
+    assert decimals_of(recorded) == 8
+    assert decimals_of(synthetic["bili"]) is not None
+    assert decimals_of(synthetic["bili"]) <= 8
+    assert decimals_of(pd.Series([1 / 3, 2 / 7])) is None  # computed values are left as they are
+
+
 def test_dp_copula_snaps_to_declared_allowed_values_and_rounds_to_declared_decimals(
     clinical: pd.DataFrame,
 ) -> None:

@@ -1,11 +1,12 @@
 """Release quality benchmark: the default all-column request on each shared table, through the gate.
 
-Not part of the test run (tests/test_release_quality.py keeps a two-table version in the suite).
+Not part of the test run (tests/test_shared_datasets.py keeps a version with fidelity floors in the suite).
 Prints one block per table; docs/benchmarks.md ("Releases on the shared tables") records a run.
 
     .venv/bin/python bench/release_quality.py                       # all five tables
     .venv/bin/python bench/release_quality.py --tables pbc gbsg2
     .venv/bin/python bench/release_quality.py --synthesizer ctgan --seed 7
+    .venv/bin/python bench/release_quality.py --synthesizer dp_copula --epsilon 1
     .venv/bin/python bench/release_quality.py --bakeoff --candidates gaussian_copula ctgan tvae
     .venv/bin/python bench/release_quality.py --tables --csv /path/to/cohort.csv:death   # your own table
 
@@ -21,8 +22,9 @@ the portal stores (the same figures the release page shows):
 - the gate's verdict and the checks that failed or did not run;
 - SDMetrics-style quality: column shapes, column pair trends (SDMetrics' own pair formula) and their
   mean, which is how SDMetrics' QualityReport scores a table;
-- the missingness-pattern similarity (1 - total variation distance between the real and synthetic
-  distributions of per-row missing-cell patterns);
+- the missingness-pattern similarity the gate judges (relative to as many real holdout rows), with
+  the raw figure (1 - total variation distance between the training and synthetic distributions of
+  per-row missing-cell patterns) and the holdout rows' own raw figure;
 - TSTR / TRTR AUC for the declared outcome on the holdout;
 - exact copies, and the three anonymeter risks with their 95% confidence intervals (validation's
   log-ratio interval, then anonymeter's own for the same attacks, the attacks a side and the
@@ -149,6 +151,7 @@ def run_table(
         purpose="Prototype a risk model before applying for the real data.",
         synthesizer=args.synthesizer or DEFAULT_SYNTHESIZER,
         rows=args.rows,
+        epsilon=getattr(args, "epsilon", None),
     )
     SynthesisJob.objects.filter(pk=request.job_id).update(seed=args.seed)
     verdict = pipeline_run(job_id=request.job_id)
@@ -245,6 +248,8 @@ def summarize(
         "pairs": pairs,
         "quality": quality,
         "missingness": (metrics.get("missingness") or {}).get("pattern_similarity"),
+        "missingness_raw": (metrics.get("missingness") or {}).get("pattern_similarity_raw"),
+        "missingness_holdout": (metrics.get("missingness") or {}).get("holdout_pattern_similarity"),
         "tstr_ratio": tstr.get("ratio"),
         "tstr": tstr.get("auc_tstr"),
         "trtr": tstr.get("auc_trtr"),
@@ -289,7 +294,10 @@ def print_result(r: dict[str, Any]) -> None:
     print(f"  failed checks           {', '.join(r['failed']) or 'none'}")
     print(f"  checks not run          {', '.join(r['not_run']) or 'none'}")
     print(f"  quality (shapes, pairs) {fmt(r['quality'])} ({fmt(r['shapes'])}, {fmt(r['pairs'])})")
-    print(f"  missingness patterns    {fmt(r['missingness'])}")
+    print(
+        f"  missingness patterns    {fmt(r['missingness'])} (raw {fmt(r.get('missingness_raw'))}; "
+        f"real holdout rows {fmt(r.get('missingness_holdout'))})"
+    )
     print(f"  TSTR / TRTR             {fmt(r['tstr_ratio'])} ({fmt(r['tstr'])} / {fmt(r['trtr'])})")
     print(f"  exact copies            {fmt(r['exact_copies'])}")
     for attack, (risk, ci) in r["risks"].items():
@@ -311,6 +319,11 @@ def main() -> None:
         help="also run your own table (a hospital's, say), with its binary outcome column if any",
     )
     parser.add_argument("--synthesizer", default=None, help="default: the request form's default")
+    parser.add_argument(
+        "--epsilon",
+        default=None,
+        help="for a DP --synthesizer: the epsilon requested (the dataset's cap is 1)",
+    )
     parser.add_argument("--rows", type=int, default=1000, help="rows requested (the form's default: 1000)")
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument(

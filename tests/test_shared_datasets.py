@@ -88,7 +88,9 @@ def test_an_all_column_copula_release_of_each_shared_table_gets_its_verdict_and_
     pairs = metrics["column_pair_trend_similarity_sdmetrics"] or metrics["column_pair_trend_similarity"]
     quality = (metrics["column_shape_similarity"] + pairs) / 2
     assert quality >= 0.90, (name, quality)
-    assert metrics["missingness"]["pattern_similarity"] >= 0.90, metrics["missingness"]["pattern_similarity"]
+    assert metrics["missingness"]["pattern_similarity"] >= 0.90, metrics["missingness"]
+    # The gated figure is relative to real holdout rows (capped at 1); the raw one must hold too.
+    assert metrics["missingness"]["pattern_similarity_raw"] >= 0.85, metrics["missingness"]
     if outcome:
         assert tstr["ratio"] >= 0.90, tstr
     assert metrics["exact_copies"] == 0

@@ -56,9 +56,11 @@ GLOSSARY: dict[str, Entry] = {
     "missingness_similarity": Entry(
         "Missingness pattern",
         "1 - total variation distance between the distributions of rows' missing-value patterns "
-        "(which cells of a row are missing); patterns held by under 1% of the source rows are "
-        "counted together as one, so a table with hundreds of rare patterns is not judged on noise.",
-        "Higher is better; 1 = the same cells are missing together as often.",
+        "(which cells of a row are missing), divided by the same figure for as many real rows held "
+        "out of training, at most 1. With hundreds of rare patterns even real rows score low "
+        "unscaled; the raw figure is shown beside it.",
+        "Higher is better; 1 = the same cells are missing together as often as in real rows the "
+        "generator never saw.",
         "missingness_similarity_min",
         "0.70 by default: missingness is often informative (a test not ordered); a generator that "
         "fills or scatters it misleads analyses. GaussianCopula scores 0.98-1.0, dp_copula at "

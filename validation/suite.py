@@ -271,7 +271,9 @@ def _utility(
         "column_pairs_counted": sum(1 for p in pairs if p["counts"]) if pairs else 0,
         # SDMetrics 0.32 QualityReport's number (own-range binning; see validation.metrics.utility).
         "column_pair_trend_similarity_sdmetrics": pair_trend_score(pairs, sdmetrics=True) if pairs else None,
-        "missingness": run.guard("missingness", lambda: missingness(training, synthetic, infos)),
+        "missingness": run.guard(
+            "missingness", lambda: missingness(training, synthetic, infos, holdout=holdout, seed=seed)
+        ),
         "category_coverage": run.guard(
             "category_coverage", lambda: category_coverage(training, synthetic, infos)
         ),

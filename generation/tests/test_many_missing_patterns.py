@@ -18,6 +18,7 @@ from generation.choices import ColumnKind
 from generation.synthesizers import ColumnSpec, synthesizer_for
 from validation.metrics.columns import column_infos
 from validation.metrics.utility import missingness
+from validation.suite import run_suite
 
 PANELS = {
     "blood_gas": ["ph", "pao2", "paco2", "hco3"],
@@ -57,37 +58,39 @@ def table() -> pd.DataFrame:
 
 
 def test_the_table_has_many_patterns_most_of_them_rare(table: pd.DataFrame) -> None:
-    result = missingness(table, table, infos(table))
+    patterns = table[GAPPY].isna().value_counts()
 
-    assert result["real_patterns"] > 150
-    assert result["pooled_share"] > 0.2  # rows in patterns held by under 1% of rows
+    assert len(patterns) > 150
+    assert patterns[patterns < 0.01 * len(table)].sum() > 0.2 * len(table)  # rows in rare patterns
 
 
-def test_two_halves_of_the_real_table_pass_the_pattern_check(table: pd.DataFrame) -> None:
-    first, second = table.iloc[:2000], table.iloc[2000:3000]
+def test_unseen_real_rows_pass_the_pattern_check(table: pd.DataFrame) -> None:
+    training, unseen, holdout = table.iloc[:2000], table.iloc[2000:3000], table.iloc[3000:]
 
-    result = missingness(first, second, infos(table))
+    result = missingness(training, unseen, infos(table), holdout=holdout)
 
-    # Compared pattern by pattern, the real data would fail the gate's 0.70 against itself.
-    assert result["pattern_similarity_unpooled"] < 0.80
-    assert result["pattern_similarity"] >= 0.93
+    # Compared pattern by pattern, real rows would fail the gate's 0.70 against their own table.
+    assert result["pattern_similarity_raw"] < 0.80
+    assert result["pattern_similarity"] >= 0.95
 
 
 def test_cells_missing_independently_still_fail(table: pd.DataFrame) -> None:
+    training, holdout = table.iloc[:3000], table.iloc[3000:]
     rng = np.random.default_rng(5)
-    scattered = table.copy()
+    scattered = training.iloc[:1000].copy()
     for column in GAPPY:  # the same per-column rates, each cell on its own
-        values = table[column].dropna().to_numpy()
-        scattered[column] = rng.choice(values, len(table))
-        scattered.loc[rng.random(len(table)) < table[column].isna().mean(), column] = np.nan
+        values = training[column].dropna().to_numpy()
+        scattered[column] = rng.choice(values, len(scattered))
+        scattered.loc[rng.random(len(scattered)) < training[column].isna().mean(), column] = np.nan
 
-    result = missingness(table, scattered, infos(table))
+    result = missingness(training, scattered, infos(table), holdout=holdout)
 
-    assert all(abs(r["real"] - r["synthetic"]) < 0.03 for r in result["columns"].values())
+    assert all(abs(r["real"] - r["synthetic"]) < 0.04 for r in result["columns"].values())
     assert result["pattern_similarity"] < 0.70
 
 
 def test_gaussian_copula_keeps_many_patterns(table: pd.DataFrame) -> None:
+    training, holdout = table.iloc[:3000], table.iloc[3000:]
     specs = [
         ColumnSpec(
             c,
@@ -100,8 +103,21 @@ def test_gaussian_copula_keeps_many_patterns(table: pd.DataFrame) -> None:
     ]
 
     synthetic = synthesizer_for("gaussian_copula").fit_sample(
-        table, columns=specs, rows=1000, seed=2, progress=lambda f, s: None
+        training, columns=specs, rows=1000, seed=2, progress=lambda f, s: None
     )
 
-    # 40 pattern cells (the old cap) scored 0.79-0.81 here; every pattern of 5 rows or more, 0.91-0.93.
-    assert missingness(table, synthetic, infos(table))["pattern_similarity"] >= 0.88
+    result = missingness(training, synthetic, infos(table), holdout=holdout)
+    # With 40 pattern cells (the old cap): raw 0.68, relative 0.90 (seeds 2 and 3). Every pattern
+    # of 5 rows or more kept: raw 0.77-0.78, above the 0.75 of 1,000 real holdout rows.
+    assert result["pattern_similarity_raw"] >= 0.74, result
+    assert result["pattern_similarity"] >= 0.97, result
+
+
+def test_the_release_gate_judges_patterns_against_the_locked_holdout(table: pd.DataFrame) -> None:
+    training, unseen, holdout = table.iloc[:2000], table.iloc[2000:3000], table.iloc[3000:]
+
+    result = run_suite(training=training, synthetic=unseen, holdout=holdout, infos=infos(table))
+
+    check = next(c for c in result.checks if c.name == "missingness_similarity")
+    assert result.metrics["missingness"]["compared_rows"] == 1000
+    assert check.passed, check

@@ -245,7 +245,15 @@ _OUTCOME_OR_DIAGNOSIS = re.compile(
     r"recurrence|recur|readmission|readmit|progression|censored|censor|diag|diagnosis|diagnoses|dx|icd|"
     r"icd_?\d+|disease|comorbidity|comorbidities|condition|syndrome|disorder|stage|grade|tumou?r|"
     r"metastasis|infection|sepsis|stroke|diabetes|hypertension|copd|aids|hiv|symptom|symptoms|"
-    r"homo|hemo|hemophilia|haemophilia|drugs|sexual|pregnancy|pregnant|psychiatric|addiction|alcohol|smoking|substance)\d*($|_)"
+    r"homo|hemo|hemophilia|haemophilia|drugs|sexual|pregnancy|pregnant|psychiatric|addiction|alcohol|smoking|substance|"
+    r"malignancy|dementia|cirrhosis|hepatitis|asthma|chf|ckd|depression|schizophrenia|bipolar|"
+    r"transplant|dnr|dnar|dnacpr)\d*($|_)"
+)
+# Names written without separators, as exports abbreviate them: an outcome at the end ("hospdead",
+# "icudeath", "inhospmortality") or a diagnosis prefix at the start ("dzgroup", "dxcode", "diagmain";
+# not "diagonal").
+_RUN_TOGETHER = re.compile(
+    r"(^|_)([a-z]+(dead|died|death|deaths|mortality|deceased)|(dx|dz|diag(?!on))[a-z]+)\d*($|_)"
 )
 # ICD-9/ICD-10-shaped codes ("I21.4", "E11", "250.00"): a column of them holds diagnoses.
 _ICD_CODE = re.compile(r"^([A-TV-Z]\d{2}(\.\d{1,4}[A-Z]?)?|\d{3}(\.\d{1,2})?|V\d{2}(\.\d{1,2})?)$")
@@ -287,7 +295,7 @@ def _clinical_suggestion(profile: ColumnProfile, column: pd.Series | None) -> tu
             "A whole number that differs in every row, like a patient or record number.",
         )
     name = re.sub(r"[^a-z0-9]+", "_", profile.name.strip().lower()).strip("_")
-    if _OUTCOME_OR_DIAGNOSIS.search(name):
+    if _OUTCOME_OR_DIAGNOSIS.search(name) or _RUN_TOGETHER.search(name):
         return Classification.SENSITIVE, "The column name suggests an outcome, diagnosis or health condition."
     if column is not None and profile.kind == ColumnKind.CATEGORICAL and _holds_icd_codes(column):
         return Classification.SENSITIVE, "Values look like diagnosis (ICD) codes."

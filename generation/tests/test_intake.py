@@ -179,5 +179,26 @@ def test_outcomes_and_diagnosis_like_columns_are_suggested_as_sensitive() -> Non
     assert icd["code"] == ("sensitive", "Values look like diagnosis (ICD) codes.")
     assert icd["mortality_30d"][0] == "sensitive"
     assert icd["ward"][0] == "other"
+    # Names as exports abbreviate them (a public ICU table's): outcomes and diagnoses run together.
+    icu = _suggested(
+        pd.DataFrame(
+            {
+                name: rng.integers(0, 2, size=100)
+                for name in (
+                    "hospdead",
+                    "dzgroup",
+                    "dzclass",
+                    "dementia",
+                    "dnr",
+                    "dxcode",
+                    "sod",
+                    "hday",
+                    "diagonal_mm",
+                )
+            }
+        )
+    )
+    sensitive = {name for name, (classification, _) in icu.items() if classification == "sensitive"}
+    assert sensitive == {"hospdead", "dzgroup", "dzclass", "dementia", "dnr", "dxcode"}, icu
     # The name rules keep precedence: a demographic stays a quasi-identifier.
     assert actg["age"][0] == "quasi_identifier"

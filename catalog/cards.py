@@ -20,6 +20,7 @@ from approvals.models import GenerationRequest
 from catalog.models import Release
 from catalog.privacy import receipt_visible_to, release_privacy_of
 from catalog.reports import report_visible_to
+from generation.values import RARE_LABEL
 from validation.gate import DEFAULT_THRESHOLDS, NOT_RUN, PASSED
 
 # --- Limitations: thresholds that no gate key sets --------------------------------------------------
@@ -315,7 +316,9 @@ def _declaration_limitations(release: Release) -> list[dict[str, Any]]:
                 _limitation(
                     "categories_dropped_by_declaration",
                     f"Column `{name}`: {dropped} synthetic cells held a category the data steward did "
-                    "not declare and were set to missing: its missing share is inflated.",
+                    f"not declare (a rare code). In a categorical column they are released as "
+                    f'"{RARE_LABEL}"; in any other column they were set to missing, which inflates '
+                    "its missing share.",
                     column=name,
                     value=dropped,
                 )
@@ -737,7 +740,8 @@ def _rai_fields(card: dict[str, Any]) -> dict[str, Any]:
         "rai:dataCollectionType": "Synthetic data generation",
         "rai:dataManipulationProtocol": (
             "Every value was held to the data steward's declared domain before storage: numbers "
-            "clipped to bounds and rounded when declared whole, undeclared categories set to missing."
+            "clipped to bounds and rounded when declared whole, undeclared (rare) categories pooled "
+            f'as "{RARE_LABEL}" (set to missing outside categorical columns).'
         ),
         "rai:dataUseCases": [
             *card["uses"]["permitted"],

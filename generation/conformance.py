@@ -5,8 +5,9 @@ Each column is held to its signed-off declaration (job.metadata):
 - numeric / date-time with `lower` / `upper`: values are clipped into the bounds;
 - numeric declared `integer`: values are rounded to whole numbers (inside the bounds);
 - categorical / boolean (any column that is not numeric or date-time) with `categories`: a value that
-  is not a declared category becomes missing. The intake declares only categories seen at least k
-  times, so an undeclared one is a small cell, which must not be released;
+  is not a declared category is a small cell, which must not be released (the intake declares only
+  categories seen at least k times). In a categorical column it becomes `generation.values.RARE_LABEL`
+  ("(rare)"), so no gap is invented in a complete column; in any other kind it becomes missing;
 - numeric / date-time values that are not numbers or dates at all become missing.
 
 This is post-processing of the synthetic frame only: it reads the declaration (public metadata),
@@ -30,7 +31,7 @@ import pandas as pd
 from pandas.tseries.api import guess_datetime_format
 
 from generation.choices import ColumnKind
-from generation.values import as_datetimes, as_labels, declared_labels
+from generation.values import RARE_LABEL, as_datetimes, as_labels, declared_labels
 
 ChangeCounts = dict[str, dict[str, int]]
 """{column: {"clipped" | "rounded" | "undeclared_category" | "unparseable": cells changed}}."""
@@ -196,4 +197,6 @@ def _conform_categories(
     undeclared = int((~kept).sum())
     if not undeclared:
         return series, {}
+    if kind == ColumnKind.CATEGORICAL:
+        return series.astype(object).where(kept, RARE_LABEL), {"undeclared_category": undeclared}
     return series.where(kept), {"undeclared_category": undeclared}

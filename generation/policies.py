@@ -115,6 +115,13 @@ def suggest_classification(
             Classification.QUASI_IDENTIFIER,
             "The column name suggests a demographic or date quasi-identifier.",
         )
+    if kind == ColumnKind.DATETIME:
+        # HIPAA's Safe Harbor lists every element of a date tied to a person but the year (admission,
+        # discharge, sample, death): an `admit_date` was left as "other", outside the attacks' columns.
+        return (
+            Classification.QUASI_IDENTIFIER,
+            "Dates tied to a person (admission, discharge, a sample) help single them out.",
+        )
     if _SENSITIVE.search(normalized):
         return Classification.SENSITIVE, "The column name suggests a health outcome or condition."
     return Classification.OTHER, "No identifying pattern found."

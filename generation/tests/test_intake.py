@@ -200,5 +200,15 @@ def test_outcomes_and_diagnosis_like_columns_are_suggested_as_sensitive() -> Non
     )
     sensitive = {name for name, (classification, _) in icu.items() if classification == "sensitive"}
     assert sensitive == {"hospdead", "dzgroup", "dzclass", "dementia", "dnr", "dxcode"}, icu
+    # Any date column is a quasi-identifier, whatever its name.
+    dates = _suggested(
+        pd.DataFrame(
+            {
+                "admit": pd.date_range("2020-01-01", periods=100, freq="3D").strftime("%Y-%m-%d"),
+                "ward": rng.choice(["north", "south"], size=100),
+            }
+        )
+    )
+    assert dates["admit"][0] == "quasi_identifier" and dates["ward"][0] == "other"
     # The name rules keep precedence: a demographic stays a quasi-identifier.
     assert actg["age"][0] == "quasi_identifier"

@@ -11,7 +11,7 @@ import csv
 import io
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,9 @@ class ParsedTable:
     format: str  # "csv" | "parquet"
     encoding: str
     delimiter: str
+    # Columns of day-first or month-first dates, read as dates and stored as ISO 8601 text:
+    # column -> the order read ("day/month/year" or "month/day/year", with ", time" when timed).
+    dates_read: dict[str, str] = field(default_factory=dict)
 
 
 def _refuse(code: str, message: str, **fields: str) -> ValidationFailed:
@@ -219,7 +222,65 @@ def parse_upload(path: Path, *, encoding: str | None = None, delimiter: str | No
         raise _refuse("malformed_csv", "Rows could not be read consistently; check quoting and line breaks.")
     frame.columns = [str(c).strip() for c in frame.columns]
     check_frame(frame)
-    return ParsedTable(frame=frame, format="csv", encoding=enc, delimiter=sep)
+    dates_read = read_local_dates(frame)
+    return ParsedTable(frame=frame, format="csv", encoding=enc, delimiter=sep, dates_read=dates_read)
+
+
+# --- Dates written day-first or month-first --------------------------------------------------------
+# The profiler recognises ISO 8601 dates only; a European export's "12/06/2021 02:56" was profiled as
+# unique text and suggested as a direct identifier (left out of every request), or, with repeats, as
+# a category per day. A column whose every value has this shape is read as dates when its values
+# settle the order: a first field above 12 means day-first, a second field above 12 month-first.
+# When every value fits both orders it is left as it is (guessing could swap day and month
+# silently). Read columns are stored as ISO text, so the rest of the portal sees an ISO date column.
+_LOCAL_DATE = re.compile(
+    r"^(?P<a>\d{1,2})(?P<sep>[/.-])(?P<b>\d{1,2})(?P=sep)(?P<year>\d{4})"
+    r"(?P<time> (?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2}))?)?$"
+)
+
+
+def read_local_dates(frame: pd.DataFrame) -> dict[str, str]:
+    """Convert, in place, each text column of day-first or month-first dates to ISO 8601 text;
+    return the columns converted and the order read. Nothing is changed in a column unless every
+    present value parses in the order its values settle."""
+    read: dict[str, str] = {}
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype != object:
+            continue
+        present = column.dropna().astype(str).str.strip()
+        if present.empty:
+            continue
+        parts = present.str.extract(_LOCAL_DATE)
+        if parts["a"].isna().any() or parts["sep"].nunique() != 1:
+            continue
+        first, second = parts["a"].astype(int), parts["b"].astype(int)
+        if (first > 12).any() and not (second > 12).any():
+            day, month, order = first, second, "day/month/year"
+        elif (second > 12).any() and not (first > 12).any():
+            day, month, order = second, first, "month/day/year"
+        else:
+            continue  # every value fits both orders (or neither): not guessed
+        timed = parts["time"].notna()
+        if timed.any() and not timed.all():
+            continue
+        stamps = pd.to_datetime(
+            {
+                "year": parts["year"].astype(int),
+                "month": month,
+                "day": day,
+                "hour": parts["hour"].fillna(0).astype(int),
+                "minute": parts["minute"].fillna(0).astype(int),
+                "second": parts["second"].fillna(0).astype(int),
+            },
+            errors="coerce",
+        )
+        if stamps.isna().any():
+            continue  # a 31st of a 30-day month, say: not a date column after all
+        shape = "%Y-%m-%d %H:%M:%S" if timed.all() else "%Y-%m-%d"
+        frame[name] = pd.Series(stamps.dt.strftime(shape), index=present.index).reindex(column.index)
+        read[str(name)] = order + (", time" if timed.all() else "")
+    return read
 
 
 def frame_to_parquet_bytes(frame: pd.DataFrame) -> bytes:

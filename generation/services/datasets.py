@@ -248,7 +248,9 @@ def _create_rows(
             suggestion_reason=suggestions[p.name][1],
             missing_rate=p.missing_rate,
             distinct=p.distinct,
-            stats=p.stats,
+            stats={**p.stats, "read_as": parsed.dates_read[p.name]}
+            if p.name in parsed.dates_read
+            else p.stats,
             declared=prefill_declared(p),
         )
         for i, p in enumerate(profiles)
@@ -266,6 +268,7 @@ def _create_rows(
             "columns": [p.name for p in profiles],
             "holdout_rows": holdout_rows,
             "ledger_owner": str(dataset.ledger_owner_id),
+            **({"dates_read": parsed.dates_read} if parsed.dates_read else {}),
             **_population_audit(population_reason),
         },
     )

@@ -212,3 +212,51 @@ def test_outcomes_and_diagnosis_like_columns_are_suggested_as_sensitive() -> Non
     assert dates["admit"][0] == "quasi_identifier" and dates["ward"][0] == "other"
     # The name rules keep precedence: a demographic stays a quasi-identifier.
     assert actg["age"][0] == "quasi_identifier"
+
+
+# --- Dates written day-first or month-first -------------------------------------------------------
+
+
+def test_day_first_and_month_first_dates_are_read_only_when_their_values_settle_the_order() -> None:
+    from generation.intake import read_local_dates
+
+    frame = pd.DataFrame(
+        {
+            "discharge": ["12/06/2021 02:56", "25/12/2020 13:05", None, "01/02/2022 00:00"],
+            "visit": ["06-25-2021", "12-01-2020", "01-13-2022", "02-02-2022"],
+            "ambiguous": ["01/02/2021", "02/03/2021", "12/11/2020", "03/04/2021"],
+            "mixed": ["25/12/2020", "2020-12-25", "01/02/2021", "13/01/2021"],
+            "impossible": ["31/02/2021", "13/01/2021", "01/01/2021", "02/01/2021"],
+            "code": ["A1", "B2", "C3", "D4"],
+        }
+    )
+    original = frame.copy()
+
+    read = read_local_dates(frame)
+
+    assert read == {"discharge": "day/month/year, time", "visit": "month/day/year"}
+    assert frame["discharge"].tolist()[:2] == ["2021-06-12 02:56:00", "2020-12-25 13:05:00"]
+    assert pd.isna(frame["discharge"][2]) and frame["discharge"][3] == "2022-02-01 00:00:00"
+    assert frame["visit"].tolist() == ["2021-06-25", "2020-12-01", "2022-01-13", "2022-02-02"]
+    for untouched in ("ambiguous", "mixed", "impossible", "code"):
+        assert frame[untouched].equals(original[untouched]), untouched
+
+
+def test_an_uploaded_day_first_column_is_a_date_quasi_identifier_and_the_steward_is_told(
+    post: Any, client: Any, sam: Any
+) -> None:
+    rows = [f"{40 + i % 30},{(i % 28) + 1:02d}/{(i % 12) + 1:02d}/2021 {i % 24:02d}:15" for i in range(40)]
+    response = post(("age,discharge_time\n" + "\n".join(rows) + "\n").encode())
+    assert response.status_code == 201, response.content
+    dataset = SourceDataset.objects.get(pk=response.json()["id"])
+    column = dataset.columns.get(name="discharge_time")
+
+    # Before: unique text, so a direct identifier left out of every request.
+    assert (column.kind, column.classification) == ("datetime", "quasi_identifier")
+    assert column.stats["read_as"] == "day/month/year, time"
+    event = AuditEvent.objects.filter(action="dataset.register").latest("seq")
+    assert event.details["dates_read"] == {"discharge_time": "day/month/year, time"}
+    client.force_login(sam)
+    for url in (f"/datasets/{dataset.pk}/", f"/datasets/{dataset.pk}/review/"):
+        page = client.get(url).content.decode()
+        assert 'data-testid="read-as-dates"' in page and "day/month/year" in page, url

@@ -42,7 +42,7 @@ MIN_PATTERN_ROWS = 5
 # table (33 gappy columns, 1,651 patterns, 285 of them held by 5 rows or more) 40 cells held 39% of
 # the rows, and the rest were pooled into them; with every pattern of 5 rows or more kept, the
 # release's raw pattern similarity rose from 0.38 to 0.65, above 1,000 real holdout rows' 0.61
-# (generation/tests/test_many_missing_patterns.py).
+# (validation/tests/test_many_missing_patterns.py).
 MAX_PATTERNS = 300
 
 

@@ -120,8 +120,15 @@ def check_header(header: list[str]) -> None:
     for position, raw in enumerate(header, start=1):
         name = raw.strip()
         if not name:
+            # R's write.csv writes its row names as a first column with an empty name.
+            hint = (
+                " (R's write.csv writes row names this way: export with row.names = FALSE)"
+                if position == 1
+                else ""
+            )
             raise _refuse(
-                "blank_column_name", f"Column {position} has no name in the header row; name every column."
+                "blank_column_name",
+                f"Column {position} has no name in the header row{hint}; name every column.",
             )
         if name in seen:
             raise _refuse(

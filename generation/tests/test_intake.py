@@ -34,6 +34,7 @@ HOSTILE = {
     "header_only": (b"age,sex,score\n", "header_only", ""),
     "duplicate_names": (b"age,sex,age\n1,F,2\n", "duplicate_column_name", "Columns 1 and 3"),
     "blank_name": (b"age,,score\n1,F,2\n", "blank_column_name", "Column 2"),
+    "r_row_names": (b'"","age","sex"\n"1",61,"F"\n', "blank_column_name", "row.names = FALSE"),
     "ragged_row": (b"age,sex,score\n1,F,2\n3,M\n", "ragged_row", "Line 3"),
     "binary": (bytes(range(256)) * 10, "binary_file", ""),
     "gzip": (gzip.compress(GOOD.encode()), "compressed_file", "gzip"),

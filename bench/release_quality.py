@@ -151,7 +151,7 @@ def run_table(
         purpose="Prototype a risk model before applying for the real data.",
         synthesizer=args.synthesizer or DEFAULT_SYNTHESIZER,
         rows=args.rows,
-        epsilon=getattr(args, "epsilon", None),
+        epsilon=args.epsilon,
     )
     SynthesisJob.objects.filter(pk=request.job_id).update(seed=args.seed)
     verdict = pipeline_run(job_id=request.job_id)

@@ -48,11 +48,16 @@ def ks_complement(real: pd.Series, synthetic: pd.Series) -> float:
 
 def tv_complement(real: pd.Series, synthetic: pd.Series) -> float:
     """1 - total variation distance of the category frequencies (missing is a category)."""
-    p = as_labels(real).value_counts(normalize=True)
-    q = as_labels(synthetic).value_counts(normalize=True)
+    return 1.0 - share_distance(
+        as_labels(real).value_counts(normalize=True), as_labels(synthetic).value_counts(normalize=True)
+    )
+
+
+def share_distance(p: pd.Series, q: pd.Series) -> float:
+    """Total variation distance between two distributions given as shares by label."""
     support = p.index.union(q.index)
     diff = p.reindex(support, fill_value=0.0) - q.reindex(support, fill_value=0.0)
-    return float(1.0 - 0.5 * np.abs(diff.to_numpy()).sum())
+    return float(0.5 * np.abs(diff.to_numpy()).sum())
 
 
 def column_shapes(real: pd.DataFrame, synthetic: pd.DataFrame, infos: list[ColumnInfo]) -> dict[str, float]:
@@ -285,7 +290,7 @@ def missingness(
     p = _patterns(real[with_missing]).value_counts(normalize=True)
     synthetic_patterns = _patterns(synthetic[with_missing])
     q = synthetic_patterns.value_counts(normalize=True)
-    raw = 1 - _total_variation(p, q)
+    raw = 1 - share_distance(p, q)
     result = {
         "columns": rates,
         "pattern_similarity": rounded(raw),
@@ -315,19 +320,13 @@ def _mean_similarity(p: pd.Series, patterns: pd.Series, rows: int, rng: np.rando
     """1 - TV between `p` and the patterns of `rows` rows of `patterns` (the mean over
     PATTERN_DRAWS random subsets when there are more rows than that)."""
     if len(patterns) <= rows:
-        return 1 - _total_variation(p, patterns.value_counts(normalize=True))
+        return 1 - share_distance(p, patterns.value_counts(normalize=True))
     values = patterns.to_numpy()
     draws = [
-        1
-        - _total_variation(p, pd.Series(rng.choice(values, rows, replace=False)).value_counts(normalize=True))
+        1 - share_distance(p, pd.Series(rng.choice(values, rows, replace=False)).value_counts(normalize=True))
         for _ in range(PATTERN_DRAWS)
     ]
     return float(np.mean(draws))
-
-
-def _total_variation(p: pd.Series, q: pd.Series) -> float:
-    support = p.index.union(q.index)
-    return float(0.5 * np.abs(p.reindex(support, fill_value=0) - q.reindex(support, fill_value=0)).sum())
 
 
 def _patterns(frame: pd.DataFrame) -> pd.Series:

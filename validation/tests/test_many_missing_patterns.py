@@ -16,7 +16,7 @@ import pytest
 
 from generation.choices import ColumnKind
 from generation.synthesizers import ColumnSpec, synthesizer_for
-from validation.metrics.columns import column_infos
+from validation.metrics.columns import ColumnInfo, column_infos
 from validation.metrics.utility import missingness
 from validation.suite import run_suite
 
@@ -48,7 +48,7 @@ def icu_table(rows: int, seed: int) -> pd.DataFrame:
     return frame
 
 
-def infos(frame: pd.DataFrame) -> list:
+def infos(frame: pd.DataFrame) -> list[ColumnInfo]:
     return column_infos([{"name": c, "kind": "numeric"} for c in frame.columns])
 
 

@@ -40,6 +40,7 @@ not applicable there and none is declared.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -93,9 +94,16 @@ def personas() -> dict[str, Any]:
     return made
 
 
-def signed_off(name: str, path: Path, outcome: str | None, people: dict[str, Any]) -> tuple[Any, list[str]]:
-    """Register the table as a steward would (declaring its outcome, accepting the intake's other
-    suggestions) and sign it off; the dataset and every column but the direct identifiers."""
+def signed_off(
+    name: str,
+    path: Path,
+    outcome: str | None,
+    people: dict[str, Any],
+    declarations: list[dict[str, Any]] | None = None,
+) -> tuple[Any, list[str]]:
+    """Register the table as a steward would (declaring its outcome and, with --declarations, the
+    columns' domains, accepting the intake's other suggestions) and sign it off; the dataset and
+    every column but the direct identifiers."""
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from generation.services import dataset_register, dataset_sign_off, dataset_update_columns
@@ -106,6 +114,8 @@ def signed_off(name: str, path: Path, outcome: str | None, people: dict[str, Any
         dataset_update_columns(
             actor=people["steward"], dataset_id=dataset.pk, changes=[{"name": outcome, "outcome": True}]
         )
+    if declarations:
+        dataset_update_columns(actor=people["steward"], dataset_id=dataset.pk, changes=declarations)
     dataset = dataset_sign_off(actor=people["steward"], dataset_id=dataset.pk)
     direct = set(dataset.columns.filter(classification="direct_identifier").values_list("name", flat=True))
     columns = [
@@ -142,7 +152,7 @@ def run_table(
     from generation.models import SynthesisJob
 
     started = time.perf_counter()
-    dataset, columns = signed_off(name, path, outcome, people)
+    dataset, columns = signed_off(name, path, outcome, people, args.declared.get(name))
     request = filed_and_approved(
         people,
         dataset,
@@ -171,7 +181,7 @@ def run_bakeoff(
     from catalog.services import bakeoff_choose
     from generation.models import SynthesisJob
 
-    dataset, columns = signed_off(f"{name}-bakeoff", path, outcome, people)
+    dataset, columns = signed_off(f"{name}-bakeoff", path, outcome, people, args.declared.get(name))
     # "gaussian_copula:distribution=norm" is a candidate with options.
     candidates = [
         {"synthesizer": synthesizer, "epsilon": None, "options": parse_option_pairs(pairs.replace(";", ","))}
@@ -337,7 +347,18 @@ def main() -> None:
         default=["gaussian_copula", "ctgan"],
         help="synthesizer[:name=value;name=value] per candidate, e.g. gaussian_copula:distribution=norm",
     )
+    parser.add_argument(
+        "--declarations",
+        type=Path,
+        default=None,
+        metavar="JSON",
+        help=(
+            "a steward's declarations: {table name: [column changes as dataset_update_columns takes them]}, "
+            "applied before sign-off (a DP --synthesizer needs every requested column's domain declared)"
+        ),
+    )
     args = parser.parse_args()
+    args.declared = json.loads(args.declarations.read_text()) if args.declarations else {}
     with tempfile.TemporaryDirectory(prefix="sg-release-quality-") as tmp:
         setup_django(Path(tmp))
         people = personas()

@@ -5,10 +5,11 @@ the requested epsilon, by sequential composition of two mechanisms, three when m
 patterns are modelled (docs/synthesizers.md has the full argument). The unit is one record, or one
 patient when the job passes the entity column's values: each patient then keeps at most
 k = `max_rows_per_entity` rows (dp_base) and every sensitivity below is multiplied by k (k rows
-change each column's histogram by at most k, and each pairwise sum by at most k c^2).
+change each column's histogram by at most k, and each pairwise sum by at most k times its per-record bound).
 
 0. The split. With two or more DECLARED-nullable columns, epsilon_p = floor(epsilon x 1/4)
-   (PATTERN_SHARE, in micro-epsilon, at least 1; `pattern_split`) goes to the missingness patterns
+   (PATTERN_SHARE; WIDE_PATTERN_SHARE, 0.4, when a group has 8 declared-nullable columns or more;
+   in micro-epsilon, at least 1; `pattern_split`) goes to the missingness patterns
    (step P) and the rest, epsilon' = epsilon - epsilon_p, is split between steps 1 and 2 as below.
    With fewer nullable columns (one column's missing rate is its marginal's missing cell), or an
    epsilon under 3 micro-epsilon, epsilon' = epsilon and step P does not run.
@@ -33,23 +34,27 @@ P. Missingness patterns, epsilon_p (measured between steps 1 and 2; step 2 uses 
 2. Correlations, epsilon_c = floor(epsilon' * correlation_share) (micro-epsilon). Each record's
    value in column j becomes a normal score z_j that is a function of that record's cell and of the
    RELEASED marginals only (the mean of a standard normal over the cell's quantile interval),
-   clipped to [-c, c]; a record counting nowhere in j scores 0. The released statistic is the vector
-   of sums S_jk = sum_i z_ij z_ik over the d(d-1)/2 column pairs. Adding or removing one record
-   changes each S_jk by z_j z_k, |z_j z_k| <= c^2, so each sum has sensitivity c^2 (L1 over all
-   sums: c^2 d(d-1)/2). Each sum is noised by diffprivlib's Snapping mechanism (Mironov's
-   floating-point-safe Laplace) with sensitivity c^2 and epsilon_c / P (P = d(d-1)/2 sums, the
-   per-sum share rounded down so that P shares add up to at most epsilon_c exactly): the same noise
-   scale as the vector Laplace mechanism, accounted by basic composition over the P sums. Snapping
-   clamps its input to public bounds, +/- c^2 x 10^9 (a row count no table here reaches), and
-   rounds its output to a power of two; neither is read from the data. Turning the sums into a
-   correlation matrix (dividing by the noisy row count from step 1, centring with the score
-   moments implied by the released marginals, projecting to the nearest valid correlation matrix)
-   is post-processing. Because step 2 is chosen after steps 1 and P are released, this is adaptive
-   sequential composition, which holds for pure DP: epsilon_m + epsilon_p + epsilon_c = epsilon.
+   clipped to [-c, c]; a record counting nowhere in j scores 0. Scores are quantised to multiples of
+   1/Q (SCORE_QUANTUM), |q_j| <= C = floor(cQ), and each record's vector is cut to an L1 norm of at
+   most B (l1_bound: about 0.8 Q per dimension, scaled down toward 0 when above). The released
+   statistics are integer sums S_jm = sum_i q_ij q_im in two measurements (`noised_sums`): the
+   priority pairs (the declared outcome's pairs and the pairs between pattern groups; one record
+   moves them by at most C B + C^2 per pattern pair in L1) with PRIORITY_SHARE of epsilon_c, and the
+   other pairs (sum_{j<m} |q_j q_m| <= B^2 / 2) with the rest; each sensitivity is also at most C^2
+   per pair and is multiplied by k. Each vector gets diffprivlib's Geometric noise at its L1
+   sensitivity: the vector geometric mechanism, integers in and out, as in step 1. When the other
+   pairs' noise would exceed MAX_OTHER_NOISE per correlation at the released count, they are not
+   measured and the priority pairs get all of epsilon_c (a choice from released values only).
+   Turning the sums into a correlation matrix (dividing by the noisy row count from step 1,
+   centring with the score moments implied by the released marginals and dividing by their
+   variances, shrinking each by SHRINK noise standard deviations, projecting to the nearest valid
+   correlation matrix) is post-processing. Because step 2 is chosen after steps 1 and P are
+   released, this is adaptive sequential composition, which holds for pure DP:
+   epsilon_m + epsilon_p + epsilon_c = epsilon.
    With patterns, the d columns are scored against their released distributions over VALUE cells
    (a missing cell scores 0, like a record counting nowhere) and each pattern group is one more
    dimension, scored by its cell under the released pattern distribution (cells ordered by how
-   many columns are missing): (d + G)(d + G - 1)/2 sums, same sensitivity c^2 k each.
+   many columns are missing): (d + G)(d + G - 1)/2 pairs over d + G dimensions.
 
 Sampling (post-processing, seeded by the job's seed): Z ~ N(0, R), U = Phi(Z), each U read through
 the column's released CDF to a cell; a numeric value is placed inside its bin by where U falls in
@@ -87,7 +92,6 @@ from generation.synthesizers.dp_budget import (
     MICRO,
     PrivacyLedger,
     mechanism_epsilon,
-    mechanism_epsilon_each,
     split_epsilon,
 )
 from generation.synthesizers.dp_domain import NOWHERE, ColumnDomain
@@ -104,9 +108,19 @@ from generation.synthesizers.options import float_option
 DEFAULT_BINS, MAX_BINS = 20, 200
 DEFAULT_CORRELATION_SHARE = 0.5
 PATTERN_SHARE = Decimal("0.25")  # of epsilon, for the missingness patterns (when they are modelled)
+# ... and when a pattern group has WIDE_PATTERN_GROUP declared-nullable columns or more (2^8 = 256
+# declared patterns and up): the threshold that keeps empty cells out grows with the cells and
+# shrinks with epsilon, and on a gappy ICU table (SUPPORT2, 34 nullable columns in two groups of 17)
+# a quarter of epsilon kept only the patterns of 45% of one group's rows (docs/synthesizers.md).
+WIDE_PATTERN_SHARE = Decimal("0.4")
+WIDE_PATTERN_GROUP = 8
 DEFAULT_SCORE_CLIP = 2.0
 _EIGEN_FLOOR = 1e-6  # keeps the projected correlation matrix positive definite (Cholesky)
-SUM_ROWS_BOUND = 10**9  # Snapping's public clamp: |S_jk| <= c^2 x this many rows
+SCORE_QUANTUM = 16  # scores are quantised to 1/16 so the pairwise sums are integers (geometric noise)
+L1_PER_SCORE = 0.8  # the per-record L1 bound on the scores: 0.8 per dimension (E|Z| = 0.798)
+PRIORITY_SHARE = Decimal("0.5")  # of the correlations' epsilon: the outcome's and the pattern groups' pairs
+MAX_OTHER_NOISE = 0.25  # above this noise per correlation, the non-priority pairs are not measured
+SHRINK = 1.5  # noisy correlations are shrunk toward 0 by this many noise standard deviations
 
 
 @contextmanager
@@ -213,49 +227,173 @@ def noisy_correlation_sums(
     epsilon: Decimal,
     ledger: PrivacyLedger,
     k: int = 1,
-) -> dict[tuple[int, int], float]:
-    """Step 2: Snapping (floating-point-safe Laplace) noise on the pairwise sums of clipped normal
-    scores, each sum with sensitivity k c^2 and an equal share of epsilon_c."""
-    return noised_sums(normal_scores(codes, marginals, clip), clip=clip, epsilon=epsilon, ledger=ledger, k=k)
+    outcome: int | None = None,
+) -> SumRelease:
+    """Step 2 on plain normal scores (no pattern groups): `noised_sums` of `normal_scores`."""
+    z = normal_scores(codes, marginals, clip)
+    return noised_sums(z, clip=clip, epsilon=epsilon, ledger=ledger, k=k, outcome=outcome)
+
+
+@dataclass(frozen=True)
+class SumRelease:
+    """Step 2's output: each pair's noisy sum of score products (in score units) and the standard
+    deviation of its noise (public: a function of epsilon, the sensitivity and the quantum only)."""
+
+    sums: dict[tuple[int, int], float]
+    noise: dict[tuple[int, int], float]
+
+
+def quantised_scores(z: np.ndarray, *, clip: float) -> tuple[np.ndarray, int, int]:
+    """Scores as whole multiples of 1/SCORE_QUANTUM, |each| <= C = floor(clip x Q), and each row's
+    L1 norm cut to at most B = l1_bound(dims, clip) by scaling the row down (rounding toward 0,
+    so both bounds still hold). A function of the record and of released outputs only."""
+    per_score = int(np.floor(clip * SCORE_QUANTUM))
+    bound = l1_bound(z.shape[1], clip)
+    q = np.clip(np.rint(z * SCORE_QUANTUM), -per_score, per_score).astype(np.int64)
+    norms = np.abs(q).sum(axis=1)
+    over = norms > bound
+    if over.any():
+        scaled = q[over].astype(float) * (bound / norms[over])[:, None]
+        q[over] = np.trunc(scaled).astype(np.int64)
+    return q, per_score, bound
+
+
+def l1_bound(dims: int, clip: float) -> int:
+    """The public per-record bound B on the L1 norm of the quantised score vector: L1_PER_SCORE
+    (about the mean |Z| of a standard normal) per dimension, never more than every score at its
+    clip. Rows above it are scaled down (quantised_scores); most rows are under it."""
+    per_score = int(np.floor(clip * SCORE_QUANTUM))
+    return int(min(per_score * dims, max(per_score, np.ceil(L1_PER_SCORE * SCORE_QUANTUM * dims))))
 
 
 def noised_sums(
-    z: np.ndarray, *, clip: float, epsilon: Decimal, ledger: PrivacyLedger, k: int = 1
-) -> dict[tuple[int, int], float]:
-    """Snapping noise on every pairwise sum of the columns of `z` (scores already in [-clip, clip])."""
-    from diffprivlib.mechanisms import Snapping
+    z: np.ndarray,
+    *,
+    clip: float,
+    epsilon: Decimal,
+    ledger: PrivacyLedger,
+    k: int = 1,
+    outcome: int | None = None,
+    pattern_dims: int = 0,
+    rows: float | None = None,
+) -> SumRelease:
+    """Geometric noise on the pairwise sums of the quantised scores of the columns of `z` (scores
+    already in [-clip, clip]): the vector geometric mechanism with the L1 sensitivity the row bounds
+    give (module docstring, step 2). The priority pairs (the declared `outcome` dimension's d - 1
+    pairs, and the pairs among the last `pattern_dims` dimensions, the missingness pattern groups)
+    are one measurement with PRIORITY_SHARE of epsilon, the other pairs a second with the rest."""
+    q, per_score, bound = quantised_scores(z, clip=clip)
+    dims = q.shape[1]
+    pairs = list(itertools.combinations(range(dims), 2))
+    first_pattern = dims - pattern_dims
 
-    pairs = list(itertools.combinations(range(z.shape[1]), 2))
-    sensitivity = clip**2 * k
-    bound = clip**2 * SUM_ROWS_BOUND
-    mechanism = Snapping(
-        epsilon=mechanism_epsilon_each(epsilon, len(pairs)),
-        sensitivity=sensitivity,
-        lower=-bound,
-        upper=bound,
-    )
+    def priority(pair: tuple[int, int]) -> bool:
+        return outcome in pair or pair[0] >= first_pattern
+
+    chosen = [p for p in pairs if priority(p)]
+    others = [p for p in pairs if not priority(p)]
+    if (
+        chosen
+        and others
+        and rows is not None
+        and _correlation_noise(bound * bound // 2, epsilon * (1 - PRIORITY_SHARE), rows) > MAX_OTHER_NOISE
+    ):
+        groups = [
+            (
+                "correlations with the outcome and among missingness patterns",
+                chosen,
+                epsilon,
+                min(per_score**2 * len(chosen), _priority_bound(chosen, outcome, per_score, bound)),
+            )
+        ]
+    elif not chosen or not others or epsilon < 2 * MICRO:
+        groups = [("correlations", pairs, epsilon, min(per_score**2 * len(pairs), bound * bound // 2))]
+    else:
+        rest, first = split_epsilon(epsilon, PRIORITY_SHARE)
+        priority_bound = _priority_bound(chosen, outcome, per_score, bound)
+        groups = [
+            (
+                "correlations with the outcome and among missingness patterns",
+                chosen,
+                first,
+                min(per_score**2 * len(chosen), priority_bound),
+            ),
+            ("correlations", others, rest, min(per_score**2 * len(others), bound * bound // 2)),
+        ]
+    sums: dict[tuple[int, int], float] = {}
+    noise: dict[tuple[int, int], float] = {}
+    unit = float(SCORE_QUANTUM) ** 2
+    for step, subset, share, per_row in groups:
+        sums_q, std_q = _geometric_sums(q, subset, share, per_row * k, ledger, step)
+        for pair, value in zip(subset, sums_q, strict=True):
+            sums[pair] = value / unit
+            noise[pair] = std_q / unit
+    return SumRelease(sums, noise)
+
+
+def _priority_bound(chosen: list[tuple[int, int]], outcome: int | None, per_score: int, bound: int) -> int:
+    """|z_o| sum_j |z_j| <= C B over the outcome's pairs, plus C^2 for each pair of pattern groups."""
+    among_patterns = sum(1 for p in chosen if outcome not in p)
+    return (per_score * bound if outcome is not None else 0) + per_score**2 * among_patterns
+
+
+def _correlation_noise(sensitivity: int, epsilon: Decimal, rows: float) -> float:
+    """The standard deviation a measurement's noise puts on one correlation (scores of variance
+    about 0.6, Laplace-sized noise): public, from the sensitivity, epsilon and the released count."""
+    scale = sensitivity / float(SCORE_QUANTUM) ** 2 / max(float(epsilon), 1e-12)
+    return float(np.sqrt(2) * scale / (max(rows, 1.0) * 0.6))
+
+
+def _geometric_sums(
+    q: np.ndarray,
+    pairs: list[tuple[int, int]],
+    epsilon: Decimal,
+    sensitivity: int,
+    ledger: PrivacyLedger,
+    step: str,
+) -> tuple[list[int], float]:
+    """The integer sums of `pairs` with two-sided geometric noise at L1 sensitivity `sensitivity`
+    and `epsilon` (diffprivlib, integer in and out); also the noise's standard deviation."""
+    from diffprivlib.mechanisms import Geometric
+
+    sensitivity = max(int(sensitivity), 1)
+    mechanism = Geometric(epsilon=mechanism_epsilon(epsilon), sensitivity=sensitivity)
     ledger.record(
-        "correlations",
-        f"Snapping (floating-point-safe Laplace), {len(pairs)} sums, epsilon split equally",
+        step,
+        f"Geometric (two-sided geometric, integer sums), {len(pairs)} sums of quantised score products",
         epsilon,
-        sensitivity * len(pairs),
+        sensitivity,
         library="diffprivlib",
         version=library_version("diffprivlib"),
     )
-    return {(j, m): float(mechanism.randomise(float(z[:, j] @ z[:, m]))) for j, m in pairs}
+    released = [int(mechanism.randomise(int(q[:, j] @ q[:, m]))) for j, m in pairs]
+    alpha = float(np.exp(-mechanism_epsilon(epsilon) / sensitivity))
+    return released, float(np.sqrt(2 * alpha) / (1 - alpha))
 
 
 def _correlation_from_sums(
-    sums: Mapping[tuple[int, int], float], marginals: list[Marginal], scores: list[np.ndarray]
+    sums: Mapping[tuple[int, int], float],
+    marginals: list[Marginal],
+    scores: list[np.ndarray],
+    noise: Mapping[tuple[int, int], float] | None = None,
 ) -> np.ndarray:
-    """Post-processing only: uses released sums and released marginals."""
+    """Post-processing only: uses released sums, released marginals and the public noise scales.
+    With `noise`, each estimate is shrunk toward 0 by SHRINK noise standard deviations (soft
+    thresholding): a pair the noise swamps adds nothing instead of a random correlation that the
+    projection then spreads over every other pair, the outcome's included."""
     n = max(1.0, float(np.median([m.noisy_total for m in marginals])))
     mean = np.array([m.probabilities @ s for m, s in zip(marginals, scores, strict=True)])
     var = np.array([m.probabilities @ s**2 for m, s in zip(marginals, scores, strict=True)]) - mean**2
     matrix = np.eye(len(marginals))
     for (j, k), total in sums.items():
-        spread = np.sqrt(max(var[j], 0.0) * max(var[k], 0.0))
+        # cov(E[Z_j | cell], E[Z_k | cell]) = rho var_j var_k to first order in the latent rho (Mehler's
+        # expansion; var = the score variance, 1 for a continuous column, 0.64 for a 50/50 binary one):
+        # dividing by var_j var_k, not by their square root, undoes what coarse cells attenuate
+        # (a binary outcome's correlations came out at 0.6-0.8 of the real ones).
+        spread = max(var[j], 0.0) * max(var[k], 0.0)
         r = (total / n - mean[j] * mean[k]) / spread if spread > 1e-9 else 0.0
+        if noise is not None and spread > 1e-9:
+            r = float(np.sign(r)) * max(abs(r) - SHRINK * noise.get((j, k), 0.0) / (n * spread), 0.0)
         matrix[j, k] = matrix[k, j] = np.clip(r, -1.0, 1.0)
     return nearest_correlation(matrix)
 
@@ -316,6 +454,8 @@ class DPCopulaSynthesizer(DPSynthesizer):
         self.score_clip = float_option(given, "score_clip", default=DEFAULT_SCORE_CLIP, low=0.5, high=5.0)
         self.counts: list[np.ndarray] = []
         self.sums: dict[tuple[int, int], float] = {}
+        # Each sum's noise standard deviation (public); empty for a state saved before it was kept.
+        self.sum_noise: dict[tuple[int, int], float] = {}
         self.patterns: ReleasedPatterns | None = None
         self.pattern_counts: list[np.ndarray] = []
 
@@ -330,10 +470,20 @@ class DPCopulaSynthesizer(DPSynthesizer):
         """From the declarations only: which columns may be missing, never which are."""
         return declared_pattern_groups([d.name for d in self.domains if d.spec.nullable])
 
+    def _outcome_dimension(self) -> int | None:
+        """The declared outcome's column (public: the steward's declaration), if exactly one."""
+        flagged = [j for j, d in enumerate(self.domains) if d.spec.outcome]
+        return flagged[0] if len(flagged) == 1 else None
+
     def _measure(self, codes: np.ndarray, progress: ProgressFn) -> None:
         k = self.rows_per_unit
         groups = self._pattern_groups()
-        epsilon, pattern_eps = pattern_split(self.epsilon) if groups else (self.epsilon, None)
+        share = (
+            WIDE_PATTERN_SHARE
+            if max((len(g.columns) for g in groups), default=0) >= WIDE_PATTERN_GROUP
+            else None
+        )
+        epsilon, pattern_eps = pattern_split(self.epsilon, share) if groups else (self.epsilon, None)
         marginal_eps, correlation_eps = (
             split_epsilon(epsilon, self.correlation_share) if len(self.domains) > 1 else (epsilon, None)
         )
@@ -350,13 +500,17 @@ class DPCopulaSynthesizer(DPSynthesizer):
                 )
                 progress(0.55, "noisy missingness patterns released")
             if correlation_eps is not None:
-                self.sums = noised_sums(
+                released = noised_sums(
                     self._scores(codes, marginals_from_counts(self.counts)),
                     clip=self.score_clip,
                     epsilon=correlation_eps,
                     ledger=self.ledger,
                     k=k,
+                    outcome=self._outcome_dimension(),
+                    pattern_dims=len(self.patterns.groups) if self.patterns is not None else 0,
+                    rows=float(np.median([float(c.sum()) for c in self.counts])),
                 )
+                self.sums, self.sum_noise = released.sums, released.noise
             progress(0.7, "noisy correlations released")
 
     def _scores(self, codes: np.ndarray, marginals: list[Marginal]) -> np.ndarray:
@@ -384,6 +538,7 @@ class DPCopulaSynthesizer(DPSynthesizer):
         payload: dict[str, Any] = {
             "marginal_counts": [[int(v) for v in c] for c in self.counts],
             "correlation_sums": [[j, m, value] for (j, m), value in sorted(self.sums.items())],
+            "correlation_noise": [[j, m, value] for (j, m), value in sorted(self.sum_noise.items())],
         }
         if self.patterns is not None:
             payload["missing_patterns"] = self.patterns.to_json()
@@ -394,6 +549,8 @@ class DPCopulaSynthesizer(DPSynthesizer):
         if [len(c) for c in self.counts] != [d.cells for d in self.domains]:
             raise ValueError("The saved DP state does not match its declared domain.")
         self.sums = {(int(j), int(m)): float(value) for j, m, value in payload["correlation_sums"]}
+        noise = payload.get("correlation_noise", [])
+        self.sum_noise = {(int(j), int(m)): float(value) for j, m, value in noise}
         # A state saved before patterns were modelled has none: it samples as it did then.
         saved = payload.get("missing_patterns")
         nullable = {d.name for d in self.domains if d.spec.nullable}
@@ -406,7 +563,7 @@ class DPCopulaSynthesizer(DPSynthesizer):
         correlation = np.eye(len(self.domains))
         if self.sums:
             scores = [cell_scores(m, self.score_clip) for m in marginals]
-            correlation = _correlation_from_sums(self.sums, marginals, scores)
+            correlation = _correlation_from_sums(self.sums, marginals, scores, self.sum_noise or None)
         return sample_copula(self.domains, marginals, correlation, rows=rows, seed=seed)
 
     def _sample_with_patterns(self, marginals: list[Marginal], *, rows: int, seed: int) -> pd.DataFrame:
@@ -421,7 +578,7 @@ class DPCopulaSynthesizer(DPSynthesizer):
             # Sums over records missing in a column (scored 0 there) are divided by all records,
             # not by those present: dividing by the released presence share was unbiased but
             # multiplied the noise, and lost more pair-trend fidelity than it gained (measured).
-            correlation = _correlation_from_sums(self.sums, dims, scores)
+            correlation = _correlation_from_sums(self.sums, dims, scores, self.sum_noise or None)
         uniform = copula_uniforms(correlation, rows=rows, seed=seed)
         cells, within = zip(
             *(cells_from_uniform(m, uniform[:, j]) for j, m in enumerate(values)), strict=True
@@ -439,12 +596,13 @@ class DPCopulaSynthesizer(DPSynthesizer):
         return pd.DataFrame({d.name: d.decode(cells[:, j], within[j]) for j, d in enumerate(self.domains)})
 
 
-def pattern_split(epsilon: Decimal) -> tuple[Decimal, Decimal | None]:
-    """(epsilon', epsilon_p): floor(epsilon x PATTERN_SHARE) micro-epsilon, at least 1, for the
+def pattern_split(epsilon: Decimal, share: Decimal | None = None) -> tuple[Decimal, Decimal | None]:
+    """(epsilon', epsilon_p): floor(epsilon x share) micro-epsilon (PATTERN_SHARE unless given; a
+    choice made from the declarations only), at least 1, for the
     patterns, when at least 2 micro-epsilon are left for the marginals and correlations. Below that
     (epsilon under 3 micro-epsilon) patterns are not modelled: a choice made from epsilon alone."""
     micro = int(epsilon / MICRO)
-    part = max(1, int(Decimal(micro) * PATTERN_SHARE))
+    part = max(1, int(Decimal(micro) * (PATTERN_SHARE if share is None else share)))
     if micro - part < 2:
         return epsilon, None
     return Decimal(micro - part) * MICRO, Decimal(part) * MICRO

@@ -312,7 +312,8 @@ def test_with_a_tiny_epsilon_the_release_is_noisy_but_valid(flchain: pd.DataFram
 def test_counts_get_integer_noise_from_the_geometric_mechanism(
     flchain: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Sums get Snapping (floating-point-safe Laplace, issue 11), no longer plain Laplace.
+    # Counts and the pairwise sums of quantised scores are integers with discrete (geometric) noise:
+    # no floating-point Laplace (plain or Snapping) anywhere.
     from diffprivlib.mechanisms import Geometric, Laplace, Snapping
 
     seen: dict[str, list[Any]] = {"Geometric": [], "Laplace": [], "Snapping": []}
@@ -330,13 +331,11 @@ def test_counts_get_integer_noise_from_the_geometric_mechanism(
 
     # age 20 bins, sex 2, kappa 20, lambda 20, creatinine 20 + missing, chapter 16 + missing, death 2
     cells = 20 + 2 + 20 + 20 + 21 + 17 + 2 + 4  # + the 2^2 patterns of creatinine and chapter
-    assert len(seen["Geometric"]) == cells
+    pairs = (len(SPECS) + 1) * len(SPECS) // 2  # one more dimension: the pattern group
+    assert len(seen["Geometric"]) == cells + pairs
     assert all(isinstance(v, int) and isinstance(r, int) for v, r in seen["Geometric"])
     assert any(v != r for v, r in seen["Geometric"])  # noise was added
-    assert (
-        len(seen["Snapping"]) == (len(SPECS) + 1) * len(SPECS) // 2
-    )  # one more dimension: the pattern group
-    assert not seen["Laplace"]
+    assert not seen["Laplace"] and not seen["Snapping"]
 
 
 def test_sampling_never_lands_in_a_cell_whose_released_mass_is_zero() -> None:

@@ -267,6 +267,7 @@ def summarize(
         "risks": risks,
         "risk_details": risk_details,
         "validation_s": sum((metrics.get("seconds") or {}).values()) if metrics.get("seconds") else None,
+        "metric_seconds": dict(metrics.get("seconds") or {}),
         "total_s": total,
     }
 
@@ -314,6 +315,9 @@ def print_result(r: dict[str, Any]) -> None:
         interval = f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "n/a"
         print(f"  {attack + ' risk':<23} {fmt(risk)} {interval}{_risk_detail(r, attack)}")
     print(f"  seconds                 total {r['total_s']:.1f}; validation {fmt(r['validation_s'], 1)}")
+    slowest = sorted((r.get("metric_seconds") or {}).items(), key=lambda item: -item[1])[:6]
+    if slowest:
+        print(f"  slowest metrics (s)     {', '.join(f'{name} {spent:.1f}' for name, spent in slowest)}")
 
 
 def main() -> None:

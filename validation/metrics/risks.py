@@ -123,14 +123,18 @@ def risk_interval(
     return clip(1 - ratio), (clip(1 - ratio * spread), clip(1 - ratio / spread))
 
 
-def _risk(evaluator: Any, n_attacks: int) -> dict[str, Any]:
+def _risk(evaluator: Any, n_attacks: int, confidence_level: float = CONFIDENCE_LEVEL) -> dict[str, Any]:
     """The risk with `risk_interval`'s interval, from the evaluator's raw counts; anonymeter's
     own interval is kept beside it for comparison (docs/benchmarks.md, issue 12)."""
-    counts = evaluator.results(confidence_level=CONFIDENCE_LEVEL)
+    counts = evaluator.results(confidence_level=confidence_level)
     value, ci = risk_interval(
-        counts.n_attacks_ori, counts.n_success, counts.n_attacks_control, counts.n_control
+        counts.n_attacks_ori,
+        counts.n_success,
+        counts.n_attacks_control,
+        counts.n_control,
+        confidence_level=confidence_level,
     )
-    anonymeters = evaluator.risk(confidence_level=CONFIDENCE_LEVEL)
+    anonymeters = evaluator.risk(confidence_level=confidence_level)
     return {
         "risk": rounded(value),
         "ci": rounded_pair(ci),
@@ -240,6 +244,7 @@ def inference(
             "reason": "No requested column is classified sensitive or declared the outcome.",
         }
     kinds = {i.name: i.continuous for i in infos}
+    level = secrets_confidence_level(len(secrets))
     per_secret: dict[str, Any] = {}
     for secret in secrets:
         aux = [i.name for i in infos if i.name != secret]
@@ -254,16 +259,32 @@ def inference(
         )
         with _seeded(seed):
             evaluator.evaluate(n_jobs=1)
-        per_secret[secret] = _risk(evaluator, n_attacks)
+        per_secret[secret] = _risk(evaluator, n_attacks, level)
     worst = max(per_secret, key=lambda s: _severity(per_secret[s]))
-    return {"status": "ok", **per_secret[worst], "secret": worst, "secrets": per_secret}
+    return {
+        "status": "ok",
+        **per_secret[worst],
+        "secret": worst,
+        "secrets": per_secret,
+        "confidence_level": level,
+    }
 
 
-def _severity(result: dict[str, Any]) -> tuple[float, float]:
-    """Estimate, then upper bound: most secrets estimate 0 (clipped), and the reported one should
-    then be the least certain of them, not whichever came first in the list."""
-    upper = (result.get("ci") or [None, None])[1]
-    return (result.get("risk") or 0.0, upper or 0.0)
+def secrets_confidence_level(secrets: int) -> float:
+    """Each secret's interval level when `secrets` are attacked: 95% for the family (Bonferroni).
+    The gate fails a release when one secret's estimate is over the ceiling and its interval
+    excludes 0; judged at 95% each, seven secrets with no real risk failed about one release in
+    six by chance (SUPPORT2: 1 of 6 default releases; validation/tests/test_inference_attack.py)."""
+    return 1 - (1 - CONFIDENCE_LEVEL) / max(secrets, 1)
+
+
+def _severity(result: dict[str, Any]) -> tuple[bool, float, float]:
+    """Whether the interval excludes 0, then estimate, then upper bound. A secret the attack
+    demonstrably reaches comes first (reporting a higher but uncertain estimate instead hid it
+    from the gate); among the rest, most estimate 0 (clipped), and the reported one should then be
+    the least certain of them, not whichever came first in the list."""
+    lower, upper = (result.get("ci") or [None, None])[:2]
+    return ((lower or 0.0) > 0.0, result.get("risk") or 0.0, upper or 0.0)
 
 
 def inference_secrets(infos: list[ColumnInfo]) -> list[str]:

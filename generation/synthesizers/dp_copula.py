@@ -219,21 +219,6 @@ def normal_scores(codes: np.ndarray, marginals: list[Marginal], clip: float) -> 
     )
 
 
-def noisy_correlation_sums(
-    codes: np.ndarray,
-    marginals: list[Marginal],
-    *,
-    clip: float,
-    epsilon: Decimal,
-    ledger: PrivacyLedger,
-    k: int = 1,
-    outcome: int | None = None,
-) -> SumRelease:
-    """Step 2 on plain normal scores (no pattern groups): `noised_sums` of `normal_scores`."""
-    z = normal_scores(codes, marginals, clip)
-    return noised_sums(z, clip=clip, epsilon=epsilon, ledger=ledger, k=k, outcome=outcome)
-
-
 @dataclass(frozen=True)
 class SumRelease:
     """Step 2's output: each pair's noisy sum of score products (in score units) and the standard
@@ -281,7 +266,11 @@ def noised_sums(
     already in [-clip, clip]): the vector geometric mechanism with the L1 sensitivity the row bounds
     give (module docstring, step 2). The priority pairs (the declared `outcome` dimension's d - 1
     pairs, and the pairs among the last `pattern_dims` dimensions, the missingness pattern groups)
-    are one measurement with PRIORITY_SHARE of epsilon, the other pairs a second with the rest."""
+    are one measurement with PRIORITY_SHARE of epsilon, the other pairs a second with the rest,
+    unless that second one would be noise: when, at `rows` records (the released noisy count), its
+    noise alone would put a standard deviation above MAX_OTHER_NOISE on a correlation, the other
+    pairs are not measured (their correlations stay 0) and the priority pairs get all of epsilon.
+    Without priority pairs, all pairs are one measurement with all of epsilon."""
     q, per_score, bound = quantised_scores(z, clip=clip)
     dims = q.shape[1]
     pairs = list(itertools.combinations(range(dims), 2))

@@ -119,6 +119,7 @@ _EIGEN_FLOOR = 1e-6  # keeps the projected correlation matrix positive definite 
 SCORE_QUANTUM = 16  # scores are quantised to 1/16 so the pairwise sums are integers (geometric noise)
 L1_PER_SCORE = 0.8  # the per-record L1 bound on the scores: 0.8 per dimension (E|Z| = 0.798)
 PRIORITY_SHARE = Decimal("0.5")  # of the correlations' epsilon: the outcome's and the pattern groups' pairs
+PRIORITY_STEP = "correlations with the outcome and among missingness patterns"  # its ledger step
 MAX_OTHER_NOISE = 0.25  # above this noise per correlation, the non-priority pairs are not measured
 SHRINK = 1.5  # noisy correlations are shrunk toward 0 by this many noise standard deviations
 
@@ -174,6 +175,11 @@ def noisy_counts(
         counts = np.bincount(column[column != NOWHERE], minlength=domain.cells)
         released.append(np.array([mechanism.randomise(int(count)) for count in counts], dtype=np.int64))
     return released
+
+
+def released_rows(marginals: list[Marginal]) -> float:
+    """The row count step 2 and sampling use: the median of the columns' noisy totals (released)."""
+    return float(np.median([m.noisy_total for m in marginals]))
 
 
 def marginals_from_counts(counts: list[np.ndarray]) -> list[Marginal]:
@@ -281,34 +287,28 @@ def noised_sums(
 
     chosen = [p for p in pairs if priority(p)]
     others = [p for p in pairs if not priority(p)]
-    if (
-        chosen
-        and others
-        and rows is not None
-        and _correlation_noise(bound * bound // 2, epsilon * (1 - PRIORITY_SHARE), rows) > MAX_OTHER_NOISE
-    ):
-        groups = [
-            (
-                "correlations with the outcome and among missingness patterns",
-                chosen,
-                epsilon,
-                min(per_score**2 * len(chosen), _priority_bound(chosen, outcome, per_score, bound)),
-            )
-        ]
-    elif not chosen or not others or epsilon < 2 * MICRO:
-        groups = [("correlations", pairs, epsilon, min(per_score**2 * len(pairs), bound * bound // 2))]
+    all_pairs = ("correlations", pairs, epsilon, min(per_score**2 * len(pairs), bound * bound // 2))
+    if not chosen or not others:
+        groups = [all_pairs]
     else:
-        rest, first = split_epsilon(epsilon, PRIORITY_SHARE)
-        priority_bound = _priority_bound(chosen, outcome, per_score, bound)
-        groups = [
-            (
-                "correlations with the outcome and among missingness patterns",
-                chosen,
-                first,
-                min(per_score**2 * len(chosen), priority_bound),
-            ),
-            ("correlations", others, rest, min(per_score**2 * len(others), bound * bound // 2)),
-        ]
+        first_sensitivity = min(
+            per_score**2 * len(chosen), _priority_bound(chosen, outcome, per_score, bound)
+        )
+        others_noise = (
+            _correlation_noise(bound * bound // 2, epsilon * (1 - PRIORITY_SHARE), rows)
+            if rows is not None
+            else 0.0
+        )
+        if others_noise > MAX_OTHER_NOISE:
+            groups = [(PRIORITY_STEP, chosen, epsilon, first_sensitivity)]
+        elif epsilon < 2 * MICRO:
+            groups = [all_pairs]
+        else:
+            rest, first = split_epsilon(epsilon, PRIORITY_SHARE)
+            groups = [
+                (PRIORITY_STEP, chosen, first, first_sensitivity),
+                ("correlations", others, rest, min(per_score**2 * len(others), bound * bound // 2)),
+            ]
     sums: dict[tuple[int, int], float] = {}
     noise: dict[tuple[int, int], float] = {}
     unit = float(SCORE_QUANTUM) ** 2
@@ -370,7 +370,7 @@ def _correlation_from_sums(
     With `noise`, each estimate is shrunk toward 0 by SHRINK noise standard deviations (soft
     thresholding): a pair the noise swamps adds nothing instead of a random correlation that the
     projection then spreads over every other pair, the outcome's included."""
-    n = max(1.0, float(np.median([m.noisy_total for m in marginals])))
+    n = max(1.0, released_rows(marginals))
     mean = np.array([m.probabilities @ s for m, s in zip(marginals, scores, strict=True)])
     var = np.array([m.probabilities @ s**2 for m, s in zip(marginals, scores, strict=True)]) - mean**2
     matrix = np.eye(len(marginals))
@@ -489,15 +489,16 @@ class DPCopulaSynthesizer(DPSynthesizer):
                 )
                 progress(0.55, "noisy missingness patterns released")
             if correlation_eps is not None:
+                marginals = marginals_from_counts(self.counts)
                 released = noised_sums(
-                    self._scores(codes, marginals_from_counts(self.counts)),
+                    self._scores(codes, marginals),
                     clip=self.score_clip,
                     epsilon=correlation_eps,
                     ledger=self.ledger,
                     k=k,
                     outcome=self._outcome_dimension(),
                     pattern_dims=len(self.patterns.groups) if self.patterns is not None else 0,
-                    rows=float(np.median([float(c.sum()) for c in self.counts])),
+                    rows=released_rows(marginals),
                 )
                 self.sums, self.sum_noise = released.sums, released.noise
             progress(0.7, "noisy correlations released")
@@ -599,7 +600,7 @@ def pattern_split(epsilon: Decimal, share: Decimal | None = None) -> tuple[Decim
 
 def pattern_marginals(patterns: ReleasedPatterns, marginals: list[Marginal]) -> list[Marginal]:
     """The released pattern distributions, with the columns' median noisy total (none is saved)."""
-    total = float(np.median([m.noisy_total for m in marginals]))
+    total = released_rows(marginals)
     return [Marginal(p, total) for p in patterns.distributions()]
 
 

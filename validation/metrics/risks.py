@@ -29,6 +29,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from validation.metrics.columns import ColumnInfo, as_labels, as_numbers, quasi_identifiers, sensitive_columns
+from validation.metrics.nearest import NearestRecords, cache_compiled_kernel
 from validation.metrics.stats import rounded, rounded_pair
 
 logger = logging.getLogger(__name__)
@@ -157,6 +158,7 @@ def anonymeter_risks(
     """Singling-out, linkability and inference risks; each attack runs under `guard` if given
     (so one failing attack fails its own check, not the others)."""
     _cache_compiled_kernels()
+    cache_compiled_kernel()
     rng = np.random.default_rng(seed)
     n = min(len(training), len(holdout), REFERENCE_CAP)
     ori = _prepared(training.sample(n=n, random_state=seed), infos)
@@ -245,6 +247,9 @@ def inference(
         }
     kinds = {i.name: i.continuous for i in infos}
     level = secrets_confidence_level(len(secrets))
+    # One search over the record pairs for every secret (validation.metrics.nearest), handed to
+    # anonymeter through its `inference_model` hook; anonymeter still runs the attack and counts.
+    records = NearestRecords(syn, kinds, secrets)
     per_secret: dict[str, Any] = {}
     for secret in secrets:
         aux = [i.name for i in infos if i.name != secret]
@@ -256,6 +261,7 @@ def inference(
             secret=secret,
             regression=kinds[secret],
             n_attacks=n_attacks,
+            inference_model=records.predictor(secret),
         )
         with _seeded(seed):
             evaluator.evaluate(n_jobs=1)

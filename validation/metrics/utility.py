@@ -15,6 +15,7 @@ TVComplement, CorrelationSimilarity, ContingencySimilarity), with two deliberate
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 import numpy as np
@@ -130,16 +131,31 @@ def _table_tv(real: np.ndarray, synthetic: np.ndarray) -> float:
     return float(0.5 * np.abs(p - q).sum())
 
 
-def _table_cramers_v(table: np.ndarray) -> float:
+def _table_cramers_v(table: np.ndarray, *, bias_corrected: bool = False) -> float:
     """Cramér's V of the categories that occur (pandas' crosstab keeps only those), without
-    continuity correction: scipy's association(method="cramer"), vectorised."""
+    continuity correction: scipy's association(method="cramer"), vectorised.
+
+    `bias_corrected`: Bergsma's (2013) correction, which removes the chi-square's expectation
+    under independence, (r - 1)(k - 1) / (n - 1), from phi^2 and shrinks r and k alike. Plain V of
+    two independent columns grows with the table's cells per row: a 361-code diagnosis column
+    against a 10-bin lab in 4,000 rows has V about 0.3 with no association at all, so it "showed a
+    trend" with every column. The corrected V of that table is about 0."""
     table = table[table.sum(axis=1) > 0][:, table.sum(axis=0) > 0]
     if min(table.shape) < 2 or table.sum() == 0:
         return float("nan")
     n = table.sum()
     expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / n
     chi2 = float(((table - expected) ** 2 / expected).sum())
-    return float(np.sqrt(chi2 / n / (min(table.shape) - 1)))
+    if not bias_corrected:
+        return float(np.sqrt(chi2 / n / (min(table.shape) - 1)))
+    rows, cols = table.shape
+    if n < 2:
+        return float("nan")
+    phi2 = max(0.0, chi2 / n - (rows - 1) * (cols - 1) / (n - 1))
+    rows_c = rows - (rows - 1) ** 2 / (n - 1)
+    cols_c = cols - (cols - 1) ** 2 / (n - 1)
+    denominator = min(rows_c - 1, cols_c - 1)
+    return float(np.sqrt(phi2 / denominator)) if denominator > 0 else 0.0
 
 
 def _correlations(frame: pd.DataFrame) -> pd.DataFrame:
@@ -182,15 +198,24 @@ def column_pair_trends(
         a, b = first.name, second.name
         if first.continuous and second.continuous:
             real_r, syn_r = float(r_real.at[a, b]), float(r_syn.at[a, b])
-            score = 1 - abs(real_r - syn_r) / 2
+            # A release where either column is constant (or never present with the other) has no
+            # correlation to compare: it keeps none of the trend, scored as r = 0. NaN used to drop
+            # the pair from the mean, so a lost trend went unjudged (and, as the only pair with a
+            # trend, left the check without a value).
+            # SDMetrics' own score (the reference) leaves such a pair out, as before.
+            score = 1 - abs(real_r - (0.0 if math.isnan(syn_r) else syn_r)) / 2
+            reference_score = 1 - abs(real_r - syn_r) / 2
             meets = bool(abs(real_r) > REAL_CORRELATION_THRESHOLD)
-            pairs.append(_pair(a, b, "correlation", (score, meets), (score, meets), real_r, syn_r))
+            pairs.append(_pair(a, b, "correlation", (score, meets), (reference_score, meets), real_r, syn_r))
             continue
         joint_real, joint_syn = _joint_pair(aligned[a], aligned[b])
         strength_real = _table_cramers_v(joint_real)
+        # Whether the real data show a trend is judged on the bias-corrected V: a high-cardinality
+        # column's chance association is not a trend a release must reproduce (SDMetrics' own rule,
+        # plain V, stays in the reference score below).
         aligned_score = (
             1 - _table_tv(joint_real, joint_syn),
-            bool(strength_real > REAL_ASSOCIATION_THRESHOLD),
+            bool(_table_cramers_v(joint_real, bias_corrected=True) > REAL_ASSOCIATION_THRESHOLD),
         )
         reference = aligned_score
         if first.continuous or second.continuous:

@@ -21,6 +21,7 @@ from validation.metrics.privacy import (
 )
 from validation.metrics.stats import auc_interval, clopper_pearson, rank_auc, wilson
 from validation.metrics.utility import (
+    REAL_ASSOCIATION_THRESHOLD,
     bound_violations,
     category_coverage,
     column_pair_trends,
@@ -156,6 +157,42 @@ def test_pair_score_is_none_when_no_pair_has_a_trend() -> None:
     )
 
     assert pair_trend_score(column_pair_trends(real, real, X_Y_GROUP)) is None
+
+
+CODE_LAB = [ColumnInfo("code", "categorical"), ColumnInfo("lab", "numeric")]
+
+
+def test_a_many_coded_column_does_not_show_a_trend_by_chance_alone() -> None:
+    # A 450-code diagnosis column drawn independently of a lab: plain Cramér's V is about 0.33 in
+    # 4,000 rows (chance, from the table's 4,500 cells), so the pair used to count, and no release,
+    # not even more real rows, could reproduce a joint table of that many sparse cells.
+    rng = np.random.default_rng(3)
+    rows = 4_000
+    real = pd.DataFrame({"code": rng.integers(0, 450, rows).astype(str), "lab": rng.lognormal(1, 0.5, rows)})
+    other_real_rows = pd.DataFrame(
+        {"code": rng.integers(0, 450, 1_000).astype(str), "lab": rng.lognormal(1, 0.5, 1_000)}
+    )
+
+    (pair,) = column_pair_trends(real, other_real_rows, CODE_LAB)
+
+    assert pair["real"] > REAL_ASSOCIATION_THRESHOLD  # plain V: what SDMetrics' rule reads
+    assert pair["counts_sdmetrics"] is True
+    assert pair["counts"] is False  # bias-corrected V: no trend
+    assert pair["score"] < 0.7  # such a pair scored real rows the generator never saw as poor
+
+
+def test_a_many_coded_column_that_sets_a_lab_still_shows_its_trend() -> None:
+    rng = np.random.default_rng(4)
+    rows = 4_000
+    codes = rng.integers(0, 300, rows)
+    # Each code has its own lab level: a real association, strong for all the table's sparsity.
+    real = pd.DataFrame({"code": codes.astype(str), "lab": codes / 30 + rng.normal(0, 0.5, rows)})
+    scrambled = real.assign(lab=rng.permutation(real["lab"].to_numpy()))
+
+    (pair,) = column_pair_trends(real, scrambled, CODE_LAB)
+
+    assert pair["counts"] is True
+    assert pair["score"] < 0.7  # losing it is caught
 
 
 # --- missingness, coverage, bounds ----------------------------------------------------------------

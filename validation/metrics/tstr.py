@@ -13,9 +13,12 @@ import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OrdinalEncoder
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from validation.metrics.columns import MISSING, SENSITIVE, ColumnInfo, as_labels, as_numbers
@@ -73,9 +76,31 @@ def _features(frame: pd.DataFrame, infos: list[ColumnInfo]) -> pd.DataFrame:
     return out
 
 
-def _model(infos: list[ColumnInfo], seed: int) -> Pipeline:
+# The two model families TSTR and TRTR may use; the one that predicts the real training rows better
+# in cross-validation is used for both (`choose_model`). Gradient boosting alone (150 rounds at
+# 0.08, 31 leaves) was a poor reference on small or rare-outcome tables: on a 5,000-row ICU table
+# with a 2.4% outcome its TRTR AUC was 0.70 where a logistic regression reached 0.81, and 0.65 vs
+# 0.73 on Framingham's 10-year CHD, so a release whose own model ranked at chance (TSTR 0.50)
+# passed the 0.8 ratio floor against the weak reference. On tables with non-linear signal the
+# (now regularised) boosting is the better one (actg175 0.95 vs 0.90, whas500 0.92 vs 0.88).
+GRADIENT_BOOSTING, LOGISTIC = "gradient_boosting", "logistic_regression"
+SELECTION_FOLDS = 3
+MODEL_NAMES = {GRADIENT_BOOSTING: "HistGradientBoostingClassifier", LOGISTIC: "LogisticRegression"}
+
+
+def _model(infos: list[ColumnInfo], seed: int, family: str = GRADIENT_BOOSTING) -> Pipeline:
     continuous = [i.name for i in infos if i.continuous]
     discrete = [i.name for i in infos if not i.continuous]
+    if family == LOGISTIC:
+        # Missing numbers: the median and a missing flag; categories one-hot, rare ones pooled.
+        numbers = Pipeline(
+            [("impute", SimpleImputer(strategy="median", add_indicator=True)), ("scale", StandardScaler())]
+        )
+        categories = OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=10, max_categories=60)
+        encoded = ColumnTransformer(
+            [("continuous", numbers, continuous), ("discrete", categories, discrete)], sparse_threshold=0
+        )
+        return Pipeline([("columns", encoded), ("classifier", LogisticRegression(C=0.5, max_iter=2000))])
     encoder = OrdinalEncoder(
         handle_unknown="use_encoded_value", unknown_value=-1, max_categories=60, dtype=np.float64
     )
@@ -85,9 +110,37 @@ def _model(infos: list[ColumnInfo], seed: int) -> Pipeline:
     )
     mask = [False] * len(continuous) + [True] * len(discrete)
     classifier = HistGradientBoostingClassifier(
-        max_iter=150, learning_rate=0.08, categorical_features=mask or None, random_state=seed
+        max_iter=100,
+        learning_rate=0.05,
+        max_leaf_nodes=8,
+        min_samples_leaf=40,
+        l2_regularization=1.0,
+        categorical_features=mask or None,
+        random_state=seed,
     )
     return Pipeline([("columns", columns), ("classifier", classifier)])
+
+
+def choose_model(
+    train_x: pd.DataFrame, train_y: np.ndarray, infos: list[ColumnInfo], seed: int
+) -> tuple[str, dict[str, float]]:
+    """The family whose mean ROC AUC over stratified folds of the real training rows is higher
+    (boosting on a tie), with both means. The holdout is not used, so TRTR stays an honest test."""
+    events = int(train_y.sum())
+    if min(events, len(train_y) - events) < SELECTION_FOLDS:
+        return GRADIENT_BOOSTING, {}
+    folds = StratifiedKFold(n_splits=SELECTION_FOLDS, shuffle=True, random_state=seed)
+    means: dict[str, float] = {}
+    for family in (GRADIENT_BOOSTING, LOGISTIC):
+        aucs = []
+        for fit_rows, test_rows in folds.split(train_x, train_y):
+            scores = _scores(
+                train_x.iloc[fit_rows], train_y[fit_rows], train_x.iloc[test_rows], infos, seed, family
+            )
+            aucs.append(float(roc_auc_score(train_y[test_rows], scores)))
+        means[family] = float(np.mean(aucs))
+    chosen = LOGISTIC if means[LOGISTIC] > means[GRADIENT_BOOSTING] else GRADIENT_BOOSTING
+    return chosen, means
 
 
 def _scores(
@@ -96,6 +149,7 @@ def _scores(
     test_x: pd.DataFrame,
     infos: list[ColumnInfo],
     seed: int,
+    family: str = GRADIENT_BOOSTING,
 ) -> np.ndarray:
     """The model's event probability for each test row."""
     # A table whose outcome takes one value teaches nothing: its model ranks at chance (AUC 0.5).
@@ -103,7 +157,7 @@ def _scores(
         return np.zeros(len(test_x))
     # One OpenMP thread: on a shared two-core worker, more threads made this ten times slower.
     with threadpool_limits(limits=1):
-        model = _model(infos, seed).fit(train_x, train_y)
+        model = _model(infos, seed, family).fit(train_x, train_y)
         return np.asarray(model.predict_proba(test_x)[:, 1])
 
 
@@ -164,8 +218,9 @@ def tstr(
             "n_non_events": n_neg,
             **chosen,
         }
-    scores_trtr = _scores(x_real, y_real, x_test, features, seed)
-    scores_tstr = _scores(x_syn, y_syn, x_test, features, seed)
+    family, selection = choose_model(x_real, y_real, features, seed)
+    scores_trtr = _scores(x_real, y_real, x_test, features, seed, family)
+    scores_tstr = _scores(x_syn, y_syn, x_test, features, seed, family)
     auc_trtr = float(roc_auc_score(y_test, scores_trtr))
     auc_tstr = float(roc_auc_score(y_test, scores_tstr))
     gated = n_pos >= MIN_GATED_EVENTS and n_neg >= MIN_GATED_EVENTS
@@ -180,7 +235,9 @@ def tstr(
     return {
         "status": "ok",
         **chosen,
-        "model": "HistGradientBoostingClassifier",
+        "model": MODEL_NAMES[family],
+        # Mean cross-validated AUC of each family on the real training rows: how the model was chosen.
+        "model_selection": {name: rounded(value) for name, value in selection.items()},
         "test_rows": test_on,
         "n_train_real": len(y_real),
         "n_train_synthetic": len(y_syn),

@@ -8,8 +8,11 @@ random: per-column rates are right, the pattern is lost. Here the pattern is mod
    categorical column. Patterns held by fewer than `MIN_PATTERN_ROWS` rows (and beyond the
    `MAX_PATTERNS` most common) are pooled into their nearest kept pattern (fewest columns differing,
    then the more common one): a rare pattern is itself a small cell that could single a patient out.
-2. The missing cells are filled by a hot deck: a value drawn at random from the column's observed
-   values, so the column's marginal is not distorted by a spike at its mean.
+2. The missing cells are filled with observed values of the column: numbers by a draw conditional
+   on the row's other numbers (`_conditional_numbers`: normal scores, their pairwise correlations,
+   the conditional normal given what the row has), other columns by a hot deck (a value drawn at
+   random from the column's observed values). Either way the marginal is not distorted by a spike
+   at its mean; the conditional draw also keeps the correlations, which random fills diluted.
 3. The synthesizer learns the pattern column jointly with the values (the copula through its
    correlation matrix, CTGAN/TVAE as one more discrete column), so patterns co-vary with the values
    and the outcome, as in the source.
@@ -87,6 +90,7 @@ def with_pattern_column(
     mapping = _nearest_kept(list(counts.index), kept)
     labels = {key: f"p{i}" for i, key in enumerate(kept)}
     out = _hot_deck(frame, columns, seed=seed)
+    out = _conditional_numbers(frame, out, columns, seed=seed)
     out[PATTERN_COLUMN] = [labels[mapping[k]] for k in keys]
     patterns = {labels[k]: tuple(c for c, bit in zip(gappy, k, strict=True) if bit == "1") for k in kept}
     return out, MissingPatterns(gappy, patterns)
@@ -127,6 +131,99 @@ def _hot_deck(frame: pd.DataFrame, columns: list[ColumnSpec], *, seed: int) -> p
         filled[missing] = rng.choice(observed, size=int(missing.sum()))
         out[spec.name] = pd.Series(filled, index=series.index).astype(series.dtype, errors="ignore")
     return out
+
+
+# Fewest observed values a number needs to take part in the conditional fill (its scores and
+# correlations); a sparser column keeps its hot-deck fill.
+MIN_OBSERVED_FOR_CONDITIONAL = 20
+
+
+def _conditional_numbers(
+    frame: pd.DataFrame, filled: pd.DataFrame, columns: list[ColumnSpec], *, seed: int
+) -> pd.DataFrame:
+    """Missing numbers drawn given the row's other numbers, then read back as observed values.
+
+    A random (hot-deck) fill is independent of the row, so a column missing in a quarter of the rows
+    had its correlations cut to about three quarters before the synthesizer saw them: on pbc,
+    bilirubin with copper (26% missing) 0.50 in the source, 0.36-0.39 in copula releases. Here each
+    number becomes the normal score of its mid-rank among the column's observed values; the scores'
+    correlations are estimated pairwise over the rows where both are present (projected to a valid
+    correlation matrix); each row's missing scores are drawn from the normal conditional on its
+    present ones, then mapped through the column's observed quantiles to an observed value. Rows
+    are grouped by which numbers they miss, so the regression is solved once per pattern."""
+    from scipy.stats import norm
+
+    numeric = [
+        c.name
+        for c in columns
+        if c.kind == "numeric"
+        and pd.to_numeric(frame[c.name], errors="coerce").notna().sum() >= MIN_OBSERVED_FOR_CONDITIONAL
+    ]
+    values = {name: pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float) for name in numeric}
+    gappy = [name for name in numeric if np.isnan(values[name]).any()]
+    if not gappy or len(numeric) < 2:
+        return filled
+    scores = np.full((len(frame), len(numeric)), np.nan)
+    observed_sorted: dict[str, np.ndarray] = {}
+    for j, name in enumerate(numeric):
+        x = values[name]
+        present = np.sort(x[~np.isnan(x)])
+        observed_sorted[name] = present
+        low = np.searchsorted(present, x, side="left")
+        high = np.searchsorted(present, x, side="right")
+        u = ((low + high) / 2 + 0.5) / (present.size + 1)
+        scores[:, j] = np.where(np.isnan(x), np.nan, norm.ppf(u))
+    standardised = (scores - np.nanmean(scores, axis=0)) / np.where(
+        np.nanstd(scores, axis=0) > 0, np.nanstd(scores, axis=0), 1.0
+    )
+    correlation = pd.DataFrame(standardised).corr(min_periods=MIN_OBSERVED_FOR_CONDITIONAL).to_numpy()
+    correlation = np.nan_to_num(correlation, nan=0.0)
+    np.fill_diagonal(correlation, 1.0)
+    correlation = nearest_correlation_matrix(correlation)
+    rng = np.random.default_rng(seed + 1)
+    missing = np.isnan(standardised)
+    out = filled.copy()
+    keys = missing @ (1 << np.arange(len(numeric), dtype=np.int64)) if len(numeric) < 62 else None
+    if keys is None:
+        return filled
+    for key in np.unique(keys[missing.any(axis=1)]):
+        rows = np.flatnonzero(keys == key)
+        gone = missing[rows[0]]
+        have = ~gone
+        r_mm = correlation[np.ix_(gone, gone)]
+        if have.any():
+            r_mo = correlation[np.ix_(gone, have)]
+            r_oo = correlation[np.ix_(have, have)]
+            weights = np.linalg.solve(r_oo, r_mo.T).T
+            mean = standardised[np.ix_(rows, np.flatnonzero(have))] @ weights.T
+            covariance = r_mm - weights @ r_mo.T
+        else:
+            mean = np.zeros((len(rows), int(gone.sum())))
+            covariance = r_mm
+        root = np.linalg.cholesky(nearest_correlation_matrix(covariance, unit_diagonal=False))
+        drawn = mean + rng.standard_normal(mean.shape) @ root.T
+        for k, j in enumerate(np.flatnonzero(gone)):
+            name = numeric[j]
+            present = observed_sorted[name]
+            position = np.clip(np.floor(norm.cdf(drawn[:, k]) * present.size), 0, present.size - 1).astype(
+                int
+            )
+            column = out[name].to_numpy(copy=True)
+            column[rows] = present[position]
+            out[name] = pd.Series(column, index=out.index).astype(frame[name].dtype, errors="ignore")
+    return out
+
+
+def nearest_correlation_matrix(matrix: np.ndarray, *, unit_diagonal: bool = True) -> np.ndarray:
+    """A symmetric positive definite matrix near `matrix` (eigenvalues floored), with a unit
+    diagonal again when it is a correlation matrix."""
+    symmetric = (matrix + matrix.T) / 2
+    eigenvalues, vectors = np.linalg.eigh(symmetric)
+    repaired = vectors @ np.diag(np.maximum(eigenvalues, 1e-6)) @ vectors.T
+    if unit_diagonal:
+        scale = np.sqrt(np.diag(repaired))
+        repaired = repaired / np.outer(scale, scale)
+    return (repaired + repaired.T) / 2
 
 
 # --- Joint missingness for the DP synthesizers ---------------------------------------------------

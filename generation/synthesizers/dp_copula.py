@@ -21,6 +21,8 @@ change each column's histogram by at most k, and each pairwise sum by at most k 
    diffprivlib's Geometric mechanism with sensitivity d and epsilon_m (coordinate-wise geometric
    noise at scale d/epsilon_m is the vector geometric mechanism: epsilon_m-DP for the whole vector).
    Each noisy histogram is projected onto the nearest distribution (norm-sub): post-processing.
+   With a declared outcome and more than 5 columns, the outcome's histogram is a second measurement
+   with OUTCOME_MARGINAL_SHARE of epsilon_m at sensitivity k, the others' at (d - 1) k with the rest.
 P. Missingness patterns, epsilon_p (measured between steps 1 and 2; step 2 uses its output). Why: per-column
    missing cells drawn through the copula lose which cells are missing TOGETHER (a lab panel
    missing as a block came out as scattered gaps; the gate's pattern similarity was 0.05-0.26 on
@@ -121,6 +123,12 @@ L1_PER_SCORE = 0.8  # the per-record L1 bound on the scores: 0.8 per dimension (
 PRIORITY_SHARE = Decimal("0.5")  # of the correlations' epsilon: the outcome's and the pattern groups' pairs
 PRIORITY_STEP = "correlations with the outcome and among missingness patterns"  # its ledger step
 MAX_OTHER_NOISE = 0.25  # above this noise per correlation, the non-priority pairs are not measured
+# Of the marginals' epsilon, for the declared outcome's histogram alone (when the table has more
+# than 1 / this many columns; below that an equal split gives it as much). Split equally over d
+# columns, a rare outcome's count drowned: on a generated 18-column ICU table (4,000 rows, 2.6%
+# 30-day deaths, epsilon 1) its noise scale was 48 against 104 deaths, and releases held 1.3% deaths.
+OUTCOME_MARGINAL_SHARE = Decimal("0.2")
+OUTCOME_MARGINAL_STEP = "marginal of the declared outcome"  # its ledger step
 SHRINK = 1.5  # noisy correlations are shrunk toward 0 by this many noise standard deviations
 
 
@@ -153,28 +161,44 @@ class Marginal:
 
 
 def noisy_counts(
-    domains: list[ColumnDomain], codes: np.ndarray, epsilon: Decimal, ledger: PrivacyLedger, *, k: int = 1
+    domains: list[ColumnDomain],
+    codes: np.ndarray,
+    epsilon: Decimal,
+    ledger: PrivacyLedger,
+    *,
+    k: int = 1,
+    outcome: int | None = None,
 ) -> list[np.ndarray]:
-    """Step 1: discrete (geometric) noise on every declared cell count."""
+    """Step 1: discrete (geometric) noise on every declared cell count. With a declared `outcome`
+    column (public) and more than 1 / OUTCOME_MARGINAL_SHARE columns, its histogram is a second
+    measurement with that share of `epsilon` (sensitivity k) and the other columns' the first (d - 1)
+    k: sequential composition, the two epsilons add up to `epsilon` exactly."""
     from diffprivlib.mechanisms import Geometric
 
-    # One unit (k rows at most), one cell per row and column: the whole vector moves by <= d k in L1.
-    sensitivity = len(domains) * k
-    mechanism = Geometric(epsilon=mechanism_epsilon(epsilon), sensitivity=sensitivity)
-    ledger.record(  # spent once the data is touched
-        "marginals",
-        "Geometric (two-sided geometric, integer counts)",
-        epsilon,
-        sensitivity,
-        library="diffprivlib",
-        version=library_version("diffprivlib"),
-    )
-    released = []
-    for j, domain in enumerate(domains):
-        column = codes[:, j]
-        counts = np.bincount(column[column != NOWHERE], minlength=domain.cells)
-        released.append(np.array([mechanism.randomise(int(count)) for count in counts], dtype=np.int64))
-    return released
+    focused = outcome is not None and len(domains) * OUTCOME_MARGINAL_SHARE > 1
+    measurements: list[tuple[str, list[int], Decimal]] = [("marginals", list(range(len(domains))), epsilon)]
+    if focused:
+        rest, own = split_epsilon(epsilon, OUTCOME_MARGINAL_SHARE)
+        others = [j for j in range(len(domains)) if j != outcome]
+        measurements = [("marginals", others, rest), (OUTCOME_MARGINAL_STEP, [int(outcome)], own)]  # type: ignore[arg-type]
+    released: dict[int, np.ndarray] = {}
+    for step, columns, share in measurements:
+        # One unit (k rows at most), one cell per row and column: the vector moves by <= |columns| k in L1.
+        sensitivity = len(columns) * k
+        mechanism = Geometric(epsilon=mechanism_epsilon(share), sensitivity=sensitivity)
+        ledger.record(  # spent once the data is touched
+            step,
+            "Geometric (two-sided geometric, integer counts)",
+            share,
+            sensitivity,
+            library="diffprivlib",
+            version=library_version("diffprivlib"),
+        )
+        for j in columns:
+            column = codes[:, j]
+            counts = np.bincount(column[column != NOWHERE], minlength=domains[j].cells)
+            released[j] = np.array([mechanism.randomise(int(count)) for count in counts], dtype=np.int64)
+    return [released[j] for j in range(len(domains))]
 
 
 def released_rows(marginals: list[Marginal]) -> float:
@@ -477,7 +501,9 @@ class DPCopulaSynthesizer(DPSynthesizer):
             split_epsilon(epsilon, self.correlation_share) if len(self.domains) > 1 else (epsilon, None)
         )
         with privacy_leaks_are_errors():
-            self.counts = noisy_counts(self.domains, codes, marginal_eps, self.ledger, k=k)
+            self.counts = noisy_counts(
+                self.domains, codes, marginal_eps, self.ledger, k=k, outcome=self._outcome_dimension()
+            )
             progress(0.4, "noisy marginals released")
             if pattern_eps is not None:
                 cells = np.column_stack([g.cell_codes(missing_flags(codes, self.domains, g)) for g in groups])

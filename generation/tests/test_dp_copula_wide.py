@@ -22,11 +22,14 @@ from generation.choices import ColumnKind
 from generation.synthesizers import ColumnSpec, synthesizer_for
 from generation.synthesizers.dp_budget import PrivacyLedger
 from generation.synthesizers.dp_copula import (
+    OUTCOME_MARGINAL_STEP,
     SCORE_QUANTUM,
     l1_bound,
     noised_sums,
+    noisy_counts,
     quantised_scores,
 )
+from generation.synthesizers.dp_domain import ColumnDomain, column_domain
 
 WIDTH = 30
 
@@ -96,6 +99,7 @@ def test_on_a_wide_small_table_the_other_pairs_are_left_out_and_the_outcome_gets
     entries = synthesizer.ledger.entries
     assert [e.step for e in entries] == [
         "marginals",
+        OUTCOME_MARGINAL_STEP,
         "correlations with the outcome and among missingness patterns",
     ]
     assert sum(e.epsilon for e in entries) == Decimal("0.7")
@@ -146,3 +150,46 @@ def test_an_extreme_record_is_scaled_down_not_dropped_and_ordinary_rows_are_unto
     ordinary = np.abs(np.rint(z[1:] * SCORE_QUANTUM)).sum(axis=1) <= bound
     assert ordinary.mean() > 0.95
     np.testing.assert_array_equal(q[1:][ordinary], np.rint(z[1:][ordinary] * SCORE_QUANTUM))
+
+
+def _categories(name: str, cells: int) -> ColumnDomain:
+    spec = ColumnSpec(name, ColumnKind.CATEGORICAL, categories=tuple(str(v) for v in range(cells)))
+    return column_domain(spec, bins=cells, integer=False, other=None)
+
+
+def test_the_outcome_marginal_is_measured_on_its_own_with_a_share_of_the_marginals_budget() -> None:
+    # 18 columns, 4,000 rows, 104 deaths: split equally, the deaths' count carried noise of scale
+    # d / epsilon_m = 48 and releases held half the deaths. Measured on its own with
+    # OUTCOME_MARGINAL_SHARE of epsilon_m at sensitivity 1, its noise is a fraction of the others'.
+    rng = np.random.default_rng(9)
+    columns, rows = 18, 4_000
+    codes = rng.integers(0, 5, size=(rows, columns))
+    codes[:, -1] = (rng.random(rows) < 0.026).astype(int)
+    domains = [_categories(f"c{j}", 5) for j in range(columns - 1)] + [_categories("died", 2)]
+    true_other = np.bincount(codes[:, 0], minlength=5)
+    true_deaths = int(codes[:, -1].sum())
+    other_errors, death_errors = [], []
+    for _ in range(200):
+        ledger = PrivacyLedger()
+        counts = noisy_counts(domains, codes, Decimal("0.375"), ledger, outcome=columns - 1)
+        other_errors.append(counts[0][0] - true_other[0])
+        death_errors.append(counts[-1][1] - true_deaths)
+    assert [(e.step, e.sensitivity) for e in ledger.entries] == [
+        ("marginals", 17),
+        (OUTCOME_MARGINAL_STEP, 1),
+    ]
+    assert sum(e.epsilon for e in ledger.entries) == Decimal("0.375")  # exactly, in micro-epsilon
+    assert ledger.entries[1].epsilon == Decimal("0.075")
+    # Scale 1 / 0.075 = 13 against 17 / 0.3 = 57 (and 48 for every column before).
+    assert np.std(death_errors) < 0.4 * np.std(other_errors)
+    assert np.std(death_errors) < 25
+
+
+def test_a_narrow_table_keeps_one_marginal_measurement() -> None:
+    # With 5 columns or fewer an equal split already gives the outcome at least the share.
+    rng = np.random.default_rng(10)
+    codes = rng.integers(0, 2, size=(100, 4))
+    domains = [_categories(f"c{j}", 2) for j in range(4)]
+    ledger = PrivacyLedger()
+    noisy_counts(domains, codes, Decimal("0.5"), ledger, outcome=3)
+    assert [(e.step, e.epsilon, e.sensitivity) for e in ledger.entries] == [("marginals", Decimal("0.5"), 4)]

@@ -228,7 +228,9 @@ def summarize(
     metrics = report.metrics
     checks = report.checks
     failed = [
-        c["name"] for c in checks if c.get("status", "passed" if c.get("passed") else "failed") == "failed"
+        f"{c['name']} ({fmt(c.get('value'))} vs {fmt(c.get('threshold'))}{'; ' + c['error'] if c.get('error') else ''})"
+        for c in checks
+        if c.get("status", "passed" if c.get("passed") else "failed") == "failed"
     ]
     not_run = [c["name"] for c in checks if c.get("status") == "not_run"]
     shapes = metrics.get("column_shape_similarity")
@@ -261,6 +263,8 @@ def summarize(
         "missingness_raw": (metrics.get("missingness") or {}).get("pattern_similarity_raw"),
         "missingness_holdout": (metrics.get("missingness") or {}).get("holdout_pattern_similarity"),
         "tstr_ratio": tstr.get("ratio"),
+        "tstr_model": tstr.get("model"),
+        "prevalence": metrics.get("outcome") or {},
         "tstr": tstr.get("auc_tstr"),
         "trtr": tstr.get("auc_trtr"),
         "exact_copies": metrics.get("exact_copies"),
@@ -322,7 +326,12 @@ def print_result(r: dict[str, Any]) -> None:
         f"  missingness patterns    {fmt(r['missingness'])} (raw {fmt(r.get('missingness_raw'))}; "
         f"real holdout rows {fmt(r.get('missingness_holdout'))})"
     )
-    print(f"  TSTR / TRTR             {fmt(r['tstr_ratio'])} ({fmt(r['tstr'])} / {fmt(r['trtr'])})")
+    prevalence = r.get("prevalence") or {}
+    print(
+        f"  TSTR / TRTR             {fmt(r['tstr_ratio'])} ({fmt(r['tstr'])} / {fmt(r['trtr'])}; "
+        f"{r.get('tstr_model') or 'no model'}; outcome share training {fmt(prevalence.get('training'))}, "
+        f"release {fmt(prevalence.get('synthetic'))})"
+    )
     print(f"  exact copies            {fmt(r['exact_copies'])}")
     for attack, (risk, ci) in r["risks"].items():
         interval = f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "n/a"

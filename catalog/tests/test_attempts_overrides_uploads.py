@@ -30,7 +30,7 @@ from core.errors import Conflict, PermissionDenied, ValidationFailed
 from generation.choices import JobState
 from generation.models import BudgetLedgerEntry, SourceDataset, SynthesisJob
 from generation.storage import read_encrypted_parquet, storage_root
-from validation.tests.planted import smooth_marginals
+from validation.tests.planted import copula_release, smooth_marginals
 
 JUSTIFICATION = (
     "Column shapes are within 0.02 of the floor, every privacy check passed, and the release is "
@@ -236,29 +236,10 @@ def _training(request: GenerationRequest) -> pd.DataFrame:
     return read_encrypted_parquet(request.dataset.storage_path)[SAFE_COLUMNS]
 
 
-def _honest(training: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
-    """A file made properly elsewhere: a Gaussian copula fitted on the training rows (it keeps the
-    outcome's relationships, which independent marginals do not: those now fail TSTR against an
-    honest reference model, as they should)."""
-    from generation.synthesizers import ColumnSpec, synthesizer_for
-
-    specs = [
-        ColumnSpec(
-            name, "categorical", categories=tuple(sorted(training[name].dropna().astype(str).unique()))
-        )
-        if name in ("sex", "death")
-        else ColumnSpec(name, "numeric")
-        for name in training.columns
-    ]
-    return synthesizer_for("gaussian_copula").fit_sample(
-        training, columns=specs, rows=rows, seed=seed, progress=lambda fraction, stage: None
-    )
-
-
 def test_an_honest_uploaded_file_passes_the_same_gate_and_is_published_as_not_dp(
     upload_request: GenerationRequest, alice: Any, api: Any
 ) -> None:
-    synthetic = _honest(_training(upload_request), 300, seed=3)
+    synthetic = copula_release(_training(upload_request), 300, seed=3)
     response = api(alice).post(
         f"/api/v1/requests/{upload_request.pk}/upload/", {"file": _csv(synthetic)}, format="multipart"
     )
@@ -356,7 +337,7 @@ def test_a_second_upload_waits_for_the_first_and_a_failed_one_can_be_replaced(
     assert pipeline_run(job_id=request.job_id) == "gate_failed"
 
     # Copies failed a privacy check: a replacement file needs a privacy officer's approved retry.
-    honest = _honest(_training(upload_request), 300, seed=5)
+    honest = copula_release(_training(upload_request), 300, seed=5)
     with pytest.raises(Conflict) as refused:
         request_upload_synthetic(actor=alice, request_id=upload_request.pk, uploaded_file=_csv(honest))
     assert refused.value.code == "privacy_retry_needs_officer"

@@ -18,7 +18,7 @@ from catalog.tests.test_attempts_overrides_uploads import (
     JUSTIFICATION,
     _training,
 )
-from validation.tests.planted import smooth_marginals
+from validation.tests.planted import copula_release
 
 
 def _page(client: Client, user: Any, request: GenerationRequest) -> str:
@@ -87,7 +87,7 @@ def test_the_requester_uploads_a_synthetic_file_from_the_page(
     page = _page(client, alice, upload_request)
     assert 'data-testid="upload-form"' in page and 'enctype="multipart/form-data"' in page
     buffer = io.StringIO()
-    smooth_marginals(_training(upload_request), 300, seed=3).to_csv(buffer, index=False)
+    copula_release(_training(upload_request), 300, seed=3).to_csv(buffer, index=False)
     file = SimpleUploadedFile("mine.csv", buffer.getvalue().encode(), content_type="text/csv")
 
     response = client.post(f"/requests/{upload_request.pk}/upload/", {"file": file}, follow=True)

@@ -23,7 +23,7 @@ from conftest import SAFE_COLUMNS, csv_upload, small_flchain_csv
 from generation.csv_safety import frame_to_safe_csv, is_formula_like, neutralise_cell
 from generation.models import SynthesisJob
 from generation.storage import read_encrypted_parquet
-from validation.tests.planted import smooth_marginals
+from validation.tests.planted import copula_release
 
 HYPERLINK = '=HYPERLINK("http://x","y")'
 SUM = "@SUM(A1)"
@@ -48,7 +48,7 @@ def dataset(sam: Any) -> Any:
 
 def _hostile_upload(request: GenerationRequest) -> Any:
     training = read_encrypted_parquet(request.dataset.storage_path)[SAFE_COLUMNS]
-    frame = smooth_marginals(training, 300, seed=3)
+    frame = copula_release(training, 300, seed=3)
     frame["sex"] = frame["sex"].astype(object)
     frame.loc[0, "sex"] = HYPERLINK
     frame.loc[1, "sex"] = SUM

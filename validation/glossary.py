@@ -80,8 +80,10 @@ GLOSSARY: dict[str, Entry] = {
     ),
     "tstr_auc_ratio": Entry(
         "Train synthetic, test real (TSTR / TRTR)",
-        "ROC AUC of a gradient-boosted model trained on the synthetic rows and tested on the locked "
-        "holdout, divided by the AUC of the same model trained on the real training rows. Outcome: "
+        "ROC AUC of a model trained on the synthetic rows and tested on the locked holdout, divided "
+        "by the AUC of the same kind of model trained on the real training rows. The model is a "
+        "gradient-boosted one or a logistic regression, whichever predicts the real training rows "
+        "better in cross-validation (the report names it). Outcome: "
         "the column the data steward declared the outcome, when it is requested; otherwise, by "
         "convention, the first requested column classified sensitive with exactly two values.",
         "Higher is better; 1 = a model learns as much from the release as from the real data.",

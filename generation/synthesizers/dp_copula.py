@@ -103,6 +103,7 @@ from generation.synthesizers.missingness import (
     declared_pattern_groups,
     laplace_threshold,
     missing_flags,
+    nearest_correlation_matrix,
     noisy_pattern_counts,
 )
 from generation.synthesizers.options import float_option
@@ -413,10 +414,7 @@ def _correlation_from_sums(
 
 def nearest_correlation(matrix: np.ndarray) -> np.ndarray:
     """Clip eigenvalues to a small positive floor and rescale to a unit diagonal."""
-    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
-    fixed = vectors @ np.diag(np.maximum(values, _EIGEN_FLOOR)) @ vectors.T
-    scale = 1.0 / np.sqrt(np.diag(fixed))
-    return fixed * np.outer(scale, scale)
+    return nearest_correlation_matrix(matrix, floor=_EIGEN_FLOOR)
 
 
 def sample_copula(

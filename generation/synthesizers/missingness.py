@@ -169,10 +169,7 @@ def _conditional_numbers(
         x = values[name]
         present = np.sort(x[~np.isnan(x)])
         observed_sorted[name] = present
-        low = np.searchsorted(present, x, side="left")
-        high = np.searchsorted(present, x, side="right")
-        u = ((low + high) / 2 + 0.5) / (present.size + 1)
-        scores[:, j] = np.where(np.isnan(x), np.nan, norm.ppf(u))
+        scores[:, j] = midrank_normal_scores(present, x)
     standardised = (scores - np.nanmean(scores, axis=0)) / np.where(
         np.nanstd(scores, axis=0) > 0, np.nanstd(scores, axis=0), 1.0
     )
@@ -214,12 +211,25 @@ def _conditional_numbers(
     return out
 
 
-def nearest_correlation_matrix(matrix: np.ndarray, *, unit_diagonal: bool = True) -> np.ndarray:
+def midrank_normal_scores(observed_sorted: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Each value's normal score: the standard normal quantile of its mid-rank among the sorted
+    observed values ((rank + 0.5) / (n + 1), ties sharing their mean rank); NaN stays NaN."""
+    from scipy.stats import norm
+
+    low = np.searchsorted(observed_sorted, x, side="left")
+    high = np.searchsorted(observed_sorted, x, side="right")
+    u = ((low + high) / 2 + 0.5) / (observed_sorted.size + 1)
+    return np.where(np.isfinite(x), norm.ppf(u), np.nan)
+
+
+def nearest_correlation_matrix(
+    matrix: np.ndarray, *, unit_diagonal: bool = True, floor: float = 1e-6
+) -> np.ndarray:
     """A symmetric positive definite matrix near `matrix` (eigenvalues floored), with a unit
     diagonal again when it is a correlation matrix."""
     symmetric = (matrix + matrix.T) / 2
     eigenvalues, vectors = np.linalg.eigh(symmetric)
-    repaired = vectors @ np.diag(np.maximum(eigenvalues, 1e-6)) @ vectors.T
+    repaired = vectors @ np.diag(np.maximum(eigenvalues, floor)) @ vectors.T
     if unit_diagonal:
         scale = np.sqrt(np.diag(repaired))
         repaired = repaired / np.outer(scale, scale)

@@ -14,6 +14,7 @@ from generation.synthesizers.base import ColumnSpec, ProgressFn
 from generation.synthesizers.missingness import (
     PATTERN_COLUMN,
     MissingPatterns,
+    midrank_normal_scores,
     nearest_correlation_matrix,
     with_pattern_column,
 )
@@ -380,15 +381,10 @@ class EmpiricalMarginals:
     def to_scores(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The training rows' normal scores (and, recorded for `from_scores`, their mean and
         standard deviation per column)."""
-        from scipy.stats import norm
-
         out = frame.copy()
         for name, values in self.observed.items():
             x = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float)
-            low = np.searchsorted(values, x, side="left")
-            high = np.searchsorted(values, x, side="right")
-            u = ((low + high) / 2 + 0.5) / (values.size + 1)
-            scores = np.where(np.isfinite(x), norm.ppf(u), np.nan)
+            scores = midrank_normal_scores(values, x)
             present = scores[np.isfinite(scores)]
             spread = float(present.std()) if present.size else 1.0
             self.scale[name] = (float(present.mean()) if present.size else 0.0, spread if spread > 0 else 1.0)

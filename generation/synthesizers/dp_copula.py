@@ -176,12 +176,11 @@ def noisy_counts(
     k: sequential composition, the two epsilons add up to `epsilon` exactly."""
     from diffprivlib.mechanisms import Geometric
 
-    focused = outcome is not None and len(domains) * OUTCOME_MARGINAL_SHARE > 1
     measurements: list[tuple[str, list[int], Decimal]] = [("marginals", list(range(len(domains))), epsilon)]
-    if focused:
+    if outcome is not None and len(domains) * OUTCOME_MARGINAL_SHARE > 1:
         rest, own = split_epsilon(epsilon, OUTCOME_MARGINAL_SHARE)
         others = [j for j in range(len(domains)) if j != outcome]
-        measurements = [("marginals", others, rest), (OUTCOME_MARGINAL_STEP, [int(outcome)], own)]  # type: ignore[arg-type]
+        measurements = [("marginals", others, rest), (OUTCOME_MARGINAL_STEP, [outcome], own)]
     released: dict[int, np.ndarray] = {}
     for step, columns, share in measurements:
         # One unit (k rows at most), one cell per row and column: the vector moves by <= |columns| k in L1.

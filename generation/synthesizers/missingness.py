@@ -180,11 +180,14 @@ def _conditional_numbers(
     rng = np.random.default_rng(seed + 1)
     missing = np.isnan(standardised)
     out = filled.copy()
-    keys = missing @ (1 << np.arange(len(numeric), dtype=np.int64)) if len(numeric) < 62 else None
-    if keys is None:
-        return filled
-    for key in np.unique(keys[missing.any(axis=1)]):
-        rows = np.flatnonzero(keys == key)
+    # Rows grouped by which numbers they miss, the groups in the order of that pattern read as a
+    # binary number with the first column lowest (np.unique sorts the reversed rows that way).
+    patterns, group = np.unique(missing[:, ::-1], axis=0, return_inverse=True)
+    group = group.reshape(-1)
+    for index, reversed_pattern in enumerate(patterns):
+        if not reversed_pattern.any():
+            continue
+        rows = np.flatnonzero(group == index)
         gone = missing[rows[0]]
         have = ~gone
         r_mm = correlation[np.ix_(gone, gone)]

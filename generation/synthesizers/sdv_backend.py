@@ -239,16 +239,14 @@ def hermite_coefficients(normal: np.ndarray, labels: pd.Series, terms: int = HER
     for n in range(1, terms + 1):
         edge = current * density  # h_{n-1}(cut) phi(cut); 0 at infinite cuts
         coefficients[n - 1] = float(np.sum(scores * (edge[:-1] - edge[1:])) / np.sqrt(n)) / spread
-        previous, current = (
-            current,
-            (points * current - np.sqrt(n - 1) * previous) / np.sqrt(n) if n > 1 else points * current,
-        )
+        previous, current = current, (points * current - np.sqrt(n - 1) * previous) / np.sqrt(n)
     return coefficients
 
 
 def latent_correlation(observed: float, first: np.ndarray, second: np.ndarray) -> float:
-    """The latent rho whose Mehler series sum_n rho^n first_n second_n equals `observed` (the
-    series is monotone in rho for these coefficients); the nearest end when out of reach."""
+    """A latent rho whose Mehler series sum_n rho^n first_n second_n equals `observed` (a root
+    between the bounds, found where the series crosses it); the nearer bound when the series does
+    not reach it there."""
     from scipy.optimize import brentq
 
     products = first * second

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from math import fabs, isnan
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -103,15 +104,21 @@ def _first_of_missing(n: int) -> int:  # pragma: no cover - compiled
     return int(np.full(n, np.nan).argsort()[0])
 
 
-def cache_compiled_kernel() -> None:
-    """Keep the kernel compiled on disk like anonymeter's (validation.metrics.risks); where no
-    cache folder is writable numba refuses and it compiles in memory."""
+def keep_compiled(kernels: tuple[Any, ...], label: str) -> None:
+    """Keep numba kernels compiled on disk (numba's own cache, keyed by the source file and numba
+    version), so a new worker process does not compile them again; where no cache folder is
+    writable numba refuses, and they compile in memory as before."""
     try:
-        for kernel in (_nearest_per_secret, _first_of_missing):
+        for kernel in kernels:
             if getattr(kernel, "_cache", None) is None or type(kernel._cache).__name__ == "NullCache":
                 kernel.enable_caching()
     except Exception as exc:  # noqa: BLE001 - caching is an optimisation; never fail a run on it
-        logger.info("nearest-record kernel not cached: %s", type(exc).__name__)
+        logger.info("%s not cached: %s", label, type(exc).__name__)
+
+
+def cache_compiled_kernel() -> None:
+    """This module's kernels, kept compiled like anonymeter's (validation.metrics.risks)."""
+    keep_compiled((_nearest_per_secret, _first_of_missing), "nearest-record kernels")
 
 
 def scaled_numbers(syn: pd.DataFrame, queries: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -196,28 +203,3 @@ class SecretPredictor:
 
     def predict(self, x: pd.DataFrame) -> pd.Series:
         return self._records.guesses(x, self._secret)
-
-
-def nearest_reference(
-    queries: pd.DataFrame, syn: pd.DataFrame, continuous: dict[str, bool], secrets: list[str]
-) -> np.ndarray:
-    """`NearestRecords.nearest` in plain numpy, one secret at a time (for the tests): the distance
-    summed directly over the secret's other columns, no subtraction, no compiled code."""
-    num_names = [c for c in syn.columns if continuous[c]]
-    cat_names = [c for c in syn.columns if not continuous[c]]
-    s_num, q_num = scaled_numbers(syn[num_names], queries[num_names])
-    s_cat, q_cat = category_codes(syn[cat_names], queries[cat_names])
-    out = np.zeros((len(queries), len(secrets)), dtype=np.int64)
-    for k, secret in enumerate(secrets):
-        keep_num = [c for c, name in enumerate(num_names) if name != secret]
-        keep_cat = [c for c, name in enumerate(cat_names) if name != secret]
-        a, b = q_num[:, keep_num][:, None, :], s_num[:, keep_num][None, :, :]
-        both = np.isnan(a) & np.isnan(b)
-        one = np.isnan(a) ^ np.isnan(b)
-        terms = np.where(both, 1.0, np.where(one, 0.0, np.abs(a - b))).sum(axis=2)
-        terms = terms + (q_cat[:, keep_cat][:, None, :] != s_cat[:, keep_cat][None, :, :]).sum(axis=2)
-        distance = np.where(one.any(axis=2), np.inf, terms)
-        nearest = np.argmin(distance, axis=1)
-        nearest[np.isinf(distance.min(axis=1))] = _first_of_missing(len(syn))
-        out[:, k] = nearest
-    return out

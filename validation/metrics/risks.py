@@ -29,7 +29,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from validation.metrics.columns import ColumnInfo, as_labels, as_numbers, quasi_identifiers, sensitive_columns
-from validation.metrics.nearest import NearestRecords, cache_compiled_kernel
+from validation.metrics.nearest import NearestRecords, cache_compiled_kernel, keep_compiled
 from validation.metrics.stats import rounded, rounded_pair
 
 logger = logging.getLogger(__name__)
@@ -54,12 +54,10 @@ def _cache_compiled_kernels() -> None:
     try:
         import anonymeter.evaluators  # noqa: F401  (imports the kernels' module without a cycle)
         from anonymeter.neighbors import mixed_types_kneighbors as kernels
-
-        for kernel in (kernels.gower_distance, kernels._nearest_neighbors):
-            if getattr(kernel, "_cache", None) is None or type(kernel._cache).__name__ == "NullCache":
-                kernel.enable_caching()
     except Exception as exc:  # noqa: BLE001 - caching is an optimisation; never fail a run on it
         logger.info("anonymeter kernels not cached: %s", type(exc).__name__)
+        return
+    keep_compiled((kernels.gower_distance, kernels._nearest_neighbors), "anonymeter kernels")
 
 
 def _prepared(frame: pd.DataFrame, infos: list[ColumnInfo]) -> pd.DataFrame:

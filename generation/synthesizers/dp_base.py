@@ -64,6 +64,23 @@ def library_version(package: str) -> str:
         return "not installed"
 
 
+def recorded_geometric(
+    ledger: PrivacyLedger, step: str, description: str, epsilon: Decimal, sensitivity: int
+) -> Any:
+    """diffprivlib's Geometric mechanism at `epsilon` and L1 `sensitivity` (integers in and out),
+    recorded in the ledger as `step` before anything is drawn: the budget is spent once the data
+    is touched."""
+    from diffprivlib.mechanisms import Geometric
+
+    from generation.synthesizers.dp_budget import mechanism_epsilon
+
+    mechanism = Geometric(epsilon=mechanism_epsilon(epsilon), sensitivity=sensitivity)
+    ledger.record(
+        step, description, epsilon, sensitivity, library="diffprivlib", version=library_version("diffprivlib")
+    )
+    return mechanism
+
+
 def decimal_text(value: Decimal) -> str:
     """A Decimal as plain text without trailing zeros or exponent: 50 -> "50", 1E-9 -> "0.000000001"."""
     return format(value.normalize(), "f")

@@ -89,7 +89,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from generation.synthesizers.base import ProgressFn
-from generation.synthesizers.dp_base import DPSynthesizer, library_version
+from generation.synthesizers.dp_base import DPSynthesizer, recorded_geometric
 from generation.synthesizers.dp_budget import (
     MICRO,
     PrivacyLedger,
@@ -174,8 +174,6 @@ def noisy_counts(
     column (public) and more than 1 / OUTCOME_MARGINAL_SHARE columns, its histogram is a second
     measurement with that share of `epsilon` (sensitivity k) and the other columns' the first (d - 1)
     k: sequential composition, the two epsilons add up to `epsilon` exactly."""
-    from diffprivlib.mechanisms import Geometric
-
     measurements: list[tuple[str, list[int], Decimal]] = [("marginals", list(range(len(domains))), epsilon)]
     if outcome is not None and len(domains) * OUTCOME_MARGINAL_SHARE > 1:
         rest, own = split_epsilon(epsilon, OUTCOME_MARGINAL_SHARE)
@@ -184,15 +182,8 @@ def noisy_counts(
     released: dict[int, np.ndarray] = {}
     for step, columns, share in measurements:
         # One unit (k rows at most), one cell per row and column: the vector moves by <= |columns| k in L1.
-        sensitivity = len(columns) * k
-        mechanism = Geometric(epsilon=mechanism_epsilon(share), sensitivity=sensitivity)
-        ledger.record(  # spent once the data is touched
-            step,
-            "Geometric (two-sided geometric, integer counts)",
-            share,
-            sensitivity,
-            library="diffprivlib",
-            version=library_version("diffprivlib"),
+        mechanism = recorded_geometric(
+            ledger, step, "Geometric (two-sided geometric, integer counts)", share, len(columns) * k
         )
         for j in columns:
             column = codes[:, j]
@@ -367,17 +358,13 @@ def _geometric_sums(
 ) -> tuple[list[int], float]:
     """The integer sums of `pairs` with two-sided geometric noise at L1 sensitivity `sensitivity`
     and `epsilon` (diffprivlib, integer in and out); also the noise's standard deviation."""
-    from diffprivlib.mechanisms import Geometric
-
     sensitivity = max(int(sensitivity), 1)
-    mechanism = Geometric(epsilon=mechanism_epsilon(epsilon), sensitivity=sensitivity)
-    ledger.record(
+    mechanism = recorded_geometric(
+        ledger,
         step,
         f"Geometric (two-sided geometric, integer sums), {len(pairs)} sums of quantised score products",
         epsilon,
         sensitivity,
-        library="diffprivlib",
-        version=library_version("diffprivlib"),
     )
     released = [int(mechanism.randomise(int(q[:, j] @ q[:, m]))) for j, m in pairs]
     alpha = float(np.exp(-mechanism_epsilon(epsilon) / sensitivity))

@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 
 from generation.synthesizers.base import ColumnSpec
-from generation.synthesizers.dp_base import library_version
-from generation.synthesizers.dp_budget import PrivacyLedger, mechanism_epsilon
+from generation.synthesizers.dp_base import recorded_geometric
+from generation.synthesizers.dp_budget import PrivacyLedger
 from generation.synthesizers.dp_domain import ColumnDomain
 
 PATTERN_COLUMN = "__synthgate_missing_pattern__"
@@ -406,17 +406,12 @@ def noisy_pattern_counts(
     one cell of each group, so one unit (k rows) moves the concatenated histograms by at most
     groups x k in L1: coordinate-wise geometric noise at that sensitivity is epsilon-DP for all of them.
     """
-    from diffprivlib.mechanisms import Geometric
-
-    sensitivity = len(groups) * k
-    mechanism = Geometric(epsilon=mechanism_epsilon(epsilon), sensitivity=sensitivity)
-    ledger.record(
+    mechanism = recorded_geometric(
+        ledger,
         "missingness patterns",
         f"Geometric (two-sided geometric, integer counts), {sum(g.cells for g in groups)} declared patterns",
         epsilon,
-        sensitivity,
-        library="diffprivlib",
-        version=library_version("diffprivlib"),
+        len(groups) * k,
     )
     released = []
     for g, group in enumerate(groups):

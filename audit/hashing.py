@@ -6,6 +6,14 @@ Changing the canonical form invalidates every chain. Each row records its scheme
   is only accepted for the rows written before keying was introduced (a prefix of the chain).
 - `HMAC_SHA256` (2): keyed with `SYNTHGATE_AUDIT_KEY`, which lives outside the database, so a
   database administrator cannot compute a valid hash for an edited, inserted or appended row.
+- `LINKED` (3, issue 16 item 3b): the row's canonical text is built by the database itself, as a
+  stored generated column (`AuditEvent.canonical`, `linked_canonical_sql`), so it can never
+  disagree with the columns it is made of and verification reads one column instead of
+  thirteen. The row's `hash` is a plain SHA-256 link, `SHA-256(previous hash's 32 bytes ||
+  canonical bytes)`, and its `tag` is an HMAC of that hash under the audit key. Whoever can write
+  the table can recompute the links but not the tags: verification recomputes every link and
+  checks the tag of the last row it reaches (each tag vouches for every row before it), and on
+  any doubt every row's tag, which names the first row written without the key.
 """
 
 from __future__ import annotations
@@ -29,9 +37,11 @@ GENESIS_HASH = "0" * 64
 class HashScheme(models.IntegerChoices):
     SHA256 = 1, "SHA-256 (unkeyed, before keying)"
     HMAC_SHA256 = 2, "HMAC-SHA256 (keyed)"
+    LINKED = 3, "SHA-256 link over the database's canonical text, HMAC-SHA256 tag (keyed)"
 
 
 _KEYED = int(HashScheme.HMAC_SHA256.value)
+_LINKED = int(HashScheme.LINKED.value)
 
 
 # The stored fields a row's hash covers besides its link (`prev_hash`): one list for the chain
@@ -264,3 +274,124 @@ def audit_key() -> bytes:
 @lru_cache(maxsize=4)
 def _decode_key(encoded: str) -> bytes:
     return base64.urlsafe_b64decode(encoded)
+
+
+# --- Scheme 3: the database's canonical text, linked by SHA-256, tagged under the key ------------
+# The canonical text is a run of netstrings (`<byte length>:<value>,`), one per field in this
+# order; a NULL actor is `-,`. Netstrings need no escaping, so the same text is built by SQL on
+# both databases from the stored columns, with nothing for Python to re-encode: verification
+# reads it as bytes and hashes it. The first three fields are the chain position (made by Python
+# when a row is linked); the rest are the content, rendered by the database (`at` as the stored
+# text on SQLite and as UTC 'YYYY-MM-DD HH24:MI:SS.US' on PostgreSQL, `details` as its stored
+# JSON text), which is why a writer asks the database for them (audit.selectors.linked_bodies).
+LINKED_POSITION_FIELDS = ("prev_hash", "hash_scheme", "seq")
+LINKED_BODY_FIELDS = (
+    "at",
+    "actor_id",
+    "actor_name",
+    "action",
+    "target_type",
+    "target_id",
+    "outcome",
+    "details",
+    "request_id",
+)
+_LINKED_INTEGERS = frozenset({"hash_scheme", "seq", "actor_id"})
+# PostgreSQL only allows immutable expressions in a generated column, and timestamptz's text form
+# depends on the session's TimeZone and DateStyle. This function fixes both (UTC, ISO), so it is
+# truly immutable; migration 0006 creates it and verification checks its body is unchanged.
+PG_AT_FUNCTION = "synthgate_audit_at"
+PG_AT_BODY = "SELECT to_char($1 AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
+TAG_PREFIX = b"synthgate.audit.tag.v1:"
+
+
+def _netstring_sql(vendor: str, name: str, column: str) -> str:
+    if vendor == "postgresql":
+        value = f"{PG_AT_FUNCTION}({column})" if name == "at" else f"({column})::text"
+        piece = f"octet_length({value})::text || ':' || {value}"
+    else:
+        # SQLite: the text's UTF-8 bytes; `||` turns integers into their decimal text.
+        piece = f"length(CAST({column} AS BLOB)) || ':' || {column}"
+    if name == "actor_id":
+        piece = f"COALESCE({piece}, '-')"
+    return f"{piece} || ','"
+
+
+def linked_body_sql(vendor: str, columns: dict[str, str]) -> str:
+    """SQL for the content part of a scheme-3 canonical text, given an SQL snippet per field."""
+    return " || ".join(_netstring_sql(vendor, name, columns[name]) for name in LINKED_BODY_FIELDS)
+
+
+def linked_canonical_sql(vendor: str, columns: dict[str, str]) -> str:
+    """SQL for a scheme-3 row's whole canonical text (NULL while the row is pending: no seq)."""
+    fields = (*LINKED_POSITION_FIELDS, *LINKED_BODY_FIELDS)
+    return " || ".join(_netstring_sql(vendor, name, columns[name]) for name in fields)
+
+
+def netstring(value: str) -> str:
+    return f"{len(value.encode('utf-8'))}:{value},"
+
+
+def linked_position(*, prev_hash: str, seq: int, scheme: int = _LINKED) -> str:
+    """The canonical text's first three netstrings, as the SQL above renders them."""
+    return netstring(prev_hash) + netstring(str(scheme)) + netstring(str(seq))
+
+
+def link_bytes(prev_hash: str) -> bytes:
+    """The previous hash as the link hashes it: its 32 bytes. Anything that is not a hex digest
+    (a head or a row edited by hand) is hashed first, so every value links to something, and
+    never to what the digest it imitates would."""
+    if len(prev_hash) == 64:
+        try:
+            return bytes.fromhex(prev_hash)
+        except ValueError:
+            pass
+    return hashlib.sha256(
+        b"synthgate.audit.not-a-digest:" + prev_hash.encode("utf-8", "surrogatepass")
+    ).digest()
+
+
+def linked_hash(prev_hash: str, canonical: str | bytes) -> str:
+    """Scheme 3's link: SHA-256 over the previous hash's 32 bytes and the canonical text's bytes."""
+    digest = hashlib.sha256(link_bytes(prev_hash))
+    digest.update(canonical if isinstance(canonical, bytes) else canonical.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+def link_tag(key: bytes, link: str) -> str:
+    """Scheme 3's keyed tag on a link: HMAC-SHA256 under the audit key."""
+    return _hmac_for(key).hexdigest(TAG_PREFIX + link.encode("utf-8", "surrogatepass"))
+
+
+def parse_netstrings(text: str) -> list[str | None] | None:
+    """The fields of a scheme-3 canonical text (None for `-`), or None when it is malformed.
+    For readers of exported events (catalog.evidence), who check the text against the fields."""
+    data, i = text.encode("utf-8"), 0
+    out: list[str | None] = []
+    while i < len(data):
+        if data[i : i + 2] == b"-,":
+            out.append(None)
+            i += 2
+            continue
+        colon = data.find(b":", i)
+        if colon <= i or not data[i:colon].isdigit():
+            return None
+        end = colon + 1 + int(data[i:colon])
+        if data[end : end + 1] != b",":
+            return None
+        out.append(data[colon + 1 : end].decode("utf-8"))
+        i = end + 1
+    return out
+
+
+class LinkedCanonical(models.Expression):
+    """`linked_canonical_sql` over the row's own columns: the expression of the stored generated
+    column `AuditEvent.canonical`."""
+
+    def __init__(self) -> None:
+        super().__init__(output_field=models.TextField())
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, tuple[str | int, ...]]:
+        quote = connection.ops.quote_name
+        names = (*LINKED_POSITION_FIELDS, *LINKED_BODY_FIELDS)
+        return linked_canonical_sql(connection.vendor, {name: quote(name) for name in names}), ()

@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
-from audit.hashing import GENESIS_HASH, HashScheme
+from audit.hashing import GENESIS_HASH, HashScheme, LinkedCanonical
 
 
 class Outcome(models.TextChoices):
@@ -32,6 +32,12 @@ class AuditEvent(models.Model):
     a row inserted by hand cannot be passed off as a writer's. The sequencer
     (audit.services.audit_sequence) links pending rows in id order: that one change, NULL to
     values, is the only UPDATE the database trigger lets through (migration 0005).
+
+    Scheme 3 (`HashScheme.LINKED`, the default since migration 0006, issue 16 item 3b): the
+    database builds the row's canonical text itself (`canonical`, a stored generated column over
+    every other column but `hash`, `tag` and `content_hash`), `hash` is a SHA-256 link over the
+    previous hash and that text, and `tag` is an HMAC of `hash` under the audit key
+    (audit.hashing). Verification then reads two columns per row and hashes them.
     """
 
     seq = models.PositiveBigIntegerField(unique=True, null=True, blank=True)
@@ -49,10 +55,17 @@ class AuditEvent(models.Model):
     # NULL (not "") while pending: the trigger and the check constraint test for NULL.
     prev_hash = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     hash = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
-    hash_scheme = models.PositiveSmallIntegerField(choices=HashScheme.choices, default=HashScheme.HMAC_SHA256)
+    hash_scheme = models.PositiveSmallIntegerField(choices=HashScheme.choices, default=HashScheme.LINKED)
     # Sequenced rows only (empty on rows the writer chained itself): the writer's HMAC over the id
     # and content, checked by the sequencer before it links the row and by verification while pending.
     content_hash = models.CharField(max_length=64, blank=True, default="")
+    # Scheme 3: the keyed tag on `hash` (NULL on older schemes and while pending).
+    tag = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    # Scheme 3: the text `hash` covers, made by the database from this row's columns (NULL while
+    # pending). Older rows have one too; their hash does not cover it.
+    canonical = models.GeneratedField(
+        expression=LinkedCanonical(), output_field=models.TextField(), db_persist=True
+    )
 
     class Meta:
         ordering = ["seq"]
@@ -60,6 +73,9 @@ class AuditEvent(models.Model):
             models.Index(fields=["at"]),
             # The sequencer's queue: pending rows in id order, small whatever the log's size.
             models.Index(fields=["id"], condition=models.Q(seq__isnull=True), name="audit_event_pending"),
+            # Rows of the older schemes (a prefix of the chain, written before migration 0006):
+            # the walk checks them row by row, and everything after the last one the fast way.
+            models.Index(fields=["seq"], condition=models.Q(hash_scheme__lt=3), name="audit_event_legacy"),
         ]
         constraints = [
             # Linked (all three chain fields) or pending (none): never half linked.

@@ -13,11 +13,22 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, connection, transaction
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from audit.checkpoints import checkpoint_append, checkpoint_sign, checkpoints_read
 from audit.context import current_request_id
-from audit.hashing import HashScheme, audit_key, hmac_event_hash, pending_hash, row_hash
+from audit.hashing import (
+    LINKED_BODY_FIELDS,
+    HashScheme,
+    audit_key,
+    link_tag,
+    linked_body_sql,
+    linked_hash,
+    linked_position,
+    pending_hash,
+    row_hash,
+)
 from audit.models import (
     AuditChainHead,
     AuditEvent,
@@ -33,6 +44,7 @@ from audit.selectors import (
     audit_chain_rows,
     audit_verify,
     audit_verify_since,
+    linked_bodies,
     pending_seal_ok,
 )
 from core.roles import PortalUser
@@ -83,9 +95,17 @@ def audit_record(
         head, _ = AuditChainHead.objects.select_for_update().get_or_create(id=1)
         seq = head.seq + 1
         fields = {"seq": seq, "at": timezone.now(), **content, "prev_hash": head.hash}
-        digest = hmac_event_hash(key=audit_key(), actor_id=actor_id, **fields)
+        # Scheme 3: the database renders the content part of the canonical text (as the
+        # generated column will once the row is stored); the link covers it after the position.
+        values = {"actor_id": actor_id, **fields}
+        (body,) = linked_bodies([tuple(values[name] for name in LINKED_BODY_FIELDS)])
+        digest = linked_hash(head.hash, linked_position(prev_hash=head.hash, seq=seq) + body)
         event = AuditEvent.objects.create(
-            actor=actor_obj, hash=digest, hash_scheme=HashScheme.HMAC_SHA256, **fields
+            actor=actor_obj,
+            hash=digest,
+            tag=link_tag(audit_key(), digest),
+            hash_scheme=HashScheme.LINKED,
+            **fields,
         )
         AuditChainHead.objects.filter(id=1).update(seq=seq, hash=digest)
         if seq % settings.SYNTHGATE_AUDIT_CHECKPOINT_EVERY == 0:
@@ -93,6 +113,30 @@ def audit_record(
             # error page. The periodic checkpoint catches up.
             transaction.on_commit(partial(_checkpoint_committed, seq=seq, digest=digest), robust=True)
     return event
+
+
+def audit_linked_batch(rows: list[dict[str, Any]], *, first_seq: int, prev_hash: str) -> list[AuditEvent]:
+    """Unsaved scheme-3 events for `rows` (each the `LINKED_BODY_FIELDS` values, with `actor_id`),
+    from `first_seq` on, linked from `prev_hash` and tagged as `audit_record` would link and tag
+    them: for loading a log in bulk (bench/audit.py, tests), whose caller then sets the head. The
+    content part of each canonical text is rendered by the database in batches."""
+    key = audit_key()
+    bodies = linked_bodies([tuple(row[name] for name in LINKED_BODY_FIELDS) for row in rows])
+    events, prev = [], prev_hash
+    for seq, (row, body) in enumerate(zip(rows, bodies, strict=True), start=first_seq):
+        digest = linked_hash(prev, linked_position(prev_hash=prev, seq=seq) + body)
+        events.append(
+            AuditEvent(
+                seq=seq,
+                prev_hash=prev,
+                hash=digest,
+                tag=link_tag(key, digest),
+                hash_scheme=HashScheme.LINKED,
+                **row,
+            )
+        )
+        prev = digest
+    return events
 
 
 def _sequenced() -> bool:
@@ -137,7 +181,7 @@ def _insert_pending(actor_obj: PortalUser | None, actor_id: int | None, fields: 
             row_id = int(cursor.fetchone()[0])
         seal = pending_hash(key=audit_key(), row_id=row_id, actor_id=actor_id, **fields)
         event = AuditEvent(
-            id=row_id, actor=actor_obj, content_hash=seal, hash_scheme=HashScheme.HMAC_SHA256, **fields
+            id=row_id, actor=actor_obj, content_hash=seal, hash_scheme=HashScheme.LINKED, **fields
         )
         values = [f.get_db_prep_save(getattr(event, f.attname), connection) for f in _pending_fields()]
         columns = ", ".join(quote(column) for column in PENDING_FIELDS)
@@ -195,21 +239,32 @@ def audit_sequence(*, batch_size: int = SEQUENCE_BATCH, max_rows: int = SEQUENCE
             rows = list(
                 AuditEvent.objects.filter(seq__isnull=True, id__gt=after_id)
                 .order_by("id")
-                .values_list(*PENDING_FIELDS)[:batch_size]
+                .annotate(linked_body=_linked_body_column())
+                .values_list(*PENDING_FIELDS, "linked_body")[:batch_size]
             )
             if not rows:
                 break
             after_id = rows[-1][0]
             seq, prev = head.seq, head.hash
-            links: list[tuple[int, int, str, str]] = []
+            links: list[tuple[int, int, str, str, str | None]] = []
             for row in rows:
                 if not pending_seal_ok(row, key):
                     refused.append(row[0])
                     continue
                 seq += 1
-                # The chain entry as audit_record would have hashed it: (seq, content...), prev.
-                digest = row_hash((seq, *row[1:10]), prev_hash=prev, scheme=HashScheme.HMAC_SHA256, key=key)
-                links.append((row[0], seq, prev, digest))
+                scheme = row[len(PENDING_FIELDS) - 1]
+                if scheme == HashScheme.LINKED:
+                    # The canonical text the generated column will hold once linked: the position,
+                    # then the content as the database renders it (read with the row).
+                    digest = linked_hash(prev, linked_position(prev_hash=prev, seq=seq) + str(row[-1]))
+                    tag: str | None = link_tag(key, digest)
+                else:
+                    # Written pending before scheme 3: the chain entry as audit_record hashed it then.
+                    digest = row_hash(
+                        (seq, *row[1:10]), prev_hash=prev, scheme=HashScheme.HMAC_SHA256, key=key
+                    )
+                    tag = None
+                links.append((row[0], seq, prev, digest, tag))
                 prev = digest
             if links:
                 _link(links)
@@ -231,16 +286,23 @@ def audit_sequence(*, batch_size: int = SEQUENCE_BATCH, max_rows: int = SEQUENCE
     return SequenceOutcome(linked=linked, first_seq=first_seq, last_seq=last_seq, refused=tuple(refused))
 
 
-def _link(links: list[tuple[int, int, str, str]]) -> None:
+def _linked_body_column() -> RawSQL:
+    """The content part of a row's scheme-3 canonical text, from its own columns (the SQL of the
+    generated column `canonical` without the position, which a pending row does not have yet)."""
+    quote = connection.ops.quote_name
+    return RawSQL(linked_body_sql(connection.vendor, {name: quote(name) for name in LINKED_BODY_FIELDS}), [])
+
+
+def _link(links: list[tuple[int, int, str, str, str | None]]) -> None:
     """One UPDATE for the batch, each row from pending (NULL chain fields) to linked: the only
-    change the append-only trigger allows (migration 0005)."""
+    change the append-only trigger allows (migrations 0005, 0006)."""
     table = connection.ops.quote_name(AuditEvent._meta.db_table)
-    values = ", ".join(["(%s::bigint, %s::bigint, %s, %s)"] * len(links))
+    values = ", ".join(["(%s::bigint, %s::bigint, %s, %s, %s)"] * len(links))
     params = [value for link in links for value in link]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} AS e SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash "
-            f"FROM (VALUES {values}) AS v(id, seq, prev_hash, hash) "
+            f"UPDATE {table} AS e SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash, tag = v.tag "
+            f"FROM (VALUES {values}) AS v(id, seq, prev_hash, hash, tag) "
             "WHERE e.id = v.id AND e.seq IS NULL",
             params,
         )

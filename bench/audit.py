@@ -108,12 +108,17 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def seed(n: int, *, first_seq: int = 1) -> None:
+def seed(n: int, *, first_seq: int = 1, scheme: int = 3) -> None:
+    """`n` events of realistic shapes from `first_seq` on. Scheme 3 (what the portal writes): the
+    database renders each canonical text's content (audit.services.audit_linked_batch, as
+    audit_record does one row at a time). Scheme 2 (--scheme 2, the log before issue 16 item 3b):
+    hashed by the reference code (audit.hashing.hmac_event_hash, dict + json.dumps per row)."""
     from django.contrib.auth import get_user_model
     from django.db import transaction
 
     from audit.hashing import GENESIS_HASH, HashScheme, audit_key, hmac_event_hash
     from audit.models import AuditChainHead, AuditEvent
+    from audit.services import audit_linked_batch
 
     User = get_user_model()
     users = list(User.objects.all()[:8])
@@ -123,34 +128,42 @@ def seed(n: int, *, first_seq: int = 1) -> None:
     head = AuditChainHead.objects.filter(id=1).first()
     prev = head.hash if head else GENESIS_HASH
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
-    batch: list[AuditEvent] = []
+    contents: list[dict[str, Any]] = []
     seq = first_seq
     for seq in range(first_seq, first_seq + n):
         action, target_type = ACTIONS[seq % len(ACTIONS)]
         user = users[seq % len(users)] if seq % 7 else None
-        fields: dict[str, Any] = {
-            "seq": seq,
-            "at": t0 + timedelta(seconds=seq * 13, microseconds=seq % 1000),
-            "actor_name": user.username if user else "system",
-            "action": action,
-            "target_type": target_type,
-            "target_id": f"{seq * 2654435761 % 2**32:08x}-0000-4000-8000-{seq:012d}",
-            "outcome": "denied" if action == "denied" else "success",
-            "details": {"reason": "not_team", "status": 404}
-            if action == "denied"
-            else ({"columns": ["age", "sex"], "tier": "internal"} if seq % 3 else {}),
-            "request_id": f"req-{seq:08x}" if seq % 2 else "",
-            "prev_hash": prev,
-        }
-        digest = hmac_event_hash(key=key, actor_id=user.pk if user else None, **fields)
-        batch.append(AuditEvent(actor=user, hash=digest, hash_scheme=HashScheme.HMAC_SHA256, **fields))
-        prev = digest
-        if len(batch) >= BATCH:
+        contents.append(
+            {
+                "at": t0 + timedelta(seconds=seq * 13, microseconds=seq % 1000),
+                "actor_id": user.pk if user else None,
+                "actor_name": user.username if user else "system",
+                "action": action,
+                "target_type": target_type,
+                "target_id": f"{seq * 2654435761 % 2**32:08x}-0000-4000-8000-{seq:012d}",
+                "outcome": "denied" if action == "denied" else "success",
+                "details": {"reason": "not_team", "status": 404}
+                if action == "denied"
+                else ({"columns": ["age", "sex"], "tier": "internal"} if seq % 3 else {}),
+                "request_id": f"req-{seq:08x}" if seq % 2 else "",
+            }
+        )
+        if len(contents) >= BATCH or seq == first_seq + n - 1:
+            start = seq - len(contents) + 1
+            if scheme == HashScheme.LINKED:
+                batch = audit_linked_batch(contents, first_seq=start, prev_hash=prev)
+            else:
+                batch = []
+                for offset, fields in enumerate(contents):
+                    fields = {"seq": start + offset, **fields, "prev_hash": prev}
+                    digest = hmac_event_hash(key=key, **fields)
+                    batch.append(AuditEvent(hash=digest, hash_scheme=HashScheme.HMAC_SHA256, **fields))
+                    prev = digest
+            prev = str(batch[-1].hash)
             with transaction.atomic():
                 AuditEvent.objects.bulk_create(batch)
-            batch = []
+            contents = []
     with transaction.atomic():
-        AuditEvent.objects.bulk_create(batch)
         AuditChainHead.objects.update_or_create(id=1, defaults={"seq": seq, "hash": prev})
 
 
@@ -173,6 +186,13 @@ def main() -> int:
         "--reuse", metavar="VAR_DIR", help="verify the events already in this directory (a --keep run's)"
     )
     parser.add_argument("--no-reference", action="store_true", help="skip the slow first walk")
+    parser.add_argument(
+        "--scheme",
+        type=int,
+        choices=(2, 3),
+        default=3,
+        help="seed rows of hash scheme 3 (what the portal writes) or 2 (the log before it)",
+    )
     parser.add_argument(
         "--postgres",
         metavar="POSTGRES_URL",
@@ -250,14 +270,21 @@ def run(args: argparse.Namespace, var_dir: Path) -> int:
         print(f"reusing {events:,} events already in {var_dir}")
     else:
         start = time.perf_counter()
-        seed(args.events)
+        seed(args.events, scheme=args.scheme)
         events = args.events
         print(
-            f"seeded {events:,} events (reference hashing, bulk insert): {time.perf_counter() - start:.1f} s"
+            f"seeded {events:,} events of scheme {args.scheme} (bulk insert): {time.perf_counter() - start:.1f} s"
         )
+    scheme = AuditEvent.objects.filter(seq=events).values_list("hash_scheme", flat=True).get()
+    linked = scheme == HashScheme.LINKED
+    print(f"hash scheme: {scheme} ({HashScheme(scheme).label})")
 
     key = audit_key()
-    messages = [canonical_row(row, row[-3], HashScheme.HMAC_SHA256.value) for row in audit_chain_rows()]
+    if linked:
+        # Scheme 3's canonical bytes: the text the database generated for each row.
+        messages = [bytes(text) for chunk in audit_chain_rows().linked_chunks() for text, _ in chunk]
+    else:
+        messages = [canonical_row(row, row[10], HashScheme.HMAC_SHA256.value) for row in audit_chain_rows()]
     size = sum(map(len, messages))
     print(f"canonical bytes: {size / 1e6:.1f} MB, {size / len(messages):.0f} bytes per event")
 
@@ -271,21 +298,27 @@ def run(args: argparse.Namespace, var_dir: Path) -> int:
             hashlib.sha256(message).hexdigest()
 
     def read_only() -> int:
-        # What the fast walk reads: the raw cursor's chunks, no per-row work.
-        return sum(len(chunk) for chunk in audit_chain_rows().raw_chunks())
+        # What the fast walk reads (scheme 3: canonical bytes and hash; scheme 2: every column),
+        # in the raw cursor's chunks, with no per-row work.
+        rows = audit_chain_rows()
+        return sum(len(chunk) for chunk in (rows.linked_chunks() if linked else rows.raw_chunks()))
 
     def per_row_walk() -> bool:
-        # The walk before the fast path (same process): each row prepared as a tuple (at and
-        # details in canonical text), then ChainWalk._step (canonical_row, HMAC, links).
-        # On PostgreSQL the rows came through the ORM (its converters), as they did then.
+        # The row-by-row walk (same process): each row prepared as a tuple (at and details in
+        # canonical text), then ChainWalk._step (scheme 3: the link and the tag's HMAC per row;
+        # scheme 2: canonical_row and the HMAC). On PostgreSQL, scheme 2's rows came through the
+        # ORM (its converters), as they did before the raw reads.
         from audit.selectors import _anchors, _orm_rows, _prepared
 
         walk = ChainWalk(key=key, anchors=_anchors(checkpoints_read()))
-        rows = iter(audit_chain_rows()) if connection.vendor == "sqlite" else _prepared(_orm_rows(0, None))
+        plain = linked or connection.vendor == "sqlite"
+        rows = iter(audit_chain_rows()) if plain else _prepared(_orm_rows(0, None))
         return walk.walk(rows) is None and walk.count == events
 
     def reference() -> bool:
         # The walk as it was first: a dict per row and event_hash (dict + json.dumps per row).
+        if linked:
+            return True
         prev = "0" * 64
         columns = AuditEvent.objects.order_by("seq").values_list(
             *ROW_FIELDS, "prev_hash", "hash", "hash_scheme"
@@ -312,12 +345,13 @@ def run(args: argparse.Namespace, var_dir: Path) -> int:
     verdict = timed["full"][2]
     assert verdict.ok and verdict.events == events, verdict
     assert timed["per_row"][2] and timed["read"][2] == events
-    t_ref, ok = best(reference, 1) if not args.no_reference else (float("nan"), True)
+    no_reference = args.no_reference or linked
+    t_ref, ok = best(reference, 1) if not no_reference else (float("nan"), True)
     assert ok
     messages.clear()
 
     head = verdict.upto_seq, verdict.upto_hash
-    seed(1000, first_seq=events + 1)
+    seed(1000, first_seq=events + 1, scheme=scheme)
     t_incr, incr = best(lambda: audit_verify_since(seq=head[0], hash=head[1]), args.repeat)
     assert incr.ok and incr.events == 1000, incr
 
@@ -332,14 +366,14 @@ def run(args: argparse.Namespace, var_dir: Path) -> int:
         ("raw HMAC-SHA256 (`hmac.digest`) over the same bytes", "hmac"),
         ("read rows only (raw cursor chunks, no hashing)", "read"),
         ("**full verification** (`audit_verify`)", "full"),
-        ("the per-row walk (before the fast path)", "per_row"),
+        ("the row-by-row walk (ChainWalk._step per row)", "per_row"),
     ):
         wall, cpu = timed[name][:2]
         print(
             f"| {label} | {wall:.3f} | {cpu:.3f} | {cpu / n * 1e6:.2f} us | {cpu / sha_cpu:.2f}x "
             f"| {wall / sha_wall:.2f}x |"
         )
-    if not args.no_reference:
+    if not no_reference:
         print(
             f"| the first walk (dict + json.dumps per row), 1 run | {t_ref:.3f} | | | | {t_ref / sha_wall:.2f}x |"
         )

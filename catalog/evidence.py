@@ -8,8 +8,10 @@ lists every other file with its SHA-256; MANIFEST.sig.json is an Ed25519 signatu
 manifest's hash under the checkpoint key, and the download's audit event records that hash too,
 so a package edited and re-manifested is caught offline (signature) and against the live log.
 
-Audit hashes are HMACs under a key the reader of a package does not have: offline, the links
-can be checked for consistency and the signatures verified, not each event's hash (docs/evidence.md).
+Audit events of scheme 3 (the default since issue 16 item 3b) carry the canonical text their
+hash covers: offline, each event's hash is recomputed from it and the text is checked against the
+event's fields, without any key; their keyed tags, and the hashes of older keyed events, need the
+audit key (docs/evidence.md).
 """
 
 from __future__ import annotations
@@ -35,7 +37,16 @@ from django.utils.html import format_html, format_html_join
 from approvals.models import GenerationRequest
 from approvals.services import request_get_for
 from audit.checkpoints import checkpoints_read, public_key_text, signing_key
-from audit.hashing import GENESIS_HASH, ROW_FIELDS, HashScheme, event_hash, sha256_event_hash
+from audit.hashing import (
+    GENESIS_HASH,
+    ROW_FIELDS,
+    HashScheme,
+    event_hash,
+    link_tag,
+    linked_hash,
+    parse_netstrings,
+    sha256_event_hash,
+)
 from audit.models import AuditChainHead, AuditEvent
 from audit.services import audit_checkpoint, audit_denied, audit_record
 from catalog.model_cards import model_card
@@ -319,7 +330,11 @@ def _events(request: GenerationRequest, release: Release | None, *, upto_seq: in
 def _event_row(event: AuditEvent) -> dict[str, Any]:
     row = {name: getattr(event, name) for name in _EVENT_FIELDS}
     row["at"] = event.at.isoformat(timespec="microseconds")  # exactly as audit.hashing hashes it
-    return {**row, "hash": event.hash, "hash_scheme": event.hash_scheme}
+    row = {**row, "hash": event.hash, "hash_scheme": event.hash_scheme}
+    if event.hash_scheme == HashScheme.LINKED:
+        # The text the hash covers, as the database built it from the fields above, and the tag.
+        row |= {"canonical": event.canonical, "tag": event.tag}
+    return row
 
 
 def _proof(events: list[dict[str, Any]], anchor: dict[str, Any]) -> dict[str, Any]:
@@ -344,7 +359,11 @@ def _proof(events: list[dict[str, Any]], anchor: dict[str, Any]) -> dict[str, An
             "JSON of the event fields seq, at, actor_id, actor_name, action, target_type, target_id, "
             "outcome, details, request_id, prev_hash (plus scheme=2 for keyed rows), sorted keys, "
             "separators (',', ':'), ASCII; scheme 1 = SHA-256 of it, scheme 2 = HMAC-SHA256 under "
-            "the audit key"
+            "the audit key. Scheme 3: the event's `canonical` text, netstrings (<UTF-8 byte length>:"
+            "<value>,; '-,' for no actor) of prev_hash, hash_scheme, seq, at (UTC, as the database "
+            "stores it), actor_id, actor_name, action, target_type, target_id, outcome, details (JSON "
+            "text), request_id; hash = SHA-256 of prev_hash's 32 bytes then that text's UTF-8 bytes; "
+            "tag = HMAC-SHA256 under the audit key of 'synthgate.audit.tag.v1:' + hash"
         ),
     }
 
@@ -572,6 +591,12 @@ def _check_event(
             f"audit_events.json: event seq {seq} does not match its link in audit_proof.json"
         )
         return
+    if event["hash_scheme"] == HashScheme.LINKED:
+        if not _linked_event_ok(event, key):
+            verdict.problems.append(
+                f"audit_events.json: event seq {seq} does not match its hash (a field was edited)"
+            )
+        return
     fields = {name: event[name] for name in _EVENT_FIELDS}
     fields["at"] = datetime.fromisoformat(fields["at"])
     if event["hash_scheme"] == HashScheme.SHA256:
@@ -584,6 +609,42 @@ def _check_event(
         verdict.problems.append(
             f"audit_events.json: event seq {seq} does not match its hash (a field was edited)"
         )
+
+
+def _linked_event_ok(event: dict[str, Any], key: bytes | None) -> bool:
+    """A scheme-3 event: its hash is the link over its canonical text, the text holds exactly the
+    event's fields, and (given the audit key) its tag is the key's."""
+    canonical = event.get("canonical")
+    if not isinstance(canonical, str) or linked_hash(str(event["prev_hash"]), canonical) != event["hash"]:
+        return False
+    fields = parse_netstrings(canonical)
+    if fields is None or len(fields) != 12:
+        return False
+    prev, scheme, seq, at, actor_id, *texts, details, request_id = fields
+    try:
+        same_at = at is not None and datetime.fromisoformat(at).replace(tzinfo=UTC) == datetime.fromisoformat(
+            event["at"]
+        )
+        same_details = details is not None and json.loads(details) == event["details"]
+    except ValueError:
+        return False
+    expected_actor = None if event["actor_id"] is None else str(event["actor_id"])
+    names = ("actor_name", "action", "target_type", "target_id", "outcome")
+    if not (
+        same_at
+        and same_details
+        and [prev, scheme, seq, actor_id, request_id]
+        == [
+            event["prev_hash"],
+            str(event["hash_scheme"]),
+            str(event["seq"]),
+            expected_actor,
+            event["request_id"],
+        ]
+        and texts == [event[name] for name in names]
+    ):
+        return False
+    return key is None or event.get("tag") == link_tag(key, event["hash"])
 
 
 def _signature_ok(

@@ -2,7 +2,8 @@
 
 Triggers are dropped (SQLite) or disabled (PostgreSQL) the way an administrator could, then the
 tables are changed with plain SQL. Hashes are recomputed the only ways open to them: plain
-SHA-256 (no key), or HMAC with a stolen key.
+SHA-256 (no key), or HMAC with a stolen key. On scheme-3 rows the SHA-256 links are open to
+anyone; the tags need the key.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from django.db import connection
 
-from audit.hashing import GENESIS_HASH, HashScheme, hmac_event_hash, sha256_event_hash
+from audit.hashing import GENESIS_HASH, HashScheme, hmac_event_hash, link_tag, linked_hash, sha256_event_hash
 from audit.models import AuditEvent
 
 TRIGGERS = importlib.import_module("audit.migrations.0002_append_only_triggers")
@@ -59,11 +60,35 @@ def forged_hash(row: AuditEvent | dict[str, Any], *, prev_hash: str, key: bytes 
     return hmac_event_hash(key=key, prev_hash=prev_hash, **fields)
 
 
+WRONG_KEY = b"a forger's guess at the audit key"
+
+
+def relink(seq: int, *, key: bytes | None = None) -> str:
+    """Give row `seq` the scheme-3 link of what it holds now (its canonical text as the database
+    renders it after an edit) and a tag under `key` (a guessed key without it), as a forger does."""
+    canonical, prev = AuditEvent.objects.filter(seq=seq).values_list("canonical", "prev_hash").get()
+    digest = linked_hash(prev, canonical)
+    raw(
+        "UPDATE audit_auditevent SET hash = %s, tag = %s WHERE seq = %s",
+        [digest, link_tag(key or WRONG_KEY, digest), seq],
+    )
+    return digest
+
+
 def rechain(from_seq: int, *, declare: int = HashScheme.HMAC_SHA256, key: bytes | None = None) -> None:
     """Recompute prev_hash and hash of every row from `from_seq` on, declaring scheme `declare`,
     and point the head at the new last row, as a forger covering their tracks would."""
     before = AuditEvent.objects.filter(seq=from_seq - 1).values_list("hash", flat=True).first()
     prev = before or GENESIS_HASH
+    if declare == HashScheme.LINKED:
+        for seq in AuditEvent.objects.filter(seq__gte=from_seq).order_by("seq").values_list("seq", flat=True):
+            raw(
+                "UPDATE audit_auditevent SET prev_hash = %s, hash_scheme = %s WHERE seq = %s",
+                [prev, int(declare), seq],
+            )
+            prev = relink(seq, key=key)
+        fix_head()
+        return
     for row in AuditEvent.objects.filter(seq__gte=from_seq).order_by("seq"):
         digest = forged_hash(row, prev_hash=prev, key=key)
         raw(

@@ -17,10 +17,10 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from audit.hashing import GENESIS_HASH, HashScheme, audit_key, hmac_event_hash
+from audit.hashing import GENESIS_HASH, HashScheme, audit_key
 from audit.models import AuditChainHead, AuditEvent
 from audit.selectors import ChainVerdict, audit_verify
-from audit.services import audit_checkpoint, audit_record
+from audit.services import audit_checkpoint, audit_linked_batch, audit_record
 from audit.tests.tampering import fix_head, forged_hash, raw, rechain, triggers_off
 from portal.services import user_update
 
@@ -205,10 +205,9 @@ def test_a_recomputed_chain_is_caught_by_the_key_alone_without_any_checkpoint(
 
 
 def test_verifying_10k_events_stays_fast(db: None, django_assert_max_num_queries: Any) -> None:
-    key, prev, rows, now = audit_key(), GENESIS_HASH, [], timezone.now()
-    for seq in range(1, 10_001):
-        fields: dict[str, Any] = {
-            "seq": seq,
+    now = timezone.now()
+    rows: list[dict[str, Any]] = [
+        {
             "at": now,
             "actor_id": None,
             "actor_name": "system",
@@ -219,15 +218,17 @@ def test_verifying_10k_events_stays_fast(db: None, django_assert_max_num_queries
             "details": {"columns": ["age", "sex"]},
             "request_id": "",
         }
-        digest = hmac_event_hash(key=key, prev_hash=prev, **fields)
-        rows.append(AuditEvent(prev_hash=prev, hash=digest, **fields))
-        prev = digest
-    AuditEvent.objects.bulk_create(rows, batch_size=2000)
-    AuditChainHead.objects.update_or_create(id=1, defaults={"seq": 10_000, "hash": prev})
+        for seq in range(1, 10_001)
+    ]
+    events = audit_linked_batch(rows, first_seq=1, prev_hash=GENESIS_HASH)
+    AuditEvent.objects.bulk_create(events, batch_size=2000)
+    AuditChainHead.objects.update_or_create(id=1, defaults={"seq": 10_000, "hash": events[-1].hash})
     audit_checkpoint()
 
     started = time.perf_counter()
-    with django_assert_max_num_queries(10):  # chunked reads, never a query per row
+    # Chunked reads, never a query per row; a fixed handful more for the catalog check of the
+    # generated column (PostgreSQL deparses a scratch copy in a savepoint).
+    with django_assert_max_num_queries(20):
         verdict = audit_verify()
     elapsed = time.perf_counter() - started
 

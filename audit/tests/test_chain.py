@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from audit.hashing import audit_key, hmac_event_hash, sha256_event_hash
+from audit.hashing import HashScheme, audit_key, sha256_event_hash
 from audit.models import AuditEvent
 from audit.selectors import ChainVerdict, audit_verify
 from audit.services import audit_record
-from audit.tests.tampering import raw, triggers_off
+from audit.tests.tampering import raw, rechain, relink, triggers_off
 from portal.services import user_update
 
 
@@ -52,26 +52,24 @@ def test_editing_a_rows_details_breaks_the_chain_at_that_row(history: int) -> No
 
 
 def test_rewriting_a_row_with_a_fresh_hash_is_caught_at_the_next_row(history: int) -> None:
-    # Even someone holding the audit key who rewrites one row leaves the next row's link stale.
-    row = AuditEvent.objects.get(seq=3)
-    forged = hmac_event_hash(
-        key=audit_key(),
-        seq=3,
-        at=row.at,
-        actor_id=row.actor_id,
-        actor_name="nobody",
-        action=row.action,
-        target_type=row.target_type,
-        target_id=row.target_id,
-        outcome=row.outcome,
-        details=row.details,
-        request_id=row.request_id,
-        prev_hash=row.prev_hash,
-    )
+    # Even someone holding the audit key who rewrites one row (its link and its tag) leaves the
+    # next row's link stale.
     with triggers_off():
-        raw("UPDATE audit_auditevent SET actor_name = 'nobody', hash = %s WHERE seq = 3", [forged])
+        raw("UPDATE audit_auditevent SET actor_name = 'nobody' WHERE seq = 3")
+        relink(3, key=audit_key())
 
     assert audit_verify().first_bad_seq == 4
+
+
+def test_rewriting_a_row_and_recomputing_every_link_after_it_is_caught_by_the_tag(history: int) -> None:
+    # Scheme 3's links are plain SHA-256: anyone can recompute them from an edited row to the head.
+    # Only the tags need the key, and the first one recomputed without it names the row.
+    with triggers_off():
+        raw("UPDATE audit_auditevent SET action = 'release.nothing' WHERE seq = 3")
+        rechain(3, declare=HashScheme.LINKED)
+
+    verdict = audit_verify()
+    assert (verdict.ok, verdict.first_bad_seq, verdict.reason) == (False, 3, "tag_mismatch")
 
 
 def test_deleting_a_middle_row_breaks_the_chain_at_its_seq(history: int) -> None:

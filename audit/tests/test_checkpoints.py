@@ -185,7 +185,8 @@ def test_the_chain_is_keyed_a_different_key_fails_it_at_the_first_row(db: None, 
     settings.SYNTHGATE_AUDIT_KEY = KEY_B
 
     verdict = audit_verify()
-    assert (verdict.ok, verdict.first_bad_seq, verdict.reason) == (False, 1, "hash_mismatch")
+    # Scheme 3: the SHA-256 links hold under any key; the first row's keyed tag does not.
+    assert (verdict.ok, verdict.first_bad_seq, verdict.reason) == (False, 1, "tag_mismatch")
 
 
 def test_rows_from_before_keying_verify_as_the_start_of_the_chain(db: None) -> None:

@@ -134,6 +134,30 @@ def test_a_sequenced_write_is_pending_sealed_and_linked_in_id_order(ada: Any, se
     assert head() == (before[0] + 5, linked_last_hash())
 
 
+@services_only
+def test_rows_pending_across_the_upgrade_to_scheme_3_are_linked_under_their_own_scheme(
+    sequenced: None,
+) -> None:
+    """A row written pending by the code before migration 0006 (keyed scheme 2) is linked with
+    scheme 2's HMAC, the rows after it with scheme 3's link and tag, and the chain verifies."""
+    old, new = write(1, tag="old")[0], write(2, tag="new")
+    with triggers_off():
+        raw("UPDATE audit_auditevent SET hash_scheme = 2 WHERE id = %s", [old.pk])  # as the old code wrote it
+
+    assert audit_sequence().linked == 3
+    rows = dict(
+        AuditEvent.objects.filter(pk__in=[old.pk, *(e.pk for e in new)]).values_list("pk", "hash_scheme")
+    )
+    assert rows == {
+        old.pk: HashScheme.HMAC_SHA256,
+        new[0].pk: HashScheme.LINKED,
+        new[1].pk: HashScheme.LINKED,
+    }
+    assert AuditEvent.objects.get(pk=new[1].pk).tag
+    verdict = audit_verify()
+    assert (verdict.ok, verdict.pending) == (True, 0)
+
+
 def linked_last_hash() -> str:
     return AuditEvent.objects.filter(seq__isnull=False).order_by("-seq").values_list("hash", flat=True)[0]
 
@@ -506,7 +530,7 @@ def test_the_seal_is_the_writers_hmac_over_id_and_content(sequenced: None) -> No
 
     assert stored.content_hash == pending_hash(key=audit_key(), row_id=stored.pk, **content)
     assert stored.content_hash != pending_hash(key=audit_key(), row_id=stored.pk + 1, **content)
-    assert stored.hash_scheme == HashScheme.HMAC_SHA256
+    assert stored.hash_scheme == HashScheme.LINKED
 
 
 # --- Unsequenced mode and the settings (both stages) -----------------------------------------------

@@ -20,7 +20,7 @@ from django.urls import include, path
 from rest_framework.test import APIRequestFactory, force_authenticate
 
 from audit.checkpoints import public_key_text
-from audit.hashing import audit_key
+from audit.hashing import HashScheme, audit_key, linked_hash, netstring
 from audit.models import AuditEvent
 from catalog.api.evidence import RequestEvidenceApi
 from catalog.evidence import EVIDENCE_ACTION, MANIFEST, SIGNATURE, evidence_package, evidence_verify
@@ -246,22 +246,37 @@ def test_a_changed_audit_event_is_caught_by_its_links_or_its_hash(package: bytes
     files = unzip(package)
     events = events_of(files)
     signer = Ed25519PrivateKey.generate()
-    # A field edited, the package re-manifested and re-signed by the forger: only the event's
-    # own hash (under the audit key) can tell.
+    # A field edited, the package re-manifested and re-signed by the forger: the event's own
+    # canonical text (scheme 3) no longer holds that field, offline, without any key.
     renamed = [dict(e, actor_name="someone-else") if e["action"] == "request.submit" else e for e in events]
     forged = rezip(remanifest(with_events(files, renamed), signer=signer))
-    # The hash changed to hide it: the links in audit_proof.json disagree.
-    rehashed = [dict(e, hash="f" * 64) if e["action"] == "request.submit" else e for e in events]
-    relinked = rezip(remanifest(with_events(files, rehashed), signer=signer))
-    seq = next(e["seq"] for e in events if e["action"] == "request.submit")
-
-    assert evidence_verify(forged).ok  # offline, without the key, the edit is invisible...
-    assert evidence_verify(forged, audit_key=audit_key()).problems == [
-        f"audit_events.json: event seq {seq} does not match its hash (a field was edited)"
+    # The text edited to match, and its hash recomputed (no key needed): the links disagree.
+    submit = next(e for e in events if e["action"] == "request.submit")
+    assert submit["hash_scheme"] == HashScheme.LINKED
+    text = submit["canonical"].replace(netstring(submit["actor_name"]), netstring("someone-else"), 1)
+    recanonical = [
+        dict(e, actor_name="someone-else", canonical=text, hash=linked_hash(e["prev_hash"], text))
+        if e is submit
+        else e
+        for e in events
     ]
+    relinked = rezip(remanifest(with_events(files, recanonical), signer=signer))
+    # Only the tag left as it was: the audit key's holder sees it.
+    retext = [dict(e, canonical=text) if e is submit else e for e in events]
+    seq = submit["seq"]
+
+    edited = f"audit_events.json: event seq {seq} does not match its hash (a field was edited)"
+    assert evidence_verify(forged).problems == [edited]
+    assert evidence_verify(rezip(remanifest(with_events(files, retext), signer=signer))).problems == [edited]
     assert evidence_verify(relinked).problems == [
         f"audit_events.json: event seq {seq} does not match its link in audit_proof.json"
     ]
+    assert evidence_verify(package, audit_key=audit_key()).ok
+    retagged = [dict(e, tag="0" * 64) if e is submit else e for e in events]
+    assert evidence_verify(rezip(remanifest(with_events(files, retagged), signer=signer))).ok
+    assert evidence_verify(
+        rezip(remanifest(with_events(files, retagged), signer=signer)), audit_key=audit_key()
+    ).problems == [edited]
 
 
 def test_an_event_dropped_with_its_link_breaks_the_run_of_links(package: bytes) -> None:

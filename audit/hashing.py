@@ -9,8 +9,8 @@ Changing the canonical form invalidates every chain. Each row records its scheme
 - `LINKED` (3, issue 16 item 3b): the row's canonical text is built by the database itself, as a
   stored generated column (`AuditEvent.canonical`, `linked_canonical_sql`), so it can never
   disagree with the columns it is made of and verification reads one column instead of
-  thirteen. The row's `hash` is a plain SHA-256 link, `SHA-256(previous hash's 32 bytes ||
-  canonical bytes)`, and its `tag` is an HMAC of that hash under the audit key. Whoever can write
+  thirteen. The row's `hash` is the plain SHA-256 of that text, which starts with the previous
+  row's hash, and its `tag` is an HMAC of `hash` under the audit key. Whoever can write
   the table can recompute the links but not the tags: verification recomputes every link and
   checks the tag of the last row it reaches (each tag vouches for every row before it), and on
   any doubt every row's tag, which names the first row written without the key.
@@ -337,25 +337,11 @@ def linked_position(*, prev_hash: str, seq: int, scheme: int = _LINKED) -> str:
     return netstring(prev_hash) + netstring(str(scheme)) + netstring(str(seq))
 
 
-def link_bytes(prev_hash: str) -> bytes:
-    """The previous hash as the link hashes it: its 32 bytes. Anything that is not a hex digest
-    (a head or a row edited by hand) is hashed first, so every value links to something, and
-    never to what the digest it imitates would."""
-    if len(prev_hash) == 64:
-        try:
-            return bytes.fromhex(prev_hash)
-        except ValueError:
-            pass
-    return hashlib.sha256(
-        b"synthgate.audit.not-a-digest:" + prev_hash.encode("utf-8", "surrogatepass")
-    ).digest()
-
-
-def linked_hash(prev_hash: str, canonical: str | bytes) -> str:
-    """Scheme 3's link: SHA-256 over the previous hash's 32 bytes and the canonical text's bytes."""
-    digest = hashlib.sha256(link_bytes(prev_hash))
-    digest.update(canonical if isinstance(canonical, bytes) else canonical.encode("utf-8", "surrogatepass"))
-    return digest.hexdigest()
+def linked_hash(canonical: str | bytes) -> str:
+    """Scheme 3's link: the SHA-256 of the canonical text's UTF-8 bytes. The text starts with the
+    previous row's hash (its first netstring, from `prev_hash`), which is what chains the rows."""
+    data = canonical if isinstance(canonical, bytes) else canonical.encode("utf-8", "surrogatepass")
+    return hashlib.sha256(data).hexdigest()
 
 
 def link_tag(key: bytes, link: str) -> str:

@@ -99,7 +99,7 @@ def audit_record(
         # generated column will once the row is stored); the link covers it after the position.
         values = {"actor_id": actor_id, **fields}
         (body,) = linked_bodies([tuple(values[name] for name in LINKED_BODY_FIELDS)])
-        digest = linked_hash(head.hash, linked_position(prev_hash=head.hash, seq=seq) + body)
+        digest = linked_hash(linked_position(prev_hash=head.hash, seq=seq) + body)
         event = AuditEvent.objects.create(
             actor=actor_obj,
             hash=digest,
@@ -124,7 +124,7 @@ def audit_linked_batch(rows: list[dict[str, Any]], *, first_seq: int, prev_hash:
     bodies = linked_bodies([tuple(row[name] for name in LINKED_BODY_FIELDS) for row in rows])
     events, prev = [], prev_hash
     for seq, (row, body) in enumerate(zip(rows, bodies, strict=True), start=first_seq):
-        digest = linked_hash(prev, linked_position(prev_hash=prev, seq=seq) + body)
+        digest = linked_hash(linked_position(prev_hash=prev, seq=seq) + body)
         events.append(
             AuditEvent(
                 seq=seq,
@@ -256,7 +256,7 @@ def audit_sequence(*, batch_size: int = SEQUENCE_BATCH, max_rows: int = SEQUENCE
                 if scheme == HashScheme.LINKED:
                     # The canonical text the generated column will hold once linked: the position,
                     # then the content as the database renders it (read with the row).
-                    digest = linked_hash(prev, linked_position(prev_hash=prev, seq=seq) + str(row[-1]))
+                    digest = linked_hash(linked_position(prev_hash=prev, seq=seq) + str(row[-1]))
                     tag: str | None = link_tag(key, digest)
                 else:
                     # Written pending before scheme 3: the chain entry as audit_record hashed it then.

@@ -362,7 +362,7 @@ def _proof(events: list[dict[str, Any]], anchor: dict[str, Any]) -> dict[str, An
             "the audit key. Scheme 3: the event's `canonical` text, netstrings (<UTF-8 byte length>:"
             "<value>,; '-,' for no actor) of prev_hash, hash_scheme, seq, at (UTC, as the database "
             "stores it), actor_id, actor_name, action, target_type, target_id, outcome, details (JSON "
-            "text), request_id; hash = SHA-256 of prev_hash's 32 bytes then that text's UTF-8 bytes; "
+            "text), request_id; hash = SHA-256 of that text's UTF-8 bytes (it starts with prev_hash); "
             "tag = HMAC-SHA256 under the audit key of 'synthgate.audit.tag.v1:' + hash"
         ),
     }
@@ -615,7 +615,7 @@ def _linked_event_ok(event: dict[str, Any], key: bytes | None) -> bool:
     """A scheme-3 event: its hash is the link over its canonical text, the text holds exactly the
     event's fields, and (given the audit key) its tag is the key's."""
     canonical = event.get("canonical")
-    if not isinstance(canonical, str) or linked_hash(str(event["prev_hash"]), canonical) != event["hash"]:
+    if not isinstance(canonical, str) or linked_hash(canonical) != event["hash"]:
         return False
     fields = parse_netstrings(canonical)
     if fields is None or len(fields) != 12:

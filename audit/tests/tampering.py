@@ -66,8 +66,8 @@ WRONG_KEY = b"a forger's guess at the audit key"
 def relink(seq: int, *, key: bytes | None = None) -> str:
     """Give row `seq` the scheme-3 link of what it holds now (its canonical text as the database
     renders it after an edit) and a tag under `key` (a guessed key without it), as a forger does."""
-    canonical, prev = AuditEvent.objects.filter(seq=seq).values_list("canonical", "prev_hash").get()
-    digest = linked_hash(prev, canonical)
+    canonical = AuditEvent.objects.filter(seq=seq).values_list("canonical", flat=True).get()
+    digest = linked_hash(canonical)
     raw(
         "UPDATE audit_auditevent SET hash = %s, tag = %s WHERE seq = %s",
         [digest, link_tag(key or WRONG_KEY, digest), seq],

@@ -74,7 +74,8 @@ def test_the_text_the_writer_hashed_is_the_text_the_database_generated() -> None
     for seq, prev, digest, canonical in AuditEvent.objects.values_list(
         "seq", "prev_hash", "hash", "canonical"
     ):
-        assert selectors.linked_hash(prev, canonical) == digest, seq
+        assert canonical.startswith(f"64:{prev},")
+        assert selectors.linked_hash(canonical) == digest, seq
     assert verdict() == (True, None, "")
 
 

@@ -255,9 +255,7 @@ def test_a_changed_audit_event_is_caught_by_its_links_or_its_hash(package: bytes
     assert submit["hash_scheme"] == HashScheme.LINKED
     text = submit["canonical"].replace(netstring(submit["actor_name"]), netstring("someone-else"), 1)
     recanonical = [
-        dict(e, actor_name="someone-else", canonical=text, hash=linked_hash(e["prev_hash"], text))
-        if e is submit
-        else e
+        dict(e, actor_name="someone-else", canonical=text, hash=linked_hash(text)) if e is submit else e
         for e in events
     ]
     relinked = rezip(remanifest(with_events(files, recanonical), signer=signer))

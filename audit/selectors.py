@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import re
+from binascii import hexlify
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -292,17 +293,21 @@ class ChainRows:
         return None if found is None else int(found)
 
     def linked_chunks(self) -> Iterator[list[tuple[Any, ...]]]:
-        """(canonical text, hash) per row in seq order, in fetchmany chunks: all the fast walk
-        of scheme-3 rows reads."""
+        """(canonical, hash) per row in seq order, both as the UTF-8 bytes the database holds (no
+        text decoded, nothing to encode before hashing), in fetchmany chunks: all the fast walk of
+        scheme-3 rows reads."""
         quote = connection.ops.quote_name
         where, params = self._range()
+        as_bytes = _AS_BYTES[self.vendor]
+        columns = ", ".join(as_bytes % {"column": quote(name)} for name in ("canonical", "hash"))
         sql = (
-            f"SELECT {quote('canonical')}, {quote('hash')} FROM {quote(AuditEvent._meta.db_table)} "  # noqa: S608
+            f"SELECT {columns} FROM {quote(AuditEvent._meta.db_table)} "  # noqa: S608
             f"WHERE {where} ORDER BY {quote('seq')}"
         )
+        size = _LINKED_CHUNK.get(self.vendor, CHAIN_CHUNK)
         with connection.chunked_cursor() as cursor:
             cursor.execute(sql, params)
-            while chunk := cursor.fetchmany(CHAIN_CHUNK):
+            while chunk := cursor.fetchmany(size):
                 yield chunk
 
     def last_row(self) -> tuple[int, str | None, str | None] | None:
@@ -399,6 +404,11 @@ _AT_TEXT = {
 }
 _DETAILS_TEXT = {"sqlite": "%(details)s", "postgresql": "%(details)s::text"}
 _RAW_COLUMNS = (*ROW_FIELDS, "prev_hash", "hash", "hash_scheme", "canonical", "tag")
+# Text columns read as their bytes (UTF-8 on both databases), and the linked walk's chunk size:
+# smaller chunks keep SQLite's rows in the CPU's cache (1,000 rows: about 10% faster than 5,000);
+# on PostgreSQL each chunk is a round trip to the server-side cursor.
+_AS_BYTES = {"sqlite": "CAST(%(column)s AS BLOB)", "postgresql": "convert_to(%(column)s, 'UTF8')"}
+_LINKED_CHUNK = {"sqlite": 1000}
 
 
 def _details_from_text(text: Any) -> CanonicalJSON:
@@ -608,12 +618,13 @@ class ChainWalk:
 
     def _linked_fast(self, rows: ChainRows) -> bool:
         """Per row: the canonical text starts with the previous row's hash (its first netstring,
-        `64:<hash>,`), and its SHA-256 is the stored hash (two columns read, one hash computed);
+        `64:<hash>,`), and its SHA-256 is the stored hash (two columns read as bytes, one hash
+        computed, its hex made by binascii.hexlify to compare with the stored bytes);
         then every signed checkpoint in range, and the last row: its seq (with the row count, no
         gap) and its keyed tag, which vouches for every link before it. True when all of that
         holds; False on the first doubt, with the walk's state untouched."""
         expected = self.expected_seq
-        prev = self.prev_hash
+        prev = self.prev_hash.encode("utf-8", "surrogatepass")
         sha = hashlib.sha256
         upto = rows.upto_seq
         anchor_seqs = sorted(s for s in self.anchors if s >= expected and (upto is None or s <= upto))
@@ -628,17 +639,17 @@ class ChainWalk:
                 end = position + len(chunk)
                 if anchor_seqs and anchor_seqs[0] < end:
                     for offset, (text, stored) in enumerate(chunk):
-                        if not text.startswith(prev, 3) or sha(text.encode()).hexdigest() != stored:
+                        if not text.startswith(prev, 3) or hexlify(sha(text).digest()) != stored:
                             return False
                         prev = stored
                         if anchor_seqs and anchor_seqs[0] == position + offset:
-                            if self.anchors[anchor_seqs.pop(0)] != {stored}:
+                            if self.anchors[anchor_seqs.pop(0)] != {stored.decode()}:
                                 return False
                             anchored = position + offset
                 else:
                     # The loop all of a full verification's time goes to: no call of ours in it.
                     for text, stored in chunk:
-                        if not text.startswith(prev, 3) or sha(text.encode()).hexdigest() != stored:
+                        if not text.startswith(prev, 3) or hexlify(sha(text).digest()) != stored:
                             return False
                         prev = stored
                 position = end
@@ -649,13 +660,14 @@ class ChainWalk:
                 gc.enable()
         if position == expected:
             return True
+        last = prev.decode("utf-8", "surrogatepass")
         tail = rows.last_row()
-        if tail is None or tail[0] != position - 1 or tail[1] != prev:
+        if tail is None or tail[0] != position - 1 or tail[1] != last:
             return False
-        if tail[2] is None or not hmac.compare_digest(str(tail[2]), link_tag(self.key, prev)):
+        if tail[2] is None or not hmac.compare_digest(str(tail[2]), link_tag(self.key, last)):
             return False
         self.count += position - expected
-        self.expected_seq, self.prev_hash = position, prev
+        self.expected_seq, self.prev_hash = position, last
         self.seen_keyed, self.anchored_seq = True, anchored
         return True
 

@@ -282,7 +282,7 @@ def run(args: argparse.Namespace, var_dir: Path) -> int:
     key = audit_key()
     if linked:
         # Scheme 3's canonical bytes: the text the database generated for each row.
-        messages = [text.encode() for chunk in audit_chain_rows().linked_chunks() for text, _ in chunk]
+        messages = [bytes(text) for chunk in audit_chain_rows().linked_chunks() for text, _ in chunk]
     else:
         messages = [canonical_row(row, row[10], HashScheme.HMAC_SHA256.value) for row in audit_chain_rows()]
     size = sum(map(len, messages))

@@ -298,16 +298,15 @@ LINKED_BODY_FIELDS = (
 )
 _LINKED_INTEGERS = frozenset({"hash_scheme", "seq", "actor_id"})
 # PostgreSQL only allows immutable expressions in a generated column, and timestamptz's text form
-# depends on the session's TimeZone and DateStyle. This function fixes both (UTC, ISO), so it is
-# truly immutable; migration 0006 creates it and verification checks its body is unchanged.
-PG_AT_FUNCTION = "synthgate_audit_at"
-PG_AT_BODY = "SELECT to_char($1 AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
+# depends on the session's TimeZone and DateStyle: `at` is written as the microseconds since the
+# epoch of its UTC time (extract on a timestamp without time zone is immutable, and exact).
+PG_AT_MICROSECONDS = "(extract(epoch FROM ({column} AT TIME ZONE 'UTC')) * 1000000)::bigint::text"
 TAG_PREFIX = b"synthgate.audit.tag.v1:"
 
 
 def _netstring_sql(vendor: str, name: str, column: str) -> str:
     if vendor == "postgresql":
-        value = f"{PG_AT_FUNCTION}({column})" if name == "at" else f"({column})::text"
+        value = PG_AT_MICROSECONDS.format(column=column) if name == "at" else f"({column})::text"
         piece = f"octet_length({value})::text || ':' || {value}"
     else:
         # SQLite: the text's UTF-8 bytes; `||` turns integers into their decimal text.
@@ -323,9 +322,11 @@ def linked_body_sql(vendor: str, columns: dict[str, str]) -> str:
 
 
 def linked_canonical_sql(vendor: str, columns: dict[str, str]) -> str:
-    """SQL for a scheme-3 row's whole canonical text (NULL while the row is pending: no seq)."""
+    """SQL for a scheme-3 row's whole canonical text; NULL while the row is pending (no seq), and
+    then not even rendered, so a pending insert costs nothing here."""
     fields = (*LINKED_POSITION_FIELDS, *LINKED_BODY_FIELDS)
-    return " || ".join(_netstring_sql(vendor, name, columns[name]) for name in fields)
+    text = " || ".join(_netstring_sql(vendor, name, columns[name]) for name in fields)
+    return f"CASE WHEN {columns['seq']} IS NULL THEN NULL ELSE {text} END"
 
 
 def netstring(value: str) -> str:

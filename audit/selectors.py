@@ -25,8 +25,6 @@ from audit.hashing import (
     GENESIS_HASH,
     LINKED_BODY_FIELDS,
     LINKED_POSITION_FIELDS,
-    PG_AT_BODY,
-    PG_AT_FUNCTION,
     ROW_FIELDS,
     CanonicalJSON,
     HashScheme,
@@ -489,8 +487,7 @@ def _body_fields() -> tuple[Any, ...]:
 def canonical_schema_ok() -> bool:
     """Whether the database still builds `canonical` as audit.hashing defines it. Scheme 3 trusts
     the database to derive the hashed text from the columns; a database administrator who turned
-    the generated column into a plain one (or changed its expression, or the timestamp function on
-    PostgreSQL) could edit content without changing what is hashed. Checked from the catalog at the
+    the generated column into a plain one (or changed its expression) could edit content without changing what is hashed. Checked from the catalog at the
     start of every walk of scheme-3 rows, against the definition in this code."""
     quote = connection.ops.quote_name
     table = AuditEvent._meta.db_table
@@ -518,13 +515,6 @@ _SQLITE_OTHER_GENERATED = re.compile(r"GENERATED|\bAS\s*\(|/\*|--", re.IGNORECAS
 
 
 def _pg_canonical_ok(cursor: Any, table: str, expression: str) -> bool:
-    cursor.execute(
-        "SELECT prosrc, provolatile FROM pg_proc WHERE oid = to_regprocedure(%s)",
-        [f"{PG_AT_FUNCTION}(timestamptz)"],
-    )
-    function = cursor.fetchone()
-    if function is None or function[0].strip() != PG_AT_BODY or function[1] != "i":
-        return False
     deparsed = (
         "SELECT a.attgenerated, pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a "
         "JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "

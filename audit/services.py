@@ -91,14 +91,15 @@ def audit_record(
         # One INSERT, no lock and no savepoint: it is atomic alone, and the caller's transaction
         # decides whether it commits.
         return _insert_pending(actor_obj, actor_id, fields)
+    # Scheme 3: the database renders the content part of the canonical text (as the generated
+    # column will once the row is stored), before the head lock: only the position needs it.
+    at = timezone.now()
+    values = {"at": at, "actor_id": actor_id, **content}
+    (body,) = linked_bodies([tuple(values[name] for name in LINKED_BODY_FIELDS)])
     with transaction.atomic():
         head, _ = AuditChainHead.objects.select_for_update().get_or_create(id=1)
         seq = head.seq + 1
-        fields = {"seq": seq, "at": timezone.now(), **content, "prev_hash": head.hash}
-        # Scheme 3: the database renders the content part of the canonical text (as the
-        # generated column will once the row is stored); the link covers it after the position.
-        values = {"actor_id": actor_id, **fields}
-        (body,) = linked_bodies([tuple(values[name] for name in LINKED_BODY_FIELDS)])
+        fields = {"seq": seq, "at": at, **content, "prev_hash": head.hash}
         digest = linked_hash(linked_position(prev_hash=head.hash, seq=seq) + body)
         event = AuditEvent.objects.create(
             actor=actor_obj,

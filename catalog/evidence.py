@@ -22,7 +22,7 @@ import io
 import json
 import zipfile
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -611,6 +611,14 @@ def _check_event(
         )
 
 
+def _canonical_at(text: str) -> datetime:
+    """`at` as a scheme-3 text holds it: microseconds since the epoch (PostgreSQL) or the stored
+    UTC text (SQLite)."""
+    if text.lstrip("-").isdigit():
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(text))
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
 def _linked_event_ok(event: dict[str, Any], key: bytes | None) -> bool:
     """A scheme-3 event: its hash is the link over its canonical text, the text holds exactly the
     event's fields, and (given the audit key) its tag is the key's."""
@@ -622,9 +630,7 @@ def _linked_event_ok(event: dict[str, Any], key: bytes | None) -> bool:
         return False
     prev, scheme, seq, at, actor_id, *texts, details, request_id = fields
     try:
-        same_at = at is not None and datetime.fromisoformat(at).replace(tzinfo=UTC) == datetime.fromisoformat(
-            event["at"]
-        )
+        same_at = at is not None and _canonical_at(at) == datetime.fromisoformat(event["at"])
         same_details = details is not None and json.loads(details) == event["details"]
     except ValueError:
         return False

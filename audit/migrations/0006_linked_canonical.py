@@ -5,8 +5,7 @@ linked_canonical_sql), `tag` the keyed tag on a scheme-3 row's SHA-256 link, and
 to scheme 3. Rows that exist keep their scheme and hashes; the partial index `audit_event_legacy`
 finds where they end.
 
-PostgreSQL needs an immutable function for the timestamp's text (audit.hashing.PG_AT_FUNCTION),
-and the sequencer's trigger (migration 0005) now also lets the tag go from NULL to a value when a
+On PostgreSQL the sequencer's trigger (migration 0005) now also lets the tag go from NULL to a value when a
 row is linked, and ignores `canonical` (the database computes it after BEFORE triggers run). On
 SQLite adding a stored generated column rebuilds the table, which drops the triggers of 0002; they
 are put back unchanged.
@@ -18,16 +17,10 @@ from django.conf import settings
 from django.db import migrations, models
 
 import audit.hashing
-from audit.hashing import PG_AT_BODY, PG_AT_FUNCTION
 
 TRIGGERS = importlib.import_module("audit.migrations.0002_append_only_triggers")
 SEQUENCED = importlib.import_module("audit.migrations.0005_sequenced_audit_writes")
 
-PG_AT = [
-    f"""CREATE OR REPLACE FUNCTION {PG_AT_FUNCTION}(timestamptz) RETURNS text
-       LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ {PG_AT_BODY} $$;""",
-]
-PG_AT_DROP = [f"DROP FUNCTION IF EXISTS {PG_AT_FUNCTION}(timestamptz);"]
 
 PG_LINK_ONLY = [
     """CREATE OR REPLACE FUNCTION audit_event_link_only() RETURNS trigger AS $$
@@ -69,7 +62,6 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(_vendor({"postgresql": PG_AT}), _vendor({"postgresql": PG_AT_DROP})),
         # Reversed last: the rebuilds below drop SQLite's triggers on the way back too.
         migrations.RunPython(migrations.RunPython.noop, _vendor({"sqlite": TRIGGERS.SQLITE_DROP + TRIGGERS.SQLITE})),
         migrations.AddField(

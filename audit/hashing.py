@@ -281,22 +281,12 @@ def _decode_key(encoded: str) -> bytes:
 # order; a NULL actor is `-,`. Netstrings need no escaping, so the same text is built by SQL on
 # both databases from the stored columns, with nothing for Python to re-encode: verification
 # reads it as bytes and hashes it. The first three fields are the chain position (made by Python
-# when a row is linked); the rest are the content, rendered by the database (`at` as the stored
-# text on SQLite and as UTC 'YYYY-MM-DD HH24:MI:SS.US' on PostgreSQL, `details` as its stored
-# JSON text), which is why a writer asks the database for them (audit.selectors.linked_bodies).
+# when a row is linked); the rest are the content (ROW_FIELDS' order), rendered by the database
+# (`at` as the stored text on SQLite and as UTC microseconds since the epoch on PostgreSQL,
+# `details` as its stored JSON text), which is why a writer asks the database for them
+# (audit.selectors.linked_bodies).
 LINKED_POSITION_FIELDS = ("prev_hash", "hash_scheme", "seq")
-LINKED_BODY_FIELDS = (
-    "at",
-    "actor_id",
-    "actor_name",
-    "action",
-    "target_type",
-    "target_id",
-    "outcome",
-    "details",
-    "request_id",
-)
-_LINKED_INTEGERS = frozenset({"hash_scheme", "seq", "actor_id"})
+LINKED_BODY_FIELDS = tuple(name for name in ROW_FIELDS if name != "seq")
 # PostgreSQL only allows immutable expressions in a generated column, and timestamptz's text form
 # depends on the session's TimeZone and DateStyle: `at` is written as the microseconds since the
 # epoch of its UTC time (extract on a timestamp without time zone is immutable, and exact).

@@ -330,12 +330,8 @@ class ChainRows:
         columns = [quote(column_of[name]) for name in _RAW_COLUMNS]
         columns[1] = _AT_TEXT[self.vendor] % {"at": columns[1]}
         columns[8] = _DETAILS_TEXT[self.vendor] % {"details": columns[8]}
-        sql = f"SELECT {', '.join(columns)} FROM {quote(meta.db_table)} WHERE {quote('seq')} > %s"
-        params: list[int] = [self.after_seq]
-        if self.upto_seq is not None:
-            sql += f" AND {quote('seq')} <= %s"
-            params.append(self.upto_seq)
-        sql += f" ORDER BY {quote('seq')}"
+        where, params = self._range()
+        sql = f"SELECT {', '.join(columns)} FROM {quote(meta.db_table)} WHERE {where} ORDER BY {quote('seq')}"
         with connection.chunked_cursor() as cursor:
             cursor.execute(sql, params)
             while chunk := cursor.fetchmany(CHAIN_CHUNK):

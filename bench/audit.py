@@ -23,21 +23,24 @@ After each run the chain is linked and fully verified (audit_verify must hold).
 
 It creates a temporary SQLite database (a fresh SYNTHGATE_VAR_DIR under the system temp dir,
 deleted afterwards), migrates it, and writes --events audit events with realistic shapes (actors,
-actions, targets, small `details`) hashed by the portal's own reference code
-(audit.hashing.hmac_event_hash, the slow dict + json.dumps path), in batches, with the head row set
-to the last one (--postgres: the same in a temporary database on that server, dropped afterwards;
---reuse DIR: the events a --keep run left in DIR). Nothing is read from outside the repository.
+actions, targets, small `details`), in batches, with the head row set to the last one: scheme 3
+(default, what the portal writes: audit.services.audit_linked_batch, the database rendering each
+row's content as audit_record has it do) or, with --scheme 2, the log as written before scheme 3
+(audit.hashing.hmac_event_hash, the slow dict + json.dumps path). --postgres: the same in a
+temporary database on that server, dropped afterwards; --reuse DIR: the events a --keep run left
+in DIR. Nothing is read from outside the repository.
 Then, in the same process, in interleaved rounds (each measurement once per round, so all of them
 go through the same spells of load on a shared machine):
 
-  - full:      audit.selectors.audit_verify(), the whole walk as `verify_audit` runs it: rows
-               read by a raw cursor in chunks, checked inline (canonical bytes, HMAC, links,
-               checkpoints), odd rows through ChainWalk._step;
+  - full:      audit.selectors.audit_verify(), the whole walk as `verify_audit` runs it (scheme 3:
+               canonical text and hash read as bytes, one SHA-256 per row; scheme 2: every column
+               read, canonical JSON built and HMAC'd per row);
   - read only: the same raw chunks with no per-row work (what the database and driver cost);
   - raw HMAC / raw SHA-256: one hmac.digest / hashlib.sha256 per row over the exact canonical
-               bytes of every row, prepared in memory beforehand (the baseline of issue 16);
-  - per-row:   the walk before the fast path: each row prepared as a tuple, then ChainWalk._step
-               (canonical_row and the HMAC per row; on PostgreSQL the rows through the ORM);
+               bytes of every row (scheme 3: the generated text), prepared in memory beforehand
+               (the baseline of issue 16);
+  - per-row:   the row-by-row walk, ChainWalk._step per row (scheme 3: link and tag; scheme 2:
+               canonical_row and the HMAC; on PostgreSQL scheme 2's rows through the ORM);
 then, once: the first walk (a dict per row, audit.hashing.event_hash; --no-reference skips it), and
 after 1,000 more events audit_verify_since from the previous head (incremental).
 

@@ -121,6 +121,21 @@ def test_a_row_appended_with_a_correct_link_but_no_key_is_caught_by_its_tag() ->
     assert verdict() == (False, 5, "tag_mismatch")
 
 
+def test_a_middle_rows_tag_counts_where_a_walk_ends() -> None:
+    """Tags vouch for every row before them, so the walk checks the last one (and every one when
+    in doubt). A middle row's tag edited alone changes no content and passes; cut the chain there
+    and it is the last row's tag, and fails."""
+    record(5)
+    with triggers_off():
+        raw("UPDATE audit_auditevent SET tag = %s WHERE seq = 3", ["0" * 64])
+    assert verdict() == (True, None, "")
+    with triggers_off():
+        raw("DELETE FROM audit_auditevent WHERE seq > 3")
+        fix_head()
+
+    assert verdict() == (False, 3, "tag_mismatch")
+
+
 def test_a_chain_relinked_from_an_edit_without_the_key_names_the_edited_row() -> None:
     record(8)
     with triggers_off():

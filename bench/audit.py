@@ -9,6 +9,10 @@ Not part of the test run. Prints figures; docs/benchmarks.md records a run.
     .venv/bin/python bench/audit.py --reuse DIR        # verify a kept log again (no seeding)
     .venv/bin/python bench/audit.py --postgres postgres://postgres@127.0.0.1:5432/postgres
     .venv/bin/python bench/audit.py --writes postgres://postgres@127.0.0.1:5432/postgres
+    .venv/bin/python bench/audit.py --writes sqlite
+
+--writes sqlite measures direct audited writes with 1 and 8 writer processes on the embedded SQLite
+database (the default install), in a temporary directory.
 
 --writes URL (issue 16 item 3) skips the verification figures. It creates a temporary database on
 that server (dropped afterwards), migrates it, and measures audited writes per second with 1 and 8
@@ -201,7 +205,11 @@ def main() -> int:
         metavar="POSTGRES_URL",
         help="verify on PostgreSQL: a temporary database on this server (dropped afterwards), not SQLite",
     )
-    parser.add_argument("--writes", metavar="POSTGRES_URL", help="measure audited writes on this server")
+    parser.add_argument(
+        "--writes",
+        metavar="POSTGRES_URL|sqlite",
+        help="measure audited writes on this PostgreSQL server, or on the embedded SQLite database",
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each write run")
     args = parser.parse_args()
     if args.writes:
@@ -396,6 +404,8 @@ def _django_env(var_dir: Path, database_url: str, *, sequenced: bool) -> None:
         DATABASE_URL=database_url,
         SYNTHGATE_AUDIT_SEQUENCER="1" if sequenced else "0",
     )
+    if not database_url:  # the embedded SQLite database in var_dir
+        os.environ.pop("DATABASE_URL")
     if str(BASE_DIR) not in sys.path:
         sys.path.insert(0, str(BASE_DIR))
     import django
@@ -485,7 +495,46 @@ def _write_run(
     return total, total / seconds, seq_stats
 
 
+def sqlite_writes_main(args: argparse.Namespace) -> int:
+    """--writes sqlite: the default install's embedded database (WAL, IMMEDIATE transactions), in a
+    temporary SYNTHGATE_VAR_DIR; direct mode only (the sequencer needs PostgreSQL)."""
+    var_dir = Path(tempfile.mkdtemp(prefix="synthgate-bench-audit-writes-"))
+    try:
+        _django_env(var_dir, "", sequenced=False)
+        from django.core.management import call_command
+
+        from audit.selectors import audit_verify
+
+        print(machine())
+        print(f"database: SQLite {sqlite3.sqlite_version} in {var_dir}")
+        call_command("migrate", verbosity=0)
+        rows = []
+        for writers in (1, 8):
+            total, rate, _ = _write_run(
+                var_dir, "", writers=writers, sequenced=False, sequencer=False, seconds=args.seconds
+            )
+            load = os.getloadavg()[0]
+            verdict = audit_verify()
+            assert verdict.ok, verdict
+            rows.append((writers, total, rate, load))
+            print(
+                f"direct, {writers} writers: {total:,} writes in {args.seconds:g} s = {rate:,.0f}/s "
+                f"(load {load:.1f}); chain verified: {verdict.events:,} events"
+            )
+        print()
+        print(f"| SQLite, direct | writers | writes in {args.seconds:g} s | writes/s | load average |")
+        print("|---|---:|---:|---:|---:|")
+        for writers, total, rate, load in rows:
+            print(f"| direct (head lock) | {writers} | {total:,} | {rate:,.0f} | {load:.1f} |")
+    finally:
+        if not args.keep:
+            shutil.rmtree(var_dir, ignore_errors=True)
+    return 0
+
+
 def writes_main(args: argparse.Namespace) -> int:
+    if args.writes == "sqlite":
+        return sqlite_writes_main(args)
     import psycopg
 
     var_dir = Path(tempfile.mkdtemp(prefix="synthgate-bench-audit-writes-"))

@@ -62,6 +62,12 @@ def cap_native_threads(threads: int) -> int:
         torch.set_num_threads(threads)
     numba = sys.modules.get("numba")
     if numba is not None:
-        # numba cannot go above the NUMBA_NUM_THREADS it was imported with.
+        # numba sizes its pool from NUMBA_NUM_THREADS once, at import, and cannot go above it. Its
+        # compiler re-reads the environment for every function it compiles and refuses a different
+        # NUMBA_NUM_THREADS once the pool runs ("Cannot set NUMBA_NUM_THREADS to a different value
+        # once the threads have been launched"): a prefork child of a parent that imported numba
+        # then failed every kernel not yet in numba's cache (a fresh install's first jobs). Keep the
+        # imported size in the environment; the cap is the threads numba uses.
+        os.environ["NUMBA_NUM_THREADS"] = str(numba.config.NUMBA_NUM_THREADS)
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     return threads

@@ -4,6 +4,7 @@ torch, BLAS, OpenMP and numba would otherwise each run a thread per core in ever
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -64,6 +65,38 @@ def test_cap_native_threads_caps_every_loaded_pool_and_later_imports() -> None:
         assert seen["before"]["torch"] > 1  # the default this guards against
     assert seen["after"] == {"pools": [1], "torch": 1}
     assert seen["env"] == {name: "1" for name in THREAD_ENV}
+
+
+NUMBA_CHILD = """
+import numba
+from core.threads import cap_native_threads
+cap_native_threads(1)
+
+
+@numba.njit(cache=False)
+def kernel(n):
+    return n + 1
+
+
+print(numba.get_num_threads(), kernel(1))
+"""
+
+
+def test_a_kernel_compiled_after_the_cap_in_a_process_that_imported_numba_first() -> None:
+    """A prefork child inherits numba imported at the parent's size; capping it must not make the
+    next compilation fail (numba re-reads NUMBA_NUM_THREADS when it compiles). Before the fix this
+    child died with "Cannot set NUMBA_NUM_THREADS to a different value once the threads have been
+    launched", which on a fresh install failed the inference check of every job."""
+    out = subprocess.run(
+        [sys.executable, "-c", NUMBA_CHILD],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NUMBA_NUM_THREADS": "2"},
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["1", "2"]
 
 
 def _wait_for(log_path: Path, needle: str, proc: Any, timeout: float = 90) -> str:

@@ -276,19 +276,12 @@ class ChainRows:
 
     def legacy_upto(self) -> int | None:
         """The last row in range of an older scheme (1, 2, or none known), through the partial
-        index `audit_event_legacy`: rows up to it are walked row by row, the rest fast."""
+        index `audit_event_legacy`: rows up to it are walked row by row, the rest fast. A row
+        claiming an unknown scheme (above 3) is hashed as scheme 3 by the fast walk, fails there
+        (its text names the scheme), and the row-by-row walk then reports it."""
         quote = connection.ops.quote_name
-        where, params = self._range()
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT MAX({quote('seq')}) FROM {quote(AuditEvent._meta.db_table)} "  # noqa: S608
-                f"WHERE {quote('hash_scheme')} < 3 AND {where}",
-                params,
-            )
-            # A row claiming an unknown scheme (above 3) is hashed as scheme 3 by the fast walk,
-            # fails there (its text names the scheme), and the row-by-row walk then reports it.
-            found = cursor.fetchone()[0]
-        return None if found is None else int(found)
+        row = self._one(f"SELECT MAX({quote('seq')})", f"{quote('hash_scheme')} < 3 AND ", "")
+        return None if row is None or row[0] is None else int(row[0])
 
     def linked_chunks(self) -> Iterator[list[tuple[Any, ...]]]:
         """(canonical, hash) per row in seq order, both as the UTF-8 bytes the database holds (no
@@ -311,15 +304,21 @@ class ChainRows:
     def last_row(self) -> tuple[int, str | None, str | None] | None:
         """(seq, hash, tag) of the last row in range."""
         quote = connection.ops.quote_name
-        where, params = self._range()
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT {quote('seq')}, {quote('hash')}, {quote('tag')} "  # noqa: S608
-                f"FROM {quote(AuditEvent._meta.db_table)} WHERE {where} ORDER BY {quote('seq')} DESC LIMIT 1",
-                params,
-            )
-            row = cursor.fetchone()
+        row = self._one(
+            f"SELECT {quote('seq')}, {quote('hash')}, {quote('tag')}",
+            "",
+            f" ORDER BY {quote('seq')} DESC LIMIT 1",
+        )
         return None if row is None else (int(row[0]), row[1], row[2])
+
+    def _one(self, select: str, condition: str, tail: str) -> tuple[Any, ...] | None:
+        """One row of `select` over the events in range (`condition` ANDed before the range)."""
+        where, params = self._range()
+        table = connection.ops.quote_name(AuditEvent._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(f"{select} FROM {table} WHERE {condition}{where}{tail}", params)  # noqa: S608
+            row = cursor.fetchone()
+        return None if row is None else tuple(row)
 
     def raw_chunks(self) -> Iterator[list[tuple[Any, ...]]]:
         """The rows as a raw cursor reads them (`_RAW_COLUMNS`, `at` and `details` as text), in
@@ -533,18 +532,10 @@ def _pg_canonical_ok(cursor: Any, table: str, expression: str) -> bool:
             )
             cursor.execute(deparsed, [probe])
             reference = cursor.fetchone()
-            raise _Probed(reference)
-    except _Probed as probed:
-        reference = probed.reference
+            transaction.set_rollback(True)
     except DatabaseError:
         return False
     return reference is not None and reference[1] == stored[1]
-
-
-class _Probed(Exception):  # noqa: N818 - control flow: roll the probe's savepoint back
-    def __init__(self, reference: Any) -> None:
-        super().__init__()
-        self.reference = reference
 
 
 @dataclass

@@ -67,6 +67,10 @@ REASON_NO_OUTCOME = (
 )
 REASON_OUTCOME_ONLY = "The outcome is the only requested column, so there is nothing to predict it from."
 REASON_ONE_OUTCOME_VALUE = "The real test rows hold only one outcome value, so prediction cannot be scored."
+REASON_RELEASE_ONE_OUTCOME_VALUE = (
+    "The release holds only one value of the outcome, so no model can learn to predict it from the "
+    "release; its ratio is that of a constant guess. Choose another synthesizer, or a bake-off."
+)
 REASON_TOO_FEW_EVENTS = (
     "Too few outcome events among the real test rows to score prediction (at least 10 of each outcome "
     "value are needed); request more rows or a more common outcome."
@@ -357,6 +361,14 @@ def _tstr_check(result: dict[str, Any] | None, floor: float, error: str) -> Chec
         return not_run(
             "tstr_auc_ratio", floor, "min", UTILITY, REASON_TOO_FEW_EVENTS,
             value=result.get("ratio"), ci=result.get("ratio_ci"),
+        )  # fmt: skip
+    if result is not None and result.get("synthetic_outcome_values") == 1 and not error:
+        # A constant guess scores AUC 0.5, and 0.5 / a weak reference's AUC can have an interval
+        # reaching the floor: a TVAE release of Framingham with no ten-year CHD at all published so.
+        return Check(
+            "tstr_auc_ratio", result.get("ratio"), floor, False, "min", UTILITY,
+            ci=result.get("ratio_ci") and (result["ratio_ci"][0], result["ratio_ci"][1]),
+            reason=REASON_RELEASE_ONE_OUTCOME_VALUE,
         )  # fmt: skip
     return check_estimate_min(
         "tstr_auc_ratio", (result or {}).get("ratio"), floor, ci=(result or {}).get("ratio_ci"), error=error

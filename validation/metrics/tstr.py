@@ -251,6 +251,9 @@ def tstr(
         "interval": interval,
         "n_events": n_pos,
         "n_non_events": n_neg,
+        # How many outcome values the release's rows hold: one means no model can learn the outcome
+        # from it, whatever the ratio's interval says (the gate fails it; validation.suite).
+        "synthetic_outcome_values": int(len(np.unique(y_syn))),
         # Judged either way; `interval` says how (a bootstrap below 100 events or non-events).
         "gated": True,
     }

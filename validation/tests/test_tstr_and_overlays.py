@@ -11,7 +11,7 @@ import pandas as pd
 from conftest import SAFE_COLUMNS
 from generation.policies import suggest_classification
 from generation.profiling import infer_kind
-from validation.gate import DEFAULT_THRESHOLDS
+from validation.gate import DEFAULT_THRESHOLDS, check_estimate_min
 from validation.glossary import GLOSSARY
 from validation.metrics.columns import ColumnInfo, column_infos
 from validation.metrics.overlays import SUPPRESSED, distribution_overlays
@@ -140,6 +140,30 @@ def test_a_release_with_scrambled_outcomes_fails_the_tstr_floor(source: pd.DataF
     assert abs(result["auc_tstr"] - 0.5) < 0.1
     assert result["ratio_ci"][1] < DEFAULT_THRESHOLDS["tstr_auc_ratio_min"]
     assert check.passed is False
+
+
+def test_a_release_holding_one_outcome_value_fails_whatever_the_ratio_interval(source: pd.DataFrame) -> None:
+    # A TVAE release of the public Framingham extract held no ten-year CHD at all (its sampler took
+    # each category's most likely value) and published: AUC 0.5 against a reference of 0.705 is a
+    # ratio of 0.71 whose interval reached the floor. Here the reference is made as weak by keeping
+    # only a noisy copy of age, so the interval reaches the floor the same way.
+    rng = np.random.default_rng(0)
+    frame = source[["age", "death"]].assign(age=lambda f: f["age"] + rng.normal(0, 60, len(f)))
+    training, holdout = frame.iloc[:3000].reset_index(drop=True), frame.iloc[3000:3600].reset_index(drop=True)
+    infos = [ColumnInfo("age", "numeric", "quasi_identifier"), ColumnInfo("death", "boolean", "sensitive")]
+    all_alive = training.assign(death=0)
+
+    result = tstr(training, all_alive, holdout, infos, seed=1)
+    check = {c.name: c for c in gate_checks({"tstr": result}, {"tstr_auc_ratio_min": 0.7})}["tstr_auc_ratio"]
+    # The same figures without the one-value rule would pass: the interval's upper end reaches 0.7.
+    lenient = check_estimate_min("tstr_auc_ratio", result["ratio"], 0.7, ci=result["ratio_ci"])
+
+    assert result["status"] == "ok" and result["auc_tstr"] == 0.5 and result["synthetic_outcome_values"] == 1
+    assert lenient.passed, result
+    assert (check.status, check.passed) == ("failed", False)
+    assert "only one value of the outcome" in check.reason
+    both = tstr(training, training, holdout, infos, seed=1)
+    assert both["synthetic_outcome_values"] == 2
 
 
 def test_with_fewer_than_100_test_events_tstr_is_judged_on_a_bootstrap_interval(source: pd.DataFrame) -> None:

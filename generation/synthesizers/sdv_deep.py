@@ -21,6 +21,7 @@ import time
 import warnings
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 
 from generation.synthesizers.base import ColumnSpec, ProgressFn
@@ -73,6 +74,7 @@ def _sdv_classes() -> tuple[type, type]:
     """The SDV subclasses, defined once on first use so importing the registry does not import
     torch. (Being local classes, fitted instances cannot be pickled; nothing here pickles them.)"""
     from ctgan import CTGAN, TVAE
+    from ctgan.synthesizers.base import random_state
     from sdv.single_table import CTGANSynthesizer, TVAESynthesizer
     from sdv.single_table.ctgan import _validate_no_category_dtype
     from sdv.single_table.utils import detect_discrete_columns
@@ -81,7 +83,9 @@ def _sdv_classes() -> tuple[type, type]:
         pass
 
     class ReportingTVAE(EpochReporting, TVAE):  # type: ignore[misc]
-        pass
+        @random_state  # type: ignore[untyped-decorator]
+        def sample(self, samples: int) -> Any:
+            return sample_tvae(self, samples)
 
     def fit_reporting(synth: Any, model_class: type, processed: pd.DataFrame) -> None:
         # Mirrors CTGANSynthesizer._fit / TVAESynthesizer._fit of sdv==2.0.0.
@@ -129,6 +133,54 @@ def _sdv_classes() -> tuple[type, type]:
             fit_reporting(self, ReportingTVAE, processed_data)
 
     return ProgressCTGAN, ProgressTVAE
+
+
+def sample_tvae(model: Any, samples: int) -> Any:
+    """ctgan==0.12.1's TVAE.sample, except that every categorical output (a discrete column's value,
+    a continuous column's mixture component) is DRAWN from the decoder's distribution instead of
+    taken at its most likely value.
+
+    TVAE is trained with a cross-entropy loss on those outputs, so the decoder's softmax is its model
+    of p(category | latent); ctgan's sample keeps only the argmax, and every category that is never
+    the most likely one for any latent point is never generated. A rare outcome collapsed that way:
+    on the public Framingham extract (15% ten-year CHD) TVAE releases trained a model at chance on
+    real rows (TSTR AUC 0.500), and on SUPPORT2 the 285-cell missingness-pattern column came out
+    with its common cells only (raw pattern similarity 0.43 against real holdout rows' 0.62).
+    Continuous values are drawn around the decoder's mean with its learned sigmas, as in ctgan.
+    Draws come from torch's global generator, which `random_state` seeds like ctgan's own sample.
+    """
+    import torch
+
+    model.decoder.eval()
+    spans = [span for column in model.transformer.output_info_list for span in column]
+    steps = samples // model.batch_size + 1
+    data = []
+    with torch.no_grad():
+        for _ in range(steps):
+            mean = torch.zeros(model.batch_size, model.embedding_dim)
+            noise = torch.normal(mean=mean, std=mean + 1).to(model._device)
+            fake, sigmas = model.decoder(noise)
+            data.append(_drawn_outputs(fake, spans).cpu().numpy())
+    rows = np.concatenate(data, axis=0)[:samples]
+    return model.transformer.inverse_transform(rows, sigmas.detach().cpu().numpy())
+
+
+def _drawn_outputs(raw: Any, spans: list[Any]) -> Any:
+    """The decoder's raw outputs with tanh on value spans and a one-hot draw on softmax spans."""
+    import torch
+
+    out = torch.tanh(raw)
+    start = 0
+    for span in spans:
+        end = start + span.dim
+        if span.activation_fn == "softmax":
+            probabilities = torch.softmax(raw[:, start:end], dim=1)
+            drawn = torch.multinomial(probabilities, 1).squeeze(1)
+            out[:, start:end] = torch.nn.functional.one_hot(drawn, span.dim).to(out.dtype)
+        start = end
+    if start != raw.shape[1]:
+        raise RuntimeError("TVAE's output layout differs from ctgan==0.12.1's; sampling refused.")
+    return out
 
 
 class _DeepSDVSynthesizer:

@@ -158,6 +158,10 @@ def declarations() -> list[dict[str, Any]]:
         number("dbp", 20, 160, nullable=True),
         number("heart_rate", 20, 250),
         number("los_days", 1, 365),
+        {"name": "admit_date", "lower": "2015-01-01", "upper": "2025-12-31", "nullable": False},
+        {"name": "discharge_time", "lower": "2015-01-01", "upper": "2026-12-31", "nullable": False},
+        {"name": "ventilated", "categories": ["0", "1"], "nullable": False},
+        {"name": "died_30d", "categories": ["0", "1"], "nullable": False},
     ]
 
 

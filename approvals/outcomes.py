@@ -44,6 +44,8 @@ def _sentence(check: dict[str, Any]) -> str:
     if not hidden:
         return check_explanation(check)
     finding, step = FINDINGS.get(name, (reason_for(name).rstrip("."), "ask a privacy officer what it means"))
+    if check.get("reason"):  # value-free, with its own next step
+        return f"{finding} ({_threshold_only(check)}). {check['reason']}"
     return f"{finding} ({_threshold_only(check)}): {step}."
 
 

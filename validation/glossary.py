@@ -416,4 +416,6 @@ def check_explanation(check: dict[str, Any]) -> str:
     if check.get("error"):
         return f"{title} could not be computed: {check.get('reason') or reason_for(name)}"
     finding, step = FINDINGS.get(name, (reason_for(name).rstrip("."), "ask a privacy officer what it means"))
+    if check.get("reason"):  # a failure with its own value-free reason and next step (not the generic one)
+        return f"{finding} ({numbers}). {check['reason']}" if numbers else f"{finding}. {check['reason']}"
     return f"{finding} ({numbers}): {step}." if numbers else f"{finding}: {step}."

@@ -12,7 +12,7 @@ from conftest import SAFE_COLUMNS
 from generation.policies import suggest_classification
 from generation.profiling import infer_kind
 from validation.gate import DEFAULT_THRESHOLDS, check_estimate_min
-from validation.glossary import GLOSSARY
+from validation.glossary import GLOSSARY, check_explanation
 from validation.metrics.columns import ColumnInfo, column_infos
 from validation.metrics.overlays import SUPPRESSED, distribution_overlays
 from validation.metrics.tstr import choose_outcome, tstr
@@ -162,6 +162,8 @@ def test_a_release_holding_one_outcome_value_fails_whatever_the_ratio_interval(s
     assert lenient.passed, result
     assert (check.status, check.passed) == ("failed", False)
     assert "only one value of the outcome" in check.reason
+    # The page says why in plain words, not the generic "predicts worse" with a ratio above its floor.
+    assert "only one value of the outcome" in check_explanation(check.as_dict())
     both = tstr(training, training, holdout, infos, seed=1)
     assert both["synthetic_outcome_values"] == 2
 

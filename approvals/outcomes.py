@@ -44,8 +44,9 @@ def _sentence(check: dict[str, Any]) -> str:
     if not hidden:
         return check_explanation(check)
     finding, step = FINDINGS.get(name, (reason_for(name).rstrip("."), "ask a privacy officer what it means"))
-    if check.get("reason"):  # value-free, with its own next step
-        return f"{finding} ({_threshold_only(check)}). {check['reason']}"
+    own = str(check.get("reason") or "")
+    if own and own != reason_for(name):  # the failure's own value-free reason, with its next step
+        return f"{finding} ({_threshold_only(check)}). {own}"
     return f"{finding} ({_threshold_only(check)}): {step}."
 
 

@@ -416,6 +416,7 @@ def check_explanation(check: dict[str, Any]) -> str:
     if check.get("error"):
         return f"{title} could not be computed: {check.get('reason') or reason_for(name)}"
     finding, step = FINDINGS.get(name, (reason_for(name).rstrip("."), "ask a privacy officer what it means"))
-    if check.get("reason"):  # a failure with its own value-free reason and next step (not the generic one)
-        return f"{finding} ({numbers}). {check['reason']}" if numbers else f"{finding}. {check['reason']}"
+    own = str(check.get("reason") or "")
+    if own and own != reason_for(name):  # a failure with its own value-free reason and next step
+        return f"{finding} ({numbers}). {own}" if numbers else f"{finding}. {own}"
     return f"{finding} ({numbers}): {step}." if numbers else f"{finding}: {step}."

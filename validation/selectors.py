@@ -62,7 +62,8 @@ def _coarse_reason(check: dict[str, Any]) -> str:
     """Value-free: why it did not run or could not be computed, or what a failure means."""
     if check_status(check) == "not_run" or check.get("error"):
         return str(check.get("reason") or "")
-    return "" if check.get("passed") else reason_for(str(check.get("name")))
+    # A failure's own reason is value-free by construction (validation.suite), so it is shown as is.
+    return "" if check.get("passed") else str(check.get("reason") or reason_for(str(check.get("name"))))
 
 
 def _words(check: dict[str, Any]) -> dict[str, str]:

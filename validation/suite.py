@@ -362,9 +362,10 @@ def _tstr_check(result: dict[str, Any] | None, floor: float, error: str) -> Chec
             "tstr_auc_ratio", floor, "min", UTILITY, REASON_TOO_FEW_EVENTS,
             value=result.get("ratio"), ci=result.get("ratio_ci"),
         )  # fmt: skip
-    if result is not None and result.get("synthetic_outcome_values") == 1 and not error:
+    if result is not None and result.get("synthetic_outcome_values") == 1 and floor > 0 and not error:
         # A constant guess scores AUC 0.5, and 0.5 / a weak reference's AUC can have an interval
         # reaching the floor: a TVAE release of Framingham with no ten-year CHD at all published so.
+        # A floor of 0 is a tier that does not ask for prediction: it is not enforced then either.
         return Check(
             "tstr_auc_ratio", result.get("ratio"), floor, False, "min", UTILITY,
             ci=result.get("ratio_ci") and (result["ratio_ci"][0], result["ratio_ci"][1]),

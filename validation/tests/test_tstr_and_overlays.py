@@ -164,6 +164,10 @@ def test_a_release_holding_one_outcome_value_fails_whatever_the_ratio_interval(s
     assert "only one value of the outcome" in check.reason
     # The page says why in plain words, not the generic "predicts worse" with a ratio above its floor.
     assert "only one value of the outcome" in check_explanation(check.as_dict())
+    unasked = {c.name: c for c in gate_checks({"tstr": result}, {"tstr_auc_ratio_min": 0.0})}[
+        "tstr_auc_ratio"
+    ]
+    assert unasked.passed  # a tier whose floor is 0 does not ask for prediction
     both = tstr(training, training, holdout, infos, seed=1)
     assert both["synthetic_outcome_values"] == 2
 
@@ -281,3 +285,30 @@ def test_a_release_without_the_outcome_signal_fails_against_the_chosen_reference
     }
     assert result["auc_trtr"] > 0.8
     assert result["ratio_ci"][1] < 0.8  # fails the default floor even at the interval's upper end
+
+
+def test_a_requester_sees_a_failures_own_reason_without_its_value() -> None:
+    from validation.selectors import _coarse_reason
+    from validation.suite import REASON_RELEASE_ONE_OUTCOME_VALUE
+
+    own = {
+        "name": "tstr_auc_ratio",
+        "passed": False,
+        "status": "failed",
+        "reason": REASON_RELEASE_ONE_OUTCOME_VALUE,
+    }
+    generic = {"name": "column_shape_similarity", "passed": False, "status": "failed", "reason": ""}
+
+    assert _coarse_reason(own) == REASON_RELEASE_ONE_OUTCOME_VALUE
+    shown = {**own, "value": None, "threshold": 0.8, "direction": "min"}
+    assert REASON_RELEASE_ONE_OUTCOME_VALUE in check_explanation(shown)
+    # A generic failure keeps the finding-and-next-step sentence.
+    coarse = {
+        **generic,
+        "value": None,
+        "threshold": 0.75,
+        "direction": "min",
+        "reason": _coarse_reason(generic),
+    }
+    sentence = check_explanation(coarse)
+    assert ": try gaussian_copula" in sentence and coarse["reason"] not in sentence, sentence

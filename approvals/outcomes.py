@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from approvals.selectors import failed_privacy_checks
-from validation.glossary import FINDINGS, GLOSSARY, check_explanation, reason_for, title_for
+from validation.glossary import FINDINGS, GLOSSARY, check_explanation, failure_sentence, title_for
 
 PRIVACY_RETRY_NOTE = "A new attempt after this failure needs a privacy officer's approval."
 
@@ -39,15 +39,10 @@ def _threshold_only(check: dict[str, Any]) -> str:
 
 
 def _sentence(check: dict[str, Any]) -> str:
-    name = str(check.get("name"))
     hidden = check.get("value") is None and check.get("status") != "not_run" and not check.get("error")
     if not hidden:
         return check_explanation(check)
-    finding, step = FINDINGS.get(name, (reason_for(name).rstrip("."), "ask a privacy officer what it means"))
-    own = str(check.get("reason") or "")
-    if own and own != reason_for(name):  # the failure's own value-free reason, with its next step
-        return f"{finding} ({_threshold_only(check)}). {own}"
-    return f"{finding} ({_threshold_only(check)}): {step}."
+    return failure_sentence(check, _threshold_only(check))
 
 
 def explain_failed(checks: list[dict[str, Any]]) -> list[Outcome]:

@@ -415,8 +415,16 @@ def check_explanation(check: dict[str, Any]) -> str:
         return f"{title} passed ({numbers})." if numbers else f"{title} passed."
     if check.get("error"):
         return f"{title} could not be computed: {check.get('reason') or reason_for(name)}"
+    return failure_sentence(check, numbers)
+
+
+def failure_sentence(check: dict[str, Any], figures: str) -> str:
+    """A failed check in plain words: its finding, `figures` (its value against the threshold, or
+    only the threshold for a viewer who may not see the value), and a next step: the check's own
+    value-free reason when it has one other than the generic one, else the finding's usual step."""
+    name = str(check.get("name") or "")
     finding, step = FINDINGS.get(name, (reason_for(name).rstrip("."), "ask a privacy officer what it means"))
     own = str(check.get("reason") or "")
-    if own and own != reason_for(name):  # a failure with its own value-free reason and next step
-        return f"{finding} ({numbers}). {own}" if numbers else f"{finding}. {own}"
-    return f"{finding} ({numbers}): {step}." if numbers else f"{finding}: {step}."
+    if own and own != reason_for(name):
+        return f"{finding} ({figures}). {own}" if figures else f"{finding}. {own}"
+    return f"{finding} ({figures}): {step}." if figures else f"{finding}: {step}."

@@ -306,23 +306,6 @@ def frame_to_parquet_bytes(frame: pd.DataFrame) -> bytes:
 
 # --- Classification suggestions (issue 12, item 5) --------------------------------------------------
 
-# Outcomes and diagnoses a steward would call sensitive that generation.policies' name list misses;
-# a token may carry a number ("dx2", "icd10").
-_OUTCOME_OR_DIAGNOSIS = re.compile(
-    r"(^|_)(dead|died|death|mortality|mort|deceased|vital_?status|survival|surv|event|events|relapse|"
-    r"recurrence|recur|readmission|readmit|progression|censored|censor|diag|diagnosis|diagnoses|dx|icd|"
-    r"icd_?\d+|disease|comorbidity|comorbidities|condition|syndrome|disorder|stage|grade|tumou?r|"
-    r"metastasis|infection|sepsis|stroke|diabetes|hypertension|copd|aids|hiv|symptom|symptoms|"
-    r"homo|hemo|hemophilia|haemophilia|drugs|sexual|pregnancy|pregnant|psychiatric|addiction|alcohol|smoking|substance|"
-    r"malignancy|dementia|cirrhosis|hepatitis|asthma|chf|ckd|depression|schizophrenia|bipolar|"
-    r"transplant|dnr|dnar|dnacpr)\d*($|_)"
-)
-# Names written without separators, as exports abbreviate them: an outcome at the end ("hospdead",
-# "icudeath", "inhospmortality") or a diagnosis prefix at the start ("dzgroup", "dxcode", "diagmain";
-# not "diagonal").
-_RUN_TOGETHER = re.compile(
-    r"(^|_)([a-z]+(dead|died|death|deaths|mortality|deceased)|(dx|dz|diag(?!on))[a-z]+)\d*($|_)"
-)
 # ICD-9/ICD-10-shaped codes ("I21.4", "E11", "250.00"): a column of them holds diagnoses.
 _ICD_CODE = re.compile(r"^([A-TV-Z]\d{2}(\.\d{1,4}[A-Z]?)?|\d{3}(\.\d{1,2})?|V\d{2}(\.\d{1,2})?)$")
 _ICD_SAMPLE = 500
@@ -337,8 +320,10 @@ def suggest_classifications(
 
     - A whole-number column with a different value in every row (a patient or record number such
       as `pidnum`) is a direct identifier, whatever its name: it links a release row to a person.
-    - A column named like an outcome or a diagnosis, or holding ICD-shaped codes, is sensitive:
-      it is what an attacker would most like to infer (the inference attack's secret).
+      That rule comes before the name rule of an outcome or a diagnosis (a unique number named
+      `event_no` is a key, not an outcome).
+    - A column holding ICD-shaped codes is sensitive, whatever its name: it is what an attacker
+      would most like to infer (the inference attack's secret).
     Stewards review every suggestion before sign-off.
     """
     suggestions = {}
@@ -349,7 +334,7 @@ def suggest_classifications(
             patterns=profile.patterns,
             unique_per_row=profile.unique_per_row,
         )
-        if suggestion[0] == Classification.OTHER:
+        if suggestion[0] in (Classification.OTHER, Classification.SENSITIVE):
             column = frame[profile.name] if frame is not None and profile.name in frame.columns else None
             suggestion = _clinical_suggestion(profile, column) or suggestion
         suggestions[profile.name] = suggestion
@@ -362,9 +347,6 @@ def _clinical_suggestion(profile: ColumnProfile, column: pd.Series | None) -> tu
             Classification.DIRECT_IDENTIFIER,
             "A whole number that differs in every row, like a patient or record number.",
         )
-    name = re.sub(r"[^a-z0-9]+", "_", profile.name.strip().lower()).strip("_")
-    if _OUTCOME_OR_DIAGNOSIS.search(name) or _RUN_TOGETHER.search(name):
-        return Classification.SENSITIVE, "The column name suggests an outcome, diagnosis or health condition."
     if column is not None and profile.kind == ColumnKind.CATEGORICAL and _holds_icd_codes(column):
         return Classification.SENSITIVE, "Values look like diagnosis (ICD) codes."
     return None

@@ -58,9 +58,23 @@ _QUASI = re.compile(
     r"(^|_)(age|sex|gender|zip|zip_?code|postcode|postal|race|ethnicity|dob|birth|birth_?date|"
     r"date_?of_?birth|marital|county|city|state|sample_yr|year|admission_?date|discharge_?date)($|_)"
 )
+# Outcomes, diagnoses and conditions a steward would call sensitive; a token may carry a number
+# ("dx2", "icd10"). One list for the name rule (generation.intake adds rules on values).
 _SENSITIVE = re.compile(
-    r"(^|_)(death|died|diagnosis|dx|chapter|hiv|cancer|status|outcome|cens|fstat|"
-    r"treatment|drug|psych|pregnan|genetic|mgus)($|_)"
+    r"(^|_)(dead|died|death|mortality|mort|deceased|vital_?status|survival|surv|event|events|relapse|"
+    r"recurrence|recur|readmission|readmit|progression|censored|censor|cens|fstat|status|outcome|"
+    r"diag|diagnosis|diagnoses|dx|icd|icd_?\d+|chapter|disease|comorbidity|comorbidities|condition|"
+    r"syndrome|disorder|stage|grade|tumou?r|cancer|malignancy|metastasis|mgus|infection|sepsis|stroke|"
+    r"diabetes|hypertension|copd|aids|hiv|symptom|symptoms|homo|hemo|hemophilia|haemophilia|drug|drugs|"
+    r"treatment|sexual|pregnan|pregnancy|pregnant|psych|psychiatric|addiction|alcohol|smoking|"
+    r"substance|genetic|dementia|cirrhosis|hepatitis|asthma|chf|ckd|depression|schizophrenia|bipolar|"
+    r"transplant|dnr|dnar|dnacpr)\d*($|_)"
+)
+# Names written without separators, as exports abbreviate them: an outcome at the end ("hospdead",
+# "icudeath", "inhospmortality") or a diagnosis prefix at the start ("dzgroup", "dxcode", "diagmain";
+# not "diagonal").
+_RUN_TOGETHER = re.compile(
+    r"(^|_)([a-z]+(dead|died|death|deaths|mortality|deceased)|(dx|dz|diag(?!on))[a-z]+)\d*($|_)"
 )
 # Names of record or subject keys ("id", "subject_id", "pid", "patient_no", "idnr"...).
 _ID_NAME = re.compile(r"(^|_)(id|ids|pid|sid|uid|idnr|key|subject|subject_?id|record_?id|case_?id|\w*_id)$")
@@ -122,8 +136,8 @@ def suggest_classification(
             Classification.QUASI_IDENTIFIER,
             "Dates tied to a person (admission, discharge, a sample) help single them out.",
         )
-    if _SENSITIVE.search(normalized):
-        return Classification.SENSITIVE, "The column name suggests a health outcome or condition."
+    if _SENSITIVE.search(normalized) or _RUN_TOGETHER.search(normalized):
+        return Classification.SENSITIVE, "The column name suggests an outcome, diagnosis or health condition."
     return Classification.OTHER, "No identifying pattern found."
 
 

@@ -160,6 +160,22 @@ def test_a_unique_measurement_in_a_tiny_table_or_with_fractions_is_not_an_identi
     assert _suggested(fractions)["weight"][0] == "other"
 
 
+def test_one_name_rule_for_outcomes_and_a_unique_number_named_like_one_is_still_a_key() -> None:
+    from generation.policies import suggest_classification
+
+    # The name rule is one list: policies alone now knows the names the intake used to add.
+    for name in ("hospdead", "pregnant", "dx2", "icd10", "mgus", "status"):
+        assert suggest_classification(name=name, kind="numeric")[0] == "sensitive", name
+    assert suggest_classification(name="diagonal_mm", kind="numeric")[0] == "other"
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"event_no": rng.permutation(500) + 1000, "event": rng.integers(0, 2, size=500)})
+
+    suggested = _suggested(frame)
+
+    assert suggested["event_no"][0] == "direct_identifier"  # unique per row: a key, not an outcome
+    assert suggested["event"][0] == "sensitive"
+
+
 def test_outcomes_and_diagnosis_like_columns_are_suggested_as_sensitive() -> None:
     actg = _suggested(pd.read_csv(data_file("actg175.csv")))
     pbc = _suggested(pd.read_csv(data_file("pbc.csv")))

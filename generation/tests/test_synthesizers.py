@@ -354,3 +354,69 @@ def test_tvae_releases_keep_a_rare_outcome() -> None:
     assert 0.07 < share < 0.25, share  # 0.15 in training; the most-likely-value sampler gave ~0
     by_outcome = release.groupby("chd")["age"].mean()
     assert by_outcome[1] > by_outcome[0]  # the outcome still rises with age
+
+
+def _rare_outcome_table(rows: int, share: float, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    age = rng.normal(60, 10, rows)
+    risk = (age - 60) / 10 + rng.normal(0, 1.0, rows)
+    return pd.DataFrame(
+        {
+            "age": age.round(),
+            "sex": rng.choice(["F", "M"], rows),
+            "died": (risk > np.quantile(risk, 1 - share)).astype(int),
+        }
+    )
+
+
+def test_ctgan_training_conditions_half_of_each_batch_on_the_declared_outcome() -> None:
+    # ctgan picks the conditioning column uniformly among the discrete ones: here half the rows.
+    # With the outcome declared, half of the rest go to it too, and the real rows the discriminator
+    # sees beside each condition hold the class the condition names.
+    from types import SimpleNamespace
+
+    from ctgan.data_sampler import DataSampler
+    from ctgan.data_transformer import DataTransformer
+
+    from generation.synthesizers.sdv_deep import emphasise_outcome, outcome_layout
+
+    frame = _rare_outcome_table(400, 0.06, seed=2).astype({"died": str})
+    transformer = DataTransformer()
+    transformer.fit(frame, discrete_columns=["sex", "died"])
+    data = transformer.transform(frame)
+    sampler = DataSampler(data, transformer.output_info_list, True)
+    outcome_id, start, width = outcome_layout(transformer, "died")  # type: ignore[misc]
+    np.random.seed(0)
+    plain = sampler.sample_condvec(20_000)[1][:, outcome_id].mean()
+
+    emphasise_outcome(SimpleNamespace(_transformer=transformer, _outcome="died"), sampler)
+    cond, mask, column, category = sampler.sample_condvec(20_000)
+
+    assert 0.47 < plain < 0.53
+    assert 0.72 < mask[:, outcome_id].mean() < 0.78
+    assert (mask.sum(axis=1) == 1).all() and (cond.sum(axis=1) == 1).all()
+    on_outcome = column == outcome_id
+    assert (mask[on_outcome, outcome_id] == 1).all()
+    real = sampler.sample_data(data, int(on_outcome.sum()), column[on_outcome], category[on_outcome])
+    assert (real[:, start : start + width].argmax(axis=1) == category[on_outcome]).all()
+    assert outcome_layout(transformer, "age") is None  # a continuous column is never conditioned on
+
+
+def test_ctgan_releases_keep_a_rare_outcome_share_and_its_relation() -> None:
+    # ctgan's own sampler conditions rows on categories drawn by log frequency: a 6% outcome came
+    # out at about 20% here. Conditioned on classes drawn with their training share, it stays 6%.
+    frame = _rare_outcome_table(1000, 0.06, seed=3)
+    specs = [
+        ColumnSpec("age", ColumnKind.NUMERIC),
+        ColumnSpec("sex", ColumnKind.CATEGORICAL),
+        ColumnSpec("died", ColumnKind.BOOLEAN, outcome=True),
+    ]
+
+    release = synthesizer_for("ctgan", options={"epochs": 60, "batch_size": 100}).fit_sample(
+        frame, columns=specs, rows=2000, seed=5, progress=lambda f, stage: None
+    )
+
+    share = release["died"].mean()
+    assert 0.04 < share < 0.08, share
+    by_outcome = release.groupby("died")["age"].mean()
+    assert by_outcome[1] > by_outcome[0] + 5, by_outcome  # 18 years apart in training

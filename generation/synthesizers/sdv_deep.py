@@ -275,7 +275,7 @@ def sample_ctgan_by_outcome(model: Any, samples: int) -> Any:
     of the outcome can disagree with its condition; the rest of the row was generated for the
     condition). ctgan's `sample(condition_column=...)` cannot serve: its condition vector is indexed
     from `_discrete_column_matrix_st`, which ctgan 0.12.1 leaves at zero, so it conditions on the
-    first discrete column whatever the name given."""
+    first discrete column whatever the name given (sdv-dev/CTGAN#169; the fix, #236, was not merged)."""
     import torch
 
     outcome_id, start, width = model.__dict__["_outcome_layout"]

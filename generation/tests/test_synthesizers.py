@@ -420,3 +420,35 @@ def test_ctgan_releases_keep_a_rare_outcome_share_and_its_relation() -> None:
     assert 0.04 < share < 0.08, share
     by_outcome = release.groupby("died")["age"].mean()
     assert by_outcome[1] > by_outcome[0] + 5, by_outcome  # 18 years apart in training
+
+
+def test_ctgan_samples_conditions_with_the_categories_true_shares() -> None:
+    # Without a declared outcome the release is sampled by ctgan's sample_original_condvec, which
+    # drew categories by log frequency: a rare value was conditioned on far above its share.
+    from types import SimpleNamespace
+
+    from ctgan.data_sampler import DataSampler
+    from ctgan.data_transformer import DataTransformer
+
+    from generation.synthesizers.sdv_deep import emphasise_outcome, outcome_layout
+
+    frame = _rare_outcome_table(400, 0.06, seed=2).astype({"died": str})
+    transformer = DataTransformer()
+    transformer.fit(frame, discrete_columns=["sex", "died"])
+    sampler = DataSampler(transformer.transform(frame), transformer.output_info_list, True)
+    outcome_id = outcome_layout(transformer, "died")[0]  # type: ignore[index]
+    start = sampler._discrete_column_cond_st[outcome_id]
+    died = start + transformer.convert_column_name_value_to_id("died", "1")["value_id"]
+
+    def died_share_of_outcome_conditions(cond: np.ndarray) -> float:
+        on_outcome = cond[:, start : start + 2].sum(axis=1) == 1
+        return float(cond[on_outcome, died].mean())
+
+    np.random.seed(0)
+    before = died_share_of_outcome_conditions(sampler.sample_original_condvec(20_000))
+    emphasise_outcome(SimpleNamespace(_transformer=transformer, _outcome=None), sampler)
+    after = sampler.sample_original_condvec(20_000)
+
+    assert before > 0.3  # log(24 + 1) / (log(24 + 1) + log(376 + 1))
+    assert 0.05 < died_share_of_outcome_conditions(after) < 0.07
+    assert (after.sum(axis=1) == 1).all()

@@ -328,23 +328,33 @@ def test_tvae_draws_each_category_from_its_decoder_instead_of_its_most_likely_va
     assert 0.14 < drawn[:, 2].mean() < 0.16
 
 
-def test_tvae_releases_keep_a_rare_outcome() -> None:
-    rng = np.random.default_rng(3)
-    rows = 800
+def _rare_outcome_table(
+    rows: int, share: float, seed: int, *, outcome: str = "died", noise: float = 1.0
+) -> pd.DataFrame:
+    """Age, sex and a 0/1 outcome held by `share` of the rows, rising with age."""
+    rng = np.random.default_rng(seed)
     age = rng.normal(60, 10, rows)
-    risk = (age - 60) / 10 + rng.normal(0, 1.5, rows)
-    frame = pd.DataFrame(
+    risk = (age - 60) / 10 + rng.normal(0, noise, rows)
+    return pd.DataFrame(
         {
             "age": age.round(),
             "sex": rng.choice(["F", "M"], rows),
-            "chd": (risk > np.quantile(risk, 0.85)).astype(int),
+            outcome: (risk > np.quantile(risk, 1 - share)).astype(int),
         }
     )
-    specs = [
+
+
+def _rare_outcome_specs(outcome: str = "died") -> list[ColumnSpec]:
+    return [
         ColumnSpec("age", ColumnKind.NUMERIC),
         ColumnSpec("sex", ColumnKind.CATEGORICAL),
-        ColumnSpec("chd", ColumnKind.BOOLEAN, outcome=True),
+        ColumnSpec(outcome, ColumnKind.BOOLEAN, outcome=True),
     ]
+
+
+def test_tvae_releases_keep_a_rare_outcome() -> None:
+    frame = _rare_outcome_table(800, 0.15, seed=3, outcome="chd", noise=1.5)
+    specs = _rare_outcome_specs("chd")
 
     release = synthesizer_for("tvae", options={"epochs": 15, "batch_size": 200}).fit_sample(
         frame, columns=specs, rows=1000, seed=5, progress=lambda f, stage: None
@@ -354,19 +364,6 @@ def test_tvae_releases_keep_a_rare_outcome() -> None:
     assert 0.07 < share < 0.25, share  # 0.15 in training; the most-likely-value sampler gave ~0
     by_outcome = release.groupby("chd")["age"].mean()
     assert by_outcome[1] > by_outcome[0]  # the outcome still rises with age
-
-
-def _rare_outcome_table(rows: int, share: float, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    age = rng.normal(60, 10, rows)
-    risk = (age - 60) / 10 + rng.normal(0, 1.0, rows)
-    return pd.DataFrame(
-        {
-            "age": age.round(),
-            "sex": rng.choice(["F", "M"], rows),
-            "died": (risk > np.quantile(risk, 1 - share)).astype(int),
-        }
-    )
 
 
 def test_ctgan_training_conditions_half_of_each_batch_on_the_declared_outcome() -> None:
@@ -406,11 +403,7 @@ def test_ctgan_releases_keep_a_rare_outcome_share_and_its_relation() -> None:
     # ctgan's own sampler conditions rows on categories drawn by log frequency: a 6% outcome came
     # out at about 20% here. Conditioned on classes drawn with their training share, it stays 6%.
     frame = _rare_outcome_table(1000, 0.06, seed=3)
-    specs = [
-        ColumnSpec("age", ColumnKind.NUMERIC),
-        ColumnSpec("sex", ColumnKind.CATEGORICAL),
-        ColumnSpec("died", ColumnKind.BOOLEAN, outcome=True),
-    ]
+    specs = _rare_outcome_specs()
 
     release = synthesizer_for("ctgan", options={"epochs": 60, "batch_size": 100}).fit_sample(
         frame, columns=specs, rows=2000, seed=5, progress=lambda f, stage: None

@@ -212,11 +212,11 @@ def _drawn_outputs(raw: Any, spans: list[Any]) -> Any:
 # batch on one discrete column picked uniformly (a 0/1 outcome among six discrete columns: a sixth of
 # the rows), and its sampler conditions generated rows on categories drawn by the log of their
 # frequency, so a 5.7% outcome came out at 12%. On a generated 5,000-row ICU table
-# (bench/clinical_tables.py) three seeds of plain ctgan at 100 epochs trained models scoring real
-# rows at AUC 0.69, 0.32 and 0.61 (0.80 trained on the real rows), the death rate doubled and age's
-# correlation with death (0.20) came out between -0.09 and 0.08. Conditioning half of each batch on
-# the outcome and every sampled row on an outcome class drawn with its training share gave AUCs of
-# 0.85, 0.74 and 0.83 (docs/synthesizers.md).
+# (bench/clinical_tables.py) three seeds of this CTGAN at 100 epochs trained models scoring real rows
+# at AUC 0.51, 0.61 and 0.69 (plain ctgan: 0.69, 0.32, 0.61; 0.80 trained on the real rows), the death
+# rate doubled and age's correlation with death (0.20) came out between -0.09 and 0.08. Conditioning
+# half of each batch on the outcome and every sampled row on an outcome class drawn with its training
+# share gave 0.845, 0.845 and 0.840 (docs/synthesizers.md, docs/benchmarks.md).
 OUTCOME_CONDITION_SHARE = 0.5
 
 
@@ -241,9 +241,10 @@ def emphasise_outcome(model: Any, sampler: Any) -> None:
     """Make `sampler` (ctgan's DataSampler, just built by CTGAN.fit) draw sampling conditions with
     the categories' true shares (_condvec_by_share) and, with a declared outcome, condition
     OUTCOME_CONDITION_SHARE of each training batch's rows on the outcome, its classes chosen as
-    ctgan chooses any column's (log frequency); the rest of the rows keep ctgan's own choice. The generator's
-    conditional loss and the discriminator's (row, condition) pairs then see p(row | outcome class)
-    about three times as often, so the features' relation to the outcome is what it learns best."""
+    ctgan chooses any column's (log frequency); the rest of the rows keep ctgan's own choice. The
+    generator's conditional loss and the discriminator's (row, condition) pairs then see
+    p(row | outcome class) about three times as often, so the features' relation to the outcome is
+    what it learns best."""
     layout = (
         outcome_layout(model._transformer, model.__dict__.get("_outcome")) if sampler is not None else None
     )
@@ -260,8 +261,8 @@ def _condvec_by_share(sampler: Any, batch: int) -> Any:
     """The condition of rows sampled without a declared outcome: a discrete column picked uniformly,
     then a category drawn with its share of the training rows. ctgan's `sample_original_condvec`
     draws categories by the log of their frequency (its training rule), so every generated row
-    conditioned on a column is biased toward its rare categories (sdv-dev/CTGAN#16): a 6% value came
-    out at about 20%. With true shares, a generator that learnt p(row | category) samples p(row)."""
+    conditioned on a column is biased toward its rare categories (sdv-dev/CTGAN#16): a 6% value was
+    drawn for 35% of the rows conditioned on its column. With true shares, a generator that learnt p(row | category) samples p(row)."""
     if sampler._n_discrete_columns == 0:
         return None
     column = np.random.choice(sampler._n_discrete_columns, batch)

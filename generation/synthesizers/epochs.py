@@ -81,6 +81,22 @@ def _hook_transformer(owner: Any, transformer: Any) -> None:
     transformer.fit, transformer.transform = fit_reporting, transform_reporting
 
 
+def hooked_attribute(name: str, on_set: Callable[[Any, Any], None]) -> Any:
+    """A property for an attribute the library assigns inside `fit` (a transformer, a data sampler):
+    the value is kept in the instance's dict and `on_set(instance, value)` runs on each assignment,
+    so a hook is attached to the object the moment the library builds it."""
+    key = f"{name}_value"
+
+    def get(self: Any) -> Any:
+        return self.__dict__.get(key)
+
+    def set_(self: Any, value: Any) -> None:
+        self.__dict__[key] = value
+        on_set(self, value)
+
+    return property(get, set_)
+
+
 class EpochReporting:
     """Mixin placed before the library model class: `class _CTGAN(EpochReporting, CTGAN)`."""
 
@@ -103,23 +119,8 @@ class EpochReporting:
         self.__dict__["_on_stage"] = report
 
     # CTGAN keeps its DataTransformer in `_transformer`, TVAE in `transformer`.
-    @property
-    def _transformer(self) -> Any:
-        return self.__dict__.get("_transformer_value")
-
-    @_transformer.setter
-    def _transformer(self, value: Any) -> None:
-        self.__dict__["_transformer_value"] = value
-        _hook_transformer(self, value)
-
-    @property
-    def transformer(self) -> Any:
-        return self.__dict__.get("transformer_value")
-
-    @transformer.setter
-    def transformer(self, value: Any) -> None:
-        self.__dict__["transformer_value"] = value
-        _hook_transformer(self, value)
+    _transformer = hooked_attribute("_transformer", _hook_transformer)
+    transformer = hooked_attribute("transformer", _hook_transformer)
 
 
 def epoch_progress(

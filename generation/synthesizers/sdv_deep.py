@@ -25,7 +25,14 @@ import numpy as np
 import pandas as pd
 
 from generation.synthesizers.base import ColumnSpec, ProgressFn
-from generation.synthesizers.epochs import EpochFn, EpochReporting, StageFn, StopTraining, epoch_progress
+from generation.synthesizers.epochs import (
+    EpochFn,
+    EpochReporting,
+    StageFn,
+    StopTraining,
+    epoch_progress,
+    hooked_attribute,
+)
 from generation.synthesizers.options import Options, checked_options, int_option
 from generation.synthesizers.sdv_backend import (
     TABLE,
@@ -89,14 +96,7 @@ def _sdv_classes() -> tuple[type, type]:
             self.__dict__["_outcome"] = outcome
 
         # CTGAN.fit builds its DataSampler and assigns it here before the first epoch.
-        @property
-        def _data_sampler(self) -> Any:
-            return self.__dict__.get("_data_sampler_value")
-
-        @_data_sampler.setter
-        def _data_sampler(self, value: Any) -> None:
-            self.__dict__["_data_sampler_value"] = value
-            emphasise_outcome(self, value)
+        _data_sampler = hooked_attribute("_data_sampler", emphasise_outcome)
 
         def sample(self, n: int, condition_column: str | None = None, condition_value: Any = None) -> Any:
             if condition_column is None and self.__dict__.get("_outcome_layout") is not None:
@@ -269,10 +269,16 @@ def _condvec_by_share(sampler: Any, batch: int) -> Any:
     cond = np.zeros((batch, sampler.dim_cond_vec()), dtype="float32")
     for discrete in np.unique(column):
         rows = np.flatnonzero(column == discrete)
-        counts = np.array([len(ids) for ids in sampler._rid_by_cat_cols[discrete]], dtype=float)
-        category = np.random.choice(len(counts), size=len(rows), p=counts / counts.sum())
+        shares = _training_shares(sampler, discrete)
+        category = np.random.choice(len(shares), size=len(rows), p=shares)
         cond[rows, sampler._discrete_column_cond_st[discrete] + category] = 1
     return cond
+
+
+def _training_shares(sampler: Any, discrete: int) -> np.ndarray:
+    """Each category's share of the training rows in ctgan's `discrete`-th discrete column."""
+    counts = np.array([len(ids) for ids in sampler._rid_by_cat_cols[discrete]], dtype=float)
+    return counts / counts.sum()
 
 
 def _outcome_condvec(sampler: Any, original: Any, outcome_id: int, batch: int) -> Any:
@@ -302,9 +308,8 @@ def sample_ctgan_by_outcome(model: Any, samples: int) -> Any:
 
     outcome_id, start, width = model.__dict__["_outcome_layout"]
     sampler = model._data_sampler
-    counts = np.array([len(rows) for rows in sampler._rid_by_cat_cols[outcome_id]], dtype=float)
     steps = samples // model._batch_size + 1
-    classes = np.random.choice(width, size=steps * model._batch_size, p=counts / counts.sum())
+    classes = np.random.choice(width, size=steps * model._batch_size, p=_training_shares(sampler, outcome_id))
     cond = np.zeros((len(classes), sampler.dim_cond_vec()), dtype="float32")
     cond[np.arange(len(classes)), sampler._discrete_column_cond_st[outcome_id] + classes] = 1
     chosen = np.eye(width, dtype="float32")[classes]
